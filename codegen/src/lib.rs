@@ -1,0 +1,1 @@
+//! Weft's service model and code generator.

@@ -1,0 +1,2 @@
+//! The main example (placeholder until the runtime lands).
+fn main() {}

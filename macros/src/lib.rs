@@ -1,0 +1,1 @@
+//! The `#[weft::service]` attribute macro; use it through the `weft` crate.
