@@ -1,0 +1,121 @@
+//! What requests and responses carry at the payload level.
+
+use crate::frame::metadata::{CompositeMetadata, MetadataEntry, MimeType};
+use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Notify;
+
+/// A boxed, sendable future, as handlers return them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A boxed, sendable stream, as handlers return them.
+pub type BoxStream<'a, T> = Pin<Box<dyn futures_core::Stream<Item = T> + Send + 'a>>;
+
+/// One message on a stream: metadata and data.
+///
+/// Empty and absent metadata are the same thing here: RSocket implementations disagree about
+/// when they set the (M) flag, so Weft gives the difference no meaning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Payload {
+    /// Per-message metadata; usually empty.
+    pub metadata: Bytes,
+    /// The message itself.
+    pub data: Bytes,
+}
+
+impl Payload {
+    /// A payload with data and no metadata.
+    pub fn new(data: impl Into<Bytes>) -> Payload {
+        Payload { metadata: Bytes::new(), data: data.into() }
+    }
+}
+
+/// The head of a request: its route and its metadata.
+///
+/// On the requester side, build one with [`Call::new`] and add metadata entries with
+/// [`Call::with_metadata`]; Weft writes the route as the first entry of the request's composite
+/// metadata. On the responder side a handler receives the route and *all* entries the peer
+/// sent, in order, and can learn that the requester cancelled.
+#[derive(Clone, Debug)]
+pub struct Call {
+    route: String,
+    metadata: CompositeMetadata,
+    cancel: CancelSignal,
+}
+
+impl Call {
+    /// A call to `route` (for example `greet.Greeter/SayHello`) without extra metadata.
+    pub fn new(route: impl Into<String>) -> Call {
+        Call { route: route.into(), metadata: CompositeMetadata::default(), cancel: CancelSignal::default() }
+    }
+
+    /// Adds a composite metadata entry.
+    pub fn with_metadata(mut self, mime: MimeType, content: impl Into<Bytes>) -> Call {
+        self.metadata.entries.push(MetadataEntry { mime, content: content.into() });
+        self
+    }
+
+    /// The route.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// The composite metadata: on the requester, the extra entries; on the responder, every
+    /// entry the peer sent (the routing entry included), in wire order.
+    pub fn metadata(&self) -> &CompositeMetadata {
+        &self.metadata
+    }
+
+    /// Whether the requester cancelled this call (or the connection went away).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the requester cancels this call or the connection goes away. A handler's
+    /// own future is dropped then anyway; this is for work it handed to other tasks.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    pub(crate) fn from_parts(route: String, metadata: CompositeMetadata, cancel: CancelSignal) -> Call {
+        Call { route, metadata, cancel }
+    }
+
+    pub(crate) fn into_parts(self) -> (String, CompositeMetadata) {
+        (self.route, self.metadata)
+    }
+}
+
+/// A one-shot signal, fired when a call is cancelled.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CancelSignal(Arc<CancelInner>);
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+impl CancelSignal {
+    pub(crate) fn fire(&self) {
+        self.0.fired.store(true, Ordering::Release);
+        self.0.notify.notify_waiters();
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.0.fired.load(Ordering::Acquire)
+    }
+
+    pub(crate) async fn cancelled(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
