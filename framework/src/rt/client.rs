@@ -1,40 +1,196 @@
-use crate::{Call, Payload, PayloadStream, Status};
-use bytes::Bytes;
+use super::driver::{self, Command, Control, Driver, Handles, Inbound};
+use super::server::NoHandler;
+use super::transport::Transport;
+use crate::conn::{Connection, Kind};
+use crate::frame::metadata::{CompositeMetadata, MetadataEntry, MimeType, RoutingMetadata, well_known};
+use crate::{Call, Config, Payload, PayloadStream, Status};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::fmt;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 
 /// A handle for making requests on one connection. Cheap to clone; every clone shares the
-/// connection, and many calls run on it at once.
-#[derive(Clone, Debug)]
+/// connection, and many calls run on it at once. The connection closes when the last clone
+/// and the last stream obtained from it are dropped, or on [`Client::close`].
+///
+/// ```
+/// # async fn demo() -> Result<(), weft::Status> {
+/// use weft::{Call, Client};
+///
+/// let client = Client::connect("127.0.0.1:7878").await?;
+/// let reply = client.request_response(Call::new("echo.Echo/Unary"), "hi".into()).await?;
+/// println!("{:?}", reply.data);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
 pub struct Client {
-    _todo: (),
+    commands: mpsc::Sender<Command>,
+    handles: Handles,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("closed", &self.handles.closed.borrow().is_some()).finish()
+    }
 }
 
 impl Client {
-    /// Connects over TCP with the default configuration.
-    pub async fn connect(_addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Status> {
-        todo!()
+    /// Connects over TCP with the default [`Config`].
+    pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Status> {
+        Client::connect_with(addr, Config::default()).await
+    }
+
+    /// Connects over TCP with `config`.
+    pub async fn connect_with(addr: impl tokio::net::ToSocketAddrs, config: Config) -> Result<Client, Status> {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot connect: {e}")))?;
+        Ok(Client::over(stream, config))
+    }
+
+    /// Starts the client side of a connection over any [`Transport`] (SETUP is sent at once).
+    /// Must be called within a tokio runtime: the connection's driver is spawned on it.
+    pub fn over<T: Transport>(transport: T, config: Config) -> Client {
+        let conn = Connection::client(config, tokio::time::Instant::now().into_std());
+        let (driver, commands, handles) = Driver::new(conn, transport, Arc::new(NoHandler), None);
+        tokio::spawn(driver.run());
+        Client { commands, handles }
     }
 
     /// Request/response: one request, one response.
-    pub async fn request_response(&self, _call: Call, _data: Bytes) -> Result<Payload, Status> {
-        todo!()
+    pub async fn request_response(&self, call: Call, data: Bytes) -> Result<Payload, Status> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.open(Kind::RequestResponse, call, data, false, Some(Inbound::Single(tx)), None).await?;
+        let guard = CancelOnDrop { id, control: &self.handles.control, armed: true };
+        let result = rx.await.unwrap_or_else(|_| Err(self.closed_status()));
+        guard.disarm();
+        result
     }
 
-    /// Fire-and-forget: resolves once the request is handed to the connection.
-    pub async fn fire_and_forget(&self, _call: Call, _data: Bytes) -> Result<(), Status> {
-        todo!()
+    /// Fire-and-forget: resolves once the request is queued for writing. No reply comes.
+    pub async fn fire_and_forget(&self, call: Call, data: Bytes) -> Result<(), Status> {
+        self.open(Kind::FireAndForget, call, data, false, None, None).await.map(drop)
     }
 
     /// Request/stream: one request, a stream of responses.
-    pub async fn request_stream(&self, _call: Call, _data: Bytes) -> Result<PayloadStream, Status> {
-        todo!()
+    pub async fn request_stream(&self, call: Call, data: Bytes) -> Result<PayloadStream, Status> {
+        let (tx, rx) = mpsc::channel(self.handles.window as usize + 1);
+        let id = self.open(Kind::RequestStream, call, data, false, Some(Inbound::Many(tx)), None).await?;
+        Ok(PayloadStream::new(id, rx, self.handles.clone()))
     }
 
-    /// Channel: a stream of requests each way. The first item of `messages` rides in the
-    /// REQUEST_CHANNEL frame.
-    pub async fn request_channel<S>(&self, _call: Call, _messages: S) -> Result<PayloadStream, Status>
+    /// Channel: a stream of messages each way.
+    ///
+    /// The first item of `messages` rides in the REQUEST_CHANNEL frame, so this waits for it;
+    /// if `messages` ends before yielding one, the channel opens with an empty first message
+    /// that is also the last (RSocket has no channel without a first message). Later items are
+    /// sent as the responder grants credit: `messages` is not polled while it has granted none.
+    pub async fn request_channel<S>(&self, call: Call, messages: S) -> Result<PayloadStream, Status>
     where
         S: futures_core::Stream<Item = Payload> + Send + 'static,
     {
-        todo!()
+        let mut messages = Box::pin(messages);
+        let (first, complete) = match messages.next().await {
+            Some(first) => (first, false),
+            None => (Payload::default(), true),
+        };
+        if !first.metadata.is_empty() {
+            // The first message's metadata slot holds the call's composite metadata.
+            return Err(Status::invalid_argument("the first message of a channel cannot carry its own metadata"));
+        }
+        let (tx, rx) = mpsc::channel(self.handles.window as usize + 1);
+        let rest = messages.map(Ok);
+        let id = self
+            .open(Kind::Channel, call, first.data, complete, Some(Inbound::Many(tx)), Some(Box::pin(rest)))
+            .await?;
+        Ok(PayloadStream::new(id, rx, self.handles.clone()))
+    }
+
+    /// Closes the connection: in-flight calls fail with `UNAVAILABLE`.
+    pub fn close(&self) {
+        let _ = self.handles.control.send(Control::Close { graceful: false });
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.handles.closed.borrow().is_some()
+    }
+
+    /// Resolves when the connection closes, with the reason.
+    pub async fn closed(&self) -> String {
+        let mut rx = self.handles.closed.clone();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return "the connection is closed".to_owned();
+            }
+        }
+    }
+
+    fn closed_status(&self) -> Status {
+        Status::unavailable(driver::closed_reason(&self.handles))
+    }
+
+    async fn open(
+        &self,
+        kind: Kind,
+        call: Call,
+        data: Bytes,
+        complete: bool,
+        inbound: Option<Inbound>,
+        outbound: Option<crate::BoxStream<'static, Result<Payload, Status>>>,
+    ) -> Result<u32, Status> {
+        let metadata = request_metadata(call)?;
+        let (opened, rx) = oneshot::channel();
+        let command = Command::Open { kind, metadata, data, complete, inbound, outbound, opened };
+        if self.commands.send(command).await.is_err() {
+            return Err(self.closed_status());
+        }
+        rx.await.unwrap_or_else(|_| Err(self.closed_status()))
+    }
+}
+
+/// Encodes a call's composite metadata: the route first, then the call's own entries.
+fn request_metadata(call: Call) -> Result<Bytes, Status> {
+    let (route, extra) = call.into_parts();
+    if route.is_empty() || route.len() > 255 {
+        return Err(Status::invalid_argument(format!(
+            "a route must be 1 to 255 bytes long, `{route}` is {}",
+            route.len()
+        )));
+    }
+    let mut routing = BytesMut::with_capacity(route.len() + 1);
+    RoutingMetadata { tags: vec![route] }.encode(&mut routing);
+    let mut metadata = CompositeMetadata {
+        entries: Vec::with_capacity(1 + extra.entries.len()),
+    };
+    metadata.entries.push(MetadataEntry { mime: MimeType::WellKnown(well_known::ROUTING), content: routing.freeze() });
+    metadata.entries.extend(extra.entries);
+    let mut out = BytesMut::with_capacity(metadata.encoded_len());
+    metadata.encode(&mut out);
+    Ok(out.freeze())
+}
+
+/// Cancels a request/response whose caller stopped waiting.
+struct CancelOnDrop<'a> {
+    id: u32,
+    control: &'a mpsc::UnboundedSender<Control>,
+    armed: bool,
+}
+
+impl CancelOnDrop<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.control.send(Control::Cancel(self.id));
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! The tokio runtime layer: the connection driver, the client handle, the server.
-//! (STUB: signatures are the contract for the typed layer; bodies come with the connection.)
+//! The tokio layer: the connection driver, the client handle, the server, transports.
 
 pub(crate) mod client;
+pub(crate) mod driver;
 pub(crate) mod server;
 pub(crate) mod stream;
+pub(crate) mod transport;

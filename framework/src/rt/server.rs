@@ -1,13 +1,22 @@
-use crate::{BoxFuture, BoxStream, Call, Client, Payload, PayloadStream, Status};
+use super::driver::Driver;
+use super::transport::Transport;
+use crate::conn::Connection;
+use crate::{BoxFuture, BoxStream, Call, Client, Config, Payload, PayloadStream, Status};
 use bytes::Bytes;
+use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Answers requests at the payload level. Generated servers implement it; so can hand-written
 /// handlers. Every method has a default that answers `UNIMPLEMENTED`.
 ///
 /// Returned futures and streams are `'static` because each call runs in its own task; they are
-/// dropped when the requester cancels.
+/// dropped when the requester cancels. A stream is polled only while the requester has granted
+/// credit.
 pub trait Handler: Send + Sync + 'static {
     /// Request/response.
     fn request_response(&self, call: Call, _data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
@@ -44,28 +53,142 @@ pub trait Service: Handler {
     fn routes(&self) -> &'static [&'static str];
 }
 
+/// The handler of a side that serves nothing (a plain client).
+pub(crate) struct NoHandler;
+
+impl Handler for NoHandler {}
+
+/// Dispatches each request to the service that registered its route.
+#[derive(Default)]
+struct Router {
+    routes: HashMap<&'static str, Arc<dyn Handler>>,
+}
+
+impl Router {
+    fn get(&self, call: &Call) -> Option<&Arc<dyn Handler>> {
+        self.routes.get(call.route())
+    }
+}
+
+impl Handler for Router {
+    fn request_response(&self, call: Call, data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+        match self.get(&call) {
+            Some(h) => h.request_response(call, data),
+            None => NoHandler.request_response(call, data),
+        }
+    }
+
+    fn fire_and_forget(&self, call: Call, data: Bytes) -> BoxFuture<'static, ()> {
+        match self.get(&call) {
+            Some(h) => h.fire_and_forget(call, data),
+            None => NoHandler.fire_and_forget(call, data),
+        }
+    }
+
+    fn request_stream(&self, call: Call, data: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
+        match self.get(&call) {
+            Some(h) => h.request_stream(call, data),
+            None => NoHandler.request_stream(call, data),
+        }
+    }
+
+    fn request_channel(&self, call: Call, messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
+        match self.get(&call) {
+            Some(h) => h.request_channel(call, messages),
+            None => NoHandler.request_channel(call, messages),
+        }
+    }
+}
+
 /// Builds a [`Server`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ServerBuilder {
-    _todo: (),
+    router: Router,
+    config: Config,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut routes: Vec<_> = self.router.routes.keys().collect();
+        routes.sort();
+        f.debug_struct("ServerBuilder").field("routes", &routes).field("config", &self.config).finish()
+    }
 }
 
 impl ServerBuilder {
     /// Serves every route of `service`.
-    pub fn add_service<S: Service>(self, _service: S) -> ServerBuilder {
-        todo!()
+    ///
+    /// # Panics
+    /// If another service already serves one of its routes: two handlers for one route is a
+    /// wiring mistake better caught at start-up than by a caller.
+    pub fn add_service<S: Service>(self, service: S) -> ServerBuilder {
+        let routes = service.routes();
+        self.add_handler(routes, service)
+    }
+
+    /// Serves `routes` with a hand-written [`Handler`].
+    ///
+    /// # Panics
+    /// As [`ServerBuilder::add_service`].
+    pub fn add_handler(mut self, routes: &'static [&'static str], handler: impl Handler) -> ServerBuilder {
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        for route in routes {
+            if self.router.routes.insert(route, handler.clone()).is_some() {
+                panic!("two services serve the route `{route}`");
+            }
+        }
+        self
+    }
+
+    /// Connection settings for every connection the server accepts.
+    pub fn config(mut self, config: Config) -> ServerBuilder {
+        self.config = config;
+        self
     }
 
     /// Builds the server.
     pub fn build(self) -> Server {
-        todo!()
+        Server { inner: Arc::new(Inner { router: self.router, config: self.config }) }
     }
 }
 
+struct Inner {
+    router: Router,
+    config: Config,
+}
+
 /// A set of services ready to serve connections. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Server {
-    _todo: Arc<()>,
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server").field("routes", &self.inner.router.routes.len()).finish()
+    }
+}
+
+/// The router as the handler of every connection; wraps the shared server so that
+/// connections share one route table.
+struct Shared(Arc<Inner>);
+
+impl Handler for Shared {
+    fn request_response(&self, call: Call, data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+        self.0.router.request_response(call, data)
+    }
+
+    fn fire_and_forget(&self, call: Call, data: Bytes) -> BoxFuture<'static, ()> {
+        self.0.router.fire_and_forget(call, data)
+    }
+
+    fn request_stream(&self, call: Call, data: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
+        self.0.router.request_stream(call, data)
+    }
+
+    fn request_channel(&self, call: Call, messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
+        self.0.router.request_channel(call, messages)
+    }
 }
 
 impl Server {
@@ -75,31 +198,95 @@ impl Server {
     }
 
     /// Binds a TCP listener and serves every connection it accepts, in a background task.
-    pub async fn bind(&self, _addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<RunningServer> {
-        todo!()
+    pub async fn bind(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<RunningServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let task = tokio::spawn(accept(self.clone(), listener, shutdown_rx));
+        Ok(RunningServer { local_addr, shutdown, task: Some(task) })
+    }
+
+    /// Serves one connection over `transport` until it closes.
+    pub async fn serve_connection<T: Transport>(&self, transport: T) {
+        self.serve(transport, None).await
     }
 
     /// Serves one in-memory connection and returns a client for it: no sockets at all.
     pub async fn connect_in_memory(&self) -> Result<Client, Status> {
-        todo!()
+        self.connect_in_memory_with(Config::default())
+    }
+
+    /// [`Server::connect_in_memory`] with the client's own configuration.
+    pub fn connect_in_memory_with(&self, config: Config) -> Result<Client, Status> {
+        let (client_end, server_end) = tokio::io::duplex(256 * 1024);
+        tokio::spawn(self.clone().serve_owned(server_end));
+        Ok(Client::over(client_end, config))
+    }
+
+    async fn serve_owned<T: Transport>(self, transport: T) {
+        self.serve(transport, None).await
+    }
+
+    async fn serve<T: Transport>(&self, transport: T, shutdown: Option<watch::Receiver<bool>>) {
+        let conn = Connection::server(self.inner.config.clone(), tokio::time::Instant::now().into_std());
+        let handler = Arc::new(Shared(self.inner.clone()));
+        let (driver, commands, _handles) = Driver::new(conn, transport, handler, shutdown);
+        // The server side's command sender stays alive with the connection: a server
+        // connection ends when the peer or a shutdown ends it, not when handles go away.
+        let _keep = commands;
+        driver.run().await;
     }
 }
 
-/// A server accepting connections in the background.
+async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _peer)) = accepted {
+                    let server = server.clone();
+                    let shutdown = shutdown.clone();
+                    connections.spawn(async move { server.serve(stream, Some(shutdown)).await });
+                }
+                // An accept error (out of file descriptors, a connection reset before it was
+                // accepted) concerns one connection; the listener carries on.
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    // Each connection saw the same signal and drains within the grace period.
+    while connections.join_next().await.is_some() {}
+}
+
+/// A server accepting connections in the background. Dropping it shuts it down as
+/// [`RunningServer::shutdown`] does, without waiting.
 #[derive(Debug)]
 pub struct RunningServer {
-    _todo: (),
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        todo!()
+        self.local_addr
     }
 
-    /// Stops accepting, lets in-flight streams finish within the configured grace period, then
-    /// closes every connection.
-    pub async fn shutdown(self) {
-        todo!()
+    /// Stops accepting, lets in-flight streams finish within the configured grace period
+    /// (new requests are refused meanwhile), then closes every connection.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
     }
 }

@@ -1,0 +1,982 @@
+//! The connection state machine: sans-IO, no clock.
+//!
+//! A [`Connection`] is one side of an RSocket connection. It performs no IO and reads no clock:
+//! the driver feeds it
+//!
+//! 1. input: [`Connection::handle_frame`] for every frame read, [`Connection::handle_decode_error`]
+//!    for every frame that failed to decode, [`Connection::handle_timeout`] when the deadline
+//!    from [`Connection::poll_timeout`] passes;
+//! 2. commands from the application: [`Connection::open`], [`Connection::send_next`],
+//!    [`Connection::send_complete`], [`Connection::send_error`], [`Connection::cancel`],
+//!    [`Connection::consumed`], [`Connection::close`];
+//!
+//! and after each call drains
+//!
+//! 3. output: [`Connection::poll_transmit`] (frames to write, in order),
+//!    [`Connection::poll_event`] (what the application must learn), and
+//!    [`Connection::poll_timeout`] (when to call `handle_timeout` next).
+//!
+//! Either side is requester and responder at once: the client opens odd stream ids, the server
+//! even ones (Protocol.md, "Stream Identifiers"), so the [`Side`] decides who owns a stream.
+//!
+//! # Which errors close what
+//!
+//! The rule, applied in [`Connection::handle_decode_error`] and the `handle_*` methods:
+//!
+//! * **Connection errors** — the peer broke framing or the connection's own protocol: a frame
+//!   that cannot be decoded and does not name a stream, a frame type it must not send here, a
+//!   request before SETUP, a bad SETUP, a request on a stream id of the wrong parity, silence
+//!   beyond the max lifetime. Answer: ERROR on stream 0 (CONNECTION_ERROR, or the SETUP codes),
+//!   then close; every open stream fails.
+//! * **Stream errors** — the frame was framed correctly and names a stream, but is malformed,
+//!   exceeds the credit granted, or reassembles beyond the size limit. Answer: that stream alone
+//!   ends (ERROR[INVALID] when this side responds on it, CANCEL when this side requested it);
+//!   every other stream and the connection carry on.
+//! * **Ignored** — what Protocol.md's "Handling the Unexpected" says to ignore: frames for
+//!   unknown streams, a request on a stream id in use, an ignorable unknown frame type, a
+//!   second SETUP, METADATA_PUSH on a non-zero stream, SETUP errors after establishment.
+
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use crate::config::Config;
+use crate::frame::metadata::COMPOSITE_METADATA_MIME;
+use crate::frame::{
+    self, Cancel, DecodeError, ErrorCode, ErrorFrame, Frame, FrameType, HEADER_SIZE, Keepalive, MAX_U31,
+    PayloadFrame, RequestChannel, RequestN, RequestStream, Setup, VERSION,
+};
+use bytes::{Bytes, BytesMut};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+use stream::{Half, Reassembly, Role, Stream};
+
+/// Which end of the connection this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The side that connected and sent SETUP; opens odd stream ids.
+    Client,
+    /// The side that accepted; opens even stream ids.
+    Server,
+}
+
+/// The interaction model of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// REQUEST_RESPONSE.
+    RequestResponse,
+    /// REQUEST_FNF.
+    FireAndForget,
+    /// REQUEST_STREAM.
+    RequestStream,
+    /// REQUEST_CHANNEL.
+    Channel,
+}
+
+/// What the application must learn from the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Server: the client's SETUP was accepted.
+    SetupAccepted(Box<Setup>),
+    /// The peer opened a stream (reassembled if it was fragmented).
+    Request {
+        /// The new stream.
+        stream_id: u32,
+        /// Its interaction model.
+        kind: Kind,
+        /// The request's metadata (empty if absent).
+        metadata: Bytes,
+        /// The request's data; for a channel, its first message.
+        data: Bytes,
+        /// Channel only: the requester sent (C) with its first message, so no more follow.
+        complete: bool,
+        /// Request/stream and channel: the credit the requester granted this side.
+        initial_n: u32,
+    },
+    /// A message on a stream this side reads from.
+    Next {
+        /// The stream.
+        stream_id: u32,
+        /// Metadata (empty if absent).
+        metadata: Bytes,
+        /// Data.
+        data: Bytes,
+    },
+    /// The peer completed its direction of a stream.
+    Complete {
+        /// The stream.
+        stream_id: u32,
+    },
+    /// The stream ended in error: sent by the peer, or detected here (see the module doc).
+    /// The stream is gone.
+    Error {
+        /// The stream.
+        stream_id: u32,
+        /// The error code (APPLICATION_ERROR, REJECTED, CANCELED, INVALID, ...).
+        code: ErrorCode,
+        /// The message.
+        message: String,
+    },
+    /// The peer cancelled: as the stream's responder this side must stop and forget it; as a
+    /// channel's requester it must stop sending (the responder no longer reads).
+    Cancelled {
+        /// The stream.
+        stream_id: u32,
+    },
+    /// The peer granted `n` more messages on a stream this side writes to.
+    RequestN {
+        /// The stream.
+        stream_id: u32,
+        /// Additional credit.
+        n: u32,
+    },
+    /// The peer pushed connection metadata.
+    MetadataPush(Bytes),
+    /// The connection is over; every stream still open has failed. The last event.
+    Closed(CloseReason),
+}
+
+/// Why a connection closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// This side closed it on purpose.
+    Local,
+    /// The peer closed the transport, or sent ERROR[CONNECTION_CLOSE].
+    PeerClosed,
+    /// The peer sent a connection-level ERROR.
+    PeerError {
+        /// The code.
+        code: ErrorCode,
+        /// The peer's message.
+        message: String,
+    },
+    /// This side found the peer at fault and sent ERROR on stream 0.
+    ProtocolError {
+        /// The code sent.
+        code: ErrorCode,
+        /// The message sent.
+        message: String,
+    },
+    /// Nothing arrived from the peer within the max lifetime.
+    KeepaliveTimeout(Duration),
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Local => f.write_str("connection closed locally"),
+            CloseReason::PeerClosed => f.write_str("connection closed by the peer"),
+            CloseReason::PeerError { code, message } => {
+                write!(f, "peer closed the connection with {}: {message}", code_name(*code))
+            }
+            CloseReason::ProtocolError { code, message } => {
+                write!(f, "connection closed after a protocol error ({}): {message}", code_name(*code))
+            }
+            CloseReason::KeepaliveTimeout(d) => {
+                write!(f, "no frame from the peer for {} ms (keepalive max lifetime)", d.as_millis())
+            }
+        }
+    }
+}
+
+fn code_name(code: ErrorCode) -> String {
+    code.name().map_or_else(|| format!("error 0x{:x}", code.0), str::to_owned)
+}
+
+/// A command that cannot be carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    /// The connection is closed, or closing and refusing new streams.
+    Closed,
+    /// No stream id is left (the 31-bit space is used up); open a new connection.
+    StreamIdsExhausted,
+    /// The stream does not exist (any more) or this side may not do that on it.
+    NoSuchStream(u32),
+    /// The peer has granted no credit for another message.
+    NoCredit(u32),
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Closed => f.write_str("the connection is closed"),
+            CommandError::StreamIdsExhausted => f.write_str("no stream ids left on this connection"),
+            CommandError::NoSuchStream(id) => write!(f, "stream {id} is not open for that"),
+            CommandError::NoCredit(id) => write!(f, "stream {id}: the peer granted no credit"),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Server before SETUP.
+    AwaitingSetup,
+    Open,
+    /// No new streams; closes once the last stream ends.
+    Draining,
+    Closed,
+}
+
+/// One side of an RSocket connection. See the [module docs](self).
+#[derive(Debug)]
+pub struct Connection {
+    side: Side,
+    config: Config,
+    state: State,
+    streams: HashMap<u32, Stream>,
+    /// Streams the peer opened that are still live, for the concurrency limit.
+    peer_streams: usize,
+    next_stream_id: u32,
+    /// Highest stream id the peer has used; requests on ids at or below it that are not live
+    /// are stale (reused ids are not supported) and ignored.
+    transmit: VecDeque<Frame>,
+    events: VecDeque<Event>,
+    keepalive_interval: Duration,
+    max_lifetime: Duration,
+    last_received: Instant,
+    next_keepalive: Option<Instant>,
+    setup_deadline: Option<Instant>,
+    /// Client: the server has sent something, so SETUP was accepted (Protocol.md: errors with
+    /// SETUP codes are ignored after that).
+    peer_confirmed: bool,
+}
+
+impl Connection {
+    /// The client side. SETUP is queued at once, so requests may follow it immediately.
+    pub fn client(config: Config, now: Instant) -> Connection {
+        let mut conn = Connection::new(Side::Client, config, now);
+        let setup = Setup {
+            version: VERSION,
+            keepalive_interval: millis(conn.config.keepalive_interval),
+            max_lifetime: millis(conn.config.max_lifetime),
+            resume_token: None,
+            lease: false,
+            metadata_mime: COMPOSITE_METADATA_MIME.to_owned(),
+            data_mime: conn.config.data_mime.clone(),
+            payload: frame::Payload::default(),
+        };
+        conn.transmit.push_back(Frame::Setup(setup));
+        conn.state = State::Open;
+        conn.next_keepalive = Some(now + conn.keepalive_interval);
+        conn
+    }
+
+    /// The server side; it waits for SETUP.
+    pub fn server(config: Config, now: Instant) -> Connection {
+        let mut conn = Connection::new(Side::Server, config, now);
+        conn.setup_deadline = Some(now + conn.config.setup_timeout);
+        conn
+    }
+
+    fn new(side: Side, config: Config, now: Instant) -> Connection {
+        Connection {
+            side,
+            keepalive_interval: config.keepalive_interval,
+            max_lifetime: config.max_lifetime,
+            config,
+            state: State::AwaitingSetup,
+            streams: HashMap::new(),
+            peer_streams: 0,
+            next_stream_id: if side == Side::Client { 1 } else { 2 },
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            last_received: now,
+            next_keepalive: None,
+            setup_deadline: None,
+            peer_confirmed: false,
+        }
+    }
+
+    /// Which side this is.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the connection has closed (the [`Event::Closed`] was queued).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether stream `id` is live.
+    pub fn contains(&self, id: u32) -> bool {
+        self.streams.contains_key(&id)
+    }
+
+    /// Number of live streams, both directions.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    // ---- output -------------------------------------------------------------------------
+
+    /// The next frame to write.
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Connection::handle_timeout`] must be called next; `None` once closed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let lifetime = match self.state {
+            State::AwaitingSetup => None,
+            _ => Some(self.last_received + self.max_lifetime),
+        };
+        [lifetime, self.next_keepalive, self.setup_deadline].into_iter().flatten().min()
+    }
+
+    // ---- input --------------------------------------------------------------------------
+
+    /// Timers: keepalive sending, max-lifetime and setup timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Some(deadline) = self.setup_deadline
+            && now >= deadline
+        {
+            let message = format!("no SETUP within {} ms", self.config.setup_timeout.as_millis());
+            return self.connection_error(ErrorCode::INVALID_SETUP, message);
+        }
+        if self.state != State::AwaitingSetup && now >= self.last_received + self.max_lifetime {
+            self.transmit.push_back(error_frame(
+                0,
+                ErrorCode::CONNECTION_ERROR,
+                format!("no frame received for {} ms", self.max_lifetime.as_millis()),
+            ));
+            return self.terminate(CloseReason::KeepaliveTimeout(self.max_lifetime));
+        }
+        if let Some(at) = self.next_keepalive
+            && now >= at
+        {
+            // The client sends KEEPALIVE every interval whatever other traffic there is: some
+            // implementations close connections that send none even while busy.
+            self.transmit.push_back(Frame::Keepalive(Keepalive {
+                respond: true,
+                last_received_position: 0,
+                data: Bytes::new(),
+            }));
+            let next = at + self.keepalive_interval;
+            self.next_keepalive = Some(if next <= now { now + self.keepalive_interval } else { next });
+        }
+    }
+
+    /// A frame that failed to decode. See the module doc for which errors close what.
+    pub fn handle_decode_error(&mut self, error: &DecodeError, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.last_received = now;
+        if error.is_ignorable() {
+            return;
+        }
+        let stream_id = error.stream_id.unwrap_or(0);
+        let stream_frame = matches!(
+            error.frame_type,
+            Some(
+                FrameType::RequestResponse
+                    | FrameType::RequestFnf
+                    | FrameType::RequestStream
+                    | FrameType::RequestChannel
+                    | FrameType::RequestN
+                    | FrameType::Cancel
+                    | FrameType::Payload
+                    | FrameType::Error
+            )
+        );
+        if stream_id == 0 || !stream_frame || self.state == State::AwaitingSetup {
+            return self.connection_error(ErrorCode::CONNECTION_ERROR, error.to_string());
+        }
+        if self.streams.contains_key(&stream_id) {
+            self.stream_protocol_error(stream_id, error.to_string());
+        } else if is_request_type(error.frame_type) && !self.is_local_id(stream_id) {
+            // A malformed request: refuse that stream only.
+            self.transmit.push_back(error_frame(stream_id, ErrorCode::INVALID, error.to_string()));
+        }
+        // Anything else names a stream that does not exist: ignored, as for a valid frame.
+    }
+
+    /// A frame read from the peer.
+    pub fn handle_frame(&mut self, frame: Frame, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.last_received = now;
+        if self.state == State::AwaitingSetup {
+            return self.handle_setup_phase(frame);
+        }
+        if self.side == Side::Client && !matches!(frame, Frame::Error(ErrorFrame { stream_id: 0, .. })) {
+            self.peer_confirmed = true;
+        }
+        match frame {
+            Frame::Setup(_) => {
+                // Protocol.md: a server ignores a SETUP after accepting one; a client ignores
+                // any SETUP.
+            }
+            Frame::Resume(_) | Frame::ResumeOk(_) => {
+                self.connection_error(ErrorCode::CONNECTION_ERROR, "resumption is not supported on this connection")
+            }
+            Frame::Lease(_) => {
+                // Leasing was not negotiated (SETUP never sets L); a LEASE changes nothing.
+            }
+            Frame::Keepalive(k) => {
+                if k.respond {
+                    self.transmit.push_back(Frame::Keepalive(Keepalive {
+                        respond: false,
+                        last_received_position: 0,
+                        data: k.data,
+                    }));
+                }
+            }
+            Frame::MetadataPush(m) => self.events.push_back(Event::MetadataPush(m.metadata)),
+            Frame::Ext(_) => {
+                // No extension is understood. An EXT without (I) may be answered with
+                // CONNECTION_ERROR (Protocol.md, "Handling Ignore Flag"); staying up is the
+                // lenient choice and harms nothing, since its content is never acted on.
+            }
+            Frame::Error(e) => self.handle_error(e),
+            Frame::RequestResponse(r) => self.handle_request(r.stream_id, Kind::RequestResponse, r.follows, 0, false, r.payload),
+            Frame::RequestFnf(r) => self.handle_request(r.stream_id, Kind::FireAndForget, r.follows, 0, false, r.payload),
+            Frame::RequestStream(r) => {
+                self.handle_request(r.stream_id, Kind::RequestStream, r.follows, r.initial_n, false, r.payload)
+            }
+            Frame::RequestChannel(r) => {
+                self.handle_request(r.stream_id, Kind::Channel, r.follows, r.initial_n, r.complete, r.payload)
+            }
+            Frame::RequestN(r) => self.handle_request_n(r),
+            Frame::Cancel(c) => self.handle_cancel(c.stream_id),
+            Frame::Payload(p) => self.handle_payload(p),
+        }
+    }
+
+    fn handle_setup_phase(&mut self, frame: Frame) {
+        let setup = match frame {
+            Frame::Setup(setup) => setup,
+            Frame::Resume(_) => {
+                return self.connection_error(ErrorCode::REJECTED_RESUME, "resumption is not supported");
+            }
+            other => {
+                let message = format!("expected SETUP as the first frame, got {:?}", other.frame_type());
+                return self.connection_error(ErrorCode::INVALID_SETUP, message);
+            }
+        };
+        let rejection = if setup.version.major != VERSION.major {
+            Some((
+                ErrorCode::UNSUPPORTED_SETUP,
+                format!("unsupported protocol version {}.{}; this server speaks 1.0", setup.version.major, setup.version.minor),
+            ))
+        } else if setup.resume_token.is_some() {
+            // Protocol.md: a server that does not resume MUST reject R with REJECTED_SETUP.
+            Some((ErrorCode::REJECTED_SETUP, "resumption is not supported".to_owned()))
+        } else if setup.lease {
+            Some((ErrorCode::UNSUPPORTED_SETUP, "leasing is not supported".to_owned()))
+        } else if setup.metadata_mime != COMPOSITE_METADATA_MIME {
+            Some((
+                ErrorCode::UNSUPPORTED_SETUP,
+                format!("metadata MIME type must be {COMPOSITE_METADATA_MIME}, got {}", setup.metadata_mime),
+            ))
+        } else if setup.keepalive_interval == 0 || setup.max_lifetime == 0 {
+            Some((ErrorCode::INVALID_SETUP, "keepalive interval and max lifetime must be > 0".to_owned()))
+        } else {
+            None
+        };
+        if let Some((code, message)) = rejection {
+            return self.connection_error(code, message);
+        }
+        // The client's max lifetime bounds how long it may stay silent. Its interval is only
+        // advisory (one implementation announces twice what it sends), so it is not used.
+        self.max_lifetime = Duration::from_millis(u64::from(setup.max_lifetime));
+        self.setup_deadline = None;
+        self.state = State::Open;
+        self.events.push_back(Event::SetupAccepted(Box::new(setup)));
+    }
+
+    fn handle_error(&mut self, e: ErrorFrame) {
+        if e.stream_id == 0 {
+            if self.side == Side::Server && e.code.is_connection_error() && e.code.0 <= 4 {
+                // Protocol.md: a server ignores SETUP and RESUME errors.
+                return;
+            }
+            if self.side == Side::Client && e.code.0 <= 4 && self.peer_confirmed {
+                return;
+            }
+            let reason = if e.code == ErrorCode::CONNECTION_CLOSE {
+                CloseReason::PeerClosed
+            } else {
+                CloseReason::PeerError { code: e.code, message: e.message().into_owned() }
+            };
+            return self.terminate(reason);
+        }
+        if self.remove_stream(e.stream_id).is_some() {
+            self.events.push_back(Event::Error { stream_id: e.stream_id, code: e.code, message: e.message().into_owned() });
+        }
+    }
+
+    fn handle_request(&mut self, id: u32, kind: Kind, follows: bool, initial_n: u32, complete: bool, payload: frame::Payload) {
+        if self.is_local_id(id) {
+            return self.connection_error(
+                ErrorCode::CONNECTION_ERROR,
+                format!("request on stream {id}, an id only this side may open ({:?} ids are {})", self.side, if self.side == Side::Client { "odd" } else { "even" }),
+            );
+        }
+        if self.streams.contains_key(&id) {
+            // Protocol.md: a request on a stream id in use is ignored.
+            return;
+        }
+        if self.state == State::Draining {
+            self.transmit.push_back(error_frame(id, ErrorCode::REJECTED, "the connection is closing"));
+            return;
+        }
+        if self.peer_streams >= self.config.max_concurrent_streams {
+            let message = format!("too many concurrent streams (limit {})", self.config.max_concurrent_streams);
+            self.transmit.push_back(error_frame(id, ErrorCode::REJECTED, message));
+            return;
+        }
+        if kind == Kind::FireAndForget && !follows {
+            let (metadata, data) = (payload.metadata.unwrap_or_default(), payload.data);
+            self.events.push_back(Event::Request { stream_id: id, kind, metadata, data, complete: false, initial_n: 0 });
+            return;
+        }
+        let mut stream = Stream::responder(kind, initial_n, complete);
+        self.peer_streams += 1;
+        if follows {
+            let mut reassembly = Reassembly::default();
+            if let Err(message) = reassembly.push(&payload, self.config.max_message_size) {
+                self.streams.insert(id, stream);
+                return self.stream_protocol_error(id, message);
+            }
+            stream.reassembly = Some(reassembly);
+            stream.pending_request = true;
+            self.streams.insert(id, stream);
+            return;
+        }
+        self.streams.insert(id, stream);
+        self.emit_request(id, payload.metadata.unwrap_or_default(), payload.data);
+    }
+
+    /// Emits a (reassembled) request and does what opening a responder stream requires.
+    fn emit_request(&mut self, id: u32, metadata: Bytes, data: Bytes) {
+        let Some(stream) = self.streams.get_mut(&id) else { return };
+        stream.pending_request = false;
+        let kind = stream.kind;
+        let complete = stream.inbound == Half::Closed;
+        let initial_n = u32::try_from(stream.out_credit).unwrap_or(MAX_U31);
+        if kind == Kind::FireAndForget {
+            self.streams.remove(&id);
+            self.peer_streams -= 1;
+        } else if kind == Kind::Channel && !complete {
+            // Protocol.md: a responder MUST answer REQUEST_CHANNEL with REQUEST_N. The first
+            // message came inside the request, so the window is granted on top of it.
+            let window = self.config.inbound_window;
+            stream.grant(window);
+            self.transmit.push_back(Frame::RequestN(RequestN { stream_id: id, n: window }));
+        }
+        self.events.push_back(Event::Request { stream_id: id, kind, metadata, data, complete, initial_n });
+    }
+
+    fn handle_request_n(&mut self, r: RequestN) {
+        let Some(stream) = self.streams.get_mut(&r.stream_id) else { return };
+        if stream.outbound != Half::Open || r.n == 0 {
+            return;
+        }
+        stream.out_credit = stream.out_credit.saturating_add(u64::from(r.n));
+        self.events.push_back(Event::RequestN { stream_id: r.stream_id, n: r.n });
+    }
+
+    fn handle_cancel(&mut self, id: u32) {
+        let Some(stream) = self.streams.get_mut(&id) else { return };
+        match stream.role {
+            Role::Responder => {
+                self.remove_stream(id);
+                self.events.push_back(Event::Cancelled { stream_id: id });
+            }
+            Role::Requester => {
+                // A channel's responder stops reading (rsocket-java does this): stop sending.
+                if stream.outbound == Half::Open {
+                    stream.outbound = Half::Closed;
+                    self.events.push_back(Event::Cancelled { stream_id: id });
+                    self.reap(id);
+                }
+            }
+        }
+    }
+
+    fn handle_payload(&mut self, p: PayloadFrame) {
+        let id = p.stream_id;
+        let max = self.config.max_message_size;
+        let Some(stream) = self.streams.get_mut(&id) else { return };
+        if let Some(reassembly) = stream.reassembly.as_mut() {
+            if let Err(message) = reassembly.push(&p.payload, max) {
+                return self.stream_protocol_error(id, message);
+            }
+            // Protocol.md: a PAYLOAD with both F and C ignores F.
+            if p.follows && !p.complete {
+                return;
+            }
+            let (metadata, data) = stream.reassembly.take().map(Reassembly::finish).unwrap_or_default();
+            if stream.pending_request {
+                if p.complete && stream.kind == Kind::Channel {
+                    stream.inbound = Half::Closed;
+                }
+                return self.emit_request(id, metadata, data);
+            }
+            return self.deliver(id, true, p.complete, metadata, data);
+        }
+        if stream.inbound != Half::Open || stream.pending_request {
+            return;
+        }
+        if p.follows && !p.complete {
+            let mut reassembly = Reassembly::default();
+            if let Err(message) = reassembly.push(&p.payload, max) {
+                return self.stream_protocol_error(id, message);
+            }
+            stream.reassembly = Some(reassembly);
+            return;
+        }
+        let metadata = p.payload.metadata.unwrap_or_default();
+        self.deliver(id, p.next, p.complete, metadata, p.payload.data)
+    }
+
+    /// Delivers a whole inbound message and/or completion on `id`.
+    fn deliver(&mut self, id: u32, next: bool, complete: bool, metadata: Bytes, data: Bytes) {
+        let Some(stream) = self.streams.get_mut(&id) else { return };
+        if stream.kind == Kind::RequestResponse {
+            // Protocol.md: a request/response PAYLOAD without C counts as complete. A C-only
+            // PAYLOAD is an empty response (the Python implementation answers empty data so).
+            self.remove_stream(id);
+            self.events.push_back(Event::Next { stream_id: id, metadata, data });
+            self.events.push_back(Event::Complete { stream_id: id });
+            return;
+        }
+        if next {
+            if stream.in_outstanding == 0 {
+                return self.stream_protocol_error(id, "the peer sent a message beyond the credit granted".to_owned());
+            }
+            stream.in_outstanding -= 1;
+            self.events.push_back(Event::Next { stream_id: id, metadata, data });
+        }
+        if complete {
+            stream.inbound = Half::Closed;
+            stream.in_outstanding = 0;
+            self.events.push_back(Event::Complete { stream_id: id });
+            self.reap(id);
+        }
+    }
+
+    // ---- commands -----------------------------------------------------------------------
+
+    /// Opens a stream: queues the request frame (fragmented if needed) and returns its id.
+    ///
+    /// `initial_n` is ignored: this side grants its configured window on streams and
+    /// channels. For a channel, `data` is the first message and `complete` says it is also the
+    /// last.
+    pub fn open(&mut self, kind: Kind, metadata: Bytes, data: Bytes, complete: bool) -> Result<u32, CommandError> {
+        if self.state != State::Open {
+            return Err(CommandError::Closed);
+        }
+        let id = self.next_stream_id;
+        if id > MAX_U31 {
+            return Err(CommandError::StreamIdsExhausted);
+        }
+        self.next_stream_id = id.saturating_add(2);
+        let window = self.config.inbound_window;
+        let payload = frame::Payload { metadata: Some(metadata), data };
+        let head = match kind {
+            Kind::RequestResponse => Head::RequestResponse,
+            Kind::FireAndForget => Head::Fnf,
+            Kind::RequestStream => Head::Stream { initial_n: window },
+            Kind::Channel => Head::Channel { initial_n: window, complete },
+        };
+        self.push_fragmented(id, head, payload);
+        if kind != Kind::FireAndForget {
+            self.streams.insert(id, Stream::requester(kind, window, complete));
+        }
+        Ok(id)
+    }
+
+    /// Sends one message on a stream this side writes to; `complete` ends this direction.
+    /// Spends one credit (a request/response answer needs none).
+    pub fn send_next(&mut self, id: u32, metadata: Bytes, data: Bytes, complete: bool) -> Result<(), CommandError> {
+        let stream = self.streams.get_mut(&id).ok_or(CommandError::NoSuchStream(id))?;
+        if stream.outbound != Half::Open {
+            return Err(CommandError::NoSuchStream(id));
+        }
+        let complete = if stream.kind == Kind::RequestResponse {
+            // Answer with N|C even when the data is empty: every implementation reads that.
+            true
+        } else {
+            if stream.out_credit == 0 {
+                return Err(CommandError::NoCredit(id));
+            }
+            stream.out_credit -= 1;
+            complete
+        };
+        if complete {
+            stream.outbound = Half::Closed;
+        }
+        let metadata = (!metadata.is_empty()).then_some(metadata);
+        self.push_fragmented(id, Head::Payload { complete }, frame::Payload { metadata, data });
+        if complete {
+            self.reap(id);
+        }
+        Ok(())
+    }
+
+    /// Completes this side's direction of a stream.
+    pub fn send_complete(&mut self, id: u32) -> Result<(), CommandError> {
+        let stream = self.streams.get_mut(&id).ok_or(CommandError::NoSuchStream(id))?;
+        if stream.outbound != Half::Open {
+            return Err(CommandError::NoSuchStream(id));
+        }
+        stream.outbound = Half::Closed;
+        if stream.kind == Kind::RequestResponse {
+            // A request/response cannot complete without an answer: answer empty.
+            self.transmit.push_back(payload_frame(id, true, true, frame::Payload::default()));
+        } else {
+            self.transmit.push_back(payload_frame(id, false, true, frame::Payload::default()));
+        }
+        self.reap(id);
+        Ok(())
+    }
+
+    /// Ends a stream with an ERROR frame (a responder's failure, or a channel requester's).
+    pub fn send_error(&mut self, id: u32, code: ErrorCode, message: &str) -> Result<(), CommandError> {
+        self.remove_stream(id).ok_or(CommandError::NoSuchStream(id))?;
+        self.transmit.push_back(error_frame(id, code, message));
+        Ok(())
+    }
+
+    /// Cancels: as requester, ends the stream (CANCEL); as a channel's responder, stops
+    /// reading the requester's messages (CANCEL), keeping this side's direction open.
+    /// Unknown streams are ignored, so a late cancel after completion is harmless.
+    pub fn cancel(&mut self, id: u32) {
+        let Some(stream) = self.streams.get_mut(&id) else { return };
+        match stream.role {
+            Role::Requester => {
+                self.remove_stream(id);
+                self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
+            }
+            Role::Responder => {
+                if stream.kind == Kind::Channel && stream.inbound == Half::Open {
+                    stream.inbound = Half::Closed;
+                    stream.reassembly = None;
+                    self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
+                    self.reap(id);
+                }
+            }
+        }
+    }
+
+    /// The application consumed `n` messages of stream `id`: credit is granted back to the
+    /// peer once a batch (half the window) has been consumed.
+    pub fn consumed(&mut self, id: u32, n: u32) {
+        let batch = self.config.credit_batch();
+        let Some(stream) = self.streams.get_mut(&id) else { return };
+        if stream.inbound != Half::Open {
+            return;
+        }
+        stream.in_unacked = stream.in_unacked.saturating_add(n);
+        if stream.in_unacked >= batch {
+            let n = stream.in_unacked.min(MAX_U31);
+            stream.in_unacked -= n;
+            stream.grant(n);
+            self.transmit.push_back(Frame::RequestN(RequestN { stream_id: id, n }));
+        }
+    }
+
+    /// Closes the connection. `graceful`: refuse new streams and close once the open ones
+    /// end (the driver enforces the grace period by calling this again with `false`).
+    pub fn close(&mut self, graceful: bool) {
+        match self.state {
+            State::Closed => {}
+            _ if graceful && !self.streams.is_empty() => self.state = State::Draining,
+            _ => {
+                self.transmit.push_back(error_frame(0, ErrorCode::CONNECTION_CLOSE, "closing"));
+                self.terminate(CloseReason::Local);
+            }
+        }
+    }
+
+    // ---- internals ----------------------------------------------------------------------
+
+    fn is_local_id(&self, id: u32) -> bool {
+        (id % 2 == 1) == (self.side == Side::Client)
+    }
+
+    /// Ends a stream because of the peer's fault (see the module doc).
+    fn stream_protocol_error(&mut self, id: u32, message: String) {
+        let Some(stream) = self.remove_stream(id) else { return };
+        if stream.role == Role::Responder {
+            self.transmit.push_back(error_frame(id, ErrorCode::INVALID, &message));
+        } else {
+            self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
+        }
+        if !stream.pending_request {
+            self.events.push_back(Event::Error { stream_id: id, code: ErrorCode::INVALID, message });
+        }
+    }
+
+    fn connection_error(&mut self, code: ErrorCode, message: impl Into<String>) {
+        let message = message.into();
+        self.transmit.push_back(error_frame(0, code, &message));
+        self.terminate(CloseReason::ProtocolError { code, message });
+    }
+
+    fn terminate(&mut self, reason: CloseReason) {
+        self.state = State::Closed;
+        self.streams.clear();
+        self.peer_streams = 0;
+        self.next_keepalive = None;
+        self.setup_deadline = None;
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    fn remove_stream(&mut self, id: u32) -> Option<Stream> {
+        let stream = self.streams.remove(&id)?;
+        if stream.role == Role::Responder {
+            self.peer_streams -= 1;
+        }
+        if self.state == State::Draining && self.streams.is_empty() {
+            self.close(false);
+        }
+        Some(stream)
+    }
+
+    /// Forgets a stream once both directions are closed.
+    fn reap(&mut self, id: u32) {
+        if self.streams.get(&id).is_some_and(|s| s.inbound == Half::Closed && s.outbound == Half::Closed) {
+            self.remove_stream(id);
+        }
+    }
+
+    /// Queues a request or PAYLOAD frame, split into fragments no larger than the configured
+    /// fragment size (Protocol.md, "Fragmentation and Reassembly": metadata first, then
+    /// data; follow-up fragments are PAYLOAD frames; C only on the last).
+    fn push_fragmented(&mut self, id: u32, head: Head, payload: frame::Payload) {
+        let limit = self.config.effective_fragment_size();
+        if HEADER_SIZE + head.extra_len() + payload.encoded_len() <= limit {
+            self.transmit.push_back(head.frame(id, false, payload));
+            return;
+        }
+        let mut metadata = payload.metadata;
+        let mut data = payload.data;
+        let mut first = Some(head);
+        loop {
+            let header = HEADER_SIZE + first.as_ref().map_or(0, Head::extra_len);
+            let mut room = limit - header;
+            let md = match metadata.as_mut() {
+                Some(m) => {
+                    room -= 3;
+                    let take = m.len().min(room);
+                    room -= take;
+                    let chunk = m.split_to(take);
+                    if m.is_empty() {
+                        metadata = None;
+                    }
+                    Some(chunk)
+                }
+                None => None,
+            };
+            let chunk = data.split_to(data.len().min(room));
+            let last = metadata.is_none() && data.is_empty();
+            let piece = frame::Payload { metadata: md, data: chunk };
+            let frame = match first.take() {
+                Some(h) => h.frame(id, !last, piece),
+                None => {
+                    let complete = last && head_completes(&head);
+                    Frame::Payload(PayloadFrame { stream_id: id, follows: !last, complete, next: true, payload: piece })
+                }
+            };
+            self.transmit.push_back(frame);
+            if last {
+                return;
+            }
+        }
+    }
+}
+
+/// Whether the frame a fragmented message started with carried (C).
+fn head_completes(head: &Head) -> bool {
+    matches!(head, Head::Payload { complete: true } | Head::Channel { complete: true, .. })
+}
+
+/// The first frame of a (possibly fragmented) message.
+#[derive(Clone, Copy, Debug)]
+enum Head {
+    RequestResponse,
+    Fnf,
+    Stream { initial_n: u32 },
+    Channel { initial_n: u32, complete: bool },
+    Payload { complete: bool },
+}
+
+impl Head {
+    /// Bytes after the 6-byte header and before the payload.
+    fn extra_len(&self) -> usize {
+        match self {
+            Head::Stream { .. } | Head::Channel { .. } => 4,
+            _ => 0,
+        }
+    }
+
+    fn frame(self, stream_id: u32, follows: bool, payload: frame::Payload) -> Frame {
+        match self {
+            Head::RequestResponse => Frame::RequestResponse(frame::Request { stream_id, follows, payload }),
+            Head::Fnf => Frame::RequestFnf(frame::Request { stream_id, follows, payload }),
+            Head::Stream { initial_n } => Frame::RequestStream(RequestStream { stream_id, follows, initial_n, payload }),
+            Head::Channel { initial_n, complete } => Frame::RequestChannel(RequestChannel {
+                stream_id,
+                follows,
+                // C goes on the last fragment only.
+                complete: complete && !follows,
+                initial_n,
+                payload,
+            }),
+            Head::Payload { complete } => Frame::Payload(PayloadFrame {
+                stream_id,
+                follows,
+                complete: complete && !follows,
+                next: true,
+                payload,
+            }),
+        }
+    }
+}
+
+fn payload_frame(stream_id: u32, next: bool, complete: bool, payload: frame::Payload) -> Frame {
+    Frame::Payload(PayloadFrame { stream_id, follows: false, complete, next, payload })
+}
+
+fn error_frame(stream_id: u32, code: ErrorCode, message: impl AsRef<str>) -> Frame {
+    Frame::Error(ErrorFrame { stream_id, code, data: Bytes::copy_from_slice(message.as_ref().as_bytes()) })
+}
+
+fn is_request_type(t: Option<FrameType>) -> bool {
+    matches!(
+        t,
+        Some(FrameType::RequestResponse | FrameType::RequestFnf | FrameType::RequestStream | FrameType::RequestChannel)
+    )
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(MAX_U31).clamp(1, MAX_U31)
+}
+
+/// Concatenates fragments; used by [`stream::Reassembly`].
+fn append(buf: &mut Option<BytesMut>, bytes: &Bytes) {
+    buf.get_or_insert_with(BytesMut::new).extend_from_slice(bytes);
+}

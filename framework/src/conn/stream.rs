@@ -1,0 +1,136 @@
+//! Per-stream state.
+//!
+//! A stream has two directions, each [`Half::Open`] or [`Half::Closed`]; which exist from the
+//! start depends on the interaction model and on whether this side requested or responds:
+//!
+//! ```text
+//!                      requester (this side opened it)   responder (the peer opened it)
+//! request/response     out: Closed   in: Open (1 reply)   out: Open (1 reply)  in: Closed
+//! request/stream       out: Closed   in: Open (credit)    out: Open (credit)   in: Closed
+//! channel              out: Open*    in: Open (credit)    out: Open (credit)   in: Open*
+//!                      (* Closed at once when REQUEST_CHANNEL carried C)
+//! fire-and-forget      no state is kept on either side
+//! ```
+//!
+//! `out` closes when this side sends (C) (or answers a request/response), `in` when the peer
+//! does. The stream is forgotten when both are closed, or at once on ERROR either way, on
+//! CANCEL (sent by the requester, received by the responder), or when the connection closes.
+//! `in` credit (`in_outstanding`) counts messages the peer may still send; `out_credit` counts
+//! messages this side may still send.
+
+use super::{Kind, append};
+use crate::frame;
+use bytes::{Bytes, BytesMut};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Half {
+    Open,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Role {
+    Requester,
+    Responder,
+}
+
+#[derive(Debug)]
+pub(super) struct Stream {
+    pub(super) kind: Kind,
+    pub(super) role: Role,
+    pub(super) inbound: Half,
+    pub(super) outbound: Half,
+    /// Messages the peer may still send before it needs more credit.
+    pub(super) in_outstanding: u64,
+    /// Messages consumed since credit was last granted back.
+    pub(super) in_unacked: u32,
+    /// Messages this side may still send.
+    pub(super) out_credit: u64,
+    /// Fragments of a message being reassembled.
+    pub(super) reassembly: Option<Reassembly>,
+    /// The request itself is still being reassembled; nothing was told to the application.
+    pub(super) pending_request: bool,
+}
+
+impl Stream {
+    /// A stream this side opened, granting `window` credit on streams and channels.
+    pub(super) fn requester(kind: Kind, window: u32, complete: bool) -> Stream {
+        let (outbound, in_outstanding) = match kind {
+            Kind::RequestResponse | Kind::FireAndForget => (Half::Closed, 1),
+            Kind::RequestStream => (Half::Closed, u64::from(window)),
+            Kind::Channel => (if complete { Half::Closed } else { Half::Open }, u64::from(window)),
+        };
+        Stream {
+            kind,
+            role: Role::Requester,
+            inbound: Half::Open,
+            outbound,
+            in_outstanding,
+            in_unacked: 0,
+            out_credit: 0,
+            reassembly: None,
+            pending_request: false,
+        }
+    }
+
+    /// A stream the peer opened with `initial_n` credit for this side.
+    pub(super) fn responder(kind: Kind, initial_n: u32, complete: bool) -> Stream {
+        let inbound = if kind == Kind::Channel && !complete { Half::Open } else { Half::Closed };
+        let out_credit = match kind {
+            Kind::RequestStream | Kind::Channel => u64::from(initial_n),
+            _ => 0,
+        };
+        Stream {
+            kind,
+            role: Role::Responder,
+            inbound,
+            // A fragmented request needs its inbound direction to gather fragments; it is
+            // set back by `emit_request` through `pending_request`.
+            outbound: if kind == Kind::FireAndForget { Half::Closed } else { Half::Open },
+            in_outstanding: 0,
+            in_unacked: 0,
+            out_credit,
+            reassembly: None,
+            pending_request: false,
+        }
+    }
+
+    /// Records that `n` more messages were granted to the peer.
+    pub(super) fn grant(&mut self, n: u32) {
+        self.in_outstanding = self.in_outstanding.saturating_add(u64::from(n));
+    }
+}
+
+/// Fragments of one message, gathered until the last arrives.
+#[derive(Debug, Default)]
+pub(super) struct Reassembly {
+    metadata: Option<BytesMut>,
+    data: Option<BytesMut>,
+    len: usize,
+}
+
+impl Reassembly {
+    /// Appends a fragment, refusing to grow beyond `max` bytes.
+    pub(super) fn push(&mut self, payload: &frame::Payload, max: usize) -> Result<(), String> {
+        let add = payload.metadata.as_ref().map_or(0, Bytes::len) + payload.data.len();
+        self.len = self.len.saturating_add(add);
+        if self.len > max {
+            return Err(format!("fragmented message exceeds the maximum message size of {max} bytes"));
+        }
+        if let Some(m) = &payload.metadata {
+            append(&mut self.metadata, m);
+        }
+        if !payload.data.is_empty() {
+            append(&mut self.data, &payload.data);
+        }
+        Ok(())
+    }
+
+    /// The whole message: metadata and data.
+    pub(super) fn finish(self) -> (Bytes, Bytes) {
+        (
+            self.metadata.map(BytesMut::freeze).unwrap_or_default(),
+            self.data.map(BytesMut::freeze).unwrap_or_default(),
+        )
+    }
+}
