@@ -1,0 +1,180 @@
+//! The client half of generated code: one function per interaction model.
+//!
+//! Generated client methods are one line each: they convert their argument into a
+//! [`Request`] and call the function for their model with the service's codec and the method's
+//! route. Everything else (encoding, the call's metadata, decoding, error codes) lives here,
+//! once.
+
+use super::codec::{Codec, CodecError};
+use super::request::Request;
+use super::streaming::{ErrorSlot, Side, Streaming};
+use crate::frame::metadata::MetadataEntry;
+use crate::{Call, Client, Payload, Status};
+use bytes::Bytes;
+use futures_core::Stream;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+fn call_of(route: &str, metadata: Vec<MetadataEntry>) -> Call {
+    metadata.into_iter().fold(Call::new(route), |call, e| call.with_metadata(e.mime, e.content))
+}
+
+fn encode_status(route: &str, error: &CodecError) -> Status {
+    Status::internal(format!("could not encode a request message for `{route}`: {error}"))
+}
+
+fn encode_request<C: Codec<T>, T>(route: &str, message: T) -> Result<Bytes, Status> {
+    C::encode(message).map_err(|e| encode_status(route, &e))
+}
+
+fn decode_response<C: Codec<T>, T>(route: &str, data: Bytes) -> Result<T, Status> {
+    C::decode(data).map_err(|e| Status::internal(format!("could not decode the response of `{route}`: {e}")))
+}
+
+/// Request/response.
+pub async fn call_unary<C, Req, Resp>(
+    client: &Client,
+    route: &'static str,
+    request: Request<Req>,
+) -> Result<Resp, Status>
+where
+    C: Codec<Req> + Codec<Resp>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+{
+    let (message, metadata) = request.into_parts();
+    let data = encode_request::<C, Req>(route, message)?;
+    let response = client.request_response(call_of(route, metadata), data).await?;
+    decode_response::<C, Resp>(route, response.data)
+}
+
+/// Fire-and-forget: resolves once the request is handed to the connection.
+pub async fn call_fire_and_forget<C, Req>(
+    client: &Client,
+    route: &'static str,
+    request: Request<Req>,
+) -> Result<(), Status>
+where
+    C: Codec<Req>,
+    Req: Send + 'static,
+{
+    let (message, metadata) = request.into_parts();
+    let data = encode_request::<C, Req>(route, message)?;
+    client.fire_and_forget(call_of(route, metadata), data).await
+}
+
+/// Request/stream.
+pub async fn call_stream<C, Req, Resp>(
+    client: &Client,
+    route: &'static str,
+    request: Request<Req>,
+) -> Result<Streaming<Resp>, Status>
+where
+    C: Codec<Req> + Codec<Resp>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+{
+    let (message, metadata) = request.into_parts();
+    let data = encode_request::<C, Req>(route, message)?;
+    let responses = client.request_stream(call_of(route, metadata), data).await?;
+    Ok(Streaming::decoding(Box::pin(responses), <C as Codec<Resp>>::decode, Side::Client, route))
+}
+
+/// Channel.
+///
+/// RSocket's REQUEST_CHANNEL frame carries the first request message, so the call starts once
+/// the request stream has yielded one. A request stream that ends without any message cannot
+/// be expressed on the wire; the call then fails with `INVALID_ARGUMENT` before anything is
+/// sent (an empty payload would reach the server as one default message, which is worse).
+pub async fn call_channel<C, Req, Resp, S>(
+    client: &Client,
+    route: &'static str,
+    request: Request<S>,
+) -> Result<Streaming<Resp>, Status>
+where
+    C: Codec<Req> + Codec<Resp>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    S: Stream<Item = Req> + Send + 'static,
+{
+    let (messages, metadata) = request.into_parts();
+    let mut messages = Box::pin(messages);
+    let Some(first) = std::future::poll_fn(|cx| messages.as_mut().poll_next(cx)).await else {
+        return Err(Status::invalid_argument(format!(
+            "`{route}` was called with an empty request stream; RSocket's REQUEST_CHANNEL carries \
+             the first request message, so send at least one"
+        )));
+    };
+    let first = encode_request::<C, Req>(route, first)?;
+    let slot = ErrorSlot::default();
+    let outbound = Encoder {
+        first: Some(Payload::new(first)),
+        rest: Some(messages),
+        encode: <C as Codec<Req>>::encode,
+        slot: slot.clone(),
+        route,
+    };
+    let responses = client.request_channel(call_of(route, metadata), outbound).await?;
+    Ok(Streaming::decoding(Box::pin(responses), <C as Codec<Resp>>::decode, Side::Client, route)
+        .with_outbound_error(slot))
+}
+
+/// Client streaming: a channel whose server answers exactly one message.
+///
+/// The first response is the answer; the response stream is then dropped (which cancels it, if
+/// the server has not already completed it). No response at all is an `INTERNAL` error.
+pub async fn call_client_streaming<C, Req, Resp, S>(
+    client: &Client,
+    route: &'static str,
+    request: Request<S>,
+) -> Result<Resp, Status>
+where
+    C: Codec<Req> + Codec<Resp>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    S: Stream<Item = Req> + Send + 'static,
+{
+    let mut responses = call_channel::<C, Req, Resp, S>(client, route, request).await?;
+    responses.message().await?.ok_or_else(|| {
+        Status::internal(format!(
+            "`{route}` completed without a response; a client-streaming method answers exactly one message"
+        ))
+    })
+}
+
+/// Encodes the caller's messages on their way out. An encode failure ends the outbound stream
+/// (the server sees a normal end) and is parked in `slot`, where the response stream picks it
+/// up and reports it to the caller.
+struct Encoder<S, Req> {
+    first: Option<Payload>,
+    rest: Option<Pin<Box<S>>>,
+    encode: fn(Req) -> Result<Bytes, CodecError>,
+    slot: ErrorSlot,
+    route: &'static str,
+}
+
+impl<S: Stream<Item = Req>, Req> Stream for Encoder<S, Req> {
+    type Item = Payload;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
+        // Unpin: every field is boxed, a fn pointer or plain data.
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(first));
+        }
+        let Some(rest) = this.rest.as_mut() else { return Poll::Ready(None) };
+        match ready!(rest.as_mut().poll_next(cx)).map(this.encode) {
+            Some(Ok(data)) => Poll::Ready(Some(Payload::new(data))),
+            Some(Err(e)) => {
+                let status = encode_status(this.route, &e);
+                *this.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(status);
+                this.rest = None;
+                Poll::Ready(None)
+            }
+            None => {
+                this.rest = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+}

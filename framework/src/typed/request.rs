@@ -1,0 +1,144 @@
+//! [`Request`]: a message plus the metadata a client attaches to one call.
+
+use crate::frame::metadata::{MetadataEntry, MimeType};
+use bytes::Bytes;
+
+/// A request message (or a stream of them) with per-call metadata.
+///
+/// Every generated client method accepts either the bare message (or stream) or a `Request`
+/// wrapping it, so metadata costs nothing when it is not used:
+///
+/// ```no_run
+/// # use weft::Status;
+/// # #[derive(Clone, PartialEq, prost::Message)] pub struct HelloRequest {}
+/// # #[derive(Clone, PartialEq, prost::Message)] pub struct HelloReply {}
+/// # #[weft::service(package = "greet")]
+/// # pub trait Greeter { async fn say_hello(&self, req: HelloRequest) -> Result<HelloReply, Status>; }
+/// use weft::Request;
+/// use weft::frame::metadata::MimeType;
+///
+/// # async fn run(client: GreeterClient) -> Result<(), Status> {
+/// // Without metadata:
+/// client.say_hello(HelloRequest {}).await?;
+/// // With a metadata entry, which the handler reads with `Context::metadata_entry`:
+/// let trace = MimeType::Custom("application/x-trace-id".into());
+/// client.say_hello(Request::new(HelloRequest {}).with_metadata(trace, "4bf92f35")).await?;
+/// # Ok(()) }
+/// ```
+///
+/// The entries travel in the request's composite metadata after the routing entry.
+#[derive(Clone, Debug, Default)]
+pub struct Request<T> {
+    message: T,
+    metadata: Vec<MetadataEntry>,
+}
+
+impl<T> Request<T> {
+    /// A request carrying `message` and no metadata.
+    pub fn new(message: T) -> Request<T> {
+        Request { message, metadata: Vec::new() }
+    }
+
+    /// Adds a composite metadata entry.
+    pub fn with_metadata(mut self, mime: MimeType, content: impl Into<Bytes>) -> Request<T> {
+        self.metadata.push(MetadataEntry { mime, content: content.into() });
+        self
+    }
+
+    /// The metadata entries, in the order they will be sent.
+    pub fn metadata(&self) -> &[MetadataEntry] {
+        &self.metadata
+    }
+
+    /// The metadata entries, to add, change or remove some.
+    pub fn metadata_mut(&mut self) -> &mut Vec<MetadataEntry> {
+        &mut self.metadata
+    }
+
+    /// The message.
+    pub fn get_ref(&self) -> &T {
+        &self.message
+    }
+
+    /// The message, mutably.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.message
+    }
+
+    /// The message, dropping the metadata.
+    pub fn into_inner(self) -> T {
+        self.message
+    }
+
+    /// The message and the metadata.
+    pub fn into_parts(self) -> (T, Vec<MetadataEntry>) {
+        (self.message, self.metadata)
+    }
+}
+
+/// A request message, bare or wrapped in a [`Request`]; what generated client methods accept
+/// for methods that take one message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a request message of type `{T}`",
+    label = "expected `{T}` or `weft::Request<{T}>`"
+)]
+pub trait IntoRequest<T> {
+    /// Wraps a bare message in a [`Request`] without metadata; returns a `Request` as it is.
+    fn into_request(self) -> Request<T>;
+}
+
+impl<T> IntoRequest<T> for T {
+    fn into_request(self) -> Request<T> {
+        Request::new(self)
+    }
+}
+
+impl<T> IntoRequest<T> for Request<T> {
+    fn into_request(self) -> Request<T> {
+        self
+    }
+}
+
+/// A stream of request messages, bare or wrapped in a [`Request`]; what generated client
+/// methods accept for channel and client-streaming methods.
+///
+/// Any `Stream<Item = Msg> + Send + 'static` will do, e.g.
+/// `futures_util::stream::iter(vec![a, b, c])`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a stream of request messages",
+    label = "expected a `Stream<Item = Msg> + Send + 'static` or a `weft::Request` wrapping one",
+    note = "`futures_util::stream::iter(vec![...])` turns a list of messages into such a stream"
+)]
+pub trait IntoStreamingRequest {
+    /// The message type.
+    type Message;
+    /// The stream of messages.
+    type Stream: futures_core::Stream<Item = Self::Message> + Send + 'static;
+
+    /// Wraps a bare stream in a [`Request`] without metadata; returns a `Request` as it is.
+    fn into_streaming_request(self) -> Request<Self::Stream>;
+}
+
+impl<S> IntoStreamingRequest for S
+where
+    S: futures_core::Stream + Send + 'static,
+{
+    type Message = S::Item;
+    type Stream = S;
+
+    fn into_streaming_request(self) -> Request<S> {
+        Request::new(self)
+    }
+}
+
+impl<S> IntoStreamingRequest for Request<S>
+where
+    S: futures_core::Stream + Send + 'static,
+{
+    type Message = S::Item;
+    type Stream = S;
+
+    fn into_streaming_request(self) -> Request<S> {
+        self
+    }
+}

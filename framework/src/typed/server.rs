@@ -1,0 +1,217 @@
+//! The server half of generated code: one function per interaction model.
+//!
+//! A generated `Handler` matches the call's route and hands the call, its data and a closure
+//! calling the user's method to the function for the method's model. Decoding, the
+//! [`Context`], encoding and error codes live here, once.
+
+use super::codec::Codec;
+use super::context::Context;
+use super::streaming::{Side, Streaming};
+use crate::{BoxFuture, BoxStream, Call, Payload, PayloadStream, Status, unimplemented_route};
+use bytes::Bytes;
+use futures_core::Stream;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{self, Poll, ready};
+
+fn decode_request<C: Codec<T>, T>(route: &str, data: Bytes) -> Result<T, Status> {
+    C::decode(data).map_err(|e| Status::invalid_argument(format!("could not decode the request of `{route}`: {e}")))
+}
+
+fn encode_response<C: Codec<T>, T>(route: &str, message: T) -> Result<Payload, Status> {
+    C::encode(message)
+        .map(Payload::new)
+        .map_err(|e| Status::internal(format!("could not encode a response message of `{route}`: {e}")))
+}
+
+/// Request/response.
+pub fn serve_unary<C, Req, Resp, F, Fut>(
+    call: Call,
+    data: Bytes,
+    route: &'static str,
+    handler: F,
+) -> BoxFuture<'static, Result<Payload, Status>>
+where
+    C: Codec<Req> + Codec<Resp>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: FnOnce(Context, Req) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+{
+    Box::pin(async move {
+        let request = decode_request::<C, Req>(route, data)?;
+        let response = handler(Context::new(call), request).await?;
+        encode_response::<C, Resp>(route, response)
+    })
+}
+
+/// Fire-and-forget. A request that does not decode is dropped: there is nobody to tell.
+pub fn serve_fire_and_forget<C, Req, F, Fut>(
+    call: Call,
+    data: Bytes,
+    route: &'static str,
+    handler: F,
+) -> BoxFuture<'static, ()>
+where
+    C: Codec<Req>,
+    Req: Send + 'static,
+    F: FnOnce(Context, Req) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Box::pin(async move {
+        if let Ok(request) = decode_request::<C, Req>(route, data) {
+            handler(Context::new(call), request).await;
+        }
+    })
+}
+
+/// Request/stream.
+pub fn serve_stream<C, Req, Resp, F, Fut, S>(
+    call: Call,
+    data: Bytes,
+    route: &'static str,
+    handler: F,
+) -> BoxStream<'static, Result<Payload, Status>>
+where
+    C: Codec<Req> + Codec<Resp>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: FnOnce(Context, Req) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<S, Status>> + Send + 'static,
+    S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+{
+    let responses = async move {
+        let request = decode_request::<C, Req>(route, data)?;
+        handler(Context::new(call), request).await
+    };
+    Box::pin(Respond::<_, S, Resp>::new(responses, <C as Codec<Resp>>::encode, route))
+}
+
+/// Channel.
+pub fn serve_channel<C, Req, Resp, F, Fut, S>(
+    call: Call,
+    messages: PayloadStream,
+    route: &'static str,
+    handler: F,
+) -> BoxStream<'static, Result<Payload, Status>>
+where
+    C: Codec<Req> + Codec<Resp>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: FnOnce(Context, Streaming<Req>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<S, Status>> + Send + 'static,
+    S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+{
+    let requests = Streaming::decoding(Box::pin(messages), <C as Codec<Req>>::decode, Side::Server, route);
+    let responses = handler(Context::new(call), requests);
+    Box::pin(Respond::<_, S, Resp>::new(responses, <C as Codec<Resp>>::encode, route))
+}
+
+/// Client streaming: a channel answered with exactly one message.
+pub fn serve_client_streaming<C, Req, Resp, F, Fut>(
+    call: Call,
+    messages: PayloadStream,
+    route: &'static str,
+    handler: F,
+) -> BoxStream<'static, Result<Payload, Status>>
+where
+    C: Codec<Req> + Codec<Resp>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: FnOnce(Context, Streaming<Req>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+{
+    let requests = Streaming::decoding(Box::pin(messages), <C as Codec<Req>>::decode, Side::Server, route);
+    let response = handler(Context::new(call), requests);
+    Box::pin(futures_util::stream::once(async move { encode_response::<C, Resp>(route, response.await?) }))
+}
+
+/// The status for a call no method of this service answers with the interaction model it
+/// arrived with: `UNIMPLEMENTED`, naming the model when the route exists under another one.
+pub fn not_served(call: &Call, routes: &[&str], model: &str) -> Status {
+    if routes.contains(&call.route()) {
+        Status::unimplemented(format!(
+            "`{}` is not a {model} method; call it with the interaction model its service declares",
+            call.route()
+        ))
+    } else {
+        unimplemented_route(call)
+    }
+}
+
+/// A request/response answered with `status`.
+pub fn reject_unary(status: Status) -> BoxFuture<'static, Result<Payload, Status>> {
+    Box::pin(std::future::ready(Err(status)))
+}
+
+/// A stream answered with `status`.
+pub fn reject_stream(status: Status) -> BoxStream<'static, Result<Payload, Status>> {
+    Box::pin(futures_util::stream::once(std::future::ready(Err(status))))
+}
+
+/// A fire-and-forget request nobody handles.
+pub fn ignore() -> BoxFuture<'static, ()> {
+    Box::pin(std::future::ready(()))
+}
+
+/// Awaits the handler, then encodes the messages of the stream it returned; the first `Err`
+/// (the handler's, the stream's, or an encode failure) is the stream's last item, as an ERROR
+/// frame ends an RSocket stream.
+struct Respond<Fut, S, Resp> {
+    state: State<Fut, S>,
+    encode: fn(Resp) -> Result<Bytes, super::codec::CodecError>,
+    route: &'static str,
+}
+
+enum State<Fut, S> {
+    Waiting(Pin<Box<Fut>>),
+    Streaming(Pin<Box<S>>),
+    Done,
+}
+
+impl<Fut, S, Resp> Respond<Fut, S, Resp> {
+    fn new(responses: Fut, encode: fn(Resp) -> Result<Bytes, super::codec::CodecError>, route: &'static str) -> Self {
+        Respond { state: State::Waiting(Box::pin(responses)), encode, route }
+    }
+}
+
+impl<Fut, S, Resp> Stream for Respond<Fut, S, Resp>
+where
+    Fut: Future<Output = Result<S, Status>>,
+    S: Stream<Item = Result<Resp, Status>>,
+{
+    type Item = Result<Payload, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Option<Self::Item>> {
+        // Unpin: the future and the stream are boxed.
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Waiting(fut) => match ready!(fut.as_mut().poll(cx)) {
+                    Ok(stream) => this.state = State::Streaming(Box::pin(stream)),
+                    Err(status) => {
+                        this.state = State::Done;
+                        return Poll::Ready(Some(Err(status)));
+                    }
+                },
+                State::Streaming(stream) => {
+                    let item = ready!(stream.as_mut().poll_next(cx)).map(|item| {
+                        item.and_then(|m| {
+                            (this.encode)(m).map(Payload::new).map_err(|e| {
+                                Status::internal(format!(
+                                    "could not encode a response message of `{}`: {e}",
+                                    this.route
+                                ))
+                            })
+                        })
+                    });
+                    if !matches!(item, Some(Ok(_))) {
+                        this.state = State::Done;
+                    }
+                    return Poll::Ready(item);
+                }
+                State::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! [`Streaming`]: a typed stream of messages arriving from the peer.
+
+use super::codec::CodecError;
+use crate::{BoxStream, Payload, Status};
+use bytes::Bytes;
+use futures_core::Stream;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+/// A stream of messages from the peer: the caller's messages as a channel or client-streaming
+/// handler sees them, or the responses a client receives from a request/stream or channel
+/// method.
+///
+/// It yields `Ok(message)` for each message and ends after the last one. An `Err` ends it too:
+/// the peer's error (with its code), or a message that did not decode
+/// (`INVALID_ARGUMENT` on the server, where the caller sent it; `INTERNAL` on the client, where
+/// the server did). Nothing follows an `Err`.
+///
+/// Read it with [`message`](Streaming::message), or as a [`Stream`] with any stream
+/// combinator library. Messages are requested from the peer as they are read (RSocket
+/// `REQUEST_N`), so a slow reader slows the sender. Dropping it before the end cancels the
+/// peer's side of the stream.
+///
+/// To call a service implementation directly (in a unit test, say), build one from messages
+/// with [`from_messages`](Streaming::from_messages) or from any stream with
+/// [`from_stream`](Streaming::from_stream).
+pub struct Streaming<T> {
+    source: Source<T>,
+    outbound_error: Option<ErrorSlot>,
+    done: bool,
+}
+
+enum Source<T> {
+    Payloads {
+        payloads: BoxStream<'static, Result<Payload, Status>>,
+        decode: fn(Bytes) -> Result<T, CodecError>,
+        side: Side,
+        route: Box<str>,
+    },
+    Messages(BoxStream<'static, Result<T, Status>>),
+}
+
+/// Which end is decoding, which picks the status code of a decode failure.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Side {
+    /// A server decoding its caller's messages: the caller sent a bad request.
+    Server,
+    /// A client decoding responses: the server broke the contract.
+    Client,
+}
+
+/// Where the client's outbound encoder leaves the first encode failure, so that the response
+/// stream can report it.
+pub(crate) type ErrorSlot = Arc<Mutex<Option<Status>>>;
+
+impl<T> Streaming<T> {
+    /// A stream of messages decoded from payloads with `decode`.
+    pub(crate) fn decoding(
+        payloads: BoxStream<'static, Result<Payload, Status>>,
+        decode: fn(Bytes) -> Result<T, CodecError>,
+        side: Side,
+        route: &str,
+    ) -> Streaming<T> {
+        Streaming {
+            source: Source::Payloads { payloads, decode, side, route: route.into() },
+            outbound_error: None,
+            done: false,
+        }
+    }
+
+    pub(crate) fn with_outbound_error(mut self, slot: ErrorSlot) -> Streaming<T> {
+        self.outbound_error = Some(slot);
+        self
+    }
+
+    /// A stream that yields whatever `stream` yields.
+    pub fn from_stream<S>(stream: S) -> Streaming<T>
+    where
+        S: Stream<Item = Result<T, Status>> + Send + 'static,
+    {
+        Streaming { source: Source::Messages(Box::pin(stream)), outbound_error: None, done: false }
+    }
+
+    /// A stream that yields each of `messages`, then ends.
+    ///
+    /// ```
+    /// # futures_util::FutureExt::now_or_never(async {
+    /// let mut numbers = weft::Streaming::from_messages(vec![1, 2]);
+    /// assert_eq!(numbers.message().await, Ok(Some(1)));
+    /// assert_eq!(numbers.message().await, Ok(Some(2)));
+    /// assert_eq!(numbers.message().await, Ok(None));
+    /// # }).unwrap();
+    /// ```
+    pub fn from_messages<I>(messages: I) -> Streaming<T>
+    where
+        T: 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        Streaming::from_stream(futures_util::stream::iter(messages.into_iter().map(Ok)))
+    }
+
+    /// The next message: `Ok(Some(message))`, `Ok(None)` at the end, or the error that ended
+    /// the stream.
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await.transpose()
+    }
+
+    fn finish(&mut self, item: Option<Result<T, Status>>) -> Poll<Option<Result<T, Status>>> {
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl<T> Stream for Streaming<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Every field is Unpin (boxed streams, fn pointers), so Streaming<T> is too.
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(status) = this.outbound_error.as_ref().and_then(take_error) {
+            return this.finish(Some(Err(status)));
+        }
+        let item = match &mut this.source {
+            Source::Messages(messages) => ready!(messages.as_mut().poll_next(cx)),
+            Source::Payloads { payloads, decode, side, route } => ready!(payloads.as_mut().poll_next(cx))
+                .map(|item| item.and_then(|payload| decode(payload.data).map_err(|e| decode_status(*side, route, &e)))),
+        };
+        // A request encode failure makes the client end its outbound stream; if the server then
+        // ends its side normally, the failure is still what the caller must hear about.
+        if item.is_none()
+            && let Some(status) = this.outbound_error.as_ref().and_then(take_error)
+        {
+            return this.finish(Some(Err(status)));
+        }
+        this.finish(item)
+    }
+}
+
+fn take_error(slot: &ErrorSlot) -> Option<Status> {
+    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+}
+
+fn decode_status(side: Side, route: &str, error: &CodecError) -> Status {
+    match side {
+        Side::Server => Status::invalid_argument(format!("could not decode a request message of `{route}`: {error}")),
+        Side::Client => Status::internal(format!("could not decode a response message of `{route}`: {error}")),
+    }
+}
+
+impl<T> fmt::Debug for Streaming<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Streaming");
+        if let Source::Payloads { route, side, .. } = &self.source {
+            d.field("route", route).field("side", side);
+        }
+        d.field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn decode_u8(data: Bytes) -> Result<u8, CodecError> {
+        match *data {
+            [b] => Ok(b),
+            _ => Err("expected one byte".into()),
+        }
+    }
+
+    fn payloads(items: Vec<Result<&'static [u8], Status>>) -> BoxStream<'static, Result<Payload, Status>> {
+        Box::pin(futures_util::stream::iter(
+            items.into_iter().map(|i| i.map(|d| Payload::new(Bytes::from_static(d)))).collect::<Vec<_>>(),
+        ))
+    }
+
+    #[test]
+    fn decodes_then_ends() {
+        let mut s = Streaming::decoding(payloads(vec![Ok(b"\x01"), Ok(b"\x02")]), decode_u8, Side::Client, "a/B");
+        async move {
+            assert_eq!(s.message().await, Ok(Some(1)));
+            assert_eq!(s.message().await, Ok(Some(2)));
+            assert_eq!(s.message().await, Ok(None));
+        }
+        .now_or_never()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_decode_failure_has_the_sides_code_and_ends_the_stream() {
+        for (side, code) in [(Side::Server, crate::Code::InvalidArgument), (Side::Client, crate::Code::Internal)] {
+            let mut s = Streaming::decoding(payloads(vec![Ok(b"xx"), Ok(b"\x01")]), decode_u8, side, "a/B");
+            async move {
+                let err = s.message().await.unwrap_err();
+                assert_eq!(err.code(), code);
+                assert!(err.message().contains("`a/B`"), "{err}");
+                assert_eq!(s.message().await, Ok(None));
+            }
+            .now_or_never()
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn an_outbound_encode_failure_is_reported_before_the_end() {
+        let slot = ErrorSlot::default();
+        let mut s =
+            Streaming::decoding(payloads(vec![]), decode_u8, Side::Client, "a/B").with_outbound_error(slot.clone());
+        *slot.lock().unwrap() = Some(Status::internal("could not encode"));
+        async move {
+            assert_eq!(s.message().await, Err(Status::internal("could not encode")));
+            assert_eq!(s.message().await, Ok(None));
+        }
+        .now_or_never()
+        .unwrap();
+    }
+}
