@@ -1,1 +1,54 @@
-//! Weft's service model and code generator.
+//! Weft's service model and code generator, shared by the `#[weft::service]` trait macro and
+//! (later) the `build.rs` API for `.proto` files.
+//!
+//! The pipeline has four stages, each a module:
+//!
+//! 1. **parse** — the attribute's arguments and the annotated trait, into syntax;
+//! 2. **validate** — the rules of a service checked on that syntax, each broken rule recorded
+//!    in a [`Ctxt`] on the offending tokens, and the trait lowered into…
+//! 3. **[`model`]** — the service model: service, methods, interaction models, routes. Every
+//!    front-end produces it; route collisions are checked here, for all front-ends;
+//! 4. **[`emit`]** — the model into Rust: the server trait, `{Service}Client` and
+//!    `{Service}Server<T>`.
+//!
+//! This crate depends on `proc-macro2`, `syn` and `quote` only, never on `proc_macro`, so the
+//! macro, build scripts and plain unit tests share it.
+
+mod ctxt;
+pub mod emit;
+pub mod model;
+mod parse;
+mod validate;
+
+pub use ctxt::Ctxt;
+
+use proc_macro2::TokenStream;
+
+/// Expands `#[weft::service(attr)] item`: the server trait, client and server, or, if the input
+/// breaks a rule, the item as written plus one `compile_error!` per broken rule (so the IDE
+/// keeps seeing the trait).
+pub fn expand_service(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let cx = Ctxt::new();
+    let args = parse::args(&cx, attr);
+    let service = match syn::parse2::<syn::ItemTrait>(item.clone()) {
+        Ok(trait_) => Some(validate::service(&cx, args, &trait_)),
+        Err(e) => {
+            cx.syn_error(syn::Error::new(
+                e.span(),
+                "`#[weft::service]` goes on a trait: write `#[weft::service] pub trait Greeter { … }`",
+            ));
+            None
+        }
+    };
+    if let Some(service) = &service {
+        service.check_routes(&cx);
+    }
+    match (cx.check(), service) {
+        (Ok(()), Some(service)) => emit::service(&service),
+        (Err(errors), _) => {
+            let errors = ctxt::to_compile_errors(errors);
+            quote::quote!(#item #errors)
+        }
+        (Ok(()), None) => unreachable!("no service and no error"),
+    }
+}

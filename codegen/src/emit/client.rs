@@ -1,0 +1,149 @@
+//! `{Service}Client`: a struct around the connection handle, one async method per service
+//! method, each a single call into `__private`.
+
+use super::{client_ident, codec, docs, forwarded, private};
+use crate::model::{Method, Model, Service};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+pub(super) fn client(service: &Service) -> TokenStream {
+    let p = private(service);
+    let vis = &service.vis;
+    let ident = client_ident(service);
+    let trait_ident = &service.ident;
+    let attrs: Vec<_> = forwarded(&service.attrs).collect();
+    let doc =
+        format!("A client for the `{}` service: one method per method of [`{trait_ident}`].", service.full_name());
+    let methods = service.methods.iter().map(|m| method(service, m));
+    quote! {
+        #[doc = #doc]
+        #[doc = ""]
+        #[doc = "Cheap to clone: every clone calls over the same connection, and calls run concurrently."]
+        #(#attrs)*
+        #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+        #vis struct #ident {
+            client: #p::Client,
+        }
+
+        #(#attrs)*
+        impl #ident {
+            /// A client that calls the service over `client`'s connection.
+            #vis fn new(client: #p::Client) -> Self {
+                Self { client }
+            }
+
+            /// The connection handle this client calls over.
+            #vis fn inner(&self) -> &#p::Client {
+                &self.client
+            }
+
+            #(#methods)*
+        }
+
+        #(#attrs)*
+        impl ::core::convert::From<#p::Client> for #ident {
+            fn from(client: #p::Client) -> Self {
+                Self::new(client)
+            }
+        }
+    }
+}
+
+fn method(service: &Service, method: &Method) -> TokenStream {
+    let body = match method.model {
+        Model::RequestResponse => request_response(service, method),
+        Model::FireAndForget => fire_and_forget(service, method),
+        Model::RequestStream => request_stream(service, method),
+        Model::Channel => channel(service, method),
+        Model::ClientStreaming => client_streaming(service, method),
+    };
+    let docs = docs(&method.docs);
+    let attrs = forwarded(&method.attrs);
+    let route = service.route(method);
+    let call_doc = format!("Calls `{route}` ({}).", method.model.describe());
+    quote! {
+        #docs
+        #[doc = ""]
+        #[doc = #call_doc]
+        #(#attrs)*
+        #body
+    }
+}
+
+fn request_response(service: &Service, method: &Method) -> TokenStream {
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let Method { ident, request, response, .. } = method;
+    quote! {
+        #vis async fn #ident(&self, request: impl #p::IntoRequest<#request>)
+            -> ::core::result::Result<#response, #p::Status>
+        {
+            #p::call_unary::<#codec, #request, #response>(&self.client, #route, #p::IntoRequest::into_request(request)).await
+        }
+    }
+}
+
+fn fire_and_forget(service: &Service, method: &Method) -> TokenStream {
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let Method { ident, request, .. } = method;
+    quote! {
+        #[doc = ""]
+        /// Resolves once the request is handed to the connection; the server sends no answer.
+        #vis async fn #ident(&self, request: impl #p::IntoRequest<#request>)
+            -> ::core::result::Result<(), #p::Status>
+        {
+            #p::call_fire_and_forget::<#codec, #request>(&self.client, #route, #p::IntoRequest::into_request(request)).await
+        }
+    }
+}
+
+fn request_stream(service: &Service, method: &Method) -> TokenStream {
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let Method { ident, request, response, .. } = method;
+    quote! {
+        #vis async fn #ident(&self, request: impl #p::IntoRequest<#request>)
+            -> ::core::result::Result<#p::Streaming<#response>, #p::Status>
+        {
+            #p::call_stream::<#codec, #request, #response>(&self.client, #route, #p::IntoRequest::into_request(request)).await
+        }
+    }
+}
+
+fn channel(service: &Service, method: &Method) -> TokenStream {
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let Method { ident, request, response, .. } = method;
+    quote! {
+        #[doc = ""]
+        /// The call starts once `requests` yields its first message; an empty stream fails
+        /// with `INVALID_ARGUMENT` without calling the server.
+        #vis async fn #ident(&self, requests: impl #p::IntoStreamingRequest<Message = #request>)
+            -> ::core::result::Result<#p::Streaming<#response>, #p::Status>
+        {
+            #p::call_channel::<#codec, #request, #response, _>(
+                &self.client,
+                #route,
+                #p::IntoStreamingRequest::into_streaming_request(requests),
+            )
+            .await
+        }
+    }
+}
+
+fn client_streaming(service: &Service, method: &Method) -> TokenStream {
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let Method { ident, request, response, .. } = method;
+    quote! {
+        #[doc = ""]
+        /// The call starts once `requests` yields its first message; an empty stream fails
+        /// with `INVALID_ARGUMENT` without calling the server.
+        #vis async fn #ident(&self, requests: impl #p::IntoStreamingRequest<Message = #request>)
+            -> ::core::result::Result<#response, #p::Status>
+        {
+            #p::call_client_streaming::<#codec, #request, #response, _>(
+                &self.client,
+                #route,
+                #p::IntoStreamingRequest::into_streaming_request(requests),
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The emitter: the model in, Rust code out. The server trait is here; the client and the
+//! server each have a module with one function per interaction model.
+//!
+//! Everything generated names the runtime by absolute path through `{crate}::__private` and the
+//! standard library through `::core`/`::std`, so it works under `#![no_implicit_prelude]` and
+//! with the crate renamed.
+
+mod client;
+mod server;
+
+use crate::model::{self, Method, Model, Service};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::Attribute;
+
+/// Emits the server trait, the client and the server of `service`.
+pub fn service(service: &Service) -> TokenStream {
+    let server_trait = server_trait(service);
+    let client = client::client(service);
+    let server = server::server(service);
+    quote! {
+        #server_trait
+        #client
+        #server
+    }
+}
+
+/// `::weft::__private`, or the override's.
+fn private(service: &Service) -> TokenStream {
+    let krate = &service.krate;
+    quote!(#krate::__private)
+}
+
+fn codec(service: &Service) -> TokenStream {
+    match &service.codec {
+        Some(codec) => quote!(#codec),
+        None => {
+            let p = private(service);
+            quote!(#p::ProstCodec)
+        }
+    }
+}
+
+fn docs(lines: &[String]) -> TokenStream {
+    quote!(#(#[doc = #lines])*)
+}
+
+/// `cfg` and `deprecated` attributes, which follow an item onto everything generated for it.
+fn forwarded(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|a| model::is_forwarded(a))
+}
+
+fn cfgs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("cfg"))
+}
+
+fn client_ident(service: &Service) -> syn::Ident {
+    format_ident!("{}Client", service.ident)
+}
+
+fn server_ident(service: &Service) -> syn::Ident {
+    format_ident!("{}Server", service.ident)
+}
+
+/// The trait users implement: each method desugared from `async fn` to a function returning
+/// `impl Future + Send`, because the server runs every call in a task of its own. An `impl`
+/// may still write `async fn`.
+fn server_trait(service: &Service) -> TokenStream {
+    let Service { ident, vis, attrs, supertraits, .. } = service;
+    let docs = docs(&service.docs);
+    let client = client_ident(service);
+    let server = server_ident(service);
+    let footer = format!(
+        "Implement it and serve it with [`{server}`]; call it with [`{client}`]. Service `{}`.",
+        service.full_name()
+    );
+    let methods = service.methods.iter().map(|m| trait_method(service, m));
+    quote! {
+        #docs
+        #[doc = ""]
+        #[doc = #footer]
+        #(#attrs)*
+        #vis trait #ident: ::core::marker::Send + ::core::marker::Sync + 'static #(+ #supertraits)* {
+            #(#methods)*
+        }
+    }
+}
+
+fn trait_method(service: &Service, method: &Method) -> TokenStream {
+    let p = private(service);
+    let Method { ident, request, response, request_ident, attrs, .. } = method;
+    let docs = docs(&method.docs);
+    let route_doc = format!("Route `{}` ({}).", service.route(method), method.model.describe());
+    let context = method.context_ident.as_ref().map(|ctx| quote!(#ctx: #p::Context,));
+    let request = if method.model.streams_requests() { quote!(#p::Streaming<#request>) } else { quote!(#request) };
+    let output = match method.model {
+        Model::FireAndForget => quote!(()),
+        Model::RequestResponse | Model::ClientStreaming => quote!(::core::result::Result<#response, #p::Status>),
+        Model::RequestStream | Model::Channel => quote! {
+            ::core::result::Result<
+                impl #p::Stream<Item = ::core::result::Result<#response, #p::Status>> + ::core::marker::Send + 'static,
+                #p::Status,
+            >
+        },
+    };
+    let body = match &method.default_body {
+        Some(block) => quote!({ async move #block }),
+        None => quote!(;),
+    };
+    quote! {
+        #docs
+        #[doc = ""]
+        #[doc = #route_doc]
+        #(#attrs)*
+        fn #ident(&self, #context #request_ident: #request)
+            -> impl ::core::future::Future<Output = #output> + ::core::marker::Send
+        #body
+    }
+}

@@ -1,0 +1,183 @@
+//! The service model: what every front-end (the `#[service]` trait, `.proto` files) produces
+//! and the emitter consumes.
+//!
+//! It holds Rust syntax only where Rust code comes from the user (message types, attributes,
+//! default bodies); names and routes are plain data, so a front-end that reads no Rust can fill
+//! it in.
+
+use crate::ctxt::Ctxt;
+use proc_macro2::{Ident, Span};
+use std::collections::HashMap;
+use syn::{Attribute, Block, Path, Type, TypeParamBound, Visibility};
+
+/// One service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// The Rust name of the server trait, e.g. `Greeter`; the client is `{ident}Client` and the
+    /// server `{ident}Server`.
+    pub ident: Ident,
+    /// The service's name in routes, e.g. `Greeter`.
+    pub name: String,
+    /// The package, e.g. `greet`; routes are `{package}.{name}/{Method}`, or `{name}/{Method}`
+    /// without one.
+    pub package: Option<String>,
+    /// Visibility of every generated item.
+    pub vis: Visibility,
+    /// Doc lines (without the leading `///`), from the trait or the `.proto` comments.
+    pub docs: Vec<String>,
+    /// Other attributes of the trait; `cfg` and `deprecated` among them are forwarded to every
+    /// generated item, the rest stay on the trait.
+    pub attrs: Vec<Attribute>,
+    /// Supertraits the user asked for, besides the `Send + Sync + 'static` Weft adds.
+    pub supertraits: Vec<TypeParamBound>,
+    /// Path of the runtime crate, `::weft` unless overridden with `crate = "…"`.
+    pub krate: Path,
+    /// The codec type; `None` means `ProstCodec`.
+    pub codec: Option<Path>,
+    /// The methods, in declaration order.
+    pub methods: Vec<Method>,
+}
+
+/// One method of a service.
+#[derive(Debug, Clone)]
+pub struct Method {
+    /// The Rust name, e.g. `say_hello`.
+    pub ident: Ident,
+    /// The name in routes, e.g. `SayHello` (see [`pascal_case`]).
+    pub name: String,
+    /// How it is called.
+    pub model: Model,
+    /// The request message type (for streaming requests: the type of each message).
+    pub request: Type,
+    /// The response message type (for streaming responses: the type of each message; for
+    /// fire-and-forget: `()`, unused).
+    pub response: Type,
+    /// The name of the request parameter in the server trait.
+    pub request_ident: Ident,
+    /// The name of the [`Context`] parameter in the server trait, if the handler takes one.
+    ///
+    /// [`Context`]: https://docs.rs/weft/latest/weft/struct.Context.html
+    pub context_ident: Option<Ident>,
+    /// Doc lines.
+    pub docs: Vec<String>,
+    /// Other attributes; `cfg` and `deprecated` are forwarded to everything generated for the
+    /// method, the rest stay on the trait method.
+    pub attrs: Vec<Attribute>,
+    /// A default body for the trait method, if the user wrote one.
+    pub default_body: Option<Block>,
+    /// Where the method was declared, for errors.
+    pub span: Span,
+}
+
+/// The RSocket interaction model a method uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Model {
+    /// One request, one response: REQUEST_RESPONSE.
+    RequestResponse,
+    /// One request, no response: REQUEST_FNF.
+    FireAndForget,
+    /// One request, a stream of responses: REQUEST_STREAM.
+    RequestStream,
+    /// A stream each way: REQUEST_CHANNEL.
+    Channel,
+    /// A stream of requests, one response: REQUEST_CHANNEL answered by exactly one PAYLOAD.
+    ClientStreaming,
+}
+
+impl Model {
+    /// The model's name in words, as used in docs and errors.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Model::RequestResponse => "request/response",
+            Model::FireAndForget => "fire-and-forget",
+            Model::RequestStream => "request/stream",
+            Model::Channel => "channel",
+            Model::ClientStreaming => "client streaming",
+        }
+    }
+
+    /// Whether the caller sends a stream of messages.
+    pub fn streams_requests(self) -> bool {
+        matches!(self, Model::Channel | Model::ClientStreaming)
+    }
+
+    /// Whether the server answers with a stream of messages.
+    pub fn streams_responses(self) -> bool {
+        matches!(self, Model::RequestStream | Model::Channel)
+    }
+}
+
+impl Service {
+    /// The fully qualified service name, `{package}.{name}` or `{name}`.
+    pub fn full_name(&self) -> String {
+        match &self.package {
+            Some(package) => format!("{package}.{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The route of `method`, e.g. `greet.Greeter/SayHello`.
+    pub fn route(&self, method: &Method) -> String {
+        format!("{}/{}", self.full_name(), method.name)
+    }
+
+    /// Reports methods whose routes are the same: a server could not tell them apart.
+    pub fn check_routes(&self, cx: &Ctxt) {
+        let mut seen: HashMap<String, &Method> = HashMap::new();
+        for method in &self.methods {
+            let route = self.route(method);
+            if let Some(first) = seen.get(&route) {
+                cx.error_at(
+                    method.ident.span(),
+                    format!(
+                        "`{}` has the route `{route}`, which `{}` already has; rename one of them \
+                         (routes use the method name in PascalCase, so they must differ by more than underscores and case)",
+                        method.ident, first.ident
+                    ),
+                );
+            } else {
+                seen.insert(route, method);
+            }
+        }
+    }
+}
+
+/// A method name in routes: the Rust name in PascalCase (`say_hello` → `SayHello`), with any
+/// `r#` removed. Names written in PascalCase already (as in `.proto` files) are unchanged.
+pub fn pascal_case(name: &str) -> String {
+    let name = name.strip_prefix("r#").unwrap_or(name);
+    let mut out = String::with_capacity(name.len());
+    for part in name.split('_').filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out
+}
+
+/// Whether an attribute follows a method or service onto everything generated for it.
+pub fn is_forwarded(attr: &Attribute) -> bool {
+    attr.path().is_ident("cfg") || attr.path().is_ident("deprecated")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pascal_case_of_rust_and_proto_names() {
+        for (rust, route) in [
+            ("say_hello", "SayHello"),
+            ("list", "List"),
+            ("r#type", "Type"),
+            ("get_v2", "GetV2"),
+            ("SayHello", "SayHello"),
+            ("sayHello", "SayHello"),
+            ("_private", "Private"),
+        ] {
+            assert_eq!(pascal_case(rust), route, "{rust}");
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Validation: checks the annotated trait against the rules of a service and lowers it into
+//! the [model](crate::model). Every broken rule is recorded in the [`Ctxt`], on the offending
+//! tokens, with a sentence saying what to write instead; lowering goes on past errors so that
+//! one compile reports them all.
+
+use crate::ctxt::Ctxt;
+use crate::model::{self, Method, Model, Service};
+use crate::parse::Args;
+use proc_macro2::Span;
+use quote::{ToTokens, quote};
+use syn::spanned::Spanned;
+use syn::{
+    FnArg, GenericArgument, Ident, ItemTrait, Pat, PathArguments, ReturnType, Signature, TraitItem, TraitItemFn, Type,
+    TypeParamBound,
+};
+
+/// Names the generated client defines itself; a method may not take them.
+const RESERVED: [&str; 2] = ["new", "inner"];
+
+const RETURNS: &str = "a service method returns `Result<Response, Status>` (request/response, client streaming), \
+     `Result<impl Stream<Item = Result<Response, Status>>, Status>` (request/stream, channel), or nothing (fire-and-forget)";
+
+/// Lowers the trait into a service model; `None` only if nothing useful could be modelled.
+pub(crate) fn service(cx: &Ctxt, args: Args, item: &ItemTrait) -> Service {
+    if let Some(unsafety) = &item.unsafety {
+        cx.error_spanned_by(unsafety, "a service trait cannot be `unsafe`: remove `unsafe`");
+    }
+    if let Some(auto) = &item.auto_token {
+        cx.error_spanned_by(auto, "a service trait cannot be an auto trait: remove `auto`");
+    }
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        cx.error_spanned_by(
+            &item.generics,
+            "a service trait cannot be generic: its messages are fixed on the wire; remove the generic parameters and name concrete types",
+        );
+    }
+    let (docs, attrs) = split_docs(&item.attrs);
+    let mut methods = Vec::new();
+    for trait_item in &item.items {
+        match trait_item {
+            TraitItem::Fn(f) => {
+                if let Some(m) = method(cx, f) {
+                    methods.push(m);
+                }
+            }
+            other => cx.error_spanned_by(
+                other,
+                "a service trait holds only `async fn` methods; move this item out of the trait",
+            ),
+        }
+    }
+    if let Some((package, span)) = &args.package {
+        check_name(cx, *span, "package", package, true);
+    }
+    if let Some((name, span)) = &args.name {
+        check_name(cx, *span, "name", name, false);
+    }
+    Service {
+        ident: item.ident.clone(),
+        name: args.name.map_or_else(|| syn::ext::IdentExt::unraw(&item.ident).to_string(), |(n, _)| n),
+        package: args.package.map(|(p, _)| p),
+        vis: item.vis.clone(),
+        docs,
+        attrs,
+        supertraits: item.supertraits.iter().cloned().collect(),
+        krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::weft)),
+        codec: args.codec,
+        methods,
+    }
+}
+
+/// A package (`greet`, `acme.greet.v1`) or a service name (`Greeter`) as it appears in routes.
+fn check_name(cx: &Ctxt, span: Span, key: &str, value: &str, dots: bool) {
+    let segment_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok = if dots { value.split('.').all(segment_ok) } else { segment_ok(value) };
+    if !ok {
+        let example = if dots { "package = \"acme.greet.v1\"" } else { "name = \"Greeter\"" };
+        cx.error_at(
+            span,
+            format!("`{key}` is part of every route, so it may hold only letters, digits and underscores{}: write e.g. `{example}`",
+                if dots { " in dot-separated parts" } else { "" }),
+        );
+    }
+}
+
+/// Splits `#[doc]` attributes (returned as lines) from the others.
+fn split_docs(attrs: &[syn::Attribute]) -> (Vec<String>, Vec<syn::Attribute>) {
+    let mut docs = Vec::new();
+    let mut rest = Vec::new();
+    for attr in attrs {
+        if attr.path().is_ident("doc")
+            && let syn::Meta::NameValue(nv) = &attr.meta
+            && let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value
+        {
+            docs.push(s.value());
+        } else {
+            rest.push(attr.clone());
+        }
+    }
+    (docs, rest)
+}
+
+fn method(cx: &Ctxt, f: &TraitItemFn) -> Option<Method> {
+    let sig = &f.sig;
+    let errors_before = cx.error_count();
+    qualifiers(cx, sig);
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        cx.error_spanned_by(
+            &sig.generics,
+            "a service method cannot be generic: its request and response types are fixed on the wire; remove the generic parameters and name concrete types",
+        );
+    }
+    if RESERVED.contains(&sig.ident.to_string().as_str()) {
+        cx.error_spanned_by(
+            &sig.ident,
+            format!(
+                "`{}` is taken by the generated client's own `{}` method; rename this method",
+                sig.ident, sig.ident
+            ),
+        );
+    }
+    receiver(cx, sig);
+
+    // Parameters after `self`: an optional `Context`, then exactly one message.
+    let mut context_ident = None;
+    let mut message: Option<(Ident, &Type)> = None;
+    for (i, arg) in sig.inputs.iter().enumerate().skip(1) {
+        let FnArg::Typed(arg) = arg else { continue };
+        let Some(ident) = param_ident(cx, &arg.pat, f.default.is_some()) else { continue };
+        if is_last_segment(&arg.ty, "Context") {
+            if i == 1 {
+                context_ident = Some(ident);
+            } else {
+                cx.error_spanned_by(
+                    &arg.ty,
+                    "the `Context` parameter comes first: write `async fn name(&self, ctx: Context, request: Request)`",
+                );
+            }
+        } else if let Some((first, _)) = &message {
+            cx.error_spanned_by(
+                arg,
+                format!(
+                    "a service method takes exactly one request message, and `{first}` is already it; \
+                     put `{first}` and `{ident}` together in one message type"
+                ),
+            );
+        } else {
+            message = Some((ident, &arg.ty));
+        }
+    }
+    let Some((request_ident, request_ty)) = message else {
+        cx.error_spanned_by(
+            &sig.inputs,
+            "a service method takes one request message: add a parameter such as `request: HelloRequest` \
+             (write `request: ()` for a method that needs no data)",
+        );
+        return None;
+    };
+
+    // `Streaming<T>` as the whole request type means the caller sends a stream.
+    let streaming_request = streaming_arg(request_ty);
+    let request = match streaming_request {
+        Some(Ok(inner)) => inner.clone(),
+        Some(Err(())) => {
+            cx.error_spanned_by(request_ty, "`Streaming` takes one message type: write `Streaming<Message>`");
+            return None;
+        }
+        None if matches!(request_ty, Type::ImplTrait(_) | Type::Reference(_) | Type::Infer(_)) => {
+            cx.error_spanned_by(
+                request_ty,
+                "a request message is a concrete type taken by value: write `request: Message` (or `Streaming<Message>` for a stream)",
+            );
+            return None;
+        }
+        None => {
+            forbid_streaming(
+                cx,
+                request_ty,
+                "`Streaming` can only be the whole type of the request parameter: write `request: Streaming<Message>`",
+            );
+            request_ty.clone()
+        }
+    };
+
+    let (model, response) = match returns(cx, &sig.output) {
+        Returns::Nothing if streaming_request.is_some() => {
+            cx.error_spanned_by(
+                request_ty,
+                "a method that receives `Streaming<…>` must answer: return `Result<Response, Status>` (client streaming) \
+                 or `Result<impl Stream<Item = Result<Response, Status>>, Status>` (channel); a fire-and-forget method takes one message",
+            );
+            return None;
+        }
+        Returns::Nothing => (Model::FireAndForget, syn::parse_quote!(())),
+        Returns::One(ty) if streaming_request.is_some() => (Model::ClientStreaming, ty),
+        Returns::One(ty) => (Model::RequestResponse, ty),
+        Returns::Stream(ty) if streaming_request.is_some() => (Model::Channel, ty),
+        Returns::Stream(ty) => (Model::RequestStream, ty),
+        Returns::Invalid => return None,
+    };
+
+    let (docs, attrs) = split_docs(&f.attrs);
+    let default_body = f.default.as_ref().map(|body| rebind_mut_params(sig, body));
+    if cx.error_count() > errors_before {
+        // Keep the model of a broken method out of the service; the errors say why.
+        return None;
+    }
+    Some(Method {
+        name: model::pascal_case(&sig.ident.to_string()),
+        ident: sig.ident.clone(),
+        model,
+        request,
+        response,
+        request_ident,
+        context_ident,
+        docs,
+        attrs,
+        default_body,
+        span: sig.span(),
+    })
+}
+
+fn qualifiers(cx: &Ctxt, sig: &Signature) {
+    if let Some(t) = &sig.constness {
+        cx.error_spanned_by(t, "a service method cannot be `const`: write `async fn`");
+    }
+    if let Some(t) = &sig.unsafety {
+        cx.error_spanned_by(t, "a service method cannot be `unsafe`: remove `unsafe`");
+    }
+    if let Some(t) = &sig.abi {
+        cx.error_spanned_by(t, "a service method cannot have an ABI: remove the `extern`");
+    }
+    if let Some(t) = &sig.variadic {
+        cx.error_spanned_by(t, "a service method cannot be variadic: take one request message");
+    }
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(sig.fn_token, format!("a service method is asynchronous: write `async fn {}`", sig.ident));
+    }
+}
+
+fn receiver(cx: &Ctxt, sig: &Signature) {
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r)) if r.mutability.is_some() && r.reference.is_some() => cx.error_spanned_by(
+            r,
+            "a service method takes `&self`, not `&mut self`: one implementation serves many calls at once; \
+             write `&self` and keep mutable state behind a `Mutex` or atomics",
+        ),
+        Some(FnArg::Receiver(r)) => cx.error_spanned_by(
+            r,
+            "a service method takes `&self`: one implementation serves many calls at once, so it cannot be \
+             consumed or boxed per call; write `&self`",
+        ),
+        _ => cx.error_spanned_by(
+            &sig.ident,
+            format!("a service method takes `&self` first: write `async fn {}(&self, …)`", sig.ident),
+        ),
+    }
+}
+
+/// The name of a parameter; anything but a plain name (or `mut name` with a default body) is
+/// an error.
+fn param_ident(cx: &Ctxt, pat: &Pat, has_body: bool) -> Option<Ident> {
+    match pat {
+        Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() && (p.mutability.is_none() || has_body) => {
+            Some(p.ident.clone())
+        }
+        _ => {
+            cx.error_spanned_by(
+                pat,
+                "a service method parameter is a plain name: write `request: Message` and destructure it in the body",
+            );
+            None
+        }
+    }
+}
+
+/// The generated trait method's parameters are plain names; `mut x` in a default body becomes
+/// `let mut x = x;`.
+fn rebind_mut_params(sig: &Signature, body: &syn::Block) -> syn::Block {
+    let rebinds = sig.inputs.iter().filter_map(|arg| match arg {
+        FnArg::Typed(t) => match &*t.pat {
+            Pat::Ident(p) if p.mutability.is_some() => {
+                let ident = &p.ident;
+                Some(quote!(let mut #ident = #ident;))
+            }
+            _ => None,
+        },
+        FnArg::Receiver(_) => None,
+    });
+    let stmts = &body.stmts;
+    syn::parse_quote!({ #(#rebinds)* #(#stmts)* })
+}
+
+fn is_last_segment(ty: &Type, name: &str) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == name))
+}
+
+/// The type arguments of a path type's last segment, if it is called `name`.
+fn args_of<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a GenericArgument>> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if p.qself.is_some() || last.ident != name {
+        return None;
+    }
+    Some(match &last.arguments {
+        PathArguments::AngleBracketed(a) => a.args.iter().collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// `Streaming<T>` → `Some(Ok(T))`; `Streaming` with other arguments → `Some(Err(()))`.
+fn streaming_arg(ty: &Type) -> Option<Result<&Type, ()>> {
+    let args = args_of(ty, "Streaming")?;
+    match args.as_slice() {
+        [GenericArgument::Type(inner)] => Some(Ok(inner)),
+        _ => Some(Err(())),
+    }
+}
+
+/// Reports `Streaming` anywhere inside `ty`. (A walk over the tokens: a syntax-tree visitor
+/// would need syn's `visit` feature, which costs every build compile time for this one check.)
+fn forbid_streaming(cx: &Ctxt, ty: &Type, message: &str) {
+    fn find(tokens: proc_macro2::TokenStream) -> Option<proc_macro2::Ident> {
+        tokens.into_iter().find_map(|tt| match tt {
+            proc_macro2::TokenTree::Ident(i) if i == "Streaming" => Some(i),
+            proc_macro2::TokenTree::Group(g) => find(g.stream()),
+            _ => None,
+        })
+    }
+    if let Some(ident) = find(ty.to_token_stream()) {
+        cx.error_spanned_by(ident, message);
+    }
+}
+
+enum Returns {
+    Nothing,
+    One(Type),
+    Stream(Type),
+    Invalid,
+}
+
+fn returns(cx: &Ctxt, output: &ReturnType) -> Returns {
+    let ty = match output {
+        ReturnType::Default => return Returns::Nothing,
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    if matches!(ty, Type::Tuple(t) if t.elems.is_empty()) {
+        return Returns::Nothing;
+    }
+    let Some((ok, err)) = result_of(ty) else {
+        if is_last_segment(ty, "Streaming") {
+            cx.error_spanned_by(ty, STREAMING_RETURNED);
+        } else {
+            cx.error_spanned_by(ty, RETURNS);
+        }
+        return Returns::Invalid;
+    };
+    if !is_last_segment(err, "Status") {
+        cx.error_spanned_by(err, "the error type of a service method is `Status`: write `Result<…, Status>`");
+        return Returns::Invalid;
+    }
+    if let Type::ImplTrait(it) = ok {
+        return match stream_item(it) {
+            Some(item) => match result_of(item) {
+                Some((item, err)) if is_last_segment(err, "Status") => {
+                    forbid_streaming(cx, item, STREAMING_RETURNED);
+                    Returns::Stream(item.clone())
+                }
+                _ => {
+                    cx.error_spanned_by(
+                        item,
+                        format!(
+                            "a response stream yields `Result<Response, Status>` so that it can end with an error: \
+                             write `impl Stream<Item = Result<{}, Status>>`",
+                            item.to_token_stream()
+                        ),
+                    );
+                    Returns::Invalid
+                }
+            },
+            None => {
+                cx.error_spanned_by(
+                    ok,
+                    "a streaming response is `impl Stream<Item = Result<Response, Status>>`: write \
+                     `Result<impl Stream<Item = Result<Response, Status>>, Status>`",
+                );
+                Returns::Invalid
+            }
+        };
+    }
+    if is_last_segment(ok, "Streaming") {
+        cx.error_spanned_by(ok, STREAMING_RETURNED);
+        return Returns::Invalid;
+    }
+    forbid_streaming(cx, ok, STREAMING_RETURNED);
+    Returns::One(ok.clone())
+}
+
+const STREAMING_RETURNED: &str = "`Streaming` is what a server receives, not what it returns: to answer with a stream, \
+     write `Result<impl Stream<Item = Result<Response, Status>>, Status>`";
+
+fn result_of(ty: &Type) -> Option<(&Type, &Type)> {
+    match args_of(ty, "Result")?.as_slice() {
+        [GenericArgument::Type(ok), GenericArgument::Type(err)] => Some((ok, err)),
+        _ => None,
+    }
+}
+
+/// The `Item` of `impl Stream<Item = …> + …`.
+fn stream_item(it: &syn::TypeImplTrait) -> Option<&Type> {
+    it.bounds.iter().find_map(|bound| {
+        let TypeParamBound::Trait(t) = bound else { return None };
+        let last = t.path.segments.last()?;
+        if last.ident != "Stream" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(a) = &last.arguments else { return None };
+        a.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Item" => Some(&assoc.ty),
+            _ => None,
+        })
+    })
+}
