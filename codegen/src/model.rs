@@ -63,10 +63,26 @@ pub struct Method {
     /// Other attributes; `cfg` and `deprecated` are forwarded to everything generated for the
     /// method, the rest stay on the trait method.
     pub attrs: Vec<Attribute>,
+    /// The server trait method's parameter and return types as the front-end spelled them, if
+    /// it did (the trait front-end does, so that the user's imports of `Status`, `Streaming`
+    /// and `Context` stay used); otherwise the emitter spells them through `__private`.
+    pub spelled: Option<Spelled>,
     /// A default body for the trait method, if the user wrote one.
     pub default_body: Option<Block>,
     /// Where the method was declared, for errors.
     pub span: Span,
+}
+
+/// Types of a server trait method as written by the user.
+#[derive(Debug, Clone)]
+pub struct Spelled {
+    /// The context parameter's type, if there is one.
+    pub context: Option<Type>,
+    /// The request parameter's type, e.g. `Streaming<Chunk>`.
+    pub request: Type,
+    /// The output type, `()` for fire-and-forget; a response stream's `impl Stream` carries
+    /// `Send + 'static`.
+    pub output: Type,
 }
 
 /// The RSocket interaction model a method uses.

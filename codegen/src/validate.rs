@@ -4,7 +4,7 @@
 //! one compile reports them all.
 
 use crate::ctxt::Ctxt;
-use crate::model::{self, Method, Model, Service};
+use crate::model::{self, Method, Model, Service, Spelled};
 use crate::parse::Args;
 use proc_macro2::Span;
 use quote::{ToTokens, quote};
@@ -124,11 +124,18 @@ fn method(cx: &Ctxt, f: &TraitItemFn) -> Option<Method> {
     // Parameters after `self`: an optional `Context`, then exactly one message.
     let mut context_ident = None;
     let mut message: Option<(Ident, &Type)> = None;
-    for (i, arg) in sig.inputs.iter().enumerate().skip(1) {
-        let FnArg::Typed(arg) = arg else { continue };
-        let Some(ident) = param_ident(cx, &arg.pat, f.default.is_some()) else { continue };
+    let mut rejected = false;
+    let params = sig.inputs.iter().filter_map(|arg| match arg {
+        FnArg::Typed(arg) => Some(arg),
+        FnArg::Receiver(_) => None,
+    });
+    for (i, arg) in params.enumerate() {
+        let Some(ident) = param_ident(cx, &arg.pat, f.default.is_some()) else {
+            rejected = true;
+            continue;
+        };
         if is_last_segment(&arg.ty, "Context") {
-            if i == 1 {
+            if i == 0 {
                 context_ident = Some(ident);
             } else {
                 cx.error_spanned_by(
@@ -149,6 +156,9 @@ fn method(cx: &Ctxt, f: &TraitItemFn) -> Option<Method> {
         }
     }
     let Some((request_ident, request_ty)) = message else {
+        if rejected {
+            return None;
+        }
         cx.error_spanned_by(
             &sig.inputs,
             "a service method takes one request message: add a parameter such as `request: HelloRequest` \
@@ -199,6 +209,11 @@ fn method(cx: &Ctxt, f: &TraitItemFn) -> Option<Method> {
         Returns::Invalid => return None,
     };
 
+    let context_ty = sig.inputs.iter().nth(1).and_then(|arg| match arg {
+        FnArg::Typed(t) if context_ident.is_some() => Some((*t.ty).clone()),
+        _ => None,
+    });
+    let spelled = Spelled { context: context_ty, request: request_ty.clone(), output: spelled_output(&sig.output) };
     let (docs, attrs) = split_docs(&f.attrs);
     let default_body = f.default.as_ref().map(|body| rebind_mut_params(sig, body));
     if cx.error_count() > errors_before {
@@ -215,9 +230,38 @@ fn method(cx: &Ctxt, f: &TraitItemFn) -> Option<Method> {
         context_ident,
         docs,
         attrs,
+        spelled: Some(spelled),
         default_body,
         span: sig.span(),
     })
+}
+
+/// The output as written, with `Send + 'static` added to a response stream's `impl Stream`:
+/// the server drives the stream in a task of its own, after the method has returned.
+fn spelled_output(output: &ReturnType) -> Type {
+    let ReturnType::Type(_, ty) = output else { return syn::parse_quote!(()) };
+    let mut ty = (**ty).clone();
+    if let Type::Path(p) = &mut ty
+        && let Some(last) = p.path.segments.last_mut()
+        && let PathArguments::AngleBracketed(a) = &mut last.arguments
+        && let Some(GenericArgument::Type(Type::ImplTrait(it))) = a.args.first_mut()
+    {
+        let span = it.impl_token.span;
+        let has = |it: &syn::TypeImplTrait, name: &str| {
+            it.bounds.iter().any(|b| match b {
+                TypeParamBound::Trait(t) => t.path.segments.last().is_some_and(|s| s.ident == name),
+                TypeParamBound::Lifetime(l) => l.ident == name,
+                _ => false,
+            })
+        };
+        if !has(it, "Send") {
+            it.bounds.push(syn::parse_quote_spanned!(span=> ::core::marker::Send));
+        }
+        if !has(it, "static") {
+            it.bounds.push(syn::parse_quote_spanned!(span=> 'static));
+        }
+    }
+    ty
 }
 
 fn qualifiers(cx: &Ctxt, sig: &Signature) {

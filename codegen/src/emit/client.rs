@@ -13,12 +13,12 @@ pub(super) fn client(service: &Service) -> TokenStream {
     let trait_ident = &service.ident;
     let attrs: Vec<_> = forwarded(&service.attrs).collect();
     let doc =
-        format!("A client for the `{}` service: one method per method of [`{trait_ident}`].", service.full_name());
+        format!(" A client for the `{}` service: one method per method of [`{trait_ident}`].", service.full_name());
     let methods = service.methods.iter().map(|m| method(service, m));
     quote! {
         #[doc = #doc]
         #[doc = ""]
-        #[doc = "Cheap to clone: every clone calls over the same connection, and calls run concurrently."]
+        #[doc = " Cheap to clone: every clone calls over the same connection, and calls run concurrently."]
         #(#attrs)*
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         #vis struct #ident {
@@ -60,7 +60,7 @@ fn method(service: &Service, method: &Method) -> TokenStream {
     let docs = docs(&method.docs);
     let attrs = forwarded(&method.attrs);
     let route = service.route(method);
-    let call_doc = format!("Calls `{route}` ({}).", method.model.describe());
+    let call_doc = format!(" Calls `{route}` ({}).", method.model.describe());
     quote! {
         #docs
         #[doc = ""]

@@ -71,7 +71,7 @@ fn server_trait(service: &Service) -> TokenStream {
     let client = client_ident(service);
     let server = server_ident(service);
     let footer = format!(
-        "Implement it and serve it with [`{server}`]; call it with [`{client}`]. Service `{}`.",
+        " Implement it and serve it with [`{server}`]; call it with [`{client}`]. Service `{}`.",
         service.full_name()
     );
     let methods = service.methods.iter().map(|m| trait_method(service, m));
@@ -87,22 +87,18 @@ fn server_trait(service: &Service) -> TokenStream {
 }
 
 fn trait_method(service: &Service, method: &Method) -> TokenStream {
-    let p = private(service);
-    let Method { ident, request, response, request_ident, attrs, .. } = method;
+    let Method { ident, request_ident, attrs, .. } = method;
     let docs = docs(&method.docs);
-    let route_doc = format!("Route `{}` ({}).", service.route(method), method.model.describe());
-    let context = method.context_ident.as_ref().map(|ctx| quote!(#ctx: #p::Context,));
-    let request = if method.model.streams_requests() { quote!(#p::Streaming<#request>) } else { quote!(#request) };
-    let output = match method.model {
-        Model::FireAndForget => quote!(()),
-        Model::RequestResponse | Model::ClientStreaming => quote!(::core::result::Result<#response, #p::Status>),
-        Model::RequestStream | Model::Channel => quote! {
-            ::core::result::Result<
-                impl #p::Stream<Item = ::core::result::Result<#response, #p::Status>> + ::core::marker::Send + 'static,
-                #p::Status,
-            >
-        },
+    let route_doc = format!(" Route `{}` ({}).", service.route(method), method.model.describe());
+    let (context, request, output) = match &method.spelled {
+        Some(spelled) => {
+            let context = spelled.context.as_ref().map(|ty| quote!(#ty));
+            let (request, output) = (&spelled.request, &spelled.output);
+            (context, quote!(#request), quote!(#output))
+        }
+        None => spell(service, method),
     };
+    let context = method.context_ident.as_ref().zip(context).map(|(ctx, ty)| quote!(#ctx: #ty,));
     let body = match &method.default_body {
         Some(block) => quote!({ async move #block }),
         None => quote!(;),
@@ -116,4 +112,23 @@ fn trait_method(service: &Service, method: &Method) -> TokenStream {
             -> impl ::core::future::Future<Output = #output> + ::core::marker::Send
         #body
     }
+}
+
+/// The context, request and output types of a trait method, spelled through `__private`.
+fn spell(service: &Service, method: &Method) -> (Option<TokenStream>, TokenStream, TokenStream) {
+    let p = private(service);
+    let Method { request, response, .. } = method;
+    let context = method.context_ident.as_ref().map(|_| quote!(#p::Context));
+    let request = if method.model.streams_requests() { quote!(#p::Streaming<#request>) } else { quote!(#request) };
+    let output = match method.model {
+        Model::FireAndForget => quote!(()),
+        Model::RequestResponse | Model::ClientStreaming => quote!(::core::result::Result<#response, #p::Status>),
+        Model::RequestStream | Model::Channel => quote! {
+            ::core::result::Result<
+                impl #p::Stream<Item = ::core::result::Result<#response, #p::Status>> + ::core::marker::Send + 'static,
+                #p::Status,
+            >
+        },
+    };
+    (context, request, output)
 }

@@ -13,7 +13,7 @@ pub(super) fn server(service: &Service) -> TokenStream {
     let trait_ident = &service.ident;
     let attrs: Vec<_> = forwarded(&service.attrs).collect();
     let doc = format!(
-        "Serves the `{}` service by calling an implementation of [`{trait_ident}`]; add it to a server with `Server::builder().add_service(…)`.",
+        " Serves the `{}` service by calling an implementation of [`{trait_ident}`]; add it to a server with `Server::builder().add_service(…)`.",
         service.full_name()
     );
     let name = ident.to_string();
@@ -29,7 +29,7 @@ pub(super) fn server(service: &Service) -> TokenStream {
     quote! {
         #[doc = #doc]
         #[doc = ""]
-        #[doc = "Cheap to clone: clones share the implementation."]
+        #[doc = " Cheap to clone: clones share the implementation."]
         #(#attrs)*
         #vis struct #ident<T> {
             inner: ::std::sync::Arc<T>,
@@ -56,7 +56,7 @@ pub(super) fn server(service: &Service) -> TokenStream {
         #(#attrs)*
         impl<T> ::core::clone::Clone for #ident<T> {
             fn clone(&self) -> Self {
-                Self { inner: ::std::sync::Arc::clone(&self.inner) }
+                Self { inner: <::std::sync::Arc<T> as ::core::clone::Clone>::clone(&self.inner) }
             }
         }
 
@@ -158,7 +158,7 @@ fn arm(service: &Service, method: &Method) -> TokenStream {
     quote! {
         #(#cfgs)*
         #route => {
-            let service = ::std::sync::Arc::clone(&self.inner);
+            let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(&self.inner);
             #body
         }
     }

@@ -1,0 +1,288 @@
+//! Generated clients against generated servers, over TCP and in memory: every interaction
+//! model, statuses with their codes, metadata, cancellation and concurrency.
+
+use crate::lab::{self, CODES, LabClient, Msg, Transport, each_transport, msg, trace_mime};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::time::Duration;
+use weft::{BoxFuture, BoxStream, Call, Code, Handler, Payload, PayloadStream, Request, Server, Service, Status};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn collect(mut s: weft::Streaming<Msg>) -> (Vec<Msg>, Option<Status>) {
+    let mut items = Vec::new();
+    loop {
+        match s.message().await {
+            Ok(Some(m)) => items.push(m),
+            Ok(None) => return (items, None),
+            Err(e) => return (items, Some(e)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn request_response() {
+    each_transport(|client, _, t| async move {
+        let reply = client.echo(msg("hi", 7)).await.unwrap_or_else(|e| panic!("{t:?}: {e}"));
+        assert_eq!(reply, msg("hi", 7), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fire_and_forget_reaches_the_handler() {
+    each_transport(|client, mut events, t| async move {
+        client.record(msg("note", 1)).await.unwrap_or_else(|e| panic!("{t:?}: {e}"));
+        let got = tokio::time::timeout(WAIT, events.recorded.recv()).await.expect("recorded in time");
+        assert_eq!(got, Some(msg("note", 1)), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn request_stream_yields_every_message_then_ends() {
+    each_transport(|client, _, t| async move {
+        let (items, end) = collect(client.count(msg("", 5)).await.unwrap()).await;
+        assert_eq!(items.iter().map(|m| m.n).collect::<Vec<_>>(), [0, 1, 2, 3, 4], "{t:?}");
+        assert_eq!(end, None, "{t:?}");
+        let (items, end) = collect(client.count(msg("", 0)).await.unwrap()).await;
+        assert!(items.is_empty() && end.is_none(), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn request_stream_errors_keep_their_codes() {
+    each_transport(|client, _, t| async move {
+        // After some messages.
+        let (items, end) = collect(client.count(msg("fail", 3)).await.unwrap()).await;
+        assert_eq!(items.len(), 3, "{t:?}");
+        assert_eq!(end, Some(Status::resource_exhausted("counted too far")), "{t:?}");
+        // Before any: the handler returned Err. Either the call or the stream reports it.
+        let end = match client.count(msg("refuse", 3)).await {
+            Ok(s) => collect(s).await.1,
+            Err(e) => Some(e),
+        };
+        assert_eq!(end, Some(Status::failed_precondition("not counting today")), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn channel_answers_each_message() {
+    each_transport(|client, _, t| async move {
+        let requests = futures_util::stream::iter(vec![msg("a", 1), msg("b", 2), msg("c", 3)]);
+        let (items, end) = collect(client.chat(requests).await.unwrap()).await;
+        assert_eq!(items, [msg("A", 1), msg("B", 2), msg("C", 3)], "{t:?}");
+        assert_eq!(end, None, "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn channel_interleaves_requests_and_responses() {
+    each_transport(|client, _, t| async move {
+        // Each request is sent only after the previous response arrived: a true conversation.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let requests = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+        tx.send(msg("ping", 0)).unwrap();
+        let mut responses = client.chat(requests).await.unwrap();
+        for i in 1..=3 {
+            let reply = responses.message().await.unwrap().unwrap();
+            assert_eq!(reply.n, i - 1, "{t:?}");
+            tx.send(msg("ping", i)).unwrap();
+        }
+        drop(tx);
+        let (rest, end) = collect(responses).await;
+        assert_eq!((rest.len(), end), (1, None), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn channel_errors_keep_their_codes() {
+    each_transport(|client, _, t| async move {
+        let requests = futures_util::stream::iter(vec![msg("a", 1), msg("fail", 2), msg("c", 3)]);
+        let (items, end) = collect(client.chat(requests).await.unwrap()).await;
+        assert_eq!(items, [msg("A", 1)], "{t:?}");
+        assert_eq!(end, Some(Status::aborted("chat aborted as asked")), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn client_streaming_gets_one_answer() {
+    each_transport(|client, _, t| async move {
+        let requests = futures_util::stream::iter((1..=10).map(|n| msg("part", n)));
+        assert_eq!(client.sum(requests).await.unwrap(), msg("10", 55), "{t:?}");
+        let one = futures_util::stream::iter(vec![msg("only", 4)]);
+        assert_eq!(client.sum(one).await.unwrap(), msg("1", 4), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_empty_request_stream_fails_before_reaching_the_server() {
+    each_transport(|client, _, t| async move {
+        let err = client.sum(futures_util::stream::empty::<Msg>()).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{t:?}");
+        assert!(err.message().contains("weft.test.Lab/Sum"), "{t:?}: {err}");
+        let err = client.chat(futures_util::stream::empty::<Msg>()).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_status_code_reaches_the_client() {
+    each_transport(|client, _, t| async move {
+        for (n, code) in CODES.iter().enumerate() {
+            let err = client.echo(msg("fail", n as u64)).await.unwrap_err();
+            assert_eq!(err.code(), *code, "{t:?}");
+            assert_eq!(err.message(), format!("echo failed as asked ({n})"), "{t:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metadata_reaches_the_handler() {
+    each_transport(|client, _, t| async move {
+        let request = Request::new(msg("hi", 0)).with_metadata(trace_mime(), "4bf92f35");
+        assert_eq!(client.echo(request).await.unwrap().text, "hi trace=4bf92f35", "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cancelling_a_call_reaches_the_handler() {
+    each_transport(|client, mut events, t| async move {
+        // Give up on the call: its future is dropped, which cancels it.
+        let gave_up = tokio::time::timeout(Duration::from_millis(200), client.hang(msg("", 0))).await;
+        assert!(gave_up.is_err(), "{t:?}: hang answered");
+        let route = tokio::time::timeout(WAIT, events.cancelled.recv()).await.expect("the handler noticed in time");
+        assert_eq!(route.as_deref(), Some("weft.test.Lab/Hang"), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_a_response_stream_cancels_it() {
+    each_transport(|client, _, t| async move {
+        let mut many = client.count(msg("", 1_000_000)).await.unwrap();
+        assert_eq!(many.message().await.unwrap().map(|m| m.n), Some(0), "{t:?}");
+        drop(many);
+        // The connection is still good for other calls.
+        assert_eq!(client.echo(msg("after", 1)).await.unwrap(), msg("after", 1), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn many_clones_call_concurrently() {
+    each_transport(|client, _, t| async move {
+        let calls = (0..200u64).map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                match i % 3 {
+                    0 => client.echo(msg("c", i)).await.map(|m| m.n),
+                    1 => match client.count(msg("", 3)).await {
+                        Ok(s) => match collect(s).await {
+                            (items, None) if items.len() == 3 => Ok(i),
+                            (items, end) => panic!("{items:?} {end:?}"),
+                        },
+                        Err(e) => Err(e),
+                    },
+                    _ => client.sum(futures_util::stream::iter(vec![msg("x", i)])).await.map(|m| m.n),
+                }
+            })
+        });
+        let results = futures_util::future::join_all(calls).await;
+        for (i, r) in results.into_iter().enumerate() {
+            assert_eq!(r.expect("task").unwrap_or_else(|e| panic!("{t:?} call {i}: {e}")), i as u64);
+        }
+    })
+    .await;
+}
+
+/// Payload-level calls to the lab's routes, to test what no generated client would send.
+mod raw {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_undecodable_request_is_invalid_argument() {
+        each_transport(|client, _, t| async move {
+            let raw = client.inner().clone();
+            let garbage = Bytes::from_static(&[0x0a, 0xff, 0xff]);
+            let err = raw.request_response(Call::new("weft.test.Lab/Echo"), garbage).await.unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{t:?}: {err}");
+            assert!(err.message().contains("weft.test.Lab/Echo"), "{t:?}: {err}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_unknown_route_is_unimplemented() {
+        each_transport(|client, _, t| async move {
+            let raw = client.inner().clone();
+            let err = raw.request_response(Call::new("weft.test.Lab/Nope"), Bytes::new()).await.unwrap_err();
+            assert_eq!(err.code(), Code::Unimplemented, "{t:?}: {err}");
+            // A route that exists, called with the wrong interaction model.
+            let err = raw.request_response(Call::new("weft.test.Lab/Count"), Bytes::new()).await.unwrap_err();
+            assert_eq!(err.code(), Code::Unimplemented, "{t:?}: {err}");
+            assert!(err.message().contains("not a request/response method"), "{t:?}: {err}");
+        })
+        .await;
+    }
+
+    /// A server for the lab's routes that answers bytes no `Msg` decodes from.
+    struct Garbage;
+
+    const GARBAGE: &[u8] = &[0x0a, 0xff, 0xff];
+
+    impl Handler for Garbage {
+        fn request_response(&self, _: Call, _: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+            Box::pin(async { Ok(Payload::new(Bytes::from_static(GARBAGE))) })
+        }
+
+        fn request_stream(&self, _: Call, _: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
+            Box::pin(futures_util::stream::iter(vec![Ok(Payload::new(Bytes::from_static(GARBAGE)))]))
+        }
+
+        fn request_channel(&self, _: Call, _: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
+            self.request_stream(Call::new(""), Bytes::new())
+        }
+    }
+
+    impl Service for Garbage {
+        fn routes(&self) -> &'static [&'static str] {
+            &["weft.test.Lab/Echo", "weft.test.Lab/Count", "weft.test.Lab/Chat", "weft.test.Lab/Sum"]
+        }
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_response_is_internal() {
+        for transport in lab::TRANSPORTS {
+            let run = async {
+                let connected = lab::connect(Server::builder().add_service(Garbage).build(), transport).await;
+                let client = LabClient::new(connected.client.clone());
+                let check = |err: Status, what: &str| {
+                    assert_eq!(err.code(), Code::Internal, "{transport:?} {what}: {err}");
+                    assert!(err.message().contains("weft.test.Lab/"), "{transport:?} {what}: {err}");
+                };
+                check(client.echo(msg("", 0)).await.unwrap_err(), "echo");
+                check(collect(client.count(msg("", 1)).await.unwrap()).await.1.expect("an error"), "count");
+                let one = || futures_util::stream::iter(vec![msg("", 0)]);
+                check(collect(client.chat(one()).await.unwrap()).await.1.expect("an error"), "chat");
+                check(client.sum(one()).await.unwrap_err(), "sum");
+                connected.shutdown().await;
+            };
+            tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
+        }
+    }
+
+    #[test]
+    fn transports_are_both_tested() {
+        assert!(matches!(lab::TRANSPORTS, [Transport::Tcp, Transport::Memory]));
+    }
+}

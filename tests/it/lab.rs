@@ -1,0 +1,188 @@
+//! `Lab`: a service with a method of every interaction model, written to be poked at by the
+//! end-to-end tests, and helpers that serve it over each transport.
+
+use futures_util::{Stream, StreamExt};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use weft::frame::metadata::MimeType;
+use weft::{Code, Context, RunningServer, Server, Status, Streaming};
+
+/// Every request and response of the lab.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct Msg {
+    #[prost(string, tag = "1")]
+    pub(crate) text: String,
+    #[prost(uint64, tag = "2")]
+    pub(crate) n: u64,
+}
+
+pub(crate) fn msg(text: &str, n: u64) -> Msg {
+    Msg { text: text.to_owned(), n }
+}
+
+/// The metadata entry `echo` copies into its reply.
+pub(crate) fn trace_mime() -> MimeType {
+    MimeType::Custom("application/x-weft-test-trace".into())
+}
+
+/// A lab for tests.
+#[weft::service(package = "weft.test")]
+pub(crate) trait Lab {
+    /// Replies with the request. `text = "fail"` fails with the code named by `n` (see
+    /// [`code_of`]); a trace metadata entry is appended to the reply's text.
+    async fn echo(&self, ctx: Context, req: Msg) -> Result<Msg, Status>;
+    /// Hands the message to the test.
+    async fn record(&self, req: Msg);
+    /// Replies with `n` messages numbered 0..n; then, if `text = "fail"`, fails with
+    /// `RESOURCE_EXHAUSTED`. `text = "refuse"` fails before the first message.
+    async fn count(&self, req: Msg) -> Result<impl Stream<Item = Result<Msg, Status>>, Status>;
+    /// Replies to each message with its text in upper case; a message with `text = "fail"`
+    /// ends the stream with `ABORTED`.
+    async fn chat(&self, msgs: Streaming<Msg>) -> Result<impl Stream<Item = Result<Msg, Status>>, Status>;
+    /// Replies with the number of messages and the sum of their `n`.
+    async fn sum(&self, msgs: Streaming<Msg>) -> Result<Msg, Status>;
+    /// Never replies; tells the test when the caller cancels.
+    async fn hang(&self, ctx: Context, req: Msg) -> Result<Msg, Status>;
+}
+
+/// The codes `echo` can fail with, by `n`.
+pub(crate) const CODES: [Code; 6] =
+    [Code::NotFound, Code::InvalidArgument, Code::PermissionDenied, Code::Unavailable, Code::Internal, Code::Unknown];
+
+fn code_of(n: u64) -> Code {
+    CODES[n as usize % CODES.len()]
+}
+
+/// What the lab tells the test.
+pub(crate) struct Events {
+    pub(crate) recorded: mpsc::UnboundedReceiver<Msg>,
+    pub(crate) cancelled: mpsc::UnboundedReceiver<String>,
+}
+
+struct LabImpl {
+    recorded: mpsc::UnboundedSender<Msg>,
+    cancelled: mpsc::UnboundedSender<String>,
+}
+
+impl Lab for LabImpl {
+    async fn echo(&self, ctx: Context, mut req: Msg) -> Result<Msg, Status> {
+        if req.text == "fail" {
+            return Err(Status::new(code_of(req.n), format!("echo failed as asked ({})", req.n)));
+        }
+        if let Some(trace) = ctx.metadata_entry(&trace_mime()) {
+            req.text.push_str(&format!(" trace={}", String::from_utf8_lossy(trace)));
+        }
+        Ok(req)
+    }
+
+    async fn record(&self, req: Msg) {
+        let _ = self.recorded.send(req);
+    }
+
+    async fn count(&self, req: Msg) -> Result<impl Stream<Item = Result<Msg, Status>> + Send + 'static, Status> {
+        if req.text == "refuse" {
+            return Err(Status::failed_precondition("not counting today"));
+        }
+        let tail = (req.text == "fail").then(|| Err(Status::resource_exhausted("counted too far")));
+        Ok(futures_util::stream::iter((0..req.n).map(|i| Ok(msg("count", i))).chain(tail)))
+    }
+
+    async fn chat(
+        &self,
+        msgs: Streaming<Msg>,
+    ) -> Result<impl Stream<Item = Result<Msg, Status>> + Send + 'static, Status> {
+        Ok(msgs.map(|m| {
+            let m = m?;
+            if m.text == "fail" {
+                Err(Status::aborted("chat aborted as asked"))
+            } else {
+                Ok(msg(&m.text.to_uppercase(), m.n))
+            }
+        }))
+    }
+
+    async fn sum(&self, mut msgs: Streaming<Msg>) -> Result<Msg, Status> {
+        let (mut count, mut sum) = (0, 0);
+        while let Some(m) = msgs.message().await? {
+            count += 1;
+            sum += m.n;
+        }
+        Ok(msg(&count.to_string(), sum))
+    }
+
+    async fn hang(&self, ctx: Context, _req: Msg) -> Result<Msg, Status> {
+        let watcher = ctx.clone();
+        let cancelled = self.cancelled.clone();
+        tokio::spawn(async move {
+            watcher.cancelled().await;
+            let _ = cancelled.send(watcher.route().to_owned());
+        });
+        std::future::pending().await
+    }
+}
+
+/// The lab's server.
+pub(crate) fn server() -> (Server, Events) {
+    let (recorded_tx, recorded) = mpsc::unbounded_channel();
+    let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
+    let lab = LabImpl { recorded: recorded_tx, cancelled: cancelled_tx };
+    (Server::builder().add_service(LabServer::new(lab)).build(), Events { recorded, cancelled })
+}
+
+/// How a test reaches the server.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Transport {
+    Tcp,
+    Memory,
+}
+
+pub(crate) const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Memory];
+
+/// A connected client and what keeps its server alive.
+pub(crate) struct Connected {
+    pub(crate) client: weft::Client,
+    pub(crate) running: Option<RunningServer>,
+    _server: Server,
+}
+
+impl Connected {
+    pub(crate) async fn shutdown(self) {
+        if let Some(running) = self.running {
+            running.shutdown().await;
+        }
+    }
+}
+
+/// Serves `server` over `transport` and connects a client to it.
+pub(crate) async fn connect(server: Server, transport: Transport) -> Connected {
+    match transport {
+        Transport::Tcp => {
+            let running = server.bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+            let client = weft::Client::connect(running.local_addr()).await.expect("connect over TCP");
+            Connected { client, running: Some(running), _server: server }
+        }
+        Transport::Memory => {
+            let client = server.connect_in_memory().await.expect("connect in memory");
+            Connected { client, running: None, _server: server }
+        }
+    }
+}
+
+/// Runs `test` against the lab over every transport, each run bounded by a timeout.
+pub(crate) async fn each_transport<F, Fut>(test: F)
+where
+    F: Fn(LabClient, Events, Transport) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for transport in TRANSPORTS {
+        let (server, events) = server();
+        let run = async {
+            let connected = connect(server, transport).await;
+            test(LabClient::new(connected.client.clone()), events, transport).await;
+            connected.shutdown().await;
+        };
+        tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .unwrap_or_else(|_| panic!("timed out over {transport:?}"));
+    }
+}

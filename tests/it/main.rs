@@ -1,0 +1,6 @@
+//! Weft's workspace-level tests, in one binary: generated clients against generated servers
+//! over TCP and in memory (`e2e`), and the macro's compile-pass and compile-fail cases (`ui`).
+
+mod e2e;
+mod lab;
+mod ui;

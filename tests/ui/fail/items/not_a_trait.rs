@@ -1,0 +1,4 @@
+#[weft::service]
+pub struct Svc;
+
+fn main() {}

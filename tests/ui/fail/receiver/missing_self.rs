@@ -1,0 +1,7 @@
+use weft::Status;
+#[weft::service]
+pub trait Svc {
+    async fn call(req: ()) -> Result<(), Status>;
+}
+
+fn main() {}

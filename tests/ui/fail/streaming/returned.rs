@@ -1,0 +1,9 @@
+use weft::Status;
+use weft::Streaming;
+
+#[weft::service]
+pub trait Svc {
+    async fn call(&self, req: ()) -> Result<Streaming<()>, Status>;
+}
+
+fn main() {}
