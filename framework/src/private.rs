@@ -3,8 +3,8 @@
 
 pub use crate::typed::client::{call_channel, call_client_streaming, call_fire_and_forget, call_stream, call_unary};
 pub use crate::typed::server::{
-    ignore, not_served, reject_stream, reject_unary, serve_channel, serve_client_streaming, serve_fire_and_forget,
-    serve_stream, serve_unary,
+    box_stream, ignore, not_served, reject_stream, reject_unary, serve_channel, serve_client_streaming,
+    serve_fire_and_forget, serve_stream, serve_unary,
 };
 pub use crate::typed::{Codec, Context, IntoRequest, IntoStreamingRequest, ProstCodec, Streaming};
 pub use crate::{BoxFuture, BoxStream, Call, Client, Handler, Payload, PayloadStream, Service, Status};

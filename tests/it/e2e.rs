@@ -3,7 +3,6 @@
 
 use crate::lab::{self, CODES, LabClient, Msg, Transport, each_transport, msg, trace_mime};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use std::time::Duration;
 use weft::{BoxFuture, BoxStream, Call, Code, Handler, Payload, PayloadStream, Request, Server, Service, Status};
 

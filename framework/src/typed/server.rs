@@ -4,7 +4,7 @@
 //! calling the user's method to the function for the method's model. Decoding, the
 //! [`Context`], encoding and error codes live here, once.
 
-use super::codec::Codec;
+use super::codec::{Codec, CodecError};
 use super::context::Context;
 use super::streaming::{Side, Streaming};
 use crate::{BoxFuture, BoxStream, Call, Payload, PayloadStream, Status, unimplemented_route};
@@ -66,7 +66,11 @@ where
 }
 
 /// Request/stream.
-pub fn serve_stream<C, Req, Resp, F, Fut, S>(
+///
+/// The handler's stream arrives boxed: the generated closure boxes it inside its own `async`
+/// block (with [`box_stream`]), because the trait method's `impl Stream` type names the borrow
+/// of the service that the block owns and so cannot leave the block unboxed.
+pub fn serve_stream<C, Req, Resp, F, Fut>(
     call: Call,
     data: Bytes,
     route: &'static str,
@@ -77,18 +81,17 @@ where
     Req: Send + 'static,
     Resp: Send + 'static,
     F: FnOnce(Context, Req) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<S, Status>> + Send + 'static,
-    S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+    Fut: Future<Output = Result<BoxStream<'static, Result<Resp, Status>>, Status>> + Send + 'static,
 {
     let responses = async move {
         let request = decode_request::<C, Req>(route, data)?;
         handler(Context::new(call), request).await
     };
-    Box::pin(Respond::<_, S, Resp>::new(responses, <C as Codec<Resp>>::encode, route))
+    Box::pin(Respond::new(responses, <C as Codec<Resp>>::encode, route))
 }
 
-/// Channel.
-pub fn serve_channel<C, Req, Resp, F, Fut, S>(
+/// Channel; the handler's stream arrives boxed, as for [`serve_stream`].
+pub fn serve_channel<C, Req, Resp, F, Fut>(
     call: Call,
     messages: PayloadStream,
     route: &'static str,
@@ -99,12 +102,11 @@ where
     Req: Send + 'static,
     Resp: Send + 'static,
     F: FnOnce(Context, Streaming<Req>) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<S, Status>> + Send + 'static,
-    S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+    Fut: Future<Output = Result<BoxStream<'static, Result<Resp, Status>>, Status>> + Send + 'static,
 {
     let requests = Streaming::decoding(Box::pin(messages), <C as Codec<Req>>::decode, Side::Server, route);
     let responses = handler(Context::new(call), requests);
-    Box::pin(Respond::<_, S, Resp>::new(responses, <C as Codec<Resp>>::encode, route))
+    Box::pin(Respond::new(responses, <C as Codec<Resp>>::encode, route))
 }
 
 /// Client streaming: a channel answered with exactly one message.
@@ -139,6 +141,14 @@ pub fn not_served(call: &Call, routes: &[&str], model: &str) -> Status {
     }
 }
 
+/// Boxes a handler's response stream.
+pub fn box_stream<S>(stream: S) -> BoxStream<'static, S::Item>
+where
+    S: Stream + Send + 'static,
+{
+    Box::pin(stream)
+}
+
 /// A request/response answered with `status`.
 pub fn reject_unary(status: Status) -> BoxFuture<'static, Result<Payload, Status>> {
     Box::pin(std::future::ready(Err(status)))
@@ -157,28 +167,27 @@ pub fn ignore() -> BoxFuture<'static, ()> {
 /// Awaits the handler, then encodes the messages of the stream it returned; the first `Err`
 /// (the handler's, the stream's, or an encode failure) is the stream's last item, as an ERROR
 /// frame ends an RSocket stream.
-struct Respond<Fut, S, Resp> {
-    state: State<Fut, S>,
-    encode: fn(Resp) -> Result<Bytes, super::codec::CodecError>,
+struct Respond<Fut, Resp> {
+    state: State<Fut, Resp>,
+    encode: fn(Resp) -> Result<Bytes, CodecError>,
     route: &'static str,
 }
 
-enum State<Fut, S> {
+enum State<Fut, Resp> {
     Waiting(Pin<Box<Fut>>),
-    Streaming(Pin<Box<S>>),
+    Streaming(BoxStream<'static, Result<Resp, Status>>),
     Done,
 }
 
-impl<Fut, S, Resp> Respond<Fut, S, Resp> {
-    fn new(responses: Fut, encode: fn(Resp) -> Result<Bytes, super::codec::CodecError>, route: &'static str) -> Self {
+impl<Fut, Resp> Respond<Fut, Resp> {
+    fn new(responses: Fut, encode: fn(Resp) -> Result<Bytes, CodecError>, route: &'static str) -> Self {
         Respond { state: State::Waiting(Box::pin(responses)), encode, route }
     }
 }
 
-impl<Fut, S, Resp> Stream for Respond<Fut, S, Resp>
+impl<Fut, Resp> Stream for Respond<Fut, Resp>
 where
-    Fut: Future<Output = Result<S, Status>>,
-    S: Stream<Item = Result<Resp, Status>>,
+    Fut: Future<Output = Result<BoxStream<'static, Result<Resp, Status>>, Status>>,
 {
     type Item = Result<Payload, Status>;
 
@@ -188,7 +197,7 @@ where
         loop {
             match &mut this.state {
                 State::Waiting(fut) => match ready!(fut.as_mut().poll(cx)) {
-                    Ok(stream) => this.state = State::Streaming(Box::pin(stream)),
+                    Ok(stream) => this.state = State::Streaming(stream),
                     Err(status) => {
                         this.state = State::Done;
                         return Poll::Ready(Some(Err(status)));
