@@ -7,10 +7,7 @@
 
 use proc_macro::TokenStream;
 
-/// Turns a trait into a typed Weft service: a client, `{Trait}Client`, and a server,
-/// `{Trait}Server<T>`, for every implementation `T` of the trait.
-///
-/// See the documentation of `weft::service` for the rules and every generated item.
+#[doc = include_str!("service.md")]
 #[proc_macro_attribute]
 pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     weft_codegen::expand_service(attr.into(), item.into()).into()
