@@ -43,8 +43,8 @@ mod tests;
 use crate::config::Config;
 use crate::frame::metadata::COMPOSITE_METADATA_MIME;
 use crate::frame::{
-    self, Cancel, DecodeError, ErrorCode, ErrorFrame, Frame, FrameType, HEADER_SIZE, Keepalive, MAX_U31,
-    PayloadFrame, RequestChannel, RequestN, RequestStream, Setup, VERSION,
+    self, Cancel, DecodeError, ErrorCode, ErrorFrame, Frame, FrameType, HEADER_SIZE, Keepalive, MAX_U31, PayloadFrame,
+    RequestChannel, RequestN, RequestStream, Setup, VERSION,
 };
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
@@ -449,8 +449,12 @@ impl Connection {
                 // lenient choice and harms nothing, since its content is never acted on.
             }
             Frame::Error(e) => self.handle_error(e),
-            Frame::RequestResponse(r) => self.handle_request(r.stream_id, Kind::RequestResponse, r.follows, 0, false, r.payload),
-            Frame::RequestFnf(r) => self.handle_request(r.stream_id, Kind::FireAndForget, r.follows, 0, false, r.payload),
+            Frame::RequestResponse(r) => {
+                self.handle_request(r.stream_id, Kind::RequestResponse, r.follows, 0, false, r.payload)
+            }
+            Frame::RequestFnf(r) => {
+                self.handle_request(r.stream_id, Kind::FireAndForget, r.follows, 0, false, r.payload)
+            }
             Frame::RequestStream(r) => {
                 self.handle_request(r.stream_id, Kind::RequestStream, r.follows, r.initial_n, false, r.payload)
             }
@@ -477,7 +481,10 @@ impl Connection {
         let rejection = if setup.version.major != VERSION.major {
             Some((
                 ErrorCode::UNSUPPORTED_SETUP,
-                format!("unsupported protocol version {}.{}; this server speaks 1.0", setup.version.major, setup.version.minor),
+                format!(
+                    "unsupported protocol version {}.{}; this server speaks 1.0",
+                    setup.version.major, setup.version.minor
+                ),
             ))
         } else if setup.resume_token.is_some() {
             // Protocol.md: a server that does not resume MUST reject R with REJECTED_SETUP.
@@ -522,15 +529,31 @@ impl Connection {
             return self.terminate(reason);
         }
         if self.remove_stream(e.stream_id).is_some() {
-            self.events.push_back(Event::Error { stream_id: e.stream_id, code: e.code, message: e.message().into_owned() });
+            self.events.push_back(Event::Error {
+                stream_id: e.stream_id,
+                code: e.code,
+                message: e.message().into_owned(),
+            });
         }
     }
 
-    fn handle_request(&mut self, id: u32, kind: Kind, follows: bool, initial_n: u32, complete: bool, payload: frame::Payload) {
+    fn handle_request(
+        &mut self,
+        id: u32,
+        kind: Kind,
+        follows: bool,
+        initial_n: u32,
+        complete: bool,
+        payload: frame::Payload,
+    ) {
         if self.is_local_id(id) {
             return self.connection_error(
                 ErrorCode::CONNECTION_ERROR,
-                format!("request on stream {id}, an id only this side may open ({:?} ids are {})", self.side, if self.side == Side::Client { "odd" } else { "even" }),
+                format!(
+                    "request on stream {id}, an id only this side may open ({:?} ids are {})",
+                    self.side,
+                    if self.side == Side::Client { "odd" } else { "even" }
+                ),
             );
         }
         if self.streams.contains_key(&id) {
@@ -548,7 +571,14 @@ impl Connection {
         }
         if kind == Kind::FireAndForget && !follows {
             let (metadata, data) = (payload.metadata.unwrap_or_default(), payload.data);
-            self.events.push_back(Event::Request { stream_id: id, kind, metadata, data, complete: false, initial_n: 0 });
+            self.events.push_back(Event::Request {
+                stream_id: id,
+                kind,
+                metadata,
+                data,
+                complete: false,
+                initial_n: 0,
+            });
             return;
         }
         let mut stream = Stream::responder(kind, initial_n, complete);
@@ -573,7 +603,7 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&id) else { return };
         stream.pending_request = false;
         let kind = stream.kind;
-        let complete = stream.inbound == Half::Closed;
+        let complete = kind == Kind::Channel && stream.inbound == Half::Closed;
         let initial_n = u32::try_from(stream.out_credit).unwrap_or(MAX_U31);
         if kind == Kind::FireAndForget {
             self.streams.remove(&id);
@@ -677,6 +707,13 @@ impl Connection {
         }
     }
 
+    /// The transport reached its end or failed: the peer is gone. Every stream fails.
+    pub fn handle_transport_closed(&mut self) {
+        if self.state != State::Closed {
+            self.terminate(CloseReason::PeerClosed);
+        }
+    }
+
     // ---- commands -----------------------------------------------------------------------
 
     /// Opens a stream: queues the request frame (fragmented if needed) and returns its id.
@@ -755,8 +792,13 @@ impl Connection {
 
     /// Ends a stream with an ERROR frame (a responder's failure, or a channel requester's).
     pub fn send_error(&mut self, id: u32, code: ErrorCode, message: &str) -> Result<(), CommandError> {
-        self.remove_stream(id).ok_or(CommandError::NoSuchStream(id))?;
+        if !self.streams.contains_key(&id) {
+            return Err(CommandError::NoSuchStream(id));
+        }
+        // The frame goes first: removing the last stream of a draining connection queues
+        // the connection's own close after it.
         self.transmit.push_back(error_frame(id, code, message));
+        self.remove_stream(id);
         Ok(())
     }
 
@@ -767,8 +809,8 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&id) else { return };
         match stream.role {
             Role::Requester => {
-                self.remove_stream(id);
                 self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
+                self.remove_stream(id);
             }
             Role::Responder => {
                 if stream.kind == Kind::Channel && stream.inbound == Half::Open {
@@ -819,13 +861,15 @@ impl Connection {
 
     /// Ends a stream because of the peer's fault (see the module doc).
     fn stream_protocol_error(&mut self, id: u32, message: String) {
-        let Some(stream) = self.remove_stream(id) else { return };
+        let Some(stream) = self.streams.get(&id) else { return };
+        let pending_request = stream.pending_request;
         if stream.role == Role::Responder {
             self.transmit.push_back(error_frame(id, ErrorCode::INVALID, &message));
         } else {
             self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
         }
-        if !stream.pending_request {
+        self.remove_stream(id);
+        if !pending_request {
             self.events.push_back(Event::Error { stream_id: id, code: ErrorCode::INVALID, message });
         }
     }
@@ -937,7 +981,9 @@ impl Head {
         match self {
             Head::RequestResponse => Frame::RequestResponse(frame::Request { stream_id, follows, payload }),
             Head::Fnf => Frame::RequestFnf(frame::Request { stream_id, follows, payload }),
-            Head::Stream { initial_n } => Frame::RequestStream(RequestStream { stream_id, follows, initial_n, payload }),
+            Head::Stream { initial_n } => {
+                Frame::RequestStream(RequestStream { stream_id, follows, initial_n, payload })
+            }
             Head::Channel { initial_n, complete } => Frame::RequestChannel(RequestChannel {
                 stream_id,
                 follows,
@@ -946,13 +992,9 @@ impl Head {
                 initial_n,
                 payload,
             }),
-            Head::Payload { complete } => Frame::Payload(PayloadFrame {
-                stream_id,
-                follows,
-                complete: complete && !follows,
-                next: true,
-                payload,
-            }),
+            Head::Payload { complete } => {
+                Frame::Payload(PayloadFrame { stream_id, follows, complete: complete && !follows, next: true, payload })
+            }
         }
     }
 }

@@ -128,9 +128,6 @@ impl Reassembly {
 
     /// The whole message: metadata and data.
     pub(super) fn finish(self) -> (Bytes, Bytes) {
-        (
-            self.metadata.map(BytesMut::freeze).unwrap_or_default(),
-            self.data.map(BytesMut::freeze).unwrap_or_default(),
-        )
+        (self.metadata.map(BytesMut::freeze).unwrap_or_default(), self.data.map(BytesMut::freeze).unwrap_or_default())
     }
 }

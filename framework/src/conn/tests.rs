@@ -1,0 +1,633 @@
+//! Protocol stories: a client and a server connection wired together in memory, with time
+//! simulated. Every frame crosses through the real codec (encode, then decode), so what is
+//! tested is what would cross a socket.
+
+use super::*;
+use crate::frame::{DecodeErrorKind, Ext, Lease, MetadataPush, Request, Version};
+
+const T0_OFFSET: Duration = Duration::from_secs(1000);
+
+struct Pair {
+    client: Connection,
+    server: Connection,
+    now: Instant,
+    /// Frames each side wrote, in order, for assertions.
+    to_server: Vec<Frame>,
+    to_client: Vec<Frame>,
+}
+
+fn wire(frame: &Frame) -> Frame {
+    let mut buf = BytesMut::new();
+    frame.encode(&mut buf);
+    assert_eq!(buf.len(), frame.encoded_len());
+    Frame::decode(buf.freeze()).expect("a frame we encoded decodes")
+}
+
+impl Pair {
+    fn new(client: Config, server: Config) -> Pair {
+        let now = Instant::now() + T0_OFFSET;
+        let mut pair = Pair {
+            client: Connection::client(client, now),
+            server: Connection::server(server, now),
+            now,
+            to_server: Vec::new(),
+            to_client: Vec::new(),
+        };
+        pair.pump();
+        assert!(matches!(pair.server.poll_event(), Some(Event::SetupAccepted(_))));
+        pair
+    }
+
+    fn default() -> Pair {
+        Pair::new(Config::default(), Config::default())
+    }
+
+    /// Moves frames both ways until neither side has anything to send.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(f) = self.client.poll_transmit() {
+                self.to_server.push(f.clone());
+                self.server.handle_frame(wire(&f), self.now);
+                moved = true;
+            }
+            while let Some(f) = self.server.poll_transmit() {
+                self.to_client.push(f.clone());
+                self.client.handle_frame(wire(&f), self.now);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the connections never went quiet");
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.client.handle_timeout(self.now);
+        self.server.handle_timeout(self.now);
+    }
+}
+
+fn events(conn: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+fn transmitted(conn: &mut Connection) -> Vec<Frame> {
+    std::iter::from_fn(|| conn.poll_transmit()).collect()
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn next(stream_id: u32, data: &str) -> Event {
+    Event::Next { stream_id, metadata: Bytes::new(), data: b(data) }
+}
+
+#[test]
+fn request_response_both_ways_and_ids_by_side() {
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::RequestResponse, b("md"), b("ping"), false).unwrap();
+    assert_eq!(id, 1);
+    p.pump();
+    assert_eq!(
+        events(&mut p.server),
+        vec![Event::Request {
+            stream_id: 1,
+            kind: Kind::RequestResponse,
+            metadata: b("md"),
+            data: b("ping"),
+            complete: false,
+            initial_n: 0
+        }]
+    );
+    p.server.send_next(1, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    // An empty answer still carries N and C.
+    assert!(matches!(p.to_client.last(), Some(Frame::Payload(PayloadFrame { next: true, complete: true, .. }))));
+    assert_eq!(events(&mut p.client), vec![next(1, ""), Event::Complete { stream_id: 1 }]);
+    assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
+
+    // The server requests too, on even ids.
+    let id = p.server.open(Kind::RequestResponse, Bytes::new(), b("back"), false).unwrap();
+    assert_eq!(id, 2);
+    assert_eq!(p.client.open(Kind::RequestResponse, Bytes::new(), Bytes::new(), false).unwrap(), 3);
+    p.pump();
+    let got = events(&mut p.client);
+    assert!(matches!(got[0], Event::Request { stream_id: 2, .. }), "{got:?}");
+}
+
+#[test]
+fn request_response_payload_without_complete_or_next_still_answers() {
+    for (n, c) in [(true, false), (false, true)] {
+        let mut p = Pair::default();
+        let id = p.client.open(Kind::RequestResponse, Bytes::new(), Bytes::new(), false).unwrap();
+        p.pump();
+        events(&mut p.server);
+        let reply = Frame::Payload(PayloadFrame {
+            stream_id: id,
+            follows: false,
+            complete: c,
+            next: n,
+            payload: frame::Payload::data(b("")),
+        });
+        p.client.handle_frame(reply, p.now);
+        assert_eq!(events(&mut p.client), vec![next(id, ""), Event::Complete { stream_id: id }]);
+        assert_eq!(p.client.stream_count(), 0);
+    }
+}
+
+#[test]
+fn fire_and_forget_keeps_no_state() {
+    let mut p = Pair::default();
+    p.client.open(Kind::FireAndForget, Bytes::new(), b("x"), false).unwrap();
+    assert_eq!(p.client.stream_count(), 0);
+    p.pump();
+    assert!(matches!(&events(&mut p.server)[..], [Event::Request { kind: Kind::FireAndForget, .. }]));
+    assert_eq!(p.server.stream_count(), 0);
+}
+
+#[test]
+fn stream_credit_is_never_exceeded_and_is_replenished_in_batches() {
+    let mut p = Pair::new(Config::default().inbound_window(4), Config::default());
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), b("go"), false).unwrap();
+    p.pump();
+    assert!(matches!(&events(&mut p.server)[..], [Event::Request { initial_n: 4, .. }]));
+    for i in 0..4 {
+        p.server.send_next(id, Bytes::new(), b(&i.to_string()), false).unwrap();
+    }
+    assert_eq!(p.server.send_next(id, Bytes::new(), b("4"), false), Err(CommandError::NoCredit(id)));
+    p.pump();
+    assert_eq!(events(&mut p.client).len(), 4);
+    // One consumed: below the batch (half the window), nothing is granted yet.
+    p.client.consumed(id, 1);
+    assert!(transmitted(&mut p.client).is_empty());
+    p.client.consumed(id, 1);
+    p.pump();
+    assert_eq!(events(&mut p.server), vec![Event::RequestN { stream_id: id, n: 2 }]);
+    assert!(matches!(p.to_server.last(), Some(Frame::RequestN(RequestN { n: 2, .. }))));
+    p.server.send_next(id, Bytes::new(), b("4"), false).unwrap();
+    p.server.send_next(id, Bytes::new(), b("5"), true).unwrap();
+    p.pump();
+    assert_eq!(events(&mut p.client), vec![next(id, "4"), next(id, "5"), Event::Complete { stream_id: id }]);
+    assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
+}
+
+#[test]
+fn accepts_completion_in_a_separate_payload() {
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    p.server.send_next(id, Bytes::new(), b("a"), false).unwrap();
+    p.server.send_complete(id).unwrap();
+    p.pump();
+    assert_eq!(events(&mut p.client), vec![next(id, "a"), Event::Complete { stream_id: id }]);
+    assert!(matches!(p.to_client.last(), Some(Frame::Payload(PayloadFrame { next: false, complete: true, .. }))));
+}
+
+#[test]
+fn peer_exceeding_credit_fails_only_that_stream() {
+    let mut p = Pair::new(Config::default().inbound_window(2), Config::default());
+    let a = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    let other = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    for i in 0..3 {
+        let f = Frame::Payload(PayloadFrame {
+            stream_id: a,
+            follows: false,
+            complete: false,
+            next: true,
+            payload: frame::Payload::data(b(&i.to_string())),
+        });
+        p.client.handle_frame(f, p.now);
+    }
+    let got = events(&mut p.client);
+    assert_eq!(got[..2], [next(a, "0"), next(a, "1")]);
+    assert!(matches!(&got[2], Event::Error { stream_id, code: ErrorCode::INVALID, .. } if *stream_id == a));
+    assert_eq!(transmitted(&mut p.client), vec![Frame::Cancel(Cancel { stream_id: a })]);
+    assert!(p.client.contains(other) && !p.client.is_closed());
+}
+
+#[test]
+fn channel_first_payload_rides_in_the_request_and_both_sides_complete() {
+    let mut p = Pair::new(Config::default().inbound_window(8), Config::default().inbound_window(2));
+    let id = p.client.open(Kind::Channel, b("route"), b("first"), false).unwrap();
+    // No credit from the responder yet: the requester may not send.
+    assert_eq!(p.client.send_next(id, Bytes::new(), b("x"), false), Err(CommandError::NoCredit(id)));
+    p.pump();
+    assert!(matches!(p.to_server[1], Frame::RequestChannel(RequestChannel { initial_n: 8, complete: false, .. })));
+    assert_eq!(
+        events(&mut p.server),
+        vec![Event::Request {
+            stream_id: id,
+            kind: Kind::Channel,
+            metadata: b("route"),
+            data: b("first"),
+            complete: false,
+            initial_n: 8
+        }]
+    );
+    // The responder answers REQUEST_CHANNEL with REQUEST_N at once.
+    assert_eq!(events(&mut p.client), vec![Event::RequestN { stream_id: id, n: 2 }]);
+    p.client.send_next(id, Bytes::new(), b("second"), false).unwrap();
+    p.client.send_next(id, Bytes::new(), b("third"), true).unwrap();
+    p.server.send_next(id, Bytes::new(), b("reply"), false).unwrap();
+    p.pump();
+    assert_eq!(events(&mut p.server), vec![next(id, "second"), next(id, "third"), Event::Complete { stream_id: id }]);
+    assert!(p.server.contains(id), "the responder's direction is still open");
+    p.server.send_complete(id).unwrap();
+    p.pump();
+    assert_eq!(events(&mut p.client), vec![next(id, "reply"), Event::Complete { stream_id: id }]);
+    assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
+}
+
+#[test]
+fn channel_opened_complete_reports_it() {
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::Channel, Bytes::new(), b("only"), true).unwrap();
+    p.pump();
+    assert!(matches!(&events(&mut p.server)[..], [Event::Request { complete: true, .. }]));
+    // No REQUEST_N for a requester that has finished sending.
+    assert!(!p.to_client.iter().any(|f| matches!(f, Frame::RequestN(_))));
+    p.server.send_next(id, Bytes::new(), b("r"), true).unwrap();
+    p.pump();
+    assert_eq!(events(&mut p.client), vec![next(id, "r"), Event::Complete { stream_id: id }]);
+    assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
+}
+
+#[test]
+fn requester_cancel_ends_the_stream_on_both_sides() {
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    p.client.cancel(id);
+    p.pump();
+    assert_eq!(events(&mut p.server), vec![Event::Cancelled { stream_id: id }]);
+    assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
+    // A message already in flight from the responder is ignored.
+    p.client.handle_frame(
+        Frame::Payload(PayloadFrame {
+            stream_id: id,
+            follows: false,
+            complete: false,
+            next: true,
+            payload: Default::default(),
+        }),
+        p.now,
+    );
+    assert!(events(&mut p.client).is_empty());
+    // Cancelling again, or an unknown stream, is harmless.
+    p.client.cancel(id);
+    assert!(transmitted(&mut p.client).is_empty());
+}
+
+#[test]
+fn channel_responder_cancel_stops_the_requester_sending_only() {
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::Channel, Bytes::new(), b("a"), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    events(&mut p.client);
+    p.server.cancel(id);
+    p.pump();
+    assert_eq!(events(&mut p.client), vec![Event::Cancelled { stream_id: id }]);
+    assert_eq!(p.client.send_next(id, Bytes::new(), b("b"), false), Err(CommandError::NoSuchStream(id)));
+    p.server.send_next(id, Bytes::new(), b("still"), true).unwrap();
+    p.pump();
+    assert_eq!(events(&mut p.client), vec![next(id, "still"), Event::Complete { stream_id: id }]);
+    assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
+}
+
+#[test]
+fn errors_end_streams_either_way() {
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::Channel, Bytes::new(), b("a"), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    events(&mut p.client);
+    p.server.send_error(id, ErrorCode::APPLICATION_ERROR, "boom").unwrap();
+    p.pump();
+    assert_eq!(
+        events(&mut p.client),
+        vec![Event::Error { stream_id: id, code: ErrorCode::APPLICATION_ERROR, message: "boom".into() }]
+    );
+    // A channel's requester may fail its side too.
+    let id = p.client.open(Kind::Channel, Bytes::new(), b("a"), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    p.client.send_error(id, ErrorCode::APPLICATION_ERROR, "client side").unwrap();
+    p.pump();
+    assert!(matches!(&events(&mut p.server)[..], [Event::Error { message, .. }] if message == "client side"));
+    assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
+}
+
+#[test]
+fn fragments_respect_the_size_and_reassemble() {
+    let mut p = Pair::new(Config::default().fragment_size(Some(64)), Config::default().fragment_size(Some(64)));
+    let metadata = Bytes::from(vec![b'm'; 150]);
+    let data = Bytes::from((0..1000u32).map(|i| i as u8).collect::<Vec<_>>());
+    let id = p.client.open(Kind::Channel, metadata.clone(), data.clone(), false).unwrap();
+    p.pump();
+    let sent: Vec<_> = p.to_server.iter().filter(|f| f.stream_id() == id).collect();
+    assert!(sent.len() > 15, "{} frames", sent.len());
+    assert!(sent.iter().all(|f| f.encoded_len() <= 64));
+    assert!(matches!(sent[0], Frame::RequestChannel(RequestChannel { follows: true, .. })));
+    assert!(matches!(sent.last(), Some(Frame::Payload(PayloadFrame { follows: false, .. }))));
+    let got = events(&mut p.server);
+    assert_eq!(
+        got,
+        vec![Event::Request {
+            stream_id: id,
+            kind: Kind::Channel,
+            metadata,
+            data: data.clone(),
+            complete: false,
+            initial_n: 128
+        }]
+    );
+    // A fragmented PAYLOAD that completes the direction: C only on its last fragment.
+    events(&mut p.client);
+    p.client.send_next(id, Bytes::new(), data.clone(), true).unwrap();
+    p.pump();
+    assert_eq!(
+        events(&mut p.server),
+        vec![Event::Next { stream_id: id, metadata: Bytes::new(), data }, Event::Complete { stream_id: id }]
+    );
+    let payloads: Vec<_> =
+        p.to_server.iter().filter_map(|f| if let Frame::Payload(p) = f { Some(p) } else { None }).collect();
+    assert!(payloads.iter().rev().skip(1).take(10).all(|f| f.follows && !f.complete));
+}
+
+#[test]
+fn reassembly_is_bounded_by_the_maximum_message_size() {
+    let mut p = Pair::new(Config::default().fragment_size(Some(64)), Config::default().max_message_size(500));
+    let keep = p.client.open(Kind::RequestStream, Bytes::new(), b("small"), false).unwrap();
+    let big = p.client.open(Kind::RequestResponse, Bytes::new(), Bytes::from(vec![7; 1000]), false).unwrap();
+    p.pump();
+    assert!(matches!(&events(&mut p.server)[..], [Event::Request { stream_id, .. }] if *stream_id == keep));
+    let got = events(&mut p.client);
+    assert!(
+        matches!(&got[..], [Event::Error { stream_id, code: ErrorCode::INVALID, message }] if *stream_id == big && message.contains("maximum message size")),
+        "{got:?}"
+    );
+    assert!(p.server.contains(keep) && !p.server.is_closed());
+}
+
+#[test]
+fn client_keepalives_flow_whatever_the_traffic_and_are_answered() {
+    let interval = Duration::from_millis(100);
+    let mut p = Pair::new(Config::default().keepalive(interval, Duration::from_secs(1)), Config::default());
+    for _ in 0..5 {
+        p.client.open(Kind::FireAndForget, Bytes::new(), b("busy"), false).unwrap();
+        p.advance(interval);
+        p.pump();
+    }
+    let sent = p.to_server.iter().filter(|f| matches!(f, Frame::Keepalive(Keepalive { respond: true, .. }))).count();
+    let answered =
+        p.to_client.iter().filter(|f| matches!(f, Frame::Keepalive(Keepalive { respond: false, .. }))).count();
+    assert_eq!((sent, answered), (5, 5));
+    assert!(!p.client.is_closed());
+    assert_eq!(p.client.poll_timeout(), Some(p.now + interval));
+}
+
+#[test]
+fn keepalive_data_is_echoed() {
+    let mut p = Pair::default();
+    p.server
+        .handle_frame(Frame::Keepalive(Keepalive { respond: true, last_received_position: 0, data: b("ping") }), p.now);
+    assert_eq!(
+        transmitted(&mut p.server),
+        vec![Frame::Keepalive(Keepalive { respond: false, last_received_position: 0, data: b("ping") })]
+    );
+}
+
+#[test]
+fn silent_peer_closes_the_connection_and_fails_its_streams() {
+    let lifetime = Duration::from_millis(500);
+    let mut p = Pair::new(Config::default().keepalive(Duration::from_millis(100), lifetime), Config::default());
+    p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    // The server goes silent: frames to it are lost, nothing comes back.
+    for _ in 0..4 {
+        p.advance(Duration::from_millis(100));
+        transmitted(&mut p.client);
+    }
+    assert!(!p.client.is_closed());
+    p.advance(Duration::from_millis(100));
+    assert_eq!(events(&mut p.client), vec![Event::Closed(CloseReason::KeepaliveTimeout(lifetime))]);
+    assert!(matches!(
+        &transmitted(&mut p.client)[..],
+        [Frame::Error(ErrorFrame { stream_id: 0, code: ErrorCode::CONNECTION_ERROR, .. })]
+    ));
+    assert_eq!((p.client.stream_count(), p.client.poll_timeout()), (0, None));
+    assert_eq!(p.client.open(Kind::RequestResponse, Bytes::new(), Bytes::new(), false), Err(CommandError::Closed));
+}
+
+fn setup(f: impl FnOnce(&mut Setup)) -> Frame {
+    let mut s = Setup {
+        version: VERSION,
+        keepalive_interval: 1000,
+        max_lifetime: 5000,
+        resume_token: None,
+        lease: false,
+        metadata_mime: COMPOSITE_METADATA_MIME.into(),
+        data_mime: "application/octet-stream".into(),
+        payload: Default::default(),
+    };
+    f(&mut s);
+    Frame::Setup(s)
+}
+
+fn rejects_setup(frame: Frame, code: ErrorCode) {
+    let now = Instant::now();
+    let mut server = Connection::server(Config::default(), now);
+    server.handle_frame(frame, now);
+    let out = transmitted(&mut server);
+    assert!(matches!(&out[..], [Frame::Error(ErrorFrame { stream_id: 0, code: c, .. })] if *c == code), "{out:?}");
+    assert!(server.is_closed());
+    assert!(matches!(&events(&mut server)[..], [Event::Closed(CloseReason::ProtocolError { .. })]));
+}
+
+#[test]
+fn setup_is_validated() {
+    rejects_setup(setup(|s| s.version = Version { major: 2, minor: 0 }), ErrorCode::UNSUPPORTED_SETUP);
+    rejects_setup(setup(|s| s.resume_token = Some(b("t"))), ErrorCode::REJECTED_SETUP);
+    rejects_setup(setup(|s| s.lease = true), ErrorCode::UNSUPPORTED_SETUP);
+    rejects_setup(setup(|s| s.metadata_mime = "application/json".into()), ErrorCode::UNSUPPORTED_SETUP);
+    rejects_setup(setup(|s| s.keepalive_interval = 0), ErrorCode::INVALID_SETUP);
+    let request = Frame::RequestResponse(Request { stream_id: 1, follows: false, payload: Default::default() });
+    rejects_setup(request, ErrorCode::INVALID_SETUP);
+    rejects_setup(
+        Frame::Resume(frame::Resume {
+            version: VERSION,
+            token: b("t"),
+            last_received_server_position: 0,
+            first_available_client_position: 0,
+        }),
+        ErrorCode::REJECTED_RESUME,
+    );
+}
+
+#[test]
+fn setup_must_arrive_in_time() {
+    let now = Instant::now();
+    let mut server = Connection::server(Config::default().setup_timeout(Duration::from_secs(2)), now);
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(2)));
+    server.handle_timeout(now + Duration::from_secs(2));
+    assert!(server.is_closed());
+    assert!(matches!(&transmitted(&mut server)[..], [Frame::Error(ErrorFrame { code: ErrorCode::INVALID_SETUP, .. })]));
+}
+
+#[test]
+fn unexpected_frames_are_ignored_as_the_spec_says() {
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), b("a"), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    let now = p.now;
+    let ignored = [
+        // PAYLOAD, CANCEL, ERROR, REQUEST_N on unknown streams.
+        Frame::Payload(PayloadFrame {
+            stream_id: 99,
+            follows: false,
+            complete: true,
+            next: true,
+            payload: Default::default(),
+        }),
+        Frame::Cancel(Cancel { stream_id: 99 }),
+        Frame::Error(ErrorFrame { stream_id: 99, code: ErrorCode::APPLICATION_ERROR, data: b("x") }),
+        Frame::RequestN(RequestN { stream_id: 99, n: 5 }),
+        // A request on a stream id in use.
+        Frame::RequestStream(RequestStream {
+            stream_id: id,
+            follows: false,
+            initial_n: 1,
+            payload: Default::default(),
+        }),
+        // A second SETUP; SETUP errors sent to a server; LEASE never negotiated; EXT.
+        setup(|_| {}),
+        Frame::Error(ErrorFrame { stream_id: 0, code: ErrorCode::REJECTED_SETUP, data: b("x") }),
+        Frame::Lease(Lease { ttl: 1, number_of_requests: 1, metadata: None }),
+        Frame::Ext(Ext { stream_id: 0, ignore: true, extended_type: 9, payload: Default::default() }),
+    ];
+    for f in ignored {
+        p.server.handle_frame(f, now);
+    }
+    assert!(transmitted(&mut p.server).is_empty());
+    assert!(events(&mut p.server).is_empty());
+    assert!(p.server.contains(id) && !p.server.is_closed());
+    // A client ignores SETUP, and SETUP errors once the server has answered.
+    p.client.handle_frame(setup(|_| {}), now);
+    p.client
+        .handle_frame(Frame::Error(ErrorFrame { stream_id: 0, code: ErrorCode::INVALID_SETUP, data: b("late") }), now);
+    assert!(!p.client.is_closed());
+    p.server.handle_frame(Frame::MetadataPush(MetadataPush { metadata: b("m") }), now);
+    assert_eq!(events(&mut p.server), vec![Event::MetadataPush(b("m"))]);
+}
+
+#[test]
+fn request_on_an_id_of_the_wrong_parity_is_a_connection_error() {
+    let mut p = Pair::default();
+    p.server.handle_frame(
+        Frame::RequestResponse(Request { stream_id: 2, follows: false, payload: Default::default() }),
+        p.now,
+    );
+    assert!(p.server.is_closed());
+    assert!(matches!(
+        &transmitted(&mut p.server)[..],
+        [Frame::Error(ErrorFrame { stream_id: 0, code: ErrorCode::CONNECTION_ERROR, .. })]
+    ));
+}
+
+#[test]
+fn peer_connection_errors_close_and_fail_everything() {
+    let mut p = Pair::default();
+    p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    p.client.handle_frame(
+        Frame::Error(ErrorFrame { stream_id: 0, code: ErrorCode::CONNECTION_ERROR, data: b("bye") }),
+        p.now,
+    );
+    assert_eq!(
+        events(&mut p.client),
+        vec![Event::Closed(CloseReason::PeerError { code: ErrorCode::CONNECTION_ERROR, message: "bye".into() })]
+    );
+    assert_eq!(p.client.stream_count(), 0);
+}
+
+#[test]
+fn concurrent_stream_limit_rejects_only_the_excess() {
+    let mut p = Pair::new(Config::default(), Config::default().max_concurrent_streams(2));
+    let ids: Vec<_> =
+        (0..3).map(|_| p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap()).collect();
+    p.pump();
+    assert_eq!(events(&mut p.server).len(), 2);
+    let got = events(&mut p.client);
+    assert!(
+        matches!(&got[..], [Event::Error { stream_id, code: ErrorCode::REJECTED, .. }] if *stream_id == ids[2]),
+        "{got:?}"
+    );
+    // Once one ends, a new one is accepted.
+    p.client.cancel(ids[0]);
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    assert!(events(&mut p.server).iter().any(|e| matches!(e, Event::Request { stream_id, .. } if *stream_id == id)));
+}
+
+#[test]
+fn decode_errors_close_what_they_belong_to() {
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    let err = |frame_type, stream_id, kind| DecodeError { frame_type, stream_id, kind };
+    let truncated = DecodeErrorKind::Truncated { field: "initial request n" };
+    // An ignorable unknown frame: nothing happens.
+    p.server.handle_decode_error(
+        &err(None, Some(0), DecodeErrorKind::UnknownFrameType { code: 0x30, ignorable: true }),
+        p.now,
+    );
+    // A malformed request for a new stream: that stream is refused, nothing else.
+    p.server.handle_decode_error(&err(Some(FrameType::RequestStream), Some(101), truncated.clone()), p.now);
+    assert!(matches!(
+        &transmitted(&mut p.server)[..],
+        [Frame::Error(ErrorFrame { stream_id: 101, code: ErrorCode::INVALID, .. })]
+    ));
+    // A malformed frame on a live stream: that stream ends.
+    p.server.handle_decode_error(&err(Some(FrameType::RequestN), Some(id), truncated.clone()), p.now);
+    assert!(
+        matches!(&transmitted(&mut p.server)[..], [Frame::Error(ErrorFrame { stream_id, code: ErrorCode::INVALID, .. })] if *stream_id == id)
+    );
+    assert!(!p.server.contains(id) && !p.server.is_closed());
+    // A malformed connection frame: the connection closes.
+    p.server.handle_decode_error(&err(Some(FrameType::Keepalive), Some(0), truncated), p.now);
+    assert!(p.server.is_closed());
+    assert!(matches!(
+        &transmitted(&mut p.server)[..],
+        [Frame::Error(ErrorFrame { stream_id: 0, code: ErrorCode::CONNECTION_ERROR, .. })]
+    ));
+}
+
+#[test]
+fn graceful_close_refuses_new_streams_and_waits_for_open_ones() {
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::RequestResponse, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    p.server.close(true);
+    assert!(!p.server.is_closed());
+    let late = p.client.open(Kind::RequestResponse, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    assert!(
+        matches!(&events(&mut p.client)[..], [Event::Error { stream_id, code: ErrorCode::REJECTED, .. }] if *stream_id == late)
+    );
+    p.server.send_next(id, Bytes::new(), b("done"), true).unwrap();
+    assert!(p.server.is_closed());
+    p.pump();
+    let got = events(&mut p.client);
+    assert_eq!(got[..2], [next(id, "done"), Event::Complete { stream_id: id }]);
+    assert_eq!(got[2], Event::Closed(CloseReason::PeerClosed));
+}

@@ -101,9 +101,8 @@ impl Client {
         }
         let (tx, rx) = mpsc::channel(self.handles.window as usize + 1);
         let rest = messages.map(Ok);
-        let id = self
-            .open(Kind::Channel, call, first.data, complete, Some(Inbound::Many(tx)), Some(Box::pin(rest)))
-            .await?;
+        let id =
+            self.open(Kind::Channel, call, first.data, complete, Some(Inbound::Many(tx)), Some(Box::pin(rest))).await?;
         Ok(PayloadStream::new(id, rx, self.handles.clone()))
     }
 
@@ -164,9 +163,7 @@ fn request_metadata(call: Call) -> Result<Bytes, Status> {
     }
     let mut routing = BytesMut::with_capacity(route.len() + 1);
     RoutingMetadata { tags: vec![route] }.encode(&mut routing);
-    let mut metadata = CompositeMetadata {
-        entries: Vec::with_capacity(1 + extra.entries.len()),
-    };
+    let mut metadata = CompositeMetadata { entries: Vec::with_capacity(1 + extra.entries.len()) };
     metadata.entries.push(MetadataEntry { mime: MimeType::WellKnown(well_known::ROUTING), content: routing.freeze() });
     metadata.entries.extend(extra.entries);
     let mut out = BytesMut::with_capacity(metadata.encoded_len());

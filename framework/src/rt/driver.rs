@@ -21,7 +21,7 @@
 
 use super::stream::PayloadStream;
 use super::transport::Transport;
-use crate::conn::{CloseReason, CommandError, Connection, Event, Kind};
+use crate::conn::{CommandError, Connection, Event, Kind};
 use crate::frame::length::{self, LengthDelimited};
 use crate::frame::metadata::CompositeMetadata;
 use crate::frame::{DecodeError, ErrorCode, Frame};
@@ -277,11 +277,7 @@ impl<T: Transport> Driver<T> {
     }
 
     fn transport_closed(&mut self) {
-        if !self.conn.is_closed() {
-            self.conn.close(false);
-            // `close` reports a local close; the peer went first.
-            self.fail_all(&CloseReason::PeerClosed.to_string());
-        }
+        self.conn.handle_transport_closed();
     }
 
     fn handle_bytes(&mut self, rbuf: &mut BytesMut) {

@@ -1,0 +1,3 @@
+//! The framework crate's one integration-test binary.
+
+mod runtime;

@@ -1,0 +1,429 @@
+//! The payload-level runtime end to end: hand-written handlers, real sockets on 127.0.0.1
+//! and the in-memory transport. Every test is bounded by a timeout so a hang fails fast.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, stream};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use weft::frame::length::{self, LengthDelimited};
+use weft::frame::metadata::COMPOSITE_METADATA_MIME;
+use weft::frame::{ErrorCode, ErrorFrame, Frame, Setup, VERSION};
+use weft::{BoxFuture, BoxStream, Call, Client, Code, Config, Handler, Payload, PayloadStream, Server, Status};
+
+const ROUTES: &[&str] = &[
+    "test.Echo/Unary",
+    "test.Echo/Fail",
+    "test.Echo/Fire",
+    "test.Echo/Count",
+    "test.Echo/Range",
+    "test.Echo/Chat",
+    "test.Echo/Slow",
+    "test.Echo/Forever",
+];
+
+/// A hand-written handler covering every interaction model.
+#[derive(Clone, Default)]
+struct Echo(Arc<EchoState>);
+
+impl std::ops::Deref for Echo {
+    type Target = EchoState;
+    fn deref(&self) -> &EchoState {
+        &self.0
+    }
+}
+
+#[derive(Default)]
+struct EchoState {
+    fired: AtomicU64,
+    /// Items the `Forever` and `Slow` streams have produced.
+    produced: Arc<AtomicU64>,
+    /// Notified when a handler's future or stream is dropped by a cancel.
+    dropped: Arc<Notify>,
+    cancelled: Arc<Notify>,
+}
+
+struct OnDrop(Arc<Notify>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+impl Handler for Echo {
+    fn request_response(&self, call: Call, data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+        let this = self.clone();
+        Box::pin(async move {
+            match call.route() {
+                "test.Echo/Unary" => Ok(Payload::new(data)),
+                "test.Echo/Fail" => Err(Status::not_found(String::from_utf8_lossy(&data).into_owned())),
+                "test.Echo/Count" => Ok(Payload::new(this.fired.load(Ordering::SeqCst).to_string())),
+                "test.Echo/Slow" => {
+                    let _guard = OnDrop(this.dropped.clone());
+                    let watcher = call.clone();
+                    let cancelled = this.cancelled.clone();
+                    tokio::spawn(async move {
+                        watcher.cancelled().await;
+                        cancelled.notify_one();
+                    });
+                    std::future::pending().await
+                }
+                _ => Err(weft::unimplemented_route(&call)),
+            }
+        })
+    }
+
+    fn fire_and_forget(&self, _call: Call, _data: Bytes) -> BoxFuture<'static, ()> {
+        self.fired.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async {})
+    }
+
+    fn request_stream(&self, call: Call, data: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
+        match call.route() {
+            "test.Echo/Range" => {
+                let n: u64 = std::str::from_utf8(&data).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+                Box::pin(stream::iter((0..n).map(|i| Ok(Payload::new(i.to_string())))))
+            }
+            "test.Echo/Forever" => {
+                let produced = self.produced.clone();
+                let guard = OnDrop(self.dropped.clone());
+                Box::pin(stream::iter(0u64..).map(move |i| {
+                    let _keep = &guard;
+                    produced.fetch_add(1, Ordering::SeqCst);
+                    Ok(Payload::new(i.to_string()))
+                }))
+            }
+            _ => Box::pin(stream::once(std::future::ready(Err(weft::unimplemented_route(&call))))),
+        }
+    }
+
+    fn request_channel(&self, _call: Call, messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
+        Box::pin(messages.map(|m| m.map(|p| Payload::new([b"echo:", &p.data[..]].concat()))))
+    }
+}
+
+fn server(echo: &Echo, config: Config) -> Server {
+    Server::builder().add_handler(ROUTES, echo.clone()).config(config).build()
+}
+
+async fn bounded<F: Future>(secs: u64, f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(secs), f).await.expect("test timed out")
+}
+
+fn text(p: &Payload) -> &str {
+    std::str::from_utf8(&p.data).unwrap()
+}
+
+async fn every_model(client: &Client, echo: &Echo) {
+    let r = client.request_response(Call::new("test.Echo/Unary"), "hello".into()).await.unwrap();
+    assert_eq!(text(&r), "hello");
+    let r = client.request_response(Call::new("test.Echo/Unary"), Bytes::new()).await.unwrap();
+    assert!(r.data.is_empty());
+    let e = client.request_response(Call::new("test.Echo/Fail"), "no such thing".into()).await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (Code::NotFound, "no such thing"));
+    let e = client.request_response(Call::new("test.Echo/Nope"), Bytes::new()).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+
+    for _ in 0..3 {
+        client.fire_and_forget(Call::new("test.Echo/Fire"), Bytes::new()).await.unwrap();
+    }
+    // Frames on one connection are handled in order, so the count sees all three.
+    let r = client.request_response(Call::new("test.Echo/Count"), Bytes::new()).await.unwrap();
+    assert_eq!(text(&r), "3");
+    assert_eq!(echo.fired.load(Ordering::SeqCst), 3);
+
+    let items: Vec<_> = client.request_stream(Call::new("test.Echo/Range"), "5".into()).await.unwrap().collect().await;
+    let items: Vec<_> = items.into_iter().map(|r| String::from_utf8(r.unwrap().data.to_vec()).unwrap()).collect();
+    assert_eq!(items, ["0", "1", "2", "3", "4"]);
+    let empty: Vec<_> = client.request_stream(Call::new("test.Echo/Range"), "0".into()).await.unwrap().collect().await;
+    assert!(empty.is_empty());
+
+    let out = stream::iter(["a", "b", "c"].map(Payload::new));
+    let replies: Vec<_> = client.request_channel(Call::new("test.Echo/Chat"), out).await.unwrap().collect().await;
+    let replies: Vec<_> = replies.into_iter().map(|r| String::from_utf8(r.unwrap().data.to_vec()).unwrap()).collect();
+    assert_eq!(replies, ["echo:a", "echo:b", "echo:c"]);
+}
+
+#[tokio::test]
+async fn every_model_over_tcp() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        every_model(&client, &echo).await;
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn every_model_in_memory() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let client = server(&echo, Config::default()).connect_in_memory().await.unwrap();
+        every_model(&client, &echo).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn every_model_with_tiny_fragments() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let config = Config::default().fragment_size(Some(64));
+        let running = server(&echo, config.clone()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect_with(running.local_addr(), config).await.unwrap();
+        every_model(&client, &echo).await;
+        let big = Bytes::from((0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+        let r = client.request_response(Call::new("test.Echo/Unary"), big.clone()).await.unwrap();
+        assert_eq!(r.data, big);
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_calls_on_one_connection() {
+    bounded(60, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        let calls = (0..1000).map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let r = client.request_response(Call::new("test.Echo/Unary"), i.to_string().into()).await.unwrap();
+                assert_eq!(text(&r), i.to_string());
+            })
+        });
+        for call in calls.collect::<Vec<_>>() {
+            call.await.unwrap();
+        }
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_items_with_small_credit_arrive_complete_and_in_order() {
+    bounded(240, async {
+        let echo = Echo::default();
+        let config = Config::default().inbound_window(16);
+        let running = server(&echo, config.clone()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect_with(running.local_addr(), config).await.unwrap();
+        let mut items = client.request_stream(Call::new("test.Echo/Range"), "1000000".into()).await.unwrap();
+        let mut expected = 0u64;
+        while let Some(item) = items.next().await {
+            let item = item.unwrap();
+            assert_eq!(text(&item), expected.to_string());
+            expected += 1;
+        }
+        assert_eq!(expected, 1_000_000);
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_slow_consumer_bounds_what_the_producer_makes() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let window = 8;
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect_with(running.local_addr(), Config::default().inbound_window(window)).await.unwrap();
+        let mut items = client.request_stream(Call::new("test.Echo/Forever"), Bytes::new()).await.unwrap();
+        for consumed in 1..=40u64 {
+            items.next().await.unwrap().unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            // The producer is polled once per credit: never more than the window ahead.
+            let produced = echo.produced.load(Ordering::SeqCst);
+            assert!(produced <= consumed + u64::from(window), "produced {produced} after {consumed} consumed");
+        }
+        drop(items);
+        bounded(5, echo.dropped.notified()).await;
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn dropping_a_stream_on_the_client_ends_the_handler() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        let mut items = client.request_stream(Call::new("test.Echo/Forever"), Bytes::new()).await.unwrap();
+        for _ in 0..3 {
+            items.next().await.unwrap().unwrap();
+        }
+        let dropped = echo.dropped.notified();
+        drop(items);
+        bounded(5, dropped).await;
+        // The connection is still fine.
+        let r = client.request_response(Call::new("test.Echo/Unary"), "still".into()).await.unwrap();
+        assert_eq!(text(&r), "still");
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn dropping_a_call_cancels_the_handler() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let client = server(&echo, Config::default()).connect_in_memory().await.unwrap();
+        let dropped = echo.dropped.notified();
+        let cancelled = echo.cancelled.notified();
+        let call = client.request_response(Call::new("test.Echo/Slow"), Bytes::new());
+        assert!(tokio::time::timeout(Duration::from_millis(200), call).await.is_err());
+        bounded(5, dropped).await;
+        bounded(5, cancelled).await;
+    })
+    .await
+}
+
+/// A server that accepts, reads SETUP and everything after, and never writes a byte.
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut sink = vec![0u8; 4096];
+        while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_keepalives_is_detected() {
+    bounded(30, async {
+        let (addr, task) = silent_server().await;
+        let config = Config::default().keepalive(Duration::from_millis(50), Duration::from_millis(300));
+        let client = Client::connect_with(addr, config).await.unwrap();
+        let pending = client.request_response(Call::new("test.Echo/Unary"), Bytes::new());
+        let err = bounded(5, pending).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable);
+        assert!(err.message().contains("keepalive"), "{err}");
+        assert!(client.closed().await.contains("300 ms"));
+        let err = client.request_response(Call::new("test.Echo/Unary"), Bytes::new()).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable);
+        task.abort();
+    })
+    .await
+}
+
+fn setup_frame() -> Frame {
+    Frame::Setup(Setup {
+        version: VERSION,
+        keepalive_interval: 1000,
+        max_lifetime: 10_000,
+        resume_token: None,
+        lease: false,
+        metadata_mime: COMPOSITE_METADATA_MIME.into(),
+        data_mime: "application/octet-stream".into(),
+        payload: Default::default(),
+    })
+}
+
+/// Reads frames until the peer closes; returns them.
+async fn read_until_closed(socket: &mut TcpStream) -> Vec<Frame> {
+    let framing = LengthDelimited::new(weft::frame::MAX_FRAME_SIZE);
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    loop {
+        while let Some(frame) = framing.decode_frame(&mut buf).unwrap() {
+            frames.push(frame);
+        }
+        if socket.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+            return frames;
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_peers_get_an_error_and_are_closed_while_others_carry_on() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default().max_frame_size(1024)).bind("127.0.0.1:0").await.unwrap();
+        let addr = running.local_addr();
+        let good = Client::connect(addr).await.unwrap();
+
+        let mut attacks: Vec<(&str, Vec<u8>)> = Vec::new();
+        let mut setup = BytesMut::new();
+        length::encode_frame(&setup_frame(), &mut setup);
+        // Garbage after a valid SETUP: a frame too short for its header.
+        attacks.push(("short frame", [&setup[..], &[0, 0, 2, 0xff, 0xff]].concat()));
+        // A KEEPALIVE whose body is cut off.
+        attacks.push(("truncated keepalive", [&setup[..], &[0, 0, 8, 0, 0, 0, 0, 0x0c, 0x80, 0, 0]].concat()));
+        // A declared length over the server's maximum frame size.
+        attacks.push(("oversized frame", [&setup[..], &[0x00, 0x10, 0x00]].concat()));
+        // A request before SETUP.
+        attacks.push(("request before setup", vec![0, 0, 6, 0, 0, 0, 1, 0x10, 0]));
+        // An unknown frame type without the ignore flag.
+        attacks.push(("unknown frame type", [&setup[..], &[0, 0, 6, 0, 0, 0, 0, 0x80, 0]].concat()));
+
+        for (name, bytes) in attacks {
+            let mut socket = TcpStream::connect(addr).await.unwrap();
+            socket.write_all(&bytes).await.unwrap();
+            let frames = bounded(5, read_until_closed(&mut socket)).await;
+            assert!(
+                matches!(frames.last(), Some(Frame::Error(ErrorFrame { stream_id: 0, .. }))),
+                "{name}: expected a connection ERROR, got {frames:?}"
+            );
+            let r = good.request_response(Call::new("test.Echo/Unary"), name.into()).await.unwrap();
+            assert_eq!(text(&r), name, "the well-behaved client still works after `{name}`");
+        }
+
+        // A malformed request fails that stream only; the same connection carries on.
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        let mut bytes = setup.to_vec();
+        bytes.extend_from_slice(&[0, 0, 9, 0, 0, 0, 1, 0x18, 0, 0, 0, 0]); // REQUEST_STREAM cut inside initial N
+        socket.write_all(&bytes).await.unwrap();
+        let framing = LengthDelimited::new(4096);
+        let mut buf = BytesMut::new();
+        let frame = bounded(5, async {
+            loop {
+                if let Some(frame) = framing.decode_frame(&mut buf).unwrap() {
+                    return frame;
+                }
+                assert!(socket.read_buf(&mut buf).await.unwrap() > 0, "closed without an answer");
+            }
+        })
+        .await;
+        assert!(matches!(frame, Frame::Error(ErrorFrame { stream_id: 1, code: ErrorCode::INVALID, .. })), "{frame:?}");
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_streams_finish_and_refuses_new_connections() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let addr = running.local_addr();
+        let client = Client::connect_with(addr, Config::default().inbound_window(4)).await.unwrap();
+        let mut items = client.request_stream(Call::new("test.Echo/Range"), "100".into()).await.unwrap();
+        assert_eq!(text(&items.next().await.unwrap().unwrap()), "0");
+        let shutdown = tokio::spawn(running.shutdown());
+        let mut n = 1;
+        while let Some(item) = items.next().await {
+            assert_eq!(text(&item.unwrap()), n.to_string());
+            n += 1;
+        }
+        assert_eq!(n, 100);
+        bounded(5, shutdown).await.unwrap();
+        assert!(TcpStream::connect(addr).await.is_err() || {
+            let client = Client::connect(addr).await;
+            match client {
+                Ok(c) => c.request_response(Call::new("test.Echo/Unary"), Bytes::new()).await.is_err(),
+                Err(_) => true,
+            }
+        });
+    })
+    .await
+}
