@@ -118,9 +118,14 @@ pub enum Event {
         /// The message.
         message: String,
     },
-    /// The peer cancelled: as the stream's responder this side must stop and forget it; as a
-    /// channel's requester it must stop sending (the responder no longer reads).
+    /// The requester cancelled a stream this side responds on: stop, the stream is gone.
     Cancelled {
+        /// The stream.
+        stream_id: u32,
+    },
+    /// A channel's responder stopped reading (rsocket-java does this): this side, the
+    /// requester, must stop sending; the responder's messages still arrive.
+    StopSending {
         /// The stream.
         stream_id: u32,
     },
@@ -638,7 +643,7 @@ impl Connection {
                 // A channel's responder stops reading (rsocket-java does this): stop sending.
                 if stream.outbound == Half::Open {
                     stream.outbound = Half::Closed;
-                    self.events.push_back(Event::Cancelled { stream_id: id });
+                    self.events.push_back(Event::StopSending { stream_id: id });
                     self.reap(id);
                 }
             }

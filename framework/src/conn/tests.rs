@@ -294,7 +294,7 @@ fn channel_responder_cancel_stops_the_requester_sending_only() {
     events(&mut p.client);
     p.server.cancel(id);
     p.pump();
-    assert_eq!(events(&mut p.client), vec![Event::Cancelled { stream_id: id }]);
+    assert_eq!(events(&mut p.client), vec![Event::StopSending { stream_id: id }]);
     assert_eq!(p.client.send_next(id, Bytes::new(), b("b"), false), Err(CommandError::NoSuchStream(id)));
     p.server.send_next(id, Bytes::new(), b("still"), true).unwrap();
     p.pump();

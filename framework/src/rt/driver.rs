@@ -199,10 +199,15 @@ impl<T: Transport> Driver<T> {
                     (None, None) => std::future::pending().await,
                 }
             };
+            let draining = self.grace_deadline.is_some();
             let shutdown = async {
                 match self.shutdown.as_mut() {
-                    Some(rx) if !*rx.borrow() => {
-                        let _ = rx.changed().await;
+                    // `wait_for` also sees a shutdown signalled before this connection was
+                    // accepted.
+                    Some(rx) if !draining => {
+                        if rx.wait_for(|stop| *stop).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
                     }
                     _ => std::future::pending().await,
                 }
@@ -359,17 +364,20 @@ impl<T: Transport> Driver<T> {
                     entry.stop();
                 }
             }
+            // Events describe what happened when the frame arrived; the connection may have
+            // moved on since (a whole read is handled before its events), so handlers here
+            // must not consult its current state.
             Event::Cancelled { stream_id } => {
-                if self.conn.contains(stream_id) {
-                    // A channel's responder stopped reading: stop the producer only.
-                    if let Some(entry) = self.entries.get_mut(&stream_id) {
-                        entry.credit = None;
-                        for task in entry.tasks.drain(..) {
-                            task.abort();
-                        }
-                    }
-                } else if let Some(entry) = self.entries.remove(&stream_id) {
+                if let Some(entry) = self.entries.remove(&stream_id) {
                     entry.stop();
+                }
+            }
+            Event::StopSending { stream_id } => {
+                if let Some(entry) = self.entries.get_mut(&stream_id) {
+                    entry.credit = None;
+                    for task in entry.tasks.drain(..) {
+                        task.abort();
+                    }
                 }
             }
             Event::RequestN { stream_id, n } => {

@@ -234,7 +234,8 @@ async fn a_slow_consumer_bounds_what_the_producer_makes() {
         let echo = Echo::default();
         let window = 8;
         let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
-        let client = Client::connect_with(running.local_addr(), Config::default().inbound_window(window)).await.unwrap();
+        let client =
+            Client::connect_with(running.local_addr(), Config::default().inbound_window(window)).await.unwrap();
         let mut items = client.request_stream(Call::new("test.Echo/Forever"), Bytes::new()).await.unwrap();
         for consumed in 1..=40u64 {
             items.next().await.unwrap().unwrap();
@@ -417,13 +418,44 @@ async fn graceful_shutdown_lets_streams_finish_and_refuses_new_connections() {
         }
         assert_eq!(n, 100);
         bounded(5, shutdown).await.unwrap();
-        assert!(TcpStream::connect(addr).await.is_err() || {
-            let client = Client::connect(addr).await;
-            match client {
-                Ok(c) => c.request_response(Call::new("test.Echo/Unary"), Bytes::new()).await.is_err(),
-                Err(_) => true,
+        assert!(
+            TcpStream::connect(addr).await.is_err() || {
+                let client = Client::connect(addr).await;
+                match client {
+                    Ok(c) => c.request_response(Call::new("test.Echo/Unary"), Bytes::new()).await.is_err(),
+                    Err(_) => true,
+                }
             }
-        });
+        );
+    })
+    .await
+}
+
+/// Answers every channel with one message without reading the requester's.
+struct Deaf;
+
+impl Handler for Deaf {
+    fn request_channel(&self, _call: Call, messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
+        drop(messages);
+        Box::pin(stream::iter([Ok(Payload::new("one"))]))
+    }
+}
+
+#[tokio::test]
+async fn a_channel_responder_that_stops_reading_still_answers() {
+    bounded(30, async {
+        let server = Server::builder().add_handler(&["t/Deaf"], Deaf).build();
+        let running = server.bind("127.0.0.1:0").await.unwrap();
+        let tcp = Client::connect(running.local_addr()).await.unwrap();
+        for client in [server.connect_in_memory().await.unwrap(), tcp] {
+            for n in [1usize, 3, 1000] {
+                let out = stream::iter((0..n).map(|i| Payload::new(i.to_string())));
+                let replies: Vec<_> = client.request_channel(Call::new("t/Deaf"), out).await.unwrap().collect().await;
+                let replies: Vec<_> = replies.into_iter().map(|r| r.unwrap().data).collect();
+                assert_eq!(replies, [Bytes::from("one")], "{n} messages out");
+            }
+        }
+        running.shutdown().await;
     })
     .await
 }
