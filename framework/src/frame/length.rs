@@ -1,15 +1,62 @@
 //! The 24-bit frame length prefix that stream transports (TCP) put before every frame.
-//! (STUB: the frame-layer helper fills this in; the signatures are the contract.)
+//!
+//! Protocol.md, "Framing Protocol Usage": a transport that does not preserve message boundaries
+//! prepends each frame with its length, an unsigned 24-bit big-endian integer that excludes
+//! itself. Message transports (WebSocket) do not, which is why this layer is separate from
+//! [`Frame`].
+//!
+//! Writing is [`encode_frame`]. Reading is a [`LengthDelimited`] splitter fed from a read
+//! buffer: it hands back one whole frame at a time, `Ok(None)` while the frame is still
+//! incomplete (consuming nothing, so the caller just reads more and calls again), and an error
+//! as soon as the prefix alone shows the frame is unacceptable: before a single byte of it is
+//! buffered on its behalf.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use weft::frame::length::{self, LengthDelimited};
+//! use weft::frame::{Cancel, Frame, RequestN};
+//!
+//! let mut wire = BytesMut::new();
+//! length::encode_frame(&Frame::RequestN(RequestN { stream_id: 1, n: 8 }), &mut wire);
+//! length::encode_frame(&Frame::Cancel(Cancel { stream_id: 1 }), &mut wire);
+//! assert_eq!(&wire[..3], &[0, 0, 10]); // REQUEST_N: 6-byte header + 4-byte n
+//!
+//! let framing = LengthDelimited::new(64 * 1024);
+//! // Bytes arrive in pieces; a partial frame is left where it is.
+//! let mut rbuf = BytesMut::from(&wire[..5]);
+//! assert_eq!(framing.decode_frame(&mut rbuf).unwrap(), None);
+//! assert_eq!(rbuf.len(), 5);
+//! rbuf.extend_from_slice(&wire[5..]);
+//! assert_eq!(framing.decode_frame(&mut rbuf).unwrap(), Some(Frame::RequestN(RequestN { stream_id: 1, n: 8 })));
+//! assert_eq!(framing.decode_frame(&mut rbuf).unwrap(), Some(Frame::Cancel(Cancel { stream_id: 1 })));
+//! assert!(rbuf.is_empty());
+//!
+//! // A declared length over the limit is refused from the prefix alone.
+//! let mut hostile = BytesMut::from(&[0xFF, 0xFF, 0xFF][..]);
+//! assert!(framing.decode(&mut hostile).is_err());
+//! ```
 
-use super::{DecodeError, Frame};
-use bytes::{BufMut, Bytes, BytesMut};
+use super::{DecodeError, DecodeErrorKind, Frame, HEADER_SIZE, MAX_FRAME_SIZE};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Size of the length prefix.
 pub const PREFIX_SIZE: usize = 3;
 
 /// Appends `frame` with its 24-bit length prefix.
-pub fn encode_frame<B: BufMut>(_frame: &Frame, _buf: &mut B) {
-    todo!()
+///
+/// A frame longer than [`MAX_FRAME_SIZE`] cannot be described by the prefix; producing one is the
+/// caller's bug (the connection fragments payloads to its maximum frame size). Like
+/// [`Frame::encode`], this does not panic on it: the length is masked to 24 bits, and the peer
+/// will see a framing error.
+pub fn encode_frame<B: BufMut>(frame: &Frame, buf: &mut B) {
+    let len = (frame.encoded_len() & MAX_FRAME_SIZE) as u32;
+    buf.put_slice(&len.to_be_bytes()[1..]);
+    frame.encode(buf);
+}
+
+/// The number of bytes [`encode_frame`] writes for `frame`: the prefix and the frame.
+pub fn encoded_len(frame: &Frame) -> usize {
+    PREFIX_SIZE + frame.encoded_len()
 }
 
 /// Splits length-prefixed frames off a byte buffer.
@@ -33,12 +80,118 @@ impl LengthDelimited {
     /// Takes one whole frame's bytes (without the prefix) off the front of `src`.
     /// `Ok(None)`: not enough bytes yet; `src` is untouched. An over-long declared length is an
     /// error before anything is reserved.
-    pub fn decode(&self, _src: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
-        todo!()
+    ///
+    /// Errors, both raised from the 3 prefix bytes alone and leaving `src` untouched:
+    /// - [`DecodeErrorKind::TooLarge`]: the declared length exceeds [`Self::max_frame_size`];
+    /// - [`DecodeErrorKind::InvalidValue`] for field `frame length`: the declared length is
+    ///   shorter than the 6-byte frame header, so it cannot hold a frame.
+    ///
+    /// Either way the byte stream can no longer be split into frames, and the connection must
+    /// close. Neither error knows the frame type or stream.
+    ///
+    /// The returned frame is split off `src` without copying. Reserving room for the rest of an
+    /// incomplete frame is left to the caller, who knows its read strategy.
+    pub fn decode(&self, src: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
+        let Some(prefix) = src.get(..PREFIX_SIZE) else { return Ok(None) };
+        let len = usize::from(prefix[0]) << 16 | usize::from(prefix[1]) << 8 | usize::from(prefix[2]);
+        let error = |kind| DecodeError { frame_type: None, stream_id: None, kind };
+        if len > self.max_frame_size {
+            return Err(error(DecodeErrorKind::TooLarge { declared: len, max: self.max_frame_size }));
+        }
+        if len < HEADER_SIZE {
+            return Err(error(DecodeErrorKind::InvalidValue { field: "frame length", value: len as u64 }));
+        }
+        if src.len() < PREFIX_SIZE + len {
+            return Ok(None);
+        }
+        src.advance(PREFIX_SIZE);
+        Ok(Some(src.split_to(len).freeze()))
     }
 
     /// [`Self::decode`] followed by [`Frame::decode`].
-    pub fn decode_frame(&self, _src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
-        todo!()
+    ///
+    /// A frame whose bytes were taken off `src` but failed [`Frame::decode`] is consumed: the
+    /// framing is intact, so the caller may carry on with the next frame if the error allows.
+    pub fn decode_frame(&self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        self.decode(src)?.map(Frame::decode).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{Cancel, Payload, PayloadFrame};
+
+    fn payload_frame(data: &'static [u8]) -> Frame {
+        Frame::Payload(PayloadFrame {
+            stream_id: 3,
+            follows: false,
+            complete: true,
+            next: true,
+            payload: Payload::data(data),
+        })
+    }
+
+    #[test]
+    fn prefix_is_big_endian_length_without_itself() {
+        let frame = payload_frame(b"hello");
+        let mut buf = BytesMut::new();
+        encode_frame(&frame, &mut buf);
+        assert_eq!(&buf[..3], &[0, 0, 11]);
+        assert_eq!(buf.len(), encoded_len(&frame));
+    }
+
+    #[test]
+    fn partial_input_is_left_alone() {
+        let mut wire = BytesMut::new();
+        encode_frame(&payload_frame(b"abc"), &mut wire);
+        let framing = LengthDelimited::new(MAX_FRAME_SIZE);
+        for cut in 0..wire.len() {
+            let mut src = BytesMut::from(&wire[..cut]);
+            assert_eq!(framing.decode(&mut src), Ok(None), "prefix of {cut} bytes");
+            assert_eq!(&src[..], &wire[..cut]);
+        }
+    }
+
+    #[test]
+    fn frames_back_to_back_split_exactly() {
+        let mut wire = BytesMut::new();
+        encode_frame(&payload_frame(b"one"), &mut wire);
+        encode_frame(&Frame::Cancel(Cancel { stream_id: 3 }), &mut wire);
+        wire.extend_from_slice(&[0, 0]); // the start of a third frame
+        let framing = LengthDelimited::new(1024);
+        assert_eq!(framing.decode_frame(&mut wire).unwrap(), Some(payload_frame(b"one")));
+        assert_eq!(framing.decode_frame(&mut wire).unwrap(), Some(Frame::Cancel(Cancel { stream_id: 3 })));
+        assert_eq!(framing.decode_frame(&mut wire).unwrap(), None);
+        assert_eq!(&wire[..], &[0, 0]);
+    }
+
+    #[test]
+    fn oversized_length_is_refused_from_the_prefix_alone() {
+        let framing = LengthDelimited::new(100);
+        let mut src = BytesMut::from(&[0x00, 0x00, 101][..]);
+        let err = framing.decode(&mut src).unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::TooLarge { declared: 101, max: 100 });
+        assert_eq!(src.len(), 3, "nothing consumed");
+        assert_eq!(src.capacity(), 3, "nothing reserved");
+        // Exactly the limit is fine.
+        let mut src = BytesMut::from(&[0x00, 0x00, 100][..]);
+        assert_eq!(framing.decode(&mut src), Ok(None));
+    }
+
+    #[test]
+    fn length_shorter_than_a_header_is_refused() {
+        let framing = LengthDelimited::new(100);
+        for len in 0..HEADER_SIZE as u8 {
+            let mut src = BytesMut::from(&[0, 0, len][..]);
+            let err = framing.decode(&mut src).unwrap_err();
+            assert_eq!(err.kind, DecodeErrorKind::InvalidValue { field: "frame length", value: u64::from(len) });
+        }
+    }
+
+    #[test]
+    fn maximum_is_capped_at_the_protocol_limit() {
+        assert_eq!(LengthDelimited::new(usize::MAX).max_frame_size(), MAX_FRAME_SIZE);
+        assert_eq!(LengthDelimited::new(10).max_frame_size(), 10);
     }
 }

@@ -1,3 +1,4 @@
 //! The framework crate's one integration-test binary.
 
+mod frames;
 mod runtime;
