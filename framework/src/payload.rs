@@ -44,12 +44,13 @@ pub struct Call {
     route: String,
     metadata: CompositeMetadata,
     cancel: CancelSignal,
+    peer: Option<crate::Client>,
 }
 
 impl Call {
     /// A call to `route` (for example `greet.Greeter/SayHello`) without extra metadata.
     pub fn new(route: impl Into<String>) -> Call {
-        Call { route: route.into(), metadata: CompositeMetadata::default(), cancel: CancelSignal::default() }
+        Call { route: route.into(), metadata: CompositeMetadata::default(), cancel: CancelSignal::default(), peer: None }
     }
 
     /// Adds a composite metadata entry.
@@ -80,8 +81,19 @@ impl Call {
         self.cancel.cancelled().await
     }
 
-    pub(crate) fn from_parts(route: String, metadata: CompositeMetadata, cancel: CancelSignal) -> Call {
-        Call { route, metadata, cancel }
+    /// Responder side: a client for making requests back to the peer that sent this call, on
+    /// the same connection (RSocket connections carry requests both ways).
+    pub fn peer(&self) -> Option<&crate::Client> {
+        self.peer.as_ref()
+    }
+
+    pub(crate) fn from_parts(
+        route: String,
+        metadata: CompositeMetadata,
+        cancel: CancelSignal,
+        peer: crate::Client,
+    ) -> Call {
+        Call { route, metadata, cancel, peer: Some(peer) }
     }
 
     pub(crate) fn into_parts(self) -> (String, CompositeMetadata) {

@@ -3,7 +3,7 @@ use super::server::NoHandler;
 use super::transport::Transport;
 use crate::conn::{Connection, Kind};
 use crate::frame::metadata::{CompositeMetadata, MetadataEntry, MimeType, RoutingMetadata, well_known};
-use crate::{Call, Config, Payload, PayloadStream, Status};
+use crate::{Call, Config, Handler, Payload, PayloadStream, Status};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::fmt;
@@ -52,9 +52,20 @@ impl Client {
     /// Starts the client side of a connection over any [`Transport`] (SETUP is sent at once).
     /// Must be called within a tokio runtime: the connection's driver is spawned on it.
     pub fn over<T: Transport>(transport: T, config: Config) -> Client {
+        Client::over_with_handler(transport, config, NoHandler)
+    }
+
+    /// Like [`Client::over`], and answers the server's requests on this connection with
+    /// `handler` (RSocket connections carry requests both ways; a server handler reaches this
+    /// side through [`Call::peer`]).
+    pub fn over_with_handler<T: Transport>(transport: T, config: Config, handler: impl Handler) -> Client {
         let conn = Connection::client(config, tokio::time::Instant::now().into_std());
-        let (driver, commands, handles) = Driver::new(conn, transport, Arc::new(NoHandler), None);
+        let (driver, commands, handles) = Driver::new(conn, transport, Arc::new(handler), None);
         tokio::spawn(driver.run());
+        Client { commands, handles }
+    }
+
+    pub(crate) fn from_parts(commands: mpsc::Sender<Command>, handles: Handles) -> Client {
         Client { commands, handles }
     }
 

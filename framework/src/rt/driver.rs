@@ -26,7 +26,7 @@ use crate::frame::length::{self, LengthDelimited};
 use crate::frame::metadata::CompositeMetadata;
 use crate::frame::{DecodeError, ErrorCode, Frame};
 use crate::payload::CancelSignal;
-use crate::{BoxStream, Call, Handler, Payload, Status};
+use crate::{BoxStream, Call, Client, Handler, Payload, Status};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -520,10 +520,11 @@ impl<T: Transport> Driver<T> {
             Ok(_) => return self.refuse(id, kind, Status::unimplemented("the request carries no route")),
             Err(e) => return self.refuse(id, kind, Status::invalid_argument(format!("bad routing metadata: {e}"))),
         };
-        let cancel = CancelSignal::default();
-        let call = Call::from_parts(route, composite, cancel.clone());
-        let handler = self.handler.clone();
         let Some(tx) = weak.upgrade() else { return };
+        let cancel = CancelSignal::default();
+        let peer = Client::from_parts(tx.clone(), self.handles.clone());
+        let call = Call::from_parts(route, composite, cancel.clone(), peer);
+        let handler = self.handler.clone();
         let mut entry = Entry { cancel: Some(cancel), ..Entry::default() };
         match kind {
             Kind::FireAndForget => {

@@ -54,6 +54,7 @@ pub trait Service: Handler {
 }
 
 /// The handler of a side that serves nothing (a plain client).
+#[derive(Debug)]
 pub(crate) struct NoHandler;
 
 impl Handler for NoHandler {}

@@ -459,3 +459,70 @@ async fn a_channel_responder_that_stops_reading_still_answers() {
     })
     .await
 }
+
+/// Asks the requester who it is, on the same connection, before answering.
+struct AsksBack;
+
+impl Handler for AsksBack {
+    fn request_response(&self, call: Call, _data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+        Box::pin(async move {
+            let peer = call.peer().expect("a responder knows its peer").clone();
+            let name = peer.request_response(Call::new("client/Name"), Bytes::new()).await?;
+            Ok(Payload::new(format!("hello, {}", String::from_utf8_lossy(&name.data))))
+        })
+    }
+}
+
+struct Named;
+
+impl Handler for Named {
+    fn request_response(&self, _call: Call, _data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+        Box::pin(async { Ok(Payload::new("the client")) })
+    }
+}
+
+#[tokio::test]
+async fn requests_flow_both_ways_on_one_connection() {
+    bounded(30, async {
+        let running = Server::builder().add_handler(&["t/Hello"], AsksBack).build().bind("127.0.0.1:0").await.unwrap();
+        let socket = TcpStream::connect(running.local_addr()).await.unwrap();
+        let client = Client::over_with_handler(socket, Config::default(), Named);
+        let r = client.request_response(Call::new("t/Hello"), Bytes::new()).await.unwrap();
+        assert_eq!(text(&r), "hello, the client");
+        // A client without a handler answers the server's requests with UNIMPLEMENTED.
+        let plain = Client::connect(running.local_addr()).await.unwrap();
+        let e = plain.request_response(Call::new("t/Hello"), Bytes::new()).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unimplemented, "{e}");
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn shutdown_cuts_streams_that_outlast_the_grace_period() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default().shutdown_grace(Duration::from_millis(200)))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let client = Client::connect_with(running.local_addr(), Config::default().inbound_window(4)).await.unwrap();
+        let mut items = client.request_stream(Call::new("test.Echo/Forever"), Bytes::new()).await.unwrap();
+        items.next().await.unwrap().unwrap();
+        let dropped = echo.dropped.notified();
+        bounded(5, running.shutdown()).await;
+        bounded(5, dropped).await;
+        // The client reads what was in flight, then learns the connection is gone.
+        let end = bounded(5, async {
+            loop {
+                match items.next().await {
+                    Some(Ok(_)) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await;
+        assert!(matches!(&end, Some(Err(s)) if s.code() == Code::Unavailable) || end.is_none(), "{end:?}");
+    })
+    .await
+}
