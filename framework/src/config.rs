@@ -97,7 +97,7 @@ impl Config {
     }
 
     /// The most streams the peer may have open towards this side at once; further requests
-    /// are answered with ERROR[REJECTED]. Default: 65,536.
+    /// are answered with ERROR\[REJECTED\]. Default: 65,536.
     pub fn max_concurrent_streams(mut self, n: usize) -> Self {
         self.max_concurrent_streams = n;
         self

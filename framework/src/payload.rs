@@ -50,7 +50,12 @@ pub struct Call {
 impl Call {
     /// A call to `route` (for example `greet.Greeter/SayHello`) without extra metadata.
     pub fn new(route: impl Into<String>) -> Call {
-        Call { route: route.into(), metadata: CompositeMetadata::default(), cancel: CancelSignal::default(), peer: None }
+        Call {
+            route: route.into(),
+            metadata: CompositeMetadata::default(),
+            cancel: CancelSignal::default(),
+            peer: None,
+        }
     }
 
     /// Adds a composite metadata entry.

@@ -1,55 +1,4 @@
 //! [`Status`]: the outcome of a call that did not succeed.
-//!
-//! # On the wire
-//!
-//! A status travels in an ERROR frame with code APPLICATION_ERROR (0x201) — the one code every
-//! RSocket implementation turns into an application error — and its data is a UTF-8 text:
-//!
-//! ```text
-//! NOT_FOUND: no feature at (1, 2)
-//! ```
-//!
-//! that is, the code's name (as in the table below), a colon and a space, then the message. A
-//! peer that knows nothing of Weft shows that text as the error message, which reads well; a
-//! Weft peer splits the code back off. A status with [`Code::Unknown`] is written as the bare
-//! message, and an error text that does not start with a known code name (any error from a
-//! non-Weft peer) is read as [`Code::Unknown`] with the whole text as its message, so a message
-//! crosses the wire unchanged either way.
-//!
-//! The other stream error codes of the spec are read as: REJECTED → [`Code::Unavailable`]
-//! (the responder guarantees it did not process the request, so retrying is safe), CANCELED →
-//! [`Code::Cancelled`], INVALID → [`Code::InvalidArgument`]. Connection errors (stream 0) fail
-//! every open call with [`Code::Unavailable`] and the peer's message.
-//!
-//! | code | name on the wire |
-//! |---|---|
-//! | [`Code::Ok`] | `OK` |
-//! | [`Code::Cancelled`] | `CANCELLED` |
-//! | [`Code::Unknown`] | (none: the bare message) |
-//! | [`Code::InvalidArgument`] | `INVALID_ARGUMENT` |
-//! | [`Code::DeadlineExceeded`] | `DEADLINE_EXCEEDED` |
-//! | [`Code::NotFound`] | `NOT_FOUND` |
-//! | [`Code::AlreadyExists`] | `ALREADY_EXISTS` |
-//! | [`Code::PermissionDenied`] | `PERMISSION_DENIED` |
-//! | [`Code::ResourceExhausted`] | `RESOURCE_EXHAUSTED` |
-//! | [`Code::FailedPrecondition`] | `FAILED_PRECONDITION` |
-//! | [`Code::Aborted`] | `ABORTED` |
-//! | [`Code::OutOfRange`] | `OUT_OF_RANGE` |
-//! | [`Code::Unimplemented`] | `UNIMPLEMENTED` |
-//! | [`Code::Internal`] | `INTERNAL` |
-//! | [`Code::Unavailable`] | `UNAVAILABLE` |
-//! | [`Code::DataLoss`] | `DATA_LOSS` |
-//! | [`Code::Unauthenticated`] | `UNAUTHENTICATED` |
-//!
-//! ```
-//! use weft::{Code, Status};
-//!
-//! let status = Status::not_found("no feature at (1, 2)");
-//! assert_eq!(status.to_wire(), "NOT_FOUND: no feature at (1, 2)");
-//! assert_eq!(Status::from_wire("NOT_FOUND: no feature at (1, 2)"), status);
-//! // A message from a peer that knows nothing of Weft:
-//! assert_eq!(Status::from_wire("boom").code(), Code::Unknown);
-//! ```
 
 use std::fmt;
 
@@ -133,7 +82,58 @@ impl fmt::Display for Code {
 
 /// The outcome of a call that did not succeed: a [`Code`] and a message.
 ///
-/// Handlers return it, clients receive it. See the [module docs](self) for how it travels.
+/// Handlers return it, clients receive it.
+///
+/// # On the wire
+///
+/// A status travels in an ERROR frame with code APPLICATION_ERROR (0x201) — the one code every
+/// RSocket implementation turns into an application error — and its data is a UTF-8 text:
+///
+/// ```text
+/// NOT_FOUND: no feature at (1, 2)
+/// ```
+///
+/// that is, the code's name (as in the table below), a colon and a space, then the message. A
+/// peer that knows nothing of Weft shows that text as the error message, which reads well; a
+/// Weft peer splits the code back off. A status with [`Code::Unknown`] is written as the bare
+/// message, and an error text that does not start with a known code name (any error from a
+/// non-Weft peer) is read as [`Code::Unknown`] with the whole text as its message, so a message
+/// crosses the wire unchanged either way.
+///
+/// The other stream error codes of the spec are read as: REJECTED → [`Code::Unavailable`]
+/// (the responder guarantees it did not process the request, so retrying is safe), CANCELED →
+/// [`Code::Cancelled`], INVALID → [`Code::InvalidArgument`]. Connection errors (stream 0) fail
+/// every open call with [`Code::Unavailable`] and the peer's message.
+///
+/// | code | name on the wire |
+/// |---|---|
+/// | [`Code::Ok`] | `OK` |
+/// | [`Code::Cancelled`] | `CANCELLED` |
+/// | [`Code::Unknown`] | (none: the bare message) |
+/// | [`Code::InvalidArgument`] | `INVALID_ARGUMENT` |
+/// | [`Code::DeadlineExceeded`] | `DEADLINE_EXCEEDED` |
+/// | [`Code::NotFound`] | `NOT_FOUND` |
+/// | [`Code::AlreadyExists`] | `ALREADY_EXISTS` |
+/// | [`Code::PermissionDenied`] | `PERMISSION_DENIED` |
+/// | [`Code::ResourceExhausted`] | `RESOURCE_EXHAUSTED` |
+/// | [`Code::FailedPrecondition`] | `FAILED_PRECONDITION` |
+/// | [`Code::Aborted`] | `ABORTED` |
+/// | [`Code::OutOfRange`] | `OUT_OF_RANGE` |
+/// | [`Code::Unimplemented`] | `UNIMPLEMENTED` |
+/// | [`Code::Internal`] | `INTERNAL` |
+/// | [`Code::Unavailable`] | `UNAVAILABLE` |
+/// | [`Code::DataLoss`] | `DATA_LOSS` |
+/// | [`Code::Unauthenticated`] | `UNAUTHENTICATED` |
+///
+/// ```
+/// use weft::{Code, Status};
+///
+/// let status = Status::not_found("no feature at (1, 2)");
+/// assert_eq!(status.to_wire(), "NOT_FOUND: no feature at (1, 2)");
+/// assert_eq!(Status::from_wire("NOT_FOUND: no feature at (1, 2)"), status);
+/// // A message from a peer that knows nothing of Weft:
+/// assert_eq!(Status::from_wire("boom").code(), Code::Unknown);
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Status {
     code: Code,

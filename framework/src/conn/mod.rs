@@ -30,7 +30,7 @@
 //!   then close; every open stream fails.
 //! * **Stream errors** — the frame was framed correctly and names a stream, but is malformed,
 //!   exceeds the credit granted, or reassembles beyond the size limit. Answer: that stream alone
-//!   ends (ERROR[INVALID] when this side responds on it, CANCEL when this side requested it);
+//!   ends (ERROR\[INVALID\] when this side responds on it, CANCEL when this side requested it);
 //!   every other stream and the connection carry on.
 //! * **Ignored** — what Protocol.md's "Handling the Unexpected" says to ignore: frames for
 //!   unknown streams, a request on a stream id in use, an ignorable unknown frame type, a
@@ -147,7 +147,7 @@ pub enum Event {
 pub enum CloseReason {
     /// This side closed it on purpose.
     Local,
-    /// The peer closed the transport, or sent ERROR[CONNECTION_CLOSE].
+    /// The peer closed the transport, or sent ERROR\[CONNECTION_CLOSE\].
     PeerClosed,
     /// The peer sent a connection-level ERROR.
     PeerError {
