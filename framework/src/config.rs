@@ -116,7 +116,9 @@ impl Config {
         self.inbound_window
     }
 
-    /// Outgoing bytes buffered for the socket before senders are made to wait. Default: 4 MiB.
+    /// Outgoing bytes a connection holds before senders are made to wait: applied twice, to
+    /// messages queued by handlers and streams and to the driver's write buffer, so a peer that
+    /// grants credit but reads nothing costs at most about twice this. Default: 4 MiB.
     pub fn max_buffered_bytes(mut self, n: usize) -> Self {
         self.max_buffered_bytes = n.max(MIN_FRAGMENT_SIZE);
         self

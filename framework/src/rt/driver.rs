@@ -56,14 +56,14 @@ pub(crate) enum Command {
         outbound: Option<BoxStream<'static, Result<Payload, Status>>>,
         opened: oneshot::Sender<Result<u32, Status>>,
     },
-    /// A producer's next message.
-    Next { id: u32, payload: Payload },
+    /// A producer's next message, holding `permits` of the outgoing byte budget.
+    Next { id: u32, payload: Payload, reserved: Reserved },
     /// A producer's end.
     Complete { id: u32 },
     /// A producer's or handler's failure.
     Error { id: u32, status: Status },
-    /// A request/response handler's outcome.
-    Respond { id: u32, result: Result<Payload, Status> },
+    /// A request/response handler's outcome, holding `permits` of the outgoing byte budget.
+    Respond { id: u32, result: Result<Payload, Status>, reserved: Reserved },
 }
 
 /// Signals from stream handles; see the module doc for why this channel is unbounded.
@@ -117,6 +117,56 @@ pub(crate) struct Handles {
     pub(crate) window: u32,
     /// Flips to the close reason once the connection is over.
     pub(crate) closed: watch::Receiver<Option<String>>,
+    /// See [`Budget`].
+    pub(crate) budget: Arc<Budget>,
+}
+
+/// Bytes of outgoing messages that tasks may have queued for the driver.
+///
+/// The command channel bounds how many messages wait, not how large they are: a producer with
+/// plenty of credit could otherwise queue a channel's worth of large messages while the peer
+/// reads nothing. A task reserves a message's size before queueing it; the driver releases it
+/// when the message enters its write buffer, whose own size is bounded by stopping intake
+/// while it is full.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    permits: Semaphore,
+    size: usize,
+}
+
+impl Budget {
+    fn new(size: usize) -> Budget {
+        let size = size.clamp(1, u32::MAX as usize);
+        Budget { permits: Semaphore::new(size), size }
+    }
+
+    /// Waits for room for `payload`: its size, at least 1, at most the whole budget (so a
+    /// message larger than the budget still goes, alone).
+    async fn reserve(self: &Arc<Self>, payload: &Payload) -> Reserved {
+        let size = (payload.metadata.len() + payload.data.len()).clamp(1, self.size);
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        match self.permits.acquire_many(permits).await {
+            Ok(permit) => {
+                permit.forget();
+                Reserved(Some((self.clone(), permits)))
+            }
+            // Never closed; a closed budget would only mean nothing is bounded any more.
+            Err(_) => Reserved(None),
+        }
+    }
+}
+
+/// A message's share of the [`Budget`], given back when dropped: when the driver has taken
+/// the message, or when the task or command carrying it is dropped on the way (a cancelled
+/// stream must not shrink the budget for good).
+pub(crate) struct Reserved(Option<(Arc<Budget>, u32)>);
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some((budget, permits)) = self.0.take() {
+            budget.permits.add_permits(permits as usize);
+        }
+    }
 }
 
 pub(crate) struct Driver<T: Transport> {
@@ -158,6 +208,7 @@ impl<T: Transport> Driver<T> {
             credit_batch: config.credit_batch(),
             window: config.inbound_window_size(),
             closed: closed_rx,
+            budget: Arc::new(Budget::new(config.max_buffered_bytes)),
         };
         let framing = LengthDelimited::new(config.max_frame_size);
         let driver = Driver {
@@ -456,14 +507,16 @@ impl<T: Transport> Driver<T> {
                 {
                     let credit = Arc::new(Semaphore::new(0));
                     if let Some(tx) = weak.upgrade() {
-                        let task = tokio::spawn(produce(id, credit.clone(), outbound, tx));
+                        let task = tokio::spawn(produce(id, credit.clone(), self.handles.budget.clone(), outbound, tx));
                         entry.tasks.push(task.abort_handle());
                     }
                     entry.credit = Some(credit);
                 }
                 self.entries.insert(id, entry);
             }
-            Command::Next { id, payload } => {
+            Command::Next { id, payload, reserved } => {
+                // Encoded below: the write buffer's bound takes over from the budget.
+                drop(reserved);
                 if let Err(CommandError::NoCredit(_)) = self.conn.send_next(id, payload.metadata, payload.data, false) {
                     // A producer only sends with a permit; this would be a bug in the driver.
                     let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, "INTERNAL: credit exceeded");
@@ -486,7 +539,8 @@ impl<T: Transport> Driver<T> {
                 }
                 self.reap(id);
             }
-            Command::Respond { id, result } => {
+            Command::Respond { id, result, reserved } => {
+                drop(reserved);
                 let _ = match result {
                     Ok(payload) => self.conn.send_next(id, payload.metadata, payload.data, true),
                     Err(status) => self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire()),
@@ -533,16 +587,23 @@ impl<T: Transport> Driver<T> {
             }
             Kind::RequestResponse => {
                 let future = handler.request_response(call, data);
+                let budget = self.handles.budget.clone();
                 let task = tokio::spawn(async move {
                     let result = future.await;
-                    let _ = tx.send(Command::Respond { id, result }).await;
+                    let reserved = match &result {
+                        Ok(payload) => budget.reserve(payload).await,
+                        Err(_) => Reserved(None),
+                    };
+                    let _ = tx.send(Command::Respond { id, result, reserved }).await;
                 });
                 entry.tasks.push(task.abort_handle());
             }
             Kind::RequestStream => {
                 let stream = handler.request_stream(call, data);
                 let credit = Arc::new(Semaphore::new(initial_n as usize));
-                entry.tasks.push(tokio::spawn(produce(id, credit.clone(), stream, tx)).abort_handle());
+                entry.tasks.push(
+                    tokio::spawn(produce(id, credit.clone(), self.handles.budget.clone(), stream, tx)).abort_handle(),
+                );
                 entry.credit = Some(credit);
             }
             Kind::Channel => {
@@ -554,7 +615,9 @@ impl<T: Transport> Driver<T> {
                 let messages = PayloadStream::new(id, in_rx, self.handles.clone());
                 let stream = handler.request_channel(call, messages);
                 let credit = Arc::new(Semaphore::new(initial_n as usize));
-                entry.tasks.push(tokio::spawn(produce(id, credit.clone(), stream, tx)).abort_handle());
+                entry.tasks.push(
+                    tokio::spawn(produce(id, credit.clone(), self.handles.budget.clone(), stream, tx)).abort_handle(),
+                );
                 entry.credit = Some(credit);
             }
         }
@@ -573,6 +636,7 @@ impl<T: Transport> Driver<T> {
 async fn produce(
     id: u32,
     credit: Arc<Semaphore>,
+    budget: Arc<Budget>,
     mut stream: BoxStream<'static, Result<Payload, Status>>,
     tx: mpsc::Sender<Command>,
 ) {
@@ -583,7 +647,10 @@ async fn produce(
             Err(_) => return,
         }
         let command = match stream.next().await {
-            Some(Ok(payload)) => Command::Next { id, payload },
+            Some(Ok(payload)) => {
+                let reserved = budget.reserve(&payload).await;
+                Command::Next { id, payload, reserved }
+            }
             Some(Err(status)) => Command::Error { id, status },
             None => Command::Complete { id },
         };

@@ -24,6 +24,7 @@ const ROUTES: &[&str] = &[
     "test.Echo/Chat",
     "test.Echo/Slow",
     "test.Echo/Forever",
+    "test.Echo/Big",
 ];
 
 /// A hand-written handler covering every interaction model.
@@ -96,6 +97,14 @@ impl Handler for Echo {
                     let _keep = &guard;
                     produced.fetch_add(1, Ordering::SeqCst);
                     Ok(Payload::new(i.to_string()))
+                }))
+            }
+            "test.Echo/Big" => {
+                let produced = self.produced.clone();
+                let chunk = Bytes::from(vec![0x5a; 64 * 1024]);
+                Box::pin(stream::repeat(()).map(move |()| {
+                    produced.fetch_add(1, Ordering::SeqCst);
+                    Ok(Payload::new(chunk.clone()))
                 }))
             }
             _ => Box::pin(stream::once(std::future::ready(Err(weft::unimplemented_route(&call))))),
@@ -523,6 +532,52 @@ async fn shutdown_cuts_streams_that_outlast_the_grace_period() {
         })
         .await;
         assert!(matches!(&end, Some(Err(s)) if s.code() == Code::Unavailable) || end.is_none(), "{end:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_peer_that_grants_credit_but_never_reads_cannot_grow_the_servers_buffers() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let config = Config::default().max_buffered_bytes(256 * 1024);
+        let running = server(&echo, config).bind("127.0.0.1:0").await.unwrap();
+        // A small receive buffer, so that what the kernel holds for the peer is small too.
+        let raw = tokio::net::TcpSocket::new_v4().unwrap();
+        raw.set_recv_buffer_size(64 * 1024).unwrap();
+        let mut socket = raw.connect(running.local_addr()).await.unwrap();
+        // SETUP, then a request/stream for 64 KiB messages granting all the credit there is.
+        let mut bytes = BytesMut::new();
+        length::encode_frame(&setup_frame(), &mut bytes);
+        let mut metadata = BytesMut::new();
+        weft::frame::metadata::CompositeMetadata::with_route("test.Echo/Big").unwrap().encode(&mut metadata);
+        let request = weft::frame::RequestStream {
+            stream_id: 1,
+            follows: false,
+            initial_n: weft::frame::MAX_U31,
+            payload: weft::frame::Payload::new(metadata.freeze(), Bytes::new()),
+        };
+        length::encode_frame(&Frame::RequestStream(request), &mut bytes);
+        socket.write_all(&bytes).await.unwrap();
+        // The server fills the socket's kernel buffers and its own bounded write buffer, then
+        // stops polling the stream. Wait for the count to settle, then check it stays put.
+        let mut last = 0;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = echo.produced.load(Ordering::SeqCst);
+            if now == last && now > 0 {
+                break;
+            }
+            last = now;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let settled = echo.produced.load(Ordering::SeqCst);
+        assert_eq!(settled, last, "the producer kept going while nobody read");
+        // The kernel holds at most a few MiB for this connection (4 MiB of send buffer, a
+        // small receive buffer); 16 MiB would mean the server buffered on its own account.
+        assert!(settled < 256, "{settled} messages of 64 KiB produced for a peer that reads nothing");
+        drop(socket);
+        running.shutdown().await;
     })
     .await
 }
