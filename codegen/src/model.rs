@@ -28,6 +28,12 @@ pub struct Service {
     /// Other attributes of the trait; `cfg` and `deprecated` among them are forwarded to every
     /// generated item, the rest stay on the trait.
     pub attrs: Vec<Attribute>,
+    /// Extra attributes for the `{Service}Client` struct only (the `.proto` builder's
+    /// `client_attribute`).
+    pub client_attrs: Vec<Attribute>,
+    /// Extra attributes for the `{Service}Server` struct only (the `.proto` builder's
+    /// `server_attribute`).
+    pub server_attrs: Vec<Attribute>,
     /// Supertraits the user asked for, besides the `Send + Sync + 'static` Weft adds.
     pub supertraits: Vec<TypeParamBound>,
     /// Path of the runtime crate, `::weft` unless overridden with `crate = "…"`.
@@ -172,6 +178,11 @@ pub fn pascal_case(name: &str) -> String {
     }
     out
 }
+
+/// Names the generated client defines itself (`{Service}Client::new`, `::inner`), which no
+/// service method may take. The trait macro rejects them; the `.proto` front-end, which cannot
+/// ask for a rename, appends `_` (`rpc New` → `new_`).
+pub const RESERVED_CLIENT_NAMES: [&str; 2] = ["new", "inner"];
 
 /// Whether an attribute follows a method or service onto everything generated for it.
 pub fn is_forwarded(attr: &Attribute) -> bool {

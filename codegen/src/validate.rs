@@ -15,7 +15,7 @@ use syn::{
 };
 
 /// Names the generated client defines itself; a method may not take them.
-const RESERVED: [&str; 2] = ["new", "inner"];
+const RESERVED: [&str; 2] = model::RESERVED_CLIENT_NAMES;
 
 const RETURNS: &str = "a service method returns `Result<Response, Status>` (request/response, client streaming), \
      `Result<impl Stream<Item = Result<Response, Status>>, Status>` (request/stream, channel), or nothing (fire-and-forget)";
@@ -62,6 +62,8 @@ pub(crate) fn service(cx: &Ctxt, args: Args, item: &ItemTrait) -> Service {
         vis: item.vis.clone(),
         docs,
         attrs,
+        client_attrs: Vec::new(),
+        server_attrs: Vec::new(),
         supertraits: item.supertraits.iter().cloned().collect(),
         krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::weft)),
         codec: args.codec,

@@ -50,6 +50,7 @@
 mod config;
 pub mod conn;
 pub mod frame;
+mod include;
 mod payload;
 mod rt;
 mod status;

@@ -1,25 +1,30 @@
 //! `{Service}Client`: a struct around the connection handle, one async method per service
 //! method, each a single call into `__private`.
 
-use super::{client_ident, codec, docs, forwarded, private};
+use super::{Parts, client_ident, codec, docs, forwarded, private};
 use crate::model::{Method, Model, Service};
 use proc_macro2::TokenStream;
 use quote::quote;
 
-pub(super) fn client(service: &Service) -> TokenStream {
+pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
     let p = private(service);
     let vis = &service.vis;
     let ident = client_ident(service);
     let trait_ident = &service.ident;
     let attrs: Vec<_> = forwarded(&service.attrs).collect();
-    let doc =
-        format!(" A client for the `{}` service: one method per method of [`{trait_ident}`].", service.full_name());
+    let own_attrs = &service.client_attrs;
+    let doc = if parts.server {
+        format!(" A client for the `{}` service: one method per method of [`{trait_ident}`].", service.full_name())
+    } else {
+        format!(" A client for the `{}` service: one method per method of the service.", service.full_name())
+    };
     let methods = service.methods.iter().map(|m| method(service, m));
     quote! {
         #[doc = #doc]
         #[doc = ""]
         #[doc = " Cheap to clone: every clone calls over the same connection, and calls run concurrently."]
         #(#attrs)*
+        #(#own_attrs)*
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         #vis struct #ident {
             client: #p::Client,

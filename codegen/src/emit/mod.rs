@@ -13,11 +13,33 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Attribute;
 
+/// Which parts of a service to emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Parts {
+    /// `{Service}Client`.
+    pub client: bool,
+    /// The server trait and `{Service}Server<T>`, which serves an implementation of it.
+    pub server: bool,
+}
+
+impl Default for Parts {
+    /// Both the client and the server, as the trait macro emits them.
+    fn default() -> Parts {
+        Parts { client: true, server: true }
+    }
+}
+
 /// Emits the server trait, the client and the server of `service`.
 pub fn service(service: &Service) -> TokenStream {
-    let server_trait = server_trait(service);
-    let client = client::client(service);
-    let server = server::server(service);
+    service_parts(service, Parts::default())
+}
+
+/// Emits the `parts` of `service`: the client, or the server trait and the server, or all
+/// three. Docs link only to items that exist.
+pub fn service_parts(service: &Service, parts: Parts) -> TokenStream {
+    let server_trait = parts.server.then(|| server_trait(service, parts));
+    let client = parts.client.then(|| client::client(service, parts));
+    let server = parts.server.then(|| server::server(service));
     quote! {
         #server_trait
         #client
@@ -65,15 +87,13 @@ fn server_ident(service: &Service) -> syn::Ident {
 /// The trait users implement: each method desugared from `async fn` to a function returning
 /// `impl Future + Send`, because the server runs every call in a task of its own. An `impl`
 /// may still write `async fn`.
-fn server_trait(service: &Service) -> TokenStream {
+fn server_trait(service: &Service, parts: Parts) -> TokenStream {
     let Service { ident, vis, attrs, supertraits, .. } = service;
     let docs = docs(&service.docs);
     let client = client_ident(service);
     let server = server_ident(service);
-    let footer = format!(
-        " Implement it and serve it with [`{server}`]; call it with [`{client}`]. Service `{}`.",
-        service.full_name()
-    );
+    let call = if parts.client { format!("; call it with [`{client}`]") } else { String::new() };
+    let footer = format!(" Implement it and serve it with [`{server}`]{call}. Service `{}`.", service.full_name());
     let methods = service.methods.iter().map(|m| trait_method(service, m));
     quote! {
         #docs

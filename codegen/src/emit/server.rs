@@ -12,6 +12,7 @@ pub(super) fn server(service: &Service) -> TokenStream {
     let ident = server_ident(service);
     let trait_ident = &service.ident;
     let attrs: Vec<_> = forwarded(&service.attrs).collect();
+    let own_attrs = &service.server_attrs;
     let doc = format!(
         " Serves the `{}` service by calling an implementation of [`{trait_ident}`]; add it to a server with `Server::builder().add_service(…)`.",
         service.full_name()
@@ -31,6 +32,7 @@ pub(super) fn server(service: &Service) -> TokenStream {
         #[doc = ""]
         #[doc = " Cheap to clone: clones share the implementation."]
         #(#attrs)*
+        #(#own_attrs)*
         #vis struct #ident<T> {
             inner: ::std::sync::Arc<T>,
         }
