@@ -1,0 +1,151 @@
+//! The Weft side of cross-language interop, server half: serves `echo.Echo` (the interop service
+//! table of tests/interop/README.md) over TCP, for the Python and JavaScript RSocket clients in
+//! tests/interop/ and for `interop_client`.
+//!
+//! ```text
+//! cargo run --release -p weft-examples --example interop_server -- 127.0.0.1:PORT
+//! ```
+//!
+//! Prints `listening 127.0.0.1:PORT` once bound and serves until SIGINT or SIGTERM (the interop
+//! runner stops it by PID), then shuts down gracefully.
+//!
+//! What the peers do on the wire that this server copes with, without imitating it (the runtime
+//! does the work; nothing here is peer-specific):
+//! - rsocket-py may set C on REQUEST_CHANNEL (a one-payload channel: valid RSocket), and
+//!   rsocket-js never does (it sends a separate C-only PAYLOAD): both reach `channel` as a
+//!   request stream that ends after its last message.
+//! - Both write a custom MIME type's length in composite metadata as length − 1; the peers route
+//!   with the well-known routing id only, so routing is unaffected.
+//! - Neither announces Weft's default data MIME (protobuf); a Weft server accepts whatever data
+//!   MIME a client announces, and this service treats data as opaque bytes anyway.
+
+#[path = "interop/mod.rs"]
+mod interop;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use interop::{Echo, EchoServer, MAX_STREAM_N};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use weft::{Config, Server, Status, Streaming};
+
+/// The interop service's implementation.
+#[derive(Default)]
+struct EchoService {
+    /// Fires counted per key, and their total (the answer to FireCount with an empty key).
+    fires: Mutex<FireCounts>,
+}
+
+#[derive(Default)]
+struct FireCounts {
+    by_key: HashMap<Bytes, u64>,
+    total: u64,
+}
+
+impl Echo for EchoService {
+    async fn unary(&self, data: Bytes) -> Result<Bytes, Status> {
+        Ok(data)
+    }
+
+    async fn error(&self, message: Bytes) -> Result<Bytes, Status> {
+        // Code::Unknown is written on the wire as the bare message (see weft::Status), so the
+        // ERROR[APPLICATION_ERROR] text is exactly the request data: what a peer that knows
+        // nothing of Weft's `CODE: message` convention must read back.
+        Err(Status::unknown(String::from_utf8_lossy(&message).into_owned()))
+    }
+
+    async fn server_stream(
+        &self,
+        n: Bytes,
+    ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
+        let n = parse_count(&n).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "ServerStream wants an ASCII decimal 0..={MAX_STREAM_N}, got {:?}",
+                String::from_utf8_lossy(&n)
+            ))
+        })?;
+        // Lazy: the runtime polls this only while the requester has granted credit, so a
+        // million-item stream costs nothing beyond what the peer asked for.
+        Ok(futures_util::stream::iter((0..n).map(|i| Ok(Bytes::from(i.to_string())))))
+    }
+
+    async fn channel(
+        &self,
+        msgs: Streaming<Bytes>,
+    ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
+        // Every inbound message (the one inside REQUEST_CHANNEL first) goes straight back; the
+        // response stream ends when the requester's does, so the channel completes after it.
+        // Credit both ways is the runtime's: inbound REQUEST_N follows consumption, outbound
+        // messages wait for the requester's credit.
+        Ok(msgs.map(|msg| msg))
+    }
+
+    async fn fire(&self, key: Bytes) {
+        let mut fires = self.fires.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *fires.by_key.entry(key).or_default() += 1;
+        fires.total += 1;
+    }
+
+    async fn fire_count(&self, key: Bytes) -> Result<Bytes, Status> {
+        let fires = self.fires.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = if key.is_empty() { fires.total } else { fires.by_key.get(&key).copied().unwrap_or(0) };
+        Ok(Bytes::from(count.to_string()))
+    }
+}
+
+/// An ASCII decimal in 0..=MAX_STREAM_N, nothing else (no sign, no spaces, not empty).
+fn parse_count(data: &[u8]) -> Option<u64> {
+    if data.is_empty() || data.len() > 7 || !data.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(data).ok()?.parse().ok()?;
+    (n <= MAX_STREAM_N).then_some(n)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = match std::env::args().nth(1) {
+        Some(addr) if std::env::args().len() == 2 => addr,
+        _ => return Err("usage: interop_server 127.0.0.1:PORT".into()),
+    };
+    // A client that leaves a stream open must not hold the runner's kill up for long.
+    let config = Config::default().shutdown_grace(Duration::from_secs(1));
+    let server = Server::builder().config(config).add_service(EchoServer::new(EchoService::default())).build();
+    let running = server.bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!("listening {}", running.local_addr());
+    stop_signal().await?;
+    running.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_count;
+
+    #[test]
+    fn counts_are_plain_ascii_decimals_up_to_a_million() {
+        assert_eq!(parse_count(b"0"), Some(0));
+        assert_eq!(parse_count(b"1000000"), Some(1_000_000));
+        for bad in [&b""[..], b"1000001", b"-1", b" 5", b"5 ", b"+5", b"x", b"99999999999999999999"] {
+            assert_eq!(parse_count(bad), None, "{bad:?}");
+        }
+    }
+}
