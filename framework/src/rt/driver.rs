@@ -180,6 +180,8 @@ pub(crate) struct Driver<T: Transport> {
     /// For tasks the driver spawns; weak, so that it does not keep the connection alive.
     weak: mpsc::WeakSender<Command>,
     closed: watch::Sender<Option<String>>,
+    /// Why the connection closed; published on `closed` once the last frame is written.
+    close_reason: Option<String>,
     handler: Arc<dyn Handler>,
     entries: HashMap<u32, Entry>,
     /// Every handle is gone: close once no stream is left.
@@ -221,6 +223,7 @@ impl<T: Transport> Driver<T> {
             handles: handles.clone(),
             weak: command_tx.downgrade(),
             closed,
+            close_reason: None,
             handler,
             entries: HashMap::new(),
             orphaned: false,
@@ -330,6 +333,10 @@ impl<T: Transport> Driver<T> {
             let _ = self.writer.shutdown().await;
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush).await;
+        // Only now: a program that closes, waits for `closed` and exits must not lose the
+        // final frame.
+        let reason = self.close_reason.take().unwrap_or_else(|| "the connection is closed".to_owned());
+        let _ = self.closed.send(Some(reason));
     }
 
     fn transport_closed(&mut self) {
@@ -442,7 +449,7 @@ impl<T: Transport> Driver<T> {
     }
 
     fn fail_all(&mut self, reason: &str) {
-        let _ = self.closed.send(Some(reason.to_owned()));
+        self.close_reason.get_or_insert_with(|| reason.to_owned());
         for (_, mut entry) in self.entries.drain() {
             let status = Status::unavailable(reason);
             match entry.inbound.take() {
