@@ -589,11 +589,22 @@ impl<T: Transport> Driver<T> {
         let mut entry = Entry { cancel: Some(cancel), ..Entry::default() };
         match kind {
             Kind::FireAndForget => {
-                tokio::spawn(handler.fire_and_forget(call, data));
+                let mut future = handler.fire_and_forget(call, data);
+                if poll_once(&mut future).is_none() {
+                    tokio::spawn(future);
+                }
                 return;
             }
             Kind::RequestResponse => {
-                let future = handler.request_response(call, data);
+                let mut future = handler.request_response(call, data);
+                if let Some(result) = poll_once(&mut future) {
+                    // Answered without waiting: no task, no trip through the command channel.
+                    let _ = match result {
+                        Ok(payload) => self.conn.send_next(id, payload.metadata, payload.data, true),
+                        Err(status) => self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire()),
+                    };
+                    return;
+                }
                 let budget = self.handles.budget.clone();
                 let task = tokio::spawn(async move {
                     let result = future.await;
@@ -636,6 +647,20 @@ impl<T: Transport> Driver<T> {
         if kind != Kind::FireAndForget {
             let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire());
         }
+    }
+}
+
+/// Polls a handler's future once, on the driver's task.
+///
+/// Most request/response and fire-and-forget handlers answer without waiting on anything;
+/// running their first poll here saves a task and two trips between tasks per call. A future
+/// that is not ready is then spawned, and the task's first poll registers its real waker, so
+/// the no-op waker used here loses no wake-up.
+fn poll_once<T>(future: &mut crate::BoxFuture<'static, T>) -> Option<T> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(value) => Some(value),
+        std::task::Poll::Pending => None,
     }
 }
 
