@@ -18,11 +18,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use weft::{Client, Context, Server, Status, Streaming};
 
+/// Notes left so far, by where they were left (latitude, longitude).
+type Notes = Arc<Mutex<HashMap<(i32, i32), Vec<RouteNote>>>>;
+
 /// The server's side: a few known features, the notes left so far, and where reported positions
 /// go (so that `main` can show one arrived).
 struct Guide {
     features: Vec<Feature>,
-    notes: Arc<Mutex<HashMap<(i32, i32), Vec<RouteNote>>>>,
+    notes: Notes,
     positions: mpsc::UnboundedSender<Point>,
 }
 

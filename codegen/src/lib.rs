@@ -1,5 +1,5 @@
 //! Weft's service model and code generator, shared by the `#[weft::service]` trait macro and
-//! the `build.rs` API for `.proto` files ([`configure`], behind the `proto` feature).
+//! the `build.rs` API for `.proto` files (`configure()`, behind the `proto` feature).
 //!
 //! The pipeline has four stages, each a module:
 //!
@@ -19,7 +19,7 @@
 //! With the `proto` feature, a second front-end reads `.proto` files from a build script:
 //! protox parses them (no `protoc`), prost-build generates the messages, and each service is
 //! lowered into the same model and emitted by the same emitter as a trait. The feature is off by
-//! default so that the macro, which never needs it, builds quickly. See [`configure`] and the
+//! default so that the macro, which never needs it, builds quickly. See `configure()` and the
 //! `proto` module for the mapping from `.proto` to Rust.
 
 mod ctxt;
@@ -31,11 +31,11 @@ pub mod proto;
 mod validate;
 
 pub use ctxt::Ctxt;
-#[cfg(feature = "proto")]
-pub use proto::{Builder, Error, OPTIONS_PROTO, OPTIONS_PROTO_NAME, configure};
 /// prost-build, which generates the messages, for [`Builder::prost_config`].
 #[cfg(feature = "proto")]
 pub use prost_build;
+#[cfg(feature = "proto")]
+pub use proto::{Builder, Error, OPTIONS_PROTO, OPTIONS_PROTO_NAME, configure};
 
 use proc_macro2::TokenStream;
 

@@ -1,7 +1,7 @@
 //! `{Service}Client`: a struct around the connection handle, one async method per service
 //! method, each a single call into `__private`.
 
-use super::{Parts, client_ident, codec, docs, forwarded, private};
+use super::{Parts, client_ident, codec, docs, forwarded, impl_attrs, private};
 use crate::model::{Method, Model, Service};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -12,6 +12,7 @@ pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
     let ident = client_ident(service);
     let trait_ident = &service.ident;
     let attrs: Vec<_> = forwarded(&service.attrs).collect();
+    let impl_attrs = impl_attrs(&service.attrs);
     let own_attrs = &service.client_attrs;
     let doc = if parts.server {
         format!(" A client for the `{}` service: one method per method of [`{trait_ident}`].", service.full_name())
@@ -30,7 +31,7 @@ pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
             client: #p::Client,
         }
 
-        #(#attrs)*
+        #impl_attrs
         impl #ident {
             /// A client that calls the service over `client`'s connection.
             #vis fn new(client: #p::Client) -> Self {
@@ -45,7 +46,7 @@ pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
             #(#methods)*
         }
 
-        #(#attrs)*
+        #impl_attrs
         impl ::core::convert::From<#p::Client> for #ident {
             fn from(client: #p::Client) -> Self {
                 Self::new(client)

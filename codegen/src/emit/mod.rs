@@ -76,6 +76,15 @@ fn cfgs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("cfg"))
 }
 
+/// The attributes of an `impl` block for a service's struct: its `cfg`s, and for a deprecated
+/// service `#[allow(deprecated)]` instead of `#[deprecated]`, which rustc rejects on trait impls
+/// (`useless_deprecated`) and which would not stop the impl's own uses from warning.
+fn impl_attrs(attrs: &[Attribute]) -> TokenStream {
+    let cfgs = cfgs(attrs);
+    let allow = attrs.iter().any(|a| a.path().is_ident("deprecated")).then(|| quote!(#[allow(deprecated)]));
+    quote!(#(#cfgs)* #allow)
+}
+
 fn client_ident(service: &Service) -> syn::Ident {
     format_ident!("{}Client", service.ident)
 }

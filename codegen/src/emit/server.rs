@@ -1,7 +1,7 @@
 //! `{Service}Server<T>`: holds the implementation in an `Arc` and implements `Handler` (one
 //! `match` on the route per RSocket request type) and `Service` (the routes).
 
-use super::{cfgs, codec, forwarded, private, server_ident};
+use super::{cfgs, codec, forwarded, impl_attrs, private, server_ident};
 use crate::model::{Method, Model, Service};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -12,6 +12,9 @@ pub(super) fn server(service: &Service) -> TokenStream {
     let ident = server_ident(service);
     let trait_ident = &service.ident;
     let attrs: Vec<_> = forwarded(&service.attrs).collect();
+    let impl_attrs = impl_attrs(&service.attrs);
+    // The dispatch names every method, deprecated or not: it always allows `deprecated`.
+    let service_cfgs: Vec<_> = cfgs(&service.attrs).collect();
     let own_attrs = &service.server_attrs;
     let doc = format!(
         " Serves the `{}` service by calling an implementation of [`{trait_ident}`]; add it to a server with `Server::builder().add_service(…)`.",
@@ -37,7 +40,7 @@ pub(super) fn server(service: &Service) -> TokenStream {
             inner: ::std::sync::Arc<T>,
         }
 
-        #(#attrs)*
+        #impl_attrs
         impl<T> #ident<T> {
             /// Serves `service`.
             #vis fn new(service: T) -> Self {
@@ -55,21 +58,21 @@ pub(super) fn server(service: &Service) -> TokenStream {
             }
         }
 
-        #(#attrs)*
+        #impl_attrs
         impl<T> ::core::clone::Clone for #ident<T> {
             fn clone(&self) -> Self {
                 Self { inner: <::std::sync::Arc<T> as ::core::clone::Clone>::clone(&self.inner) }
             }
         }
 
-        #(#attrs)*
+        #impl_attrs
         impl<T> ::core::fmt::Debug for #ident<T> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(#name).finish_non_exhaustive()
             }
         }
 
-        #(#attrs)*
+        #(#service_cfgs)*
         #[allow(deprecated)]
         impl<T: #trait_ident> #p::Handler for #ident<T> {
             #request_response
@@ -78,7 +81,7 @@ pub(super) fn server(service: &Service) -> TokenStream {
             #request_channel
         }
 
-        #(#attrs)*
+        #impl_attrs
         impl<T: #trait_ident> #p::Service for #ident<T> {
             fn routes(&self) -> &'static [&'static str] {
                 &[#(#routes),*]

@@ -35,17 +35,21 @@ impl Error {
 
     /// A protox error, located and, for a missing file, with what was searched.
     pub(crate) fn parse(err: protox::Error, includes: &[PathBuf]) -> Error {
-        let mut message = locate(&err);
+        let mut message = locate(&err, includes);
         if err.is_file_not_found() {
             let searched = if includes.is_empty() {
                 "no include paths were given".to_owned()
             } else {
                 let list: Vec<_> = includes.iter().map(|p| format!("`{}`", p.display())).collect();
-                format!("searched the include paths {}", list.join(", "))
+                let relative = includes.iter().any(|p| p.is_relative());
+                let cwd = match std::env::current_dir() {
+                    Ok(dir) if relative => format!(" (relative to `{}`)", dir.display()),
+                    _ => String::new(),
+                };
+                format!("searched the include paths {}{cwd}", list.join(", "))
             };
-            let cwd = std::env::current_dir().map(|d| format!(" (relative to `{}`)", d.display())).unwrap_or_default();
             message.push_str(&format!(
-                "\n  {searched}{cwd}, then the files weft-codegen provides itself: `weft/options.proto` and the \
+                "\n  {searched}, then the files weft-codegen provides itself: `weft/options.proto` and the \
                  well-known types `google/protobuf/*.proto`; add the directory that holds it to the include paths \
                  (the second argument of `compile_protos`)"
             ));
@@ -59,22 +63,32 @@ impl Error {
     }
 }
 
-/// `file:line:column: message (label)` and any help, from the diagnostic's first label.
-fn locate(err: &protox::Error) -> String {
+/// `path:line:column: message` and any help, from the diagnostic's first label. The path is the
+/// file on disk (found under an include path) when there is one, so that editors can jump to it;
+/// otherwise the name the file was imported by.
+fn locate(err: &protox::Error, includes: &[PathBuf]) -> String {
     use miette::Diagnostic;
     let message = err.to_string();
+    let on_disk = |name: &str| -> String {
+        includes
+            .iter()
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+            .map_or_else(|| name.to_owned(), |path| path.display().to_string())
+    };
     let label = err.labels().and_then(|mut labels| labels.next());
     let located = label.as_ref().and_then(|label| {
         let contents = err.source_code()?.read_span(label.inner(), 0, 0).ok()?;
-        let file = contents.name().map(str::to_owned).or_else(|| err.file().map(str::to_owned))?;
-        Some(format!("{file}:{}:{}: {message}", contents.line() + 1, contents.column() + 1))
+        let file = contents.name().or_else(|| err.file())?;
+        Some(format!("{}:{}:{}: {message}", on_disk(file), contents.line() + 1, contents.column() + 1))
     });
     let mut out = located.unwrap_or_else(|| match err.file() {
-        Some(file) if !message.contains(file) => format!("{file}: {message}"),
+        Some(file) if !message.contains(file) => format!("{}: {message}", on_disk(file)),
         _ => message.clone(),
     });
+    // protox's labels are mostly "found here" and the like, which the location already says.
     if let Some(text) = label.as_ref().and_then(|l| l.label())
-        && text != message
+        && !text.ends_with(" here")
     {
         out.push_str(&format!(" ({text})"));
     }

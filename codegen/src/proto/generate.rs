@@ -52,14 +52,15 @@ pub(crate) struct Generator {
 
 impl prost_build::ServiceGenerator for Generator {
     fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
+        let mut outcome = self.outcome.borrow_mut();
+        let full_name = full_name(&service);
+        outcome.routes.extend(service.methods.iter().map(|m| format!("{full_name}/{}", m.proto_name)));
         match lower(&self.settings, &service) {
             Ok(model) => {
-                let mut outcome = self.outcome.borrow_mut();
-                outcome.routes.extend(model.methods.iter().map(|m| model.route(m)));
                 buf.push('\n');
                 buf.push_str(&format(emit::service_parts(&model, self.settings.parts)));
             }
-            Err(problems) => self.outcome.borrow_mut().problems.extend(problems),
+            Err(problems) => outcome.problems.extend(problems),
         }
     }
 }
@@ -76,11 +77,7 @@ pub(crate) fn format(tokens: TokenStream) -> String {
 
 /// Lowers one service into the model, or says why it cannot be generated.
 pub(crate) fn lower(settings: &Settings, service: &prost_build::Service) -> Result<Service, Vec<String>> {
-    let full_name = if service.package.is_empty() {
-        service.proto_name.clone()
-    } else {
-        format!("{}.{}", service.package, service.proto_name)
-    };
+    let full_name = full_name(service);
     let file = settings.files.get(&full_name).map_or("<unknown file>", String::as_str);
     let mut problems = Vec::new();
     let mut problem = |method: Option<&str>, text: String| {
@@ -211,6 +208,15 @@ pub(crate) fn lower(settings: &Settings, service: &prost_build::Service) -> Resu
         codec: None,
         methods,
     })
+}
+
+/// `package.Service`, or `Service` without a package.
+fn full_name(service: &prost_build::Service) -> String {
+    if service.package.is_empty() {
+        service.proto_name.clone()
+    } else {
+        format!("{}.{}", service.package, service.proto_name)
+    }
 }
 
 /// Doc lines from `.proto` comments, escaped as prost-build escapes its own (`[x]` is not a
