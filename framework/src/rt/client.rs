@@ -2,9 +2,9 @@ use super::driver::{self, Command, Control, Driver, Handles, Inbound};
 use super::server::NoHandler;
 use super::transport::Transport;
 use crate::conn::{Connection, Kind};
-use crate::frame::metadata::{CompositeMetadata, MetadataEntry, MimeType, RoutingMetadata, well_known};
+use crate::frame::metadata::well_known;
 use crate::{Call, Config, Handler, Payload, PayloadStream, Status};
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::fmt;
 use std::sync::Arc;
@@ -172,13 +172,18 @@ fn request_metadata(call: Call) -> Result<Bytes, Status> {
             route.len()
         )));
     }
-    let mut routing = BytesMut::with_capacity(route.len() + 1);
-    RoutingMetadata { tags: vec![route] }.encode(&mut routing);
-    let mut metadata = CompositeMetadata { entries: Vec::with_capacity(1 + extra.entries.len()) };
-    metadata.entries.push(MetadataEntry { mime: MimeType::WellKnown(well_known::ROUTING), content: routing.freeze() });
-    metadata.entries.extend(extra.entries);
-    let mut out = BytesMut::with_capacity(metadata.encoded_len());
-    metadata.encode(&mut out);
+    // The composite encoder leaves out entries it cannot write; a caller must hear about it.
+    for entry in &extra.entries {
+        entry.validate().map_err(|e| Status::invalid_argument(format!("call metadata for `{route}`: {e}")))?;
+    }
+    // Written by hand because every request carries it: one well-known routing entry
+    // (id 0x7E with the high bit set, a 24-bit length, then one length-prefixed tag).
+    let mut out = BytesMut::with_capacity(5 + route.len() + extra.encoded_len());
+    out.put_u8(0x80 | well_known::ROUTING);
+    out.put_uint(1 + route.len() as u64, 3);
+    out.put_u8(route.len() as u8);
+    out.put_slice(route.as_bytes());
+    extra.encode(&mut out);
     Ok(out.freeze())
 }
 
@@ -200,5 +205,29 @@ impl Drop for CancelOnDrop<'_> {
         if self.armed {
             let _ = self.control.send(Control::Cancel(self.id));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::metadata::{CompositeMetadata, MimeType};
+
+    #[test]
+    fn request_metadata_is_the_route_then_the_calls_entries() {
+        let call = Call::new("echo.Echo/Unary").with_metadata(MimeType::Custom("application/x.trace".into()), "t1");
+        let decoded = CompositeMetadata::decode(request_metadata(call).unwrap()).unwrap();
+        assert_eq!(decoded.routing().unwrap().unwrap().tags, ["echo.Echo/Unary"]);
+        assert_eq!(decoded.entries.len(), 2);
+        assert_eq!(decoded.entries[1].mime, MimeType::Custom("application/x.trace".into()));
+        assert_eq!(&decoded.entries[1].content[..], b"t1");
+    }
+
+    #[test]
+    fn unwritable_routes_and_metadata_are_refused() {
+        assert!(request_metadata(Call::new("")).is_err());
+        assert!(request_metadata(Call::new("x".repeat(256))).is_err());
+        let bad = Call::new("a/B").with_metadata(MimeType::Custom("not ascii: é".into()), "x");
+        assert_eq!(request_metadata(bad).unwrap_err().code(), crate::Code::InvalidArgument);
     }
 }
