@@ -38,9 +38,13 @@
 //! |---|---|---|---|
 //! | `rpc M(A) returns (B)` | request/response | `m(A) -> Result<B, Status>` | `m(ctx, A) -> Result<B, Status>` |
 //! | `rpc M(A) returns (stream B)` | request/stream | `m(A) -> Result<Streaming<B>, Status>` | `m(ctx, A) -> Result<impl Stream<…B…>, Status>` |
-//! | `rpc M(stream A) returns (B)` | client streaming | `m(impl Stream<A>) -> Result<B, Status>` | `m(ctx, Streaming<A>) -> Result<B, Status>` |
-//! | `rpc M(stream A) returns (stream B)` | channel | `m(impl Stream<A>) -> Result<Streaming<B>, Status>` | `m(ctx, Streaming<A>) -> Result<impl Stream<…B…>, Status>` |
+//! | `rpc M(stream A) returns (B)` | client streaming | `m(stream of A) -> Result<B, Status>` | `m(ctx, Streaming<A>) -> Result<B, Status>` |
+//! | `rpc M(stream A) returns (stream B)` | channel | `m(stream of A) -> Result<Streaming<B>, Status>` | `m(ctx, Streaming<A>) -> Result<impl Stream<…B…>, Status>` |
 //! | `rpc M(A) returns (google.protobuf.Empty)` + `option (weft.fire_and_forget) = true;` | fire-and-forget | `m(A) -> Result<(), Status>` | `m(ctx, A)` |
+//!
+//! Client methods take the message or a `weft::Request` wrapping it (a stream: any
+//! `Stream<Item = A> + Send + 'static`), exactly as for a trait; see `#[weft::service]` for the
+//! generated items in full.
 //!
 //! - **Routes** are `{package}.{Service}/{Method}` with the names as written in the `.proto`
 //!   (`routeguide.RouteGuide/GetFeature`), which is what the trait macro produces for
@@ -195,8 +199,9 @@ impl Builder {
     }
 
     /// Configures prost-build directly, for everything about messages this builder has no
-    /// method for (`bytes`, `btree_map`, `extern_path`, `boxed`, …). Weft sets the output
-    /// directory and the service generator itself; what `f` sets for those is replaced.
+    /// method for (`bytes`, `btree_map`, `extern_path`, `boxed`, …). Weft installs its own
+    /// service generator, replacing any `f` sets; [`out_dir`](Builder::out_dir), when given,
+    /// replaces the config's.
     ///
     /// ```no_run
     /// weft_codegen::configure()
