@@ -86,7 +86,7 @@ impl Client {
 
     /// Request/stream: one request, a stream of responses.
     pub async fn request_stream(&self, call: Call, data: Bytes) -> Result<PayloadStream, Status> {
-        let (tx, rx) = mpsc::channel(self.handles.window as usize + 1);
+        let (tx, rx) = mpsc::channel(self.handles.queue_capacity());
         let id = self.open(Kind::RequestStream, call, data, false, Some(Inbound::Many(tx)), None).await?;
         Ok(PayloadStream::new(id, rx, self.handles.clone()))
     }
@@ -110,7 +110,7 @@ impl Client {
             // The first message's metadata slot holds the call's composite metadata.
             return Err(Status::invalid_argument("the first message of a channel cannot carry its own metadata"));
         }
-        let (tx, rx) = mpsc::channel(self.handles.window as usize + 1);
+        let (tx, rx) = mpsc::channel(self.handles.queue_capacity());
         let rest = messages.map(Ok);
         let id =
             self.open(Kind::Channel, call, first.data, complete, Some(Inbound::Many(tx)), Some(Box::pin(rest))).await?;

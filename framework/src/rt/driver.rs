@@ -96,6 +96,21 @@ struct Entry {
 }
 
 impl Entry {
+    /// Ends the stream with `status`: its reader gets it as the last item.
+    fn fail(mut self, status: Status) {
+        match self.inbound.take() {
+            Some(Inbound::Single(tx)) => {
+                let _ = tx.send(Err(status));
+            }
+            Some(Inbound::Many(tx)) => {
+                // Cannot be full: see `Handles::queue_capacity`.
+                let _ = tx.try_send(Err(status));
+            }
+            None => {}
+        }
+        self.stop();
+    }
+
     fn stop(self) {
         for task in &self.tasks {
             task.abort();
@@ -113,7 +128,7 @@ pub(crate) struct Handles {
     pub(crate) control: mpsc::UnboundedSender<Control>,
     /// The credit batch size [`PayloadStream`]s return credit in.
     pub(crate) credit_batch: u32,
-    /// Capacity for inbound queues: the window, plus a channel's first message.
+    /// The credit window; see [`Handles::queue_capacity`].
     pub(crate) window: u32,
     /// Flips to the close reason once the connection is over.
     pub(crate) closed: watch::Receiver<Option<String>>,
@@ -189,6 +204,15 @@ pub(crate) struct Driver<T: Transport> {
     /// Fires a graceful close (server shutdown).
     shutdown: Option<watch::Receiver<bool>>,
     grace_deadline: Option<Instant>,
+}
+
+impl Handles {
+    /// Capacity of a stream's inbound queue: the window of credit, the message that rides in a
+    /// REQUEST_CHANNEL (which no credit covers), and the terminal error. A peer cannot fill it
+    /// beyond that without exceeding its credit, which the connection refuses before delivery.
+    pub(crate) fn queue_capacity(&self) -> usize {
+        self.window as usize + 2
+    }
 }
 
 impl<T: Transport> Driver<T> {
@@ -394,7 +418,7 @@ impl<T: Transport> Driver<T> {
                         let _ = tx.send(Ok(payload));
                     }
                     Some(Inbound::Many(tx)) => {
-                        // Cannot be full: the queue holds the whole window (see `Handles`).
+                        // Cannot be full: see `Handles::queue_capacity`.
                         let _ = tx.try_send(Ok(payload));
                         entry.inbound = Some(Inbound::Many(tx));
                     }
@@ -408,18 +432,8 @@ impl<T: Transport> Driver<T> {
                 self.reap(stream_id);
             }
             Event::Error { stream_id, code, message } => {
-                if let Some(mut entry) = self.entries.remove(&stream_id) {
-                    let status = status_from_error(code, &message);
-                    match entry.inbound.take() {
-                        Some(Inbound::Single(tx)) => {
-                            let _ = tx.send(Err(status));
-                        }
-                        Some(Inbound::Many(tx)) => {
-                            let _ = tx.try_send(Err(status));
-                        }
-                        None => {}
-                    }
-                    entry.stop();
+                if let Some(entry) = self.entries.remove(&stream_id) {
+                    entry.fail(status_from_error(code, &message));
                 }
             }
             // Events describe what happened when the frame arrived; the connection may have
@@ -450,18 +464,8 @@ impl<T: Transport> Driver<T> {
 
     fn fail_all(&mut self, reason: &str) {
         self.close_reason.get_or_insert_with(|| reason.to_owned());
-        for (_, mut entry) in self.entries.drain() {
-            let status = Status::unavailable(reason);
-            match entry.inbound.take() {
-                Some(Inbound::Single(tx)) => {
-                    let _ = tx.send(Err(status));
-                }
-                Some(Inbound::Many(tx)) => {
-                    let _ = tx.try_send(Err(status));
-                }
-                None => {}
-            }
-            entry.stop();
+        for (_, entry) in self.entries.drain() {
+            entry.fail(Status::unavailable(reason));
         }
     }
 
@@ -625,7 +629,7 @@ impl<T: Transport> Driver<T> {
                 entry.credit = Some(credit);
             }
             Kind::Channel => {
-                let (in_tx, in_rx) = mpsc::channel(self.handles.window as usize + 1);
+                let (in_tx, in_rx) = mpsc::channel(self.handles.queue_capacity());
                 let _ = in_tx.try_send(Ok(Payload { metadata: Bytes::new(), data }));
                 if !complete {
                     entry.inbound = Some(Inbound::Many(in_tx));
