@@ -1,0 +1,214 @@
+//! The floor: tokio TCP with length-prefixed frames and no RPC layer.
+//!
+//! A frame is `[u32 length, big-endian][u8 kind][body]`, the length counting kind and body.
+//! Kinds: 0 echo (the server sends the frame back), 1 stream request (body: u64 count, u32
+//! size; the server answers with `count` frames of kind 2), 2 stream item.
+//!
+//! Raw TCP has no multiplexing, so: one call in flight uses the socket directly; many calls in
+//! flight share one connection through a writer task and a reader task that match replies to
+//! callers in order; a stream is a connection of its own; and there is no stream to hold open
+//! (the scale-streams workload does not apply).
+
+use crate::common::Result;
+use crate::runner::System;
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OnceCell, mpsc, oneshot};
+
+const ECHO: u8 = 0;
+const STREAM: u8 = 1;
+const ITEM: u8 = 2;
+/// No frame the benchmark sends is larger; anything longer is a bug or an attack.
+const MAX_FRAME: usize = 1 << 20;
+
+pub async fn serve(listener: TcpListener) -> Result<()> {
+    loop {
+        let (socket, _) = listener.accept().await?;
+        socket.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let _ = connection(socket).await;
+        });
+    }
+}
+
+async fn connection(mut socket: TcpStream) -> Result<()> {
+    let (r, w) = socket.split();
+    let mut r = BufReader::new(r);
+    let mut w = BufWriter::new(w);
+    let mut body = Vec::new();
+    loop {
+        let len = r.read_u32().await? as usize;
+        if len == 0 || len > MAX_FRAME {
+            return Err("bad frame length".into());
+        }
+        let kind = r.read_u8().await?;
+        body.resize(len - 1, 0);
+        r.read_exact(&mut body).await?;
+        match kind {
+            ECHO => {
+                w.write_u32(len as u32).await?;
+                w.write_u8(ECHO).await?;
+                w.write_all(&body).await?;
+                // Flush once no further request is already buffered: replies to pipelined
+                // requests leave in one write.
+                if r.buffer().is_empty() {
+                    w.flush().await?;
+                }
+            }
+            STREAM if body.len() == 12 => {
+                let count = u64::from_be_bytes(body[..8].try_into()?);
+                let size = u32::from_be_bytes(body[8..].try_into()?) as usize;
+                let item = vec![0xA5u8; size.min(MAX_FRAME - 1)];
+                for _ in 0..count {
+                    // The socket's own buffer is the only flow control: writes wait when full.
+                    w.write_u32(item.len() as u32 + 1).await?;
+                    w.write_u8(ITEM).await?;
+                    w.write_all(&item).await?;
+                }
+                w.flush().await?;
+            }
+            _ => return Err("bad frame kind".into()),
+        }
+    }
+}
+
+async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, body: &mut Vec<u8>) -> Result<u8> {
+    let len = r.read_u32().await? as usize;
+    if len == 0 || len > MAX_FRAME {
+        return Err("bad frame length".into());
+    }
+    let kind = r.read_u8().await?;
+    body.resize(len - 1, 0);
+    r.read_exact(body).await?;
+    Ok(kind)
+}
+
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(5 + body.len());
+    f.extend_from_slice(&(body.len() as u32 + 1).to_be_bytes());
+    f.push(kind);
+    f.extend_from_slice(body);
+    f
+}
+
+async fn dial(addr: SocketAddr) -> Result<TcpStream> {
+    let s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+struct Direct {
+    socket: BufReader<TcpStream>,
+    body: Vec<u8>,
+}
+
+pub struct Inner {
+    addr: SocketAddr,
+    /// The connection for one call at a time; taken out for the duration of a call.
+    direct: RefCell<Option<Direct>>,
+    /// A second connection, opened on first use, shared by many tasks.
+    pipe: OnceCell<mpsc::Sender<(Bytes, oneshot::Sender<()>)>>,
+}
+
+pub struct Raw;
+
+impl System for Raw {
+    type Conn = Rc<Inner>;
+    type Stream = (BufReader<TcpStream>, Vec<u8>);
+    type Chan = Rc<Inner>;
+
+    async fn connect(addr: SocketAddr) -> Result<Self::Conn> {
+        let socket = BufReader::new(dial(addr).await?);
+        Ok(Rc::new(Inner {
+            addr,
+            direct: RefCell::new(Some(Direct { socket, body: Vec::new() })),
+            pipe: OnceCell::new(),
+        }))
+    }
+
+    async fn unary(conn: &Self::Conn, data: Bytes) -> Result<()> {
+        let mut d = conn.direct.borrow_mut().take().ok_or("the direct connection is in use")?;
+        d.socket.get_mut().write_all(&frame(ECHO, &data)).await?;
+        read_frame(&mut d.socket, &mut d.body).await?;
+        *conn.direct.borrow_mut() = Some(d);
+        Ok(())
+    }
+
+    async fn unary_shared(conn: &Self::Conn, data: Bytes) -> Result<()> {
+        let tx = conn.pipe.get_or_try_init(|| pipe(conn.addr)).await?;
+        let (done, rx) = oneshot::channel();
+        tx.send((data, done)).await.map_err(|_| "the pipelined connection closed")?;
+        rx.await.map_err(|_| "the pipelined connection closed")?;
+        Ok(())
+    }
+
+    async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream> {
+        if hold {
+            return Err("raw TCP has no streams to hold open".into());
+        }
+        let mut socket = dial(conn.addr).await?;
+        let mut body = count.to_be_bytes().to_vec();
+        body.extend_from_slice(&(size as u32).to_be_bytes());
+        socket.write_all(&frame(STREAM, &body)).await?;
+        Ok((BufReader::with_capacity(64 * 1024, socket), Vec::new()))
+    }
+
+    async fn next(stream: &mut Self::Stream) -> Result<bool> {
+        match read_frame(&mut stream.0, &mut stream.1).await {
+            Ok(ITEM) => Ok(true),
+            Ok(_) => Err("unexpected frame in a stream".into()),
+            Err(e) => match e.downcast_ref::<std::io::Error>() {
+                Some(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+                _ => Err(e),
+            },
+        }
+    }
+
+    async fn channel(conn: &Self::Conn, data: Bytes) -> Result<Self::Chan> {
+        Raw::unary(conn, data).await?;
+        Ok(conn.clone())
+    }
+
+    async fn ping(chan: &mut Self::Chan, data: Bytes) -> Result<()> {
+        Raw::unary(chan, data).await
+    }
+}
+
+/// Opens the shared connection: a writer task coalesces queued requests into one write, a
+/// reader task hands each reply to the oldest waiting caller (the server answers in order).
+async fn pipe(addr: SocketAddr) -> Result<mpsc::Sender<(Bytes, oneshot::Sender<()>)>> {
+    let (r, w) = dial(addr).await?.into_split();
+    let (tx, mut rx) = mpsc::channel::<(Bytes, oneshot::Sender<()>)>(1024);
+    let waiting: Rc<RefCell<VecDeque<oneshot::Sender<()>>>> = Rc::default();
+    let queue = waiting.clone();
+    tokio::task::spawn_local(async move {
+        let mut w = BufWriter::with_capacity(64 * 1024, w);
+        while let Some((data, done)) = rx.recv().await {
+            queue.borrow_mut().push_back(done);
+            w.write_all(&frame(ECHO, &data)).await?;
+            while let Ok((data, done)) = rx.try_recv() {
+                queue.borrow_mut().push_back(done);
+                w.write_all(&frame(ECHO, &data)).await?;
+            }
+            w.flush().await?;
+        }
+        Ok::<_, crate::common::Error>(())
+    });
+    tokio::task::spawn_local(async move {
+        let mut r = BufReader::with_capacity(64 * 1024, r);
+        let mut body = Vec::new();
+        loop {
+            read_frame(&mut r, &mut body).await?;
+            let done = waiting.borrow_mut().pop_front().ok_or("a reply nobody asked for")?;
+            let _ = done.send(());
+        }
+        #[allow(unreachable_code)]
+        Ok::<_, crate::common::Error>(())
+    });
+    Ok(tx)
+}

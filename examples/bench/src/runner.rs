@@ -1,0 +1,201 @@
+//! The workloads, written once against [`System`], so that raw, tonic and Weft run exactly the
+//! same loops. Every loop is bounded by a count and by the workload's deadline.
+
+use crate::common::{Kind, Outcome, Result, Work, begin, end};
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// One system's client, reduced to what the workloads need. Futures need not be `Send`:
+/// everything runs on one thread, in a `LocalSet`.
+#[allow(async_fn_in_trait)]
+pub trait System: 'static {
+    /// A connection; clones share it.
+    type Conn: Clone + 'static;
+    /// The response side of a server stream.
+    type Stream: 'static;
+    /// An open channel (bidirectional stream).
+    type Chan: 'static;
+
+    async fn connect(addr: SocketAddr) -> Result<Self::Conn>;
+    /// One unary call; the response is decoded (and dropped).
+    async fn unary(conn: &Self::Conn, data: Bytes) -> Result<()>;
+    /// A unary call from one of many tasks sharing `conn`. The default is [`System::unary`].
+    async fn unary_shared(conn: &Self::Conn, data: Bytes) -> Result<()> {
+        Self::unary(conn, data).await
+    }
+    /// Opens a server stream of `count` messages of `size` bytes (`hold`: one, then silence).
+    async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream>;
+    /// The next message of a stream: `false` at its end.
+    async fn next(stream: &mut Self::Stream) -> Result<bool>;
+    /// Opens a channel and completes one round trip with `data`.
+    async fn channel(conn: &Self::Conn, data: Bytes) -> Result<Self::Chan>;
+    /// One round trip on a channel: send `data`, receive the echo.
+    async fn ping(chan: &mut Self::Chan, data: Bytes) -> Result<()>;
+}
+
+fn nanos(since: Instant) -> u64 {
+    since.elapsed().as_nanos() as u64
+}
+
+/// Runs `work` as a client of `S` at `addr`.
+pub async fn run<S: System>(addr: SocketAddr, w: &Work) -> Result<Outcome> {
+    let data = w.payload();
+    match w.kind {
+        Kind::UnaryLatency => {
+            let conn = S::connect(addr).await?;
+            for _ in 0..w.warm {
+                S::unary(&conn, data.clone()).await?;
+            }
+            let start = begin()?;
+            let deadline = w.deadline();
+            let mut lat = Vec::with_capacity(w.n as usize);
+            for _ in 0..w.n {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let t = Instant::now();
+                S::unary(&conn, data.clone()).await?;
+                lat.push(nanos(t));
+            }
+            let end = end()?;
+            Ok(Outcome { ops: lat.len() as u64, start, end, lat_ns: lat })
+        }
+        Kind::UnaryThroughput => {
+            let conn = S::connect(addr).await?;
+            for _ in 0..w.warm {
+                S::unary(&conn, data.clone()).await?;
+            }
+            let start = begin()?;
+            let deadline = w.deadline();
+            // Tasks claim calls from a shared budget, so the total is `n` whatever the spread.
+            let budget = Rc::new(Cell::new(w.n));
+            let lat = Rc::new(RefCell::new(Vec::with_capacity(w.n as usize)));
+            let mut tasks = Vec::with_capacity(w.inflight);
+            for _ in 0..w.inflight {
+                let (conn, data, budget, lat) = (conn.clone(), data.clone(), budget.clone(), lat.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    let mut mine = Vec::new();
+                    while budget.get() > 0 && Instant::now() < deadline {
+                        budget.set(budget.get() - 1);
+                        let t = Instant::now();
+                        S::unary_shared(&conn, data.clone()).await?;
+                        mine.push(nanos(t));
+                    }
+                    lat.borrow_mut().extend(mine);
+                    Ok::<_, crate::common::Error>(())
+                }));
+            }
+            for task in tasks {
+                task.await??;
+            }
+            let end = end()?;
+            let lat = std::mem::take(&mut *lat.borrow_mut());
+            Ok(Outcome { ops: lat.len() as u64, start, end, lat_ns: lat })
+        }
+        Kind::ServerStream => {
+            let conn = S::connect(addr).await?;
+            S::unary(&conn, data.clone()).await?;
+            let start = begin()?;
+            let deadline = w.deadline();
+            let mut stream = S::stream(&conn, w.n, w.size, false).await?;
+            let mut got = 0u64;
+            // Check the clock every 1024 messages: reading it costs as much as a message.
+            while got < w.n && (!got.is_multiple_of(1024) || Instant::now() < deadline) {
+                if !S::next(&mut stream).await? {
+                    break;
+                }
+                got += 1;
+            }
+            let end = end()?;
+            drop(stream);
+            Ok(Outcome { ops: got, start, end, lat_ns: Vec::new() })
+        }
+        Kind::PingPong => {
+            let conn = S::connect(addr).await?;
+            let mut chan = S::channel(&conn, data.clone()).await?;
+            for _ in 0..w.warm {
+                S::ping(&mut chan, data.clone()).await?;
+            }
+            let start = begin()?;
+            let deadline = w.deadline();
+            let mut lat = Vec::with_capacity(w.n as usize);
+            for _ in 0..w.n {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let t = Instant::now();
+                S::ping(&mut chan, data.clone()).await?;
+                lat.push(nanos(t));
+            }
+            let end = end()?;
+            Ok(Outcome { ops: lat.len() as u64, start, end, lat_ns: lat })
+        }
+        Kind::SlowConsumer => {
+            let conn = S::connect(addr).await?;
+            S::unary(&conn, data.clone()).await?;
+            let start = begin()?;
+            let deadline = w.deadline();
+            let mut stream = S::stream(&conn, w.n, w.size, false).await?;
+            let mut got = 0u64;
+            'outer: while got < w.n && Instant::now() < deadline {
+                for _ in 0..w.burst.min(w.n - got) {
+                    if !S::next(&mut stream).await? {
+                        break 'outer;
+                    }
+                    got += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(w.pause_ms)).await;
+            }
+            // The server's peak is read while the stream is still open and full.
+            let end = end()?;
+            drop(stream);
+            Ok(Outcome { ops: got, start, end, lat_ns: Vec::new() })
+        }
+        Kind::ScaleStreams => {
+            let conn = S::connect(addr).await?;
+            S::unary(&conn, data.clone()).await?;
+            let start = begin()?;
+            let deadline = w.deadline();
+            let mut streams = Vec::with_capacity(w.n as usize);
+            // Opened one after another, each confirmed by its first message, so that every
+            // stream counted is open on the server when it is measured.
+            for _ in 0..w.n {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let mut stream = S::stream(&conn, 1, w.size, true).await?;
+                if !S::next(&mut stream).await? {
+                    return Err("a held stream ended".into());
+                }
+                streams.push(stream);
+            }
+            // Let the server settle (idle tasks, buffers returned) before measuring.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let end = end()?;
+            let ops = streams.len() as u64;
+            drop(streams);
+            Ok(Outcome { ops, start, end, lat_ns: Vec::new() })
+        }
+        Kind::ScaleConns => {
+            let start = begin()?;
+            let deadline = w.deadline();
+            let mut conns = Vec::with_capacity(w.n as usize);
+            for _ in 0..w.n {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let conn = S::connect(addr).await?;
+                S::unary(&conn, data.clone()).await?;
+                conns.push(conn);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let end = end()?;
+            let ops = conns.len() as u64;
+            drop(conns);
+            Ok(Outcome { ops, start, end, lat_ns: Vec::new() })
+        }
+    }
+}
