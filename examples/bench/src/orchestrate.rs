@@ -471,10 +471,17 @@ fn report(
     };
     let mut s = String::new();
     let model = shell("sh", &["-c", "lscpu | sed -n 's/^Model name: *//p'"]);
+    // Which Weft was measured: the commit, and whether the runtime's sources differed from it.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let rev = shell("git", &["-C", root, "rev-parse", "--short", "HEAD"]);
+    let dirty =
+        !shell("git", &["-C", root, "status", "--porcelain", "--", "framework", "macros", "codegen"]).is_empty();
+    let rev = if dirty { format!("{rev} with uncommitted changes to the runtime") } else { rev };
     s += &format!(
-        "Run {} ({}), {} run(s) per cell (medians), took {:.0} s. Machine: {} CPU(s), {}; {}.\n\n",
+        "Run {} ({}) of Weft at {}, {} run(s) per cell (medians), took {:.0} s. Machine: {} CPU(s), {}; {}.\n\n",
         shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         if quick { "--quick" } else { "full" },
+        rev,
         runs,
         took.as_secs_f64(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),

@@ -65,7 +65,13 @@ impl System for Weft {
     type Chan = (mpsc::Sender<Msg>, Streaming<Msg>);
 
     async fn connect(addr: SocketAddr) -> Result<Self::Conn> {
-        Ok(BenchClient::new(weft::Client::connect(addr).await?))
+        // Diagnostics only (the orchestrator never sets it): the client's credit window, to see
+        // how much of a streaming result is the default window of 128.
+        let mut config = weft::Config::default();
+        if let Some(n) = std::env::var("WEFT_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
+            config = config.inbound_window(n);
+        }
+        Ok(BenchClient::new(weft::Client::connect_with(addr, config).await?))
     }
 
     async fn unary(conn: &Self::Conn, data: Bytes) -> Result<()> {
