@@ -1,4 +1,4 @@
-use super::driver::{self, Command, Control, Driver, Handles, Inbound};
+use super::driver::{self, Command, Control, Driver, Handles, Inbound, Opened, PendingCall};
 use super::server::NoHandler;
 use super::transport::Transport;
 use crate::conn::{Connection, Kind};
@@ -71,9 +71,24 @@ impl Client {
 
     /// Request/response: one request, one response.
     pub async fn request_response(&self, call: Call, data: Bytes) -> Result<Payload, Status> {
+        let metadata = request_metadata(call)?;
         let (tx, rx) = oneshot::channel();
-        let id = self.open(Kind::RequestResponse, call, data, false, Some(Inbound::Single(tx)), None).await?;
-        let guard = CancelOnDrop { id, control: &self.handles.control, armed: true };
+        // The caller waits for the answer alone (not first for the stream id): one wake-up
+        // per call. Cancelling on drop meets the driver in `PendingCall`.
+        let pending = Arc::new(PendingCall::default());
+        let command = Command::Open {
+            kind: Kind::RequestResponse,
+            metadata,
+            data,
+            complete: false,
+            inbound: Some(Inbound::Single(tx)),
+            outbound: None,
+            opened: Opened::Slot(pending.clone()),
+        };
+        if self.commands.send(command).await.is_err() {
+            return Err(self.closed_status());
+        }
+        let guard = CancelOnDrop { pending, control: &self.handles.control, armed: true };
         let result = rx.await.unwrap_or_else(|_| Err(self.closed_status()));
         guard.disarm();
         result
@@ -155,7 +170,8 @@ impl Client {
     ) -> Result<u32, Status> {
         let metadata = request_metadata(call)?;
         let (opened, rx) = oneshot::channel();
-        let command = Command::Open { kind, metadata, data, complete, inbound, outbound, opened };
+        let command =
+            Command::Open { kind, metadata, data, complete, inbound, outbound, opened: Opened::Reply(opened) };
         if self.commands.send(command).await.is_err() {
             return Err(self.closed_status());
         }
@@ -189,7 +205,7 @@ fn request_metadata(call: Call) -> Result<Bytes, Status> {
 
 /// Cancels a request/response whose caller stopped waiting.
 struct CancelOnDrop<'a> {
-    id: u32,
+    pending: Arc<PendingCall>,
     control: &'a mpsc::UnboundedSender<Control>,
     armed: bool,
 }
@@ -202,8 +218,10 @@ impl CancelOnDrop<'_> {
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            let _ = self.control.send(Control::Cancel(self.id));
+        if self.armed
+            && let Some(id) = self.pending.cancel()
+        {
+            let _ = self.control.send(Control::Cancel(id));
         }
     }
 }

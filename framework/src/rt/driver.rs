@@ -38,6 +38,11 @@ use tokio::time::Instant;
 
 /// Capacity of the command channel.
 pub(crate) const COMMAND_CAPACITY: usize = 1024;
+/// Messages a producer hands the driver at once, when it has the credit and they are ready.
+const PRODUCER_BATCH: usize = 64;
+/// ... and at most about this many bytes of them, so a batch never holds much more than one
+/// large message.
+const PRODUCER_BATCH_BYTES: usize = 64 * 1024;
 /// Commands handled before the driver writes, so that many small frames go out in one write.
 const COMMAND_BATCH: usize = 256;
 /// Bytes asked of the transport per read.
@@ -54,16 +59,52 @@ pub(crate) enum Command {
         complete: bool,
         inbound: Option<Inbound>,
         outbound: Option<BoxStream<'static, Result<Payload, Status>>>,
-        opened: oneshot::Sender<Result<u32, Status>>,
+        opened: Opened,
     },
-    /// A producer's next message, holding `permits` of the outgoing byte budget.
-    Next { id: u32, payload: Payload, reserved: Reserved },
-    /// A producer's end.
-    Complete { id: u32 },
-    /// A producer's or handler's failure.
-    Error { id: u32, status: Status },
+    /// A producer's next messages (one credit each, in order), holding their share of the
+    /// outgoing byte budget; `end` says how the stream went on after them, if it ended.
+    Next { id: u32, payloads: Vec<Payload>, end: Option<End>, reserved: Reserved },
     /// A request/response handler's outcome, holding `permits` of the outgoing byte budget.
     Respond { id: u32, result: Result<Payload, Status>, reserved: Reserved },
+}
+
+/// How the driver tells a caller which stream its request opened.
+pub(crate) enum Opened {
+    /// Through a channel, with the id or why the stream could not open; if the receiver is
+    /// gone (the caller gave up), the stream is cancelled at once.
+    Reply(oneshot::Sender<Result<u32, Status>>),
+    /// Request/response: through a shared slot, so the caller waits for one thing only (the
+    /// answer, on its `Inbound::Single`, which also carries a failure to open).
+    Slot(Arc<PendingCall>),
+}
+
+/// The meeting point of a request/response caller that may give up and the driver that
+/// assigns the stream id. Each side writes its fact, then reads the other's (sequentially
+/// consistent), so at least one of them sees both and the CANCEL is sent exactly when needed.
+#[derive(Debug, Default)]
+pub(crate) struct PendingCall {
+    id: std::sync::atomic::AtomicU32,
+    cancelled: std::sync::atomic::AtomicBool,
+}
+
+impl PendingCall {
+    /// Driver: records the id; true if the caller already gave up (cancel it now).
+    fn assign(&self, id: u32) -> bool {
+        self.id.store(id, std::sync::atomic::Ordering::SeqCst);
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Caller: gives up; the id to cancel if the driver already opened the stream.
+    pub(crate) fn cancel(&self) -> Option<u32> {
+        self.cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
+        Some(self.id.load(std::sync::atomic::Ordering::SeqCst)).filter(|id| *id != 0)
+    }
+}
+
+/// How a producer's stream ended.
+pub(crate) enum End {
+    Complete,
+    Error(Status),
 }
 
 /// Signals from stream handles; see the module doc for why this channel is unbounded.
@@ -157,8 +198,8 @@ impl Budget {
 
     /// Waits for room for `payload`: its size, at least 1, at most the whole budget (so a
     /// message larger than the budget still goes, alone).
-    async fn reserve(self: &Arc<Self>, payload: &Payload) -> Reserved {
-        let size = (payload.metadata.len() + payload.data.len()).clamp(1, self.size);
+    async fn reserve(self: &Arc<Self>, size: usize) -> Reserved {
+        let size = size.clamp(1, self.size);
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
         match self.permits.acquire_many(permits).await {
             Ok(permit) => {
@@ -500,11 +541,24 @@ impl<T: Transport> Driver<T> {
                 let id = match self.conn.open(kind, metadata, data, complete) {
                     Ok(id) => id,
                     Err(e) => {
-                        let _ = opened.send(Err(command_status(&e, &self.handles)));
+                        let status = command_status(&e, &self.handles);
+                        match (opened, inbound) {
+                            (Opened::Reply(tx), _) => {
+                                let _ = tx.send(Err(status));
+                            }
+                            (Opened::Slot(_), Some(Inbound::Single(tx))) => {
+                                let _ = tx.send(Err(status));
+                            }
+                            _ => {}
+                        }
                         return;
                     }
                 };
-                if opened.send(Ok(id)).is_err() {
+                let gone = match opened {
+                    Opened::Reply(tx) => tx.send(Ok(id)).is_err(),
+                    Opened::Slot(pending) => pending.assign(id),
+                };
+                if gone {
                     // The caller is gone already.
                     self.conn.cancel(id);
                     return;
@@ -525,26 +579,33 @@ impl<T: Transport> Driver<T> {
                 }
                 self.entries.insert(id, entry);
             }
-            Command::Next { id, payload, reserved } => {
+            Command::Next { id, payloads, end, reserved } => {
                 // Encoded below: the write buffer's bound takes over from the budget.
                 drop(reserved);
-                if let Err(CommandError::NoCredit(_)) = self.conn.send_next(id, payload.metadata, payload.data, false) {
-                    // A producer only sends with a permit; this would be a bug in the driver.
-                    let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, "INTERNAL: credit exceeded");
+                let count = payloads.len();
+                let ended = end.is_some();
+                for (i, payload) in payloads.into_iter().enumerate() {
+                    // The last message of a completed stream carries (C) itself.
+                    let complete = i + 1 == count && matches!(end, Some(End::Complete));
+                    if let Err(CommandError::NoCredit(_)) =
+                        self.conn.send_next(id, payload.metadata, payload.data, complete)
+                    {
+                        // A producer only sends with a permit; this would be a bug in the driver.
+                        let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, "INTERNAL: credit exceeded");
+                    }
                 }
-                self.reap(id);
-            }
-            Command::Complete { id } => {
-                let _ = self.conn.send_complete(id);
-                if let Some(entry) = self.entries.get_mut(&id) {
+                match end {
+                    Some(End::Complete) if count == 0 => {
+                        let _ = self.conn.send_complete(id);
+                    }
+                    Some(End::Error(status)) => {
+                        let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire());
+                    }
+                    _ => {}
+                }
+                if ended && let Some(entry) = self.entries.get_mut(&id) {
+                    // The stream ended on its own: nothing to stop, nobody cancelled.
                     entry.credit = None;
-                    entry.tasks.clear();
-                }
-                self.reap(id);
-            }
-            Command::Error { id, status } => {
-                let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire());
-                if let Some(entry) = self.entries.get_mut(&id) {
                     entry.tasks.clear();
                     entry.cancel = None;
                 }
@@ -613,7 +674,7 @@ impl<T: Transport> Driver<T> {
                 let task = tokio::spawn(async move {
                     let result = future.await;
                     let reserved = match &result {
-                        Ok(payload) => budget.reserve(payload).await,
+                        Ok(payload) => budget.reserve(payload.metadata.len() + payload.data.len()).await,
                         Err(_) => Reserved(None),
                     };
                     let _ = tx.send(Command::Respond { id, result, reserved }).await;
@@ -682,16 +743,36 @@ async fn produce(
             Ok(permit) => permit.forget(),
             Err(_) => return,
         }
-        let command = match stream.next().await {
+        let mut payloads = Vec::new();
+        let mut end = match stream.next().await {
             Some(Ok(payload)) => {
-                let reserved = budget.reserve(&payload).await;
-                Command::Next { id, payload, reserved }
+                payloads.push(payload);
+                None
             }
-            Some(Err(status)) => Command::Error { id, status },
-            None => Command::Complete { id },
+            Some(Err(status)) => Some(End::Error(status)),
+            None => Some(End::Complete),
         };
-        let last = !matches!(command, Command::Next { .. });
-        if tx.send(command).await.is_err() || last {
+        // While credit lasts and the stream has messages ready, take them too: one command and
+        // one wake-up of the driver for the lot. Polling with a no-op waker loses no wake-up:
+        // a stream that is not ready is polled again with the real one at the top of the loop.
+        let mut size = payloads.first().map_or(0, |p: &Payload| p.metadata.len() + p.data.len());
+        while end.is_none() && payloads.len() < PRODUCER_BATCH && size < PRODUCER_BATCH_BYTES {
+            let Ok(permit) = credit.try_acquire() else { break };
+            match futures_util::FutureExt::now_or_never(stream.next()) {
+                Some(Some(Ok(payload))) => {
+                    permit.forget();
+                    size += payload.metadata.len() + payload.data.len();
+                    payloads.push(payload);
+                }
+                Some(Some(Err(status))) => end = Some(End::Error(status)),
+                Some(None) => end = Some(End::Complete),
+                // Not ready: the credit goes back with the permit.
+                None => break,
+            }
+        }
+        let reserved = budget.reserve(size).await;
+        let last = end.is_some();
+        if tx.send(Command::Next { id, payloads, end, reserved }).await.is_err() || last {
             return;
         }
     }
