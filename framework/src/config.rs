@@ -50,7 +50,7 @@ impl Default for Config {
             max_frame_size: MAX_FRAME_SIZE,
             max_message_size: 16 * 1024 * 1024,
             max_concurrent_streams: 65_536,
-            inbound_window: 128,
+            inbound_window: 256,
             max_buffered_bytes: 4 * 1024 * 1024,
             setup_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
@@ -105,7 +105,9 @@ impl Config {
 
     /// Credit granted to the peer per inbound stream (`REQUEST_N`): at most this many
     /// messages are buffered per stream; more is granted as the application consumes, in
-    /// batches of half the window. Default: 128. Values below 2 are raised to 2.
+    /// batches of half the window. Default: 256, the prefetch most Reactive Streams
+    /// implementations use; a stream cannot go faster than a window per round trip, so a
+    /// high-latency link wants more, and large messages want less. Values below 2 are raised to 2.
     pub fn inbound_window(mut self, n: u32) -> Self {
         self.inbound_window = n.clamp(2, crate::frame::MAX_U31);
         self

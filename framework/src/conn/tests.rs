@@ -346,7 +346,7 @@ fn fragments_respect_the_size_and_reassemble() {
             metadata,
             data: data.clone(),
             complete: false,
-            initial_n: 128
+            initial_n: 256
         }]
     );
     // A fragmented PAYLOAD that completes the direction: C only on its last fragment.
