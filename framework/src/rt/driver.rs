@@ -47,6 +47,8 @@ const PRODUCER_BATCH_BYTES: usize = 64 * 1024;
 const COMMAND_BATCH: usize = 256;
 /// Bytes asked of the transport per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// Below this much free room, the read buffer is grown by a chunk before the next read.
+const MIN_READ_ROOM: usize = 1024;
 
 /// A request from a handle, or output of a producer or handler task.
 pub(crate) enum Command {
@@ -334,7 +336,10 @@ impl<T: Transport> Driver<T> {
             // Back-pressure: with too much unwritten, stop taking new work and stop reading
             // (the peer then feels TCP back-pressure) until the writes drain.
             let congested = wbuf.len() >= max_buffered;
-            if !rbuf.has_spare(READ_CHUNK) {
+            // `read_buf` on a full buffer would grow it by a few bytes and read that little;
+            // keep room for a real read. The buffer holds at most one partial frame (bounded by
+            // the maximum frame size) plus one chunk, since whole frames are taken off at once.
+            if rbuf.capacity() - rbuf.len() < MIN_READ_ROOM {
                 rbuf.reserve(READ_CHUNK);
             }
             tokio::select! {
@@ -799,14 +804,4 @@ fn command_status(e: &CommandError, handles: &Handles) -> Status {
 /// Why the connection is closed, for error messages.
 pub(crate) fn closed_reason(handles: &Handles) -> String {
     handles.closed.borrow().clone().unwrap_or_else(|| "the connection is closed".to_owned())
-}
-
-trait HasSpare {
-    fn has_spare(&self, n: usize) -> bool;
-}
-
-impl HasSpare for BytesMut {
-    fn has_spare(&self, n: usize) -> bool {
-        self.capacity() - self.len() >= n.min(1024)
-    }
 }
