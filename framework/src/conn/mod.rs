@@ -235,8 +235,7 @@ pub struct Connection {
     /// Streams the peer opened that are still live, for the concurrency limit.
     peer_streams: usize,
     next_stream_id: u32,
-    /// Highest stream id the peer has used; requests on ids at or below it that are not live
-    /// are stale (reused ids are not supported) and ignored.
+    /// Frames to write, in order.
     transmit: VecDeque<Frame>,
     events: VecDeque<Event>,
     keepalive_interval: Duration,

@@ -603,9 +603,7 @@ impl<T: Transport> Driver<T> {
                     Some(End::Complete) if count == 0 => {
                         let _ = self.conn.send_complete(id);
                     }
-                    Some(End::Error(status)) => {
-                        let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire());
-                    }
+                    Some(End::Error(status)) => self.send_status(id, &status),
                     _ => {}
                 }
                 if ended && let Some(entry) = self.entries.get_mut(&id) {
@@ -618,10 +616,7 @@ impl<T: Transport> Driver<T> {
             }
             Command::Respond { id, result, reserved } => {
                 drop(reserved);
-                let _ = match result {
-                    Ok(payload) => self.conn.send_next(id, payload.metadata, payload.data, true),
-                    Err(status) => self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire()),
-                };
+                self.answer(id, result);
                 if let Some(entry) = self.entries.get_mut(&id) {
                     entry.tasks.clear();
                     entry.cancel = None;
@@ -669,10 +664,7 @@ impl<T: Transport> Driver<T> {
                 let mut future = handler.request_response(call, data);
                 if let Some(result) = poll_once(&mut future) {
                     // Answered without waiting: no task, no trip through the command channel.
-                    let _ = match result {
-                        Ok(payload) => self.conn.send_next(id, payload.metadata, payload.data, true),
-                        Err(status) => self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire()),
-                    };
+                    self.answer(id, result);
                     return;
                 }
                 let budget = self.handles.budget.clone();
@@ -715,8 +707,24 @@ impl<T: Transport> Driver<T> {
     /// Answers a request that cannot reach a handler.
     fn refuse(&mut self, id: u32, kind: Kind, status: Status) {
         if kind != Kind::FireAndForget {
-            let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire());
+            self.send_status(id, &status);
         }
+    }
+
+    /// Sends a request/response's outcome. The stream may be gone (cancelled meanwhile); then
+    /// there is nobody to answer.
+    fn answer(&mut self, id: u32, result: Result<Payload, Status>) {
+        match result {
+            Ok(payload) => {
+                let _ = self.conn.send_next(id, payload.metadata, payload.data, true);
+            }
+            Err(status) => self.send_status(id, &status),
+        }
+    }
+
+    /// Ends a stream with `status` as an APPLICATION_ERROR (see [`crate::Status`] for the text).
+    fn send_status(&mut self, id: u32, status: &Status) {
+        let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire());
     }
 }
 
