@@ -35,6 +35,8 @@ pub struct Config {
     pub(crate) max_message_size: usize,
     pub(crate) max_concurrent_streams: usize,
     pub(crate) inbound_window: u32,
+    pub(crate) max_inbound_window: u32,
+    pub(crate) inbound_window_bytes: usize,
     pub(crate) max_buffered_bytes: usize,
     pub(crate) setup_timeout: Duration,
     pub(crate) shutdown_grace: Duration,
@@ -51,6 +53,8 @@ impl Default for Config {
             max_message_size: 16 * 1024 * 1024,
             max_concurrent_streams: 65_536,
             inbound_window: 256,
+            max_inbound_window: 8192,
+            inbound_window_bytes: 1024 * 1024,
             max_buffered_bytes: 4 * 1024 * 1024,
             setup_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
@@ -103,17 +107,42 @@ impl Config {
         self
     }
 
-    /// Credit granted to the peer per inbound stream (`REQUEST_N`): at most this many
-    /// messages are buffered per stream; more is granted as the application consumes, in
-    /// batches of half the window. Default: 256, the prefetch most Reactive Streams
-    /// implementations use; a stream cannot go faster than a window per round trip, so a
-    /// high-latency link wants more, and large messages want less. Values below 2 are raised to 2.
+    /// Credit granted to the peer per inbound stream (`REQUEST_N`), in messages: a stream
+    /// starts with this window, and more is granted as the application consumes, in batches of
+    /// half the window. Default: 256, the prefetch most Reactive Streams implementations use.
+    /// Values below 2 are raised to 2.
+    ///
+    /// Setting it also fixes the window at `n` (no growth; see
+    /// [`inbound_window_growth`](Config::inbound_window_growth), which may follow it).
     pub fn inbound_window(mut self, n: u32) -> Self {
         self.inbound_window = n.clamp(2, crate::frame::MAX_U31);
+        self.max_inbound_window = self.inbound_window;
         self
     }
 
-    /// The credit window; see [`Config::inbound_window`].
+    /// Lets a stream's window grow beyond [`inbound_window`](Config::inbound_window) when its
+    /// messages are small: each time credit is granted back, the window doubles (up to
+    /// `max_messages`) if twice the window's worth of messages, at the average size seen since
+    /// the last grant, still fits in `bytes`, and halves (down to `inbound_window`) once the
+    /// window's worth no longer fits.
+    ///
+    /// RSocket counts credit in messages, and a stream cannot go faster than a window per
+    /// round trip: a window that suits 1 KiB messages starves a stream of 16-byte ones. This
+    /// keeps the buffered bytes per stream near `bytes` instead. A peer can still exceed it by
+    /// sending larger messages than before on credit already granted; the window then shrinks
+    /// from the next grant on. Default: up to 8,192 messages and 1 MiB.
+    ///
+    /// ```
+    /// let config = weft::Config::default().inbound_window(64).inbound_window_growth(1024, 256 * 1024);
+    /// assert_eq!(config.inbound_window_size(), 64);
+    /// ```
+    pub fn inbound_window_growth(mut self, max_messages: u32, bytes: usize) -> Self {
+        self.max_inbound_window = max_messages.clamp(self.inbound_window, crate::frame::MAX_U31);
+        self.inbound_window_bytes = bytes;
+        self
+    }
+
+    /// The credit window a stream starts with; see [`Config::inbound_window`].
     pub fn inbound_window_size(&self) -> u32 {
         self.inbound_window
     }
@@ -138,13 +167,66 @@ impl Config {
         self
     }
 
-    /// Replenish threshold: credit is re-granted once this many messages were consumed.
+    /// Replenish threshold of a new stream: credit is re-granted once this many messages were
+    /// consumed (half the window).
     pub(crate) fn credit_batch(&self) -> u32 {
         (self.inbound_window / 2).max(1)
+    }
+
+    /// The window a stream with `window` should have next, having received `count` messages
+    /// of `bytes` in all since the last decision (see [`Config::inbound_window_growth`]).
+    pub(crate) fn next_window(&self, window: u32, bytes: u64, count: u32) -> u32 {
+        if count == 0 || self.max_inbound_window <= self.inbound_window {
+            return window;
+        }
+        // What a queued message costs besides its bytes: its slot in the queue and the
+        // handles to its buffers.
+        const OVERHEAD: u64 = 64;
+        let per_message = bytes / u64::from(count) + OVERHEAD;
+        let fits = self.inbound_window_bytes as u64 / per_message;
+        if u64::from(window) * 2 <= fits {
+            window.saturating_mul(2).min(self.max_inbound_window)
+        } else if u64::from(window) > fits {
+            (window / 2).max(self.inbound_window)
+        } else {
+            window
+        }
     }
 
     /// The frame size outgoing messages are split at.
     pub(crate) fn effective_fragment_size(&self) -> usize {
         self.fragment_size.unwrap_or(MAX_FRAME_SIZE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_grow_while_twice_fits_and_shrink_when_once_does_not() {
+        let c = Config::default().inbound_window(4).inbound_window_growth(32, 1024);
+        // 0-byte messages count 64 bytes: 16 fit.
+        assert_eq!(c.next_window(4, 0, 10), 8);
+        assert_eq!(c.next_window(8, 0, 10), 16);
+        assert_eq!(c.next_window(16, 0, 10), 16);
+        // 192 bytes each (128 + 64): 5 fit.
+        assert_eq!(c.next_window(16, 128 * 10, 10), 8);
+        assert_eq!(c.next_window(8, 128 * 10, 10), 4);
+        assert_eq!(c.next_window(4, 128 * 10, 10), 4, "never below the base");
+        assert_eq!(c.next_window(4, 0, 0), 4, "no messages, no evidence");
+        // A fixed window, and the growth cap.
+        assert_eq!(Config::default().inbound_window(4).next_window(4, 0, 10), 4);
+        let wide = Config::default().inbound_window(4).inbound_window_growth(6, 1 << 20);
+        assert_eq!(wide.next_window(4, 0, 10), 6);
+    }
+
+    #[test]
+    fn the_default_window_grows_for_small_messages_only() {
+        let c = Config::default();
+        assert_eq!(c.next_window(256, 18 * 100, 100), 512);
+        assert_eq!(c.next_window(4096, 18 * 100, 100), 8192);
+        assert_eq!(c.next_window(8192, 18 * 100, 100), 8192);
+        assert_eq!(c.next_window(256, 64 * 1024 * 10, 10), 256);
     }
 }

@@ -36,6 +36,7 @@
 //!   unknown streams, a request on a stream id in use, an ignorable unknown frame type, a
 //!   second SETUP, METADATA_PUSH on a non-zero stream, SETUP errors after establishment.
 
+mod ids;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -47,7 +48,8 @@ use crate::frame::{
     RequestChannel, RequestN, RequestStream, Setup, VERSION,
 };
 use bytes::{Bytes, BytesMut};
-use std::collections::{HashMap, VecDeque};
+pub(crate) use ids::{IdMap, id_map};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 use stream::{Half, Reassembly, Role, Stream};
@@ -231,7 +233,7 @@ pub struct Connection {
     side: Side,
     config: Config,
     state: State,
-    streams: HashMap<u32, Stream>,
+    streams: IdMap<Stream>,
     /// Streams the peer opened that are still live, for the concurrency limit.
     peer_streams: usize,
     next_stream_id: u32,
@@ -282,7 +284,7 @@ impl Connection {
             max_lifetime: config.max_lifetime,
             config,
             state: State::AwaitingSetup,
-            streams: HashMap::new(),
+            streams: ids::id_map(),
             peer_streams: 0,
             next_stream_id: if side == Side::Client { 1 } else { 2 },
             transmit: VecDeque::new(),
@@ -616,6 +618,7 @@ impl Connection {
             // Protocol.md: a responder MUST answer REQUEST_CHANNEL with REQUEST_N. The first
             // message came inside the request, so the window is granted on top of it.
             let window = self.config.inbound_window;
+            stream.in_window = window;
             stream.grant(window);
             self.transmit.push_back(Frame::RequestN(RequestN { stream_id: id, n: window }));
         }
@@ -701,6 +704,8 @@ impl Connection {
                 return self.stream_protocol_error(id, "the peer sent a message beyond the credit granted".to_owned());
             }
             stream.in_outstanding -= 1;
+            stream.in_bytes += (metadata.len() + data.len()) as u64;
+            stream.in_count = stream.in_count.saturating_add(1);
             self.events.push_back(Event::Next { stream_id: id, metadata, data });
         }
         if complete {
@@ -828,20 +833,38 @@ impl Connection {
     }
 
     /// The application consumed `n` messages of stream `id`: credit is granted back to the
-    /// peer once a batch (half the window) has been consumed.
+    /// peer once a batch (half the window) has been consumed, with the window first
+    /// reconsidered for the size of the messages received (`Config::inbound_window_growth`).
     pub fn consumed(&mut self, id: u32, n: u32) {
-        let batch = self.config.credit_batch();
         let Some(stream) = self.streams.get_mut(&id) else { return };
         if stream.inbound != Half::Open {
             return;
         }
         stream.in_unacked = stream.in_unacked.saturating_add(n);
-        if stream.in_unacked >= batch {
-            let n = stream.in_unacked.min(MAX_U31);
-            stream.in_unacked -= n;
+        if stream.in_unacked < (stream.in_window / 2).max(1) {
+            return;
+        }
+        let old = stream.in_window;
+        // A smaller window is reached by granting back less than was consumed, so it cannot
+        // shrink by more than that at once.
+        let new =
+            self.config.next_window(old, stream.in_bytes, stream.in_count).max(old.saturating_sub(stream.in_unacked));
+        stream.in_window = new;
+        stream.in_bytes = 0;
+        stream.in_count = 0;
+        let n = (u64::from(stream.in_unacked) + u64::from(new)).saturating_sub(u64::from(old)).min(u64::from(MAX_U31));
+        stream.in_unacked = 0;
+        if n > 0 {
+            let n = n as u32;
             stream.grant(n);
             self.transmit.push_back(Frame::RequestN(RequestN { stream_id: id, n }));
         }
+    }
+
+    /// How many consumed messages of stream `id` make a batch worth reporting with
+    /// [`consumed`](Connection::consumed): half its current window.
+    pub fn credit_batch(&self, id: u32) -> u32 {
+        self.streams.get(&id).map_or(1, |s| (s.in_window / 2).max(1))
     }
 
     /// Closes the connection. `graceful`: refuse new streams and close once the open ones

@@ -44,6 +44,11 @@ pub(super) struct Stream {
     pub(super) in_outstanding: u64,
     /// Messages consumed since credit was last granted back.
     pub(super) in_unacked: u32,
+    /// The inbound credit window (it grows for small messages: `Config::next_window`).
+    pub(super) in_window: u32,
+    /// Bytes and count of messages received since the window was last reconsidered.
+    pub(super) in_bytes: u64,
+    pub(super) in_count: u32,
     /// Messages this side may still send.
     pub(super) out_credit: u64,
     /// Fragments of a message being reassembled.
@@ -67,6 +72,9 @@ impl Stream {
             outbound,
             in_outstanding,
             in_unacked: 0,
+            in_window: window,
+            in_bytes: 0,
+            in_count: 0,
             out_credit: 0,
             reassembly: None,
             pending_request: false,
@@ -89,6 +97,9 @@ impl Stream {
             outbound: if kind == Kind::FireAndForget { Half::Closed } else { Half::Open },
             in_outstanding: 0,
             in_unacked: 0,
+            in_window: 0,
+            in_bytes: 0,
+            in_count: 0,
             out_credit,
             reassembly: None,
             pending_request: false,

@@ -175,6 +175,75 @@ fn stream_credit_is_never_exceeded_and_is_replenished_in_batches() {
     assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
 }
 
+/// Sends `n` messages of `size` bytes on `id` from the server, delivers them and consumes
+/// them one by one; returns the credit the client granted back meanwhile.
+fn send_and_consume(p: &mut Pair, id: u32, n: u32, size: usize) -> Vec<u32> {
+    let data = Bytes::from(vec![7u8; size]);
+    for _ in 0..n {
+        p.server.send_next(id, Bytes::new(), data.clone(), false).unwrap();
+    }
+    p.pump();
+    assert_eq!(events(&mut p.client).len(), n as usize);
+    let start = p.to_server.len();
+    for _ in 0..n {
+        p.client.consumed(id, 1);
+    }
+    p.pump();
+    events(&mut p.server);
+    p.to_server[start..]
+        .iter()
+        .filter_map(|f| match f {
+            Frame::RequestN(r) if r.stream_id == id => Some(r.n),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_window_grows_for_small_messages_and_shrinks_back_for_large_ones() {
+    // Base window 8, growing up to 64 messages within 8 KiB. 16-byte messages count 80 bytes
+    // each (with the per-message overhead): 102 fit, so the window doubles while twice it
+    // fits: 16, 32, 64.
+    let config = Config::default().inbound_window(8).inbound_window_growth(64, 8 * 1024);
+    let mut p = Pair::new(config, Config::default());
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    assert_eq!(p.client.credit_batch(id), 4);
+    // Each grant is what was consumed plus what the window grew by.
+    assert_eq!(send_and_consume(&mut p, id, 4, 16), [4 + 8]);
+    assert_eq!(p.client.credit_batch(id), 8);
+    assert_eq!(send_and_consume(&mut p, id, 8, 16), [8 + 16]);
+    assert_eq!(send_and_consume(&mut p, id, 16, 16), [16 + 32]);
+    assert_eq!(p.client.credit_batch(id), 32);
+    // At the maximum: what was consumed, no more.
+    assert_eq!(send_and_consume(&mut p, id, 32, 16), [32]);
+    // 1 KiB messages: 7 fit in 8 KiB, so the window halves at each grant, granting back
+    // what was consumed less what it gives up (nothing, here), down to the base window.
+    assert_eq!(send_and_consume(&mut p, id, 32, 1024), [0u32; 0]);
+    assert_eq!(p.client.credit_batch(id), 16);
+    assert_eq!(send_and_consume(&mut p, id, 16, 1024), [0u32; 0]);
+    assert_eq!(send_and_consume(&mut p, id, 8, 1024), [0u32; 0]);
+    assert_eq!(p.client.credit_batch(id), 4);
+    // The server holds exactly the base window of credit, and no more.
+    for i in 0..8 {
+        p.server.send_next(id, Bytes::new(), b(&i.to_string()), false).unwrap();
+    }
+    assert_eq!(p.server.send_next(id, Bytes::new(), b("over"), false), Err(CommandError::NoCredit(id)));
+}
+
+#[test]
+fn a_fixed_window_never_grows() {
+    let mut p = Pair::new(Config::default().inbound_window(8), Config::default());
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    for _ in 0..4 {
+        assert_eq!(send_and_consume(&mut p, id, 4, 1), vec![4]);
+    }
+    assert_eq!(p.client.credit_batch(id), 4);
+}
+
 #[test]
 fn accepts_completion_in_a_separate_payload() {
     let mut p = Pair::default();

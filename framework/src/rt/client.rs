@@ -101,9 +101,9 @@ impl Client {
 
     /// Request/stream: one request, a stream of responses.
     pub async fn request_stream(&self, call: Call, data: Bytes) -> Result<PayloadStream, Status> {
-        let (tx, rx) = mpsc::channel(self.handles.queue_capacity());
-        let id = self.open(Kind::RequestStream, call, data, false, Some(Inbound::Many(tx)), None).await?;
-        Ok(PayloadStream::new(id, rx, self.handles.clone()))
+        let (inlet, mut stream) = super::stream::inbound(&self.handles);
+        stream.set_id(self.open(Kind::RequestStream, call, data, false, Some(Inbound::Many(inlet)), None).await?);
+        Ok(stream)
     }
 
     /// Channel: a stream of messages each way.
@@ -125,11 +125,11 @@ impl Client {
             // The first message's metadata slot holds the call's composite metadata.
             return Err(Status::invalid_argument("the first message of a channel cannot carry its own metadata"));
         }
-        let (tx, rx) = mpsc::channel(self.handles.queue_capacity());
+        let (inlet, mut stream) = super::stream::inbound(&self.handles);
         let rest = messages.map(Ok);
-        let id =
-            self.open(Kind::Channel, call, first.data, complete, Some(Inbound::Many(tx)), Some(Box::pin(rest))).await?;
-        Ok(PayloadStream::new(id, rx, self.handles.clone()))
+        let inbound = Some(Inbound::Many(inlet));
+        stream.set_id(self.open(Kind::Channel, call, first.data, complete, inbound, Some(Box::pin(rest))).await?);
+        Ok(stream)
     }
 
     /// Closes the connection: in-flight calls fail with `UNAVAILABLE`.

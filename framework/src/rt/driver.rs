@@ -5,32 +5,35 @@
 //! connection emits and turns the connection's events into deliveries to the handles that wait
 //! for them and into handler tasks for requests from the peer.
 //!
-//! Tasks around it:
-//! * a **producer** task per stream this side writes to (a responder's stream, a channel
-//!   requester's messages): it waits for credit (a semaphore the driver fills on REQUEST_N)
-//!   before it polls the application's stream again, so a stream with no credit is not polled;
-//! * a **handler** task per request/response from the peer;
-//! * the application's handles: [`super::client::Client`] and [`PayloadStream`].
+//! The streams this side writes to (a responder's stream, a channel requester's messages) are
+//! **producers** polled by the driver itself, each with a waker of its own that marks it ready
+//! ([`Ready`]): no task, no channel and no wake-up between a message and the write buffer. A
+//! producer is polled only while it has credit (the peer's REQUEST_N), so a stream with no
+//! credit is not polled, and only while the write buffer has room. A request/response handler
+//! that does not answer at its first poll (see [`poll_once`]) runs as a task of its own.
+//! Inbound messages go to the reader through a queue per stream ([`super::stream`]) that costs
+//! a lock per message and a wake-up per batch.
 //!
-//! Channels: `Command` is bounded (producers and requesters wait when the driver is behind).
-//! `Control` (credit returned, cancel) is unbounded *by type* but bounded by construction:
-//! each live stream has at most one cancel and at most two credit returns in flight (a
-//! [`PayloadStream`] returns credit per half window, and cannot consume more than the window
-//! before the driver grants again), and live streams are capped by the stream limit. Making it
-//! bounded would let a full queue turn a `Drop` (which cannot wait) into a lost cancel.
+//! Channels: `Command` is bounded (requesters and handler tasks wait when the driver is
+//! behind). `Control` (credit returned, cancel) is unbounded *by type* but bounded by
+//! construction: each live stream has at most one cancel and at most two credit returns in
+//! flight (a [`PayloadStream`](super::stream::PayloadStream) returns credit per half window, and cannot consume more than the
+//! window before the driver grants again), and live streams are capped by the stream limit.
+//! Making it bounded would let a full queue turn a `Drop` (which cannot wait) into a lost
+//! cancel.
 
-use super::stream::PayloadStream;
+use super::stream::Inlet;
 use super::transport::Transport;
-use crate::conn::{CommandError, Connection, Event, Kind};
+use crate::conn::{CommandError, Connection, Event, IdMap, Kind, id_map};
 use crate::frame::length::{self, LengthDelimited};
 use crate::frame::metadata::CompositeMetadata;
 use crate::frame::{DecodeError, ErrorCode, Frame};
 use crate::payload::CancelSignal;
 use crate::{BoxStream, Call, Client, Handler, Payload, Status};
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Waker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
@@ -38,9 +41,10 @@ use tokio::time::Instant;
 
 /// Capacity of the command channel.
 pub(crate) const COMMAND_CAPACITY: usize = 1024;
-/// Messages a producer hands the driver at once, when it has the credit and they are ready.
+/// Messages taken from one producer in a turn before the others get theirs, so that one busy
+/// stream cannot starve the rest of the connection.
 const PRODUCER_BATCH: usize = 64;
-/// ... and at most about this many bytes of them, so a batch never holds much more than one
+/// ... and at most about this many bytes of them, so a turn never takes much more than one
 /// large message.
 const PRODUCER_BATCH_BYTES: usize = 64 * 1024;
 /// Commands handled before the driver writes, so that many small frames go out in one write.
@@ -63,9 +67,6 @@ pub(crate) enum Command {
         outbound: Option<BoxStream<'static, Result<Payload, Status>>>,
         opened: Opened,
     },
-    /// A producer's next messages (one credit each, in order), holding their share of the
-    /// outgoing byte budget; `end` says how the stream went on after them, if it ended.
-    Next { id: u32, payloads: Vec<Payload>, end: Option<End>, reserved: Reserved },
     /// A request/response handler's outcome, holding `permits` of the outgoing byte budget.
     Respond { id: u32, result: Result<Payload, Status>, reserved: Reserved },
 }
@@ -104,7 +105,7 @@ impl PendingCall {
 }
 
 /// How a producer's stream ended.
-pub(crate) enum End {
+enum End {
     Complete,
     Error(Status),
 }
@@ -123,17 +124,17 @@ pub(crate) enum Control {
 /// Where a stream's inbound messages go.
 pub(crate) enum Inbound {
     Single(oneshot::Sender<Result<Payload, Status>>),
-    Many(mpsc::Sender<Result<Payload, Status>>),
+    Many(Inlet),
 }
 
 /// What the driver keeps per live stream.
 #[derive(Default)]
 struct Entry {
     inbound: Option<Inbound>,
-    /// Credit for the producer: permits are messages the peer granted.
-    credit: Option<Arc<Semaphore>>,
-    /// Producer or handler tasks to stop when the stream ends.
-    tasks: Vec<AbortHandle>,
+    /// The application's stream of messages this side sends, while it has any to send.
+    producer: Option<Producer>,
+    /// A request/response handler's task, to stop when the stream ends.
+    task: Option<AbortHandle>,
     /// Fired when the stream ends early, for handlers watching [`Call::cancelled`].
     cancel: Option<CancelSignal>,
 }
@@ -145,21 +146,90 @@ impl Entry {
             Some(Inbound::Single(tx)) => {
                 let _ = tx.send(Err(status));
             }
-            Some(Inbound::Many(tx)) => {
-                // Cannot be full: see `Handles::queue_capacity`.
-                let _ = tx.try_send(Err(status));
-            }
+            Some(Inbound::Many(inlet)) => inlet.push(Err(status)),
             None => {}
         }
         self.stop();
     }
 
+    /// Stops what works for the stream: the handler's task, and (dropped with the entry) the
+    /// producer's stream.
     fn stop(self) {
-        for task in &self.tasks {
+        if let Some(task) = &self.task {
             task.abort();
         }
         if let Some(cancel) = &self.cancel {
             cancel.fire();
+        }
+    }
+}
+
+/// A stream of messages this side sends, polled by the driver.
+struct Producer {
+    stream: BoxStream<'static, Result<Payload, Status>>,
+    /// Messages the peer has granted and not yet been sent.
+    credit: u64,
+    /// Wakes the driver with this producer marked ready.
+    waker: Waker,
+    flag: Arc<ReadyFlag>,
+}
+
+/// The producers whose streams woke them since the driver last looked, and the driver's
+/// waker. Shared with each producer's waker, which may fire on any thread.
+#[derive(Default)]
+struct Ready {
+    inner: Mutex<ReadyInner>,
+}
+
+#[derive(Default)]
+struct ReadyInner {
+    ids: Vec<u32>,
+    driver: Option<Waker>,
+}
+
+impl Ready {
+    fn mark(&self, id: u32) {
+        let waker = {
+            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            inner.ids.push(id);
+            inner.driver.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Moves the ready producers into `runnable`; pending (with the driver's waker kept) if
+    /// there are none there either.
+    fn poll_take(&self, cx: &mut std::task::Context<'_>, runnable: &mut Vec<u32>) -> Poll<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        runnable.append(&mut inner.ids);
+        if !runnable.is_empty() {
+            return Poll::Ready(());
+        }
+        match &mut inner.driver {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// A producer's waker: marks its stream ready, once until the driver has looked.
+struct ReadyFlag {
+    id: u32,
+    queued: AtomicBool,
+    ready: Arc<Ready>,
+}
+
+impl std::task::Wake for ReadyFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            self.ready.mark(self.id);
         }
     }
 }
@@ -169,10 +239,8 @@ impl Entry {
 #[derive(Clone, Debug)]
 pub(crate) struct Handles {
     pub(crate) control: mpsc::UnboundedSender<Control>,
-    /// The credit batch size [`PayloadStream`]s return credit in.
+    /// The credit batch size a new [`PayloadStream`](super::stream::PayloadStream) returns credit in.
     pub(crate) credit_batch: u32,
-    /// The credit window; see [`Handles::queue_capacity`].
-    pub(crate) window: u32,
     /// Flips to the close reason once the connection is over.
     pub(crate) closed: watch::Receiver<Option<String>>,
     /// See [`Budget`].
@@ -241,21 +309,16 @@ pub(crate) struct Driver<T: Transport> {
     /// Why the connection closed; published on `closed` once the last frame is written.
     close_reason: Option<String>,
     handler: Arc<dyn Handler>,
-    entries: HashMap<u32, Entry>,
+    entries: IdMap<Entry>,
+    /// Producers woken by their streams.
+    ready: Arc<Ready>,
+    /// Producers to poll on the next turn (woken, given credit, or not finished last turn).
+    runnable: Vec<u32>,
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
     /// Fires a graceful close (server shutdown).
     shutdown: Option<watch::Receiver<bool>>,
     grace_deadline: Option<Instant>,
-}
-
-impl Handles {
-    /// Capacity of a stream's inbound queue: the window of credit, the message that rides in a
-    /// REQUEST_CHANNEL (which no credit covers), and the terminal error. A peer cannot fill it
-    /// beyond that without exceeding its credit, which the connection refuses before delivery.
-    pub(crate) fn queue_capacity(&self) -> usize {
-        self.window as usize + 2
-    }
 }
 
 impl<T: Transport> Driver<T> {
@@ -275,7 +338,6 @@ impl<T: Transport> Driver<T> {
         let handles = Handles {
             control: control_tx,
             credit_batch: config.credit_batch(),
-            window: config.inbound_window_size(),
             closed: closed_rx,
             budget: Arc::new(Budget::new(config.max_buffered_bytes)),
         };
@@ -292,7 +354,9 @@ impl<T: Transport> Driver<T> {
             closed,
             close_reason: None,
             handler,
-            entries: HashMap::new(),
+            entries: id_map(),
+            ready: Arc::default(),
+            runnable: Vec::new(),
             orphaned: false,
             shutdown,
             grace_deadline: None,
@@ -366,10 +430,10 @@ impl<T: Transport> Driver<T> {
                 command = self.commands.recv(), if !congested && !self.orphaned => {
                     match command {
                         Some(command) => {
-                            self.handle_command(command, &weak);
+                            self.handle_command(command);
                             for _ in 0..COMMAND_BATCH {
                                 match self.commands.try_recv() {
-                                    Ok(command) => self.handle_command(command, &weak),
+                                    Ok(command) => self.handle_command(command),
                                     Err(_) => break,
                                 }
                             }
@@ -381,6 +445,9 @@ impl<T: Transport> Driver<T> {
                             }
                         }
                     }
+                }
+                _ = std::future::poll_fn(|cx| self.ready.poll_take(cx, &mut self.runnable)), if !congested => {
+                    self.run_producers(&mut wbuf, max_buffered);
                 }
                 _ = sleep => {
                     let now = Instant::now();
@@ -459,15 +526,13 @@ impl<T: Transport> Driver<T> {
             Event::Next { stream_id, metadata, data } => {
                 let payload = Payload { metadata, data };
                 let Some(entry) = self.entries.get_mut(&stream_id) else { return };
-                match entry.inbound.take() {
-                    Some(Inbound::Single(tx)) => {
-                        let _ = tx.send(Ok(payload));
+                match &entry.inbound {
+                    Some(Inbound::Single(_)) => {
+                        if let Some(Inbound::Single(tx)) = entry.inbound.take() {
+                            let _ = tx.send(Ok(payload));
+                        }
                     }
-                    Some(Inbound::Many(tx)) => {
-                        // Cannot be full: see `Handles::queue_capacity`.
-                        let _ = tx.try_send(Ok(payload));
-                        entry.inbound = Some(Inbound::Many(tx));
-                    }
+                    Some(Inbound::Many(inlet)) => inlet.push(Ok(payload)),
                     None => {}
                 }
             }
@@ -492,16 +557,15 @@ impl<T: Transport> Driver<T> {
             }
             Event::StopSending { stream_id } => {
                 if let Some(entry) = self.entries.get_mut(&stream_id) {
-                    entry.credit = None;
-                    for task in entry.tasks.drain(..) {
-                        task.abort();
-                    }
+                    entry.producer = None;
                 }
             }
             Event::RequestN { stream_id, n } => {
-                if let Some(credit) = self.entries.get(&stream_id).and_then(|e| e.credit.as_ref()) {
-                    let room = Semaphore::MAX_PERMITS.saturating_sub(credit.available_permits());
-                    credit.add_permits((n as usize).min(room));
+                if let Some(producer) = self.entries.get_mut(&stream_id).and_then(|e| e.producer.as_mut()) {
+                    if producer.credit == 0 {
+                        self.runnable.push(stream_id);
+                    }
+                    producer.credit = producer.credit.saturating_add(u64::from(n));
                 }
             }
             Event::Closed(reason) => self.fail_all(&reason.to_string()),
@@ -528,7 +592,13 @@ impl<T: Transport> Driver<T> {
 
     fn handle_control(&mut self, control: Control) {
         match control {
-            Control::Consumed(id, n) => self.conn.consumed(id, n),
+            Control::Consumed(id, n) => {
+                self.conn.consumed(id, n);
+                // The window may have grown: the reader reports in batches of its new half.
+                if let Some(Entry { inbound: Some(Inbound::Many(inlet)), .. }) = self.entries.get(&id) {
+                    inlet.set_batch(self.conn.credit_batch(id));
+                }
+            }
             Control::Cancel(id) => {
                 self.conn.cancel(id);
                 if let Some(entry) = self.entries.get_mut(&id) {
@@ -540,7 +610,7 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    fn handle_command(&mut self, command: Command, weak: &mpsc::WeakSender<Command>) {
+    fn handle_command(&mut self, command: Command) {
         match command {
             Command::Open { kind, metadata, data, complete, inbound, outbound, opened } => {
                 let id = match self.conn.open(kind, metadata, data, complete) {
@@ -575,50 +645,16 @@ impl<T: Transport> Driver<T> {
                 if let Some(outbound) = outbound
                     && !complete
                 {
-                    let credit = Arc::new(Semaphore::new(0));
-                    if let Some(tx) = weak.upgrade() {
-                        let task = tokio::spawn(produce(id, credit.clone(), self.handles.budget.clone(), outbound, tx));
-                        entry.tasks.push(task.abort_handle());
-                    }
-                    entry.credit = Some(credit);
+                    // Polled once the responder grants credit.
+                    entry.producer = Some(self.producer(id, outbound, 0));
                 }
                 self.entries.insert(id, entry);
-            }
-            Command::Next { id, payloads, end, reserved } => {
-                // Encoded below: the write buffer's bound takes over from the budget.
-                drop(reserved);
-                let count = payloads.len();
-                let ended = end.is_some();
-                for (i, payload) in payloads.into_iter().enumerate() {
-                    // The last message of a completed stream carries (C) itself.
-                    let complete = i + 1 == count && matches!(end, Some(End::Complete));
-                    if let Err(CommandError::NoCredit(_)) =
-                        self.conn.send_next(id, payload.metadata, payload.data, complete)
-                    {
-                        // A producer only sends with a permit; this would be a bug in the driver.
-                        let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, "INTERNAL: credit exceeded");
-                    }
-                }
-                match end {
-                    Some(End::Complete) if count == 0 => {
-                        let _ = self.conn.send_complete(id);
-                    }
-                    Some(End::Error(status)) => self.send_status(id, &status),
-                    _ => {}
-                }
-                if ended && let Some(entry) = self.entries.get_mut(&id) {
-                    // The stream ended on its own: nothing to stop, nobody cancelled.
-                    entry.credit = None;
-                    entry.tasks.clear();
-                    entry.cancel = None;
-                }
-                self.reap(id);
             }
             Command::Respond { id, result, reserved } => {
                 drop(reserved);
                 self.answer(id, result);
                 if let Some(entry) = self.entries.get_mut(&id) {
-                    entry.tasks.clear();
+                    entry.task = None;
                     entry.cancel = None;
                 }
                 self.reap(id);
@@ -676,32 +712,110 @@ impl<T: Transport> Driver<T> {
                     };
                     let _ = tx.send(Command::Respond { id, result, reserved }).await;
                 });
-                entry.tasks.push(task.abort_handle());
+                entry.task = Some(task.abort_handle());
             }
             Kind::RequestStream => {
                 let stream = handler.request_stream(call, data);
-                let credit = Arc::new(Semaphore::new(initial_n as usize));
-                entry.tasks.push(
-                    tokio::spawn(produce(id, credit.clone(), self.handles.budget.clone(), stream, tx)).abort_handle(),
-                );
-                entry.credit = Some(credit);
+                entry.producer = Some(self.producer(id, stream, initial_n));
             }
             Kind::Channel => {
-                let (in_tx, in_rx) = mpsc::channel(self.handles.queue_capacity());
-                let _ = in_tx.try_send(Ok(Payload { metadata: Bytes::new(), data }));
+                let (inlet, mut messages) = super::stream::inbound(&self.handles);
+                messages.set_id(id);
+                inlet.push(Ok(Payload { metadata: Bytes::new(), data }));
                 if !complete {
-                    entry.inbound = Some(Inbound::Many(in_tx));
+                    entry.inbound = Some(Inbound::Many(inlet));
                 }
-                let messages = PayloadStream::new(id, in_rx, self.handles.clone());
                 let stream = handler.request_channel(call, messages);
-                let credit = Arc::new(Semaphore::new(initial_n as usize));
-                entry.tasks.push(
-                    tokio::spawn(produce(id, credit.clone(), self.handles.budget.clone(), stream, tx)).abort_handle(),
-                );
-                entry.credit = Some(credit);
+                entry.producer = Some(self.producer(id, stream, initial_n));
             }
         }
         self.entries.insert(id, entry);
+    }
+
+    /// A producer for stream `id` with `credit` granted; it is polled on the next turn if it
+    /// may send.
+    fn producer(&mut self, id: u32, stream: BoxStream<'static, Result<Payload, Status>>, credit: u32) -> Producer {
+        let flag = Arc::new(ReadyFlag { id, queued: AtomicBool::new(false), ready: self.ready.clone() });
+        if credit > 0 {
+            self.runnable.push(id);
+        }
+        Producer { stream, credit: u64::from(credit), waker: Waker::from(flag.clone()), flag }
+    }
+
+    /// Gives each runnable producer a turn, while the write buffer has room.
+    fn run_producers(&mut self, wbuf: &mut BytesMut, max_buffered: usize) {
+        let runnable = std::mem::take(&mut self.runnable);
+        let mut rest = runnable.iter();
+        for &id in rest.by_ref() {
+            self.run_producer(id);
+            while let Some(frame) = self.conn.poll_transmit() {
+                length::encode_frame(&frame, wbuf);
+            }
+            if wbuf.len() >= max_buffered {
+                break;
+            }
+        }
+        // Those that had no turn keep their place, ahead of any woken meanwhile.
+        let mut left: Vec<u32> = rest.copied().collect();
+        left.append(&mut self.runnable);
+        self.runnable = left;
+    }
+
+    /// One turn of producer `id`: takes messages from its stream while it has credit and they
+    /// are ready, up to a batch, and sends them.
+    fn run_producer(&mut self, id: u32) {
+        let Some(producer) = self.entries.get_mut(&id).and_then(|e| e.producer.as_mut()) else { return };
+        // Cleared before polling, so a wake-up during the poll marks it ready again.
+        producer.flag.queued.store(false, Ordering::Release);
+        let mut cx = std::task::Context::from_waker(&producer.waker);
+        // Each message is held back until the next poll tells whether it was the last, so
+        // that it can carry (C) itself.
+        let mut held: Option<Payload> = None;
+        let (mut taken, mut size) = (0, 0);
+        let end = loop {
+            if producer.credit == 0 || taken >= PRODUCER_BATCH || size >= PRODUCER_BATCH_BYTES {
+                if producer.credit > 0 {
+                    // Not finished: another turn after the others had theirs.
+                    self.runnable.push(id);
+                }
+                break None;
+            }
+            match producer.stream.as_mut().poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(payload))) => {
+                    producer.credit -= 1;
+                    taken += 1;
+                    size += payload.metadata.len() + payload.data.len();
+                    if let Some(previous) = held.replace(payload) {
+                        let _ = self.conn.send_next(id, previous.metadata, previous.data, false);
+                    }
+                }
+                Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
+                Poll::Ready(None) => break Some(End::Complete),
+                Poll::Pending => break None,
+            }
+        };
+        match (held, &end) {
+            (Some(last), Some(End::Complete)) => {
+                let _ = self.conn.send_next(id, last.metadata, last.data, true);
+            }
+            (None, Some(End::Complete)) => {
+                let _ = self.conn.send_complete(id);
+            }
+            (Some(last), _) => {
+                let _ = self.conn.send_next(id, last.metadata, last.data, false);
+            }
+            (None, _) => {}
+        }
+        let Some(end) = end else { return };
+        if let End::Error(status) = end {
+            self.send_status(id, &status);
+        }
+        if let Some(entry) = self.entries.get_mut(&id) {
+            // The stream ended on its own: nothing to stop, nobody cancelled.
+            entry.producer = None;
+            entry.cancel = None;
+        }
+        self.reap(id);
     }
 
     /// Answers a request that cannot reach a handler.
@@ -739,55 +853,6 @@ fn poll_once<T>(future: &mut crate::BoxFuture<'static, T>) -> Option<T> {
     match future.as_mut().poll(&mut cx) {
         std::task::Poll::Ready(value) => Some(value),
         std::task::Poll::Pending => None,
-    }
-}
-
-/// Feeds one stream's messages to the driver, one per credit.
-async fn produce(
-    id: u32,
-    credit: Arc<Semaphore>,
-    budget: Arc<Budget>,
-    mut stream: BoxStream<'static, Result<Payload, Status>>,
-    tx: mpsc::Sender<Command>,
-) {
-    loop {
-        // Back-pressure: the stream is not polled again until the peer granted credit.
-        match credit.acquire().await {
-            Ok(permit) => permit.forget(),
-            Err(_) => return,
-        }
-        let mut payloads = Vec::new();
-        let mut end = match stream.next().await {
-            Some(Ok(payload)) => {
-                payloads.push(payload);
-                None
-            }
-            Some(Err(status)) => Some(End::Error(status)),
-            None => Some(End::Complete),
-        };
-        // While credit lasts and the stream has messages ready, take them too: one command and
-        // one wake-up of the driver for the lot. Polling with a no-op waker loses no wake-up:
-        // a stream that is not ready is polled again with the real one at the top of the loop.
-        let mut size = payloads.first().map_or(0, |p: &Payload| p.metadata.len() + p.data.len());
-        while end.is_none() && payloads.len() < PRODUCER_BATCH && size < PRODUCER_BATCH_BYTES {
-            let Ok(permit) = credit.try_acquire() else { break };
-            match futures_util::FutureExt::now_or_never(stream.next()) {
-                Some(Some(Ok(payload))) => {
-                    permit.forget();
-                    size += payload.metadata.len() + payload.data.len();
-                    payloads.push(payload);
-                }
-                Some(Some(Err(status))) => end = Some(End::Error(status)),
-                Some(None) => end = Some(End::Complete),
-                // Not ready: the credit goes back with the permit.
-                None => break,
-            }
-        }
-        let reserved = budget.reserve(size).await;
-        let last = end.is_some();
-        if tx.send(Command::Next { id, payloads, end, reserved }).await.is_err() || last {
-            return;
-        }
     }
 }
 

@@ -1,9 +1,95 @@
 use super::driver::{Control, Handles};
 use crate::{Payload, Status};
+use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+/// One item of a stream's inbound queue: a message, or the error that ends the stream.
+type Item = Result<Payload, Status>;
+
+/// A stream's inbound queue, between the driver (which pushes what the peer sent) and the
+/// [`PayloadStream`] that reads it.
+///
+/// Not a channel: a channel costs a permit, a slot and a wake-up per message, and a stream of
+/// small messages is dominated by that. Here the driver pushes under an uncontended lock and
+/// wakes the reader only if it is waiting (the first push after the reader found the queue
+/// empty takes its waker, so a whole read of the socket costs one wake-up), and the reader
+/// takes everything queued at once by swapping buffers, so it locks once per batch.
+///
+/// There is no capacity: the queue is bounded by the credit the reader's side granted, which
+/// the connection enforces before anything is delivered (a peer that sends beyond its credit
+/// fails its stream instead).
+#[derive(Default)]
+struct Shared {
+    items: VecDeque<Item>,
+    /// The driver's end is gone: after the queued items, the stream ends.
+    closed: bool,
+    /// The reader, waiting for an item.
+    waker: Option<Waker>,
+    /// How many consumed messages the reader reports to the driver at once; the driver raises
+    /// it as the stream's credit window grows.
+    batch: u32,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // Nothing panics while holding the lock; a poisoned queue is still a consistent one.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The driver's end of a stream's inbound queue. Dropping it ends the stream after the items
+/// already queued.
+pub(crate) struct Inlet(Arc<Mutex<Shared>>);
+
+impl Inlet {
+    /// Queues an item, waking the reader if it waits.
+    pub(crate) fn push(&self, item: Item) {
+        let waker = {
+            let mut shared = lock(&self.0);
+            shared.items.push_back(item);
+            shared.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Sets how many consumed messages the reader reports at once.
+    pub(crate) fn set_batch(&self, batch: u32) {
+        lock(&self.0).batch = batch.max(1);
+    }
+}
+
+impl Drop for Inlet {
+    fn drop(&mut self) {
+        let waker = {
+            let mut shared = lock(&self.0);
+            shared.closed = true;
+            shared.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// A new inbound queue: the driver's end and the reader's, which learns its stream id with
+/// [`PayloadStream::set_id`] (until then, dropping it cancels nothing).
+pub(crate) fn inbound(handles: &Handles) -> (Inlet, PayloadStream) {
+    let shared = Arc::new(Mutex::new(Shared { batch: handles.credit_batch, ..Shared::default() }));
+    let stream = PayloadStream {
+        id: 0,
+        shared: shared.clone(),
+        local: VecDeque::new(),
+        batch: handles.credit_batch,
+        handles: handles.clone(),
+        unacked: 0,
+        closed: false,
+        done: false,
+    };
+    (Inlet(shared), stream)
+}
 
 /// A stream of payloads arriving on one RSocket stream: the responses to a request/stream or
 /// channel, or — as a channel's responder sees them — the requester's messages.
@@ -14,20 +100,45 @@ use tokio::sync::mpsc;
 /// requester's messages).
 pub struct PayloadStream {
     id: u32,
-    rx: mpsc::Receiver<Result<Payload, Status>>,
+    shared: Arc<Mutex<Shared>>,
+    /// Items taken from the queue in one go and not yet yielded.
+    local: VecDeque<Item>,
+    /// The report size last read from the queue.
+    batch: u32,
     handles: Handles,
     unacked: u32,
+    /// The driver's end is gone: once `local` is empty, the stream is over.
+    closed: bool,
     done: bool,
 }
 
 impl PayloadStream {
-    pub(crate) fn new(id: u32, rx: mpsc::Receiver<Result<Payload, Status>>, handles: Handles) -> PayloadStream {
-        PayloadStream { id, rx, handles, unacked: 0, done: false }
-    }
-
     /// The RSocket stream id.
     pub fn stream_id(&self) -> u32 {
         self.id
+    }
+
+    pub(crate) fn set_id(&mut self, id: u32) {
+        self.id = id;
+    }
+
+    /// Refills `local` from the queue; false if nothing was there (the waker is then
+    /// registered, unless the queue is closed).
+    fn refill(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut shared = lock(&self.shared);
+        std::mem::swap(&mut self.local, &mut shared.items);
+        self.batch = shared.batch;
+        self.closed = shared.closed;
+        if !self.local.is_empty() {
+            return true;
+        }
+        if !self.closed {
+            match &mut shared.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+        }
+        false
     }
 }
 
@@ -44,11 +155,18 @@ impl futures_core::Stream for PayloadStream {
         if self.done {
             return Poll::Ready(None);
         }
-        let item = std::task::ready!(self.rx.poll_recv(cx));
+        if self.local.is_empty() && !self.refill(cx) {
+            if self.closed {
+                self.done = true;
+                return Poll::Ready(None);
+            }
+            return Poll::Pending;
+        }
+        let item = self.local.pop_front();
         match &item {
             Some(Ok(_)) => {
                 self.unacked += 1;
-                if self.unacked >= self.handles.credit_batch {
+                if self.unacked >= self.batch {
                     let n = std::mem::take(&mut self.unacked);
                     let _ = self.handles.control.send(Control::Consumed(self.id, n));
                 }
@@ -67,7 +185,8 @@ impl futures_core::FusedStream for PayloadStream {
 
 impl Drop for PayloadStream {
     fn drop(&mut self) {
-        if !self.done {
+        // Stream 0 is no stream: the request was never opened.
+        if !self.done && self.id != 0 {
             let _ = self.handles.control.send(Control::Cancel(self.id));
         }
     }

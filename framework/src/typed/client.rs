@@ -5,12 +5,12 @@
 //! route. Everything else (encoding, the call's metadata, decoding, error codes) lives here,
 //! once.
 
-use super::codec::{Codec, CodecError};
+use super::codec::{Arena, Codec, CodecError};
 use super::request::Request;
 use super::streaming::{ErrorSlot, Side, Streaming};
 use crate::frame::metadata::MetadataEntry;
 use crate::{Call, Client, Payload, Status};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -110,7 +110,8 @@ where
     let outbound = Encoder {
         first: Some(Payload::new(first)),
         rest: Some(messages),
-        encode: <C as Codec<Req>>::encode,
+        encode: <C as Codec<Req>>::encode_into,
+        arena: Arena::default(),
         slot: slot.clone(),
         route,
     };
@@ -148,7 +149,8 @@ where
 struct Encoder<S, Req> {
     first: Option<Payload>,
     rest: Option<Pin<Box<S>>>,
-    encode: fn(Req) -> Result<Bytes, CodecError>,
+    encode: fn(Req, &mut BytesMut) -> Result<Bytes, CodecError>,
+    arena: Arena,
     slot: ErrorSlot,
     route: &'static str,
 }
@@ -163,7 +165,7 @@ impl<S: Stream<Item = Req>, Req> Stream for Encoder<S, Req> {
             return Poll::Ready(Some(first));
         }
         let Some(rest) = this.rest.as_mut() else { return Poll::Ready(None) };
-        match ready!(rest.as_mut().poll_next(cx)).map(this.encode) {
+        match ready!(rest.as_mut().poll_next(cx)).map(|m| this.arena.encode(this.encode, m)) {
             Some(Ok(data)) => Poll::Ready(Some(Payload::new(data))),
             Some(Err(e)) => {
                 let status = encode_status(this.route, &e);

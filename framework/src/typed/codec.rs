@@ -1,6 +1,6 @@
 //! Codecs: how messages become payload data and back.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// Why a message could not be encoded or decoded, in words (shown in the resulting [`Status`]).
 ///
@@ -52,6 +52,16 @@ pub trait Codec<T>: 'static {
     /// Encodes one message into payload data.
     fn encode(message: T) -> Result<Bytes, CodecError>;
 
+    /// Encodes one message of a stream, with `arena` to write it into: a stream's messages
+    /// are encoded into shared buffers rather than one allocation each. The default ignores
+    /// `arena` and calls [`encode`](Codec::encode); a codec that writes its output (as
+    /// [`ProstCodec`] does) appends the message to `arena` and splits it off with
+    /// [`BytesMut::split`], which keeps the rest of the buffer for the next message.
+    fn encode_into(message: T, arena: &mut BytesMut) -> Result<Bytes, CodecError> {
+        let _ = arena;
+        Self::encode(message)
+    }
+
     /// Decodes payload data into one message.
     fn decode(data: Bytes) -> Result<T, CodecError>;
 }
@@ -67,6 +77,12 @@ pub struct ProstCodec;
 impl<T: prost::Message + Default + 'static> Codec<T> for ProstCodec {
     fn encode(message: T) -> Result<Bytes, CodecError> {
         Ok(Bytes::from(message.encode_to_vec()))
+    }
+
+    fn encode_into(message: T, arena: &mut BytesMut) -> Result<Bytes, CodecError> {
+        arena.reserve(message.encoded_len());
+        message.encode(arena)?;
+        Ok(arena.split().freeze())
     }
 
     fn decode(data: Bytes) -> Result<T, CodecError> {
@@ -88,6 +104,36 @@ impl Codec<Bytes> for BytesCodec {
 
     fn decode(data: Bytes) -> Result<Bytes, CodecError> {
         Ok(data)
+    }
+}
+
+/// The buffers a stream's messages are encoded into (see [`Codec::encode_into`]).
+///
+/// It starts empty, so a stream of one message costs one allocation of that message's size,
+/// as [`Codec::encode`] would; from the second message on it reserves room for several at a
+/// time, doubling up to [`Arena::MAX`]. A buffer is reused once every message split off it has
+/// been written and dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Arena {
+    buf: BytesMut,
+    next: usize,
+}
+
+impl Arena {
+    /// The most room reserved ahead.
+    const MAX: usize = 8 * 1024;
+
+    /// Encodes `message` with `encode` (a codec's [`Codec::encode_into`]).
+    pub(crate) fn encode<T>(
+        &mut self,
+        encode: fn(T, &mut BytesMut) -> Result<Bytes, CodecError>,
+        message: T,
+    ) -> Result<Bytes, CodecError> {
+        if self.buf.capacity() - self.buf.len() < 64 && self.next > 0 {
+            self.buf.reserve(self.next);
+        }
+        self.next = (self.next * 2).clamp(512, Arena::MAX);
+        encode(message, &mut self.buf)
     }
 }
 

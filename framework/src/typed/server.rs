@@ -4,11 +4,11 @@
 //! calling the user's method to the function for the method's model. Decoding, the
 //! [`Context`], encoding and error codes live here, once.
 
-use super::codec::{Codec, CodecError};
+use super::codec::{Arena, Codec, CodecError};
 use super::context::Context;
 use super::streaming::{Side, Streaming};
 use crate::{BoxFuture, BoxStream, Call, Payload, PayloadStream, Status, unimplemented_route};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use std::future::Future;
 use std::pin::Pin;
@@ -87,7 +87,7 @@ where
         let request = decode_request::<C, Req>(route, data)?;
         handler(Context::new(call), request).await
     };
-    Box::pin(Respond::new(responses, <C as Codec<Resp>>::encode, route))
+    Box::pin(Respond::new(responses, <C as Codec<Resp>>::encode_into, route))
 }
 
 /// Channel; the handler's stream arrives boxed, as for [`serve_stream`].
@@ -106,7 +106,7 @@ where
 {
     let requests = Streaming::decoding(Box::pin(messages), <C as Codec<Req>>::decode, Side::Server, route);
     let responses = handler(Context::new(call), requests);
-    Box::pin(Respond::new(responses, <C as Codec<Resp>>::encode, route))
+    Box::pin(Respond::new(responses, <C as Codec<Resp>>::encode_into, route))
 }
 
 /// Client streaming: a channel answered with exactly one message.
@@ -169,7 +169,8 @@ pub fn ignore() -> BoxFuture<'static, ()> {
 /// frame ends an RSocket stream.
 struct Respond<Fut, Resp> {
     state: State<Fut, Resp>,
-    encode: fn(Resp) -> Result<Bytes, CodecError>,
+    encode: fn(Resp, &mut BytesMut) -> Result<Bytes, CodecError>,
+    arena: Arena,
     route: &'static str,
 }
 
@@ -180,8 +181,8 @@ enum State<Fut, Resp> {
 }
 
 impl<Fut, Resp> Respond<Fut, Resp> {
-    fn new(responses: Fut, encode: fn(Resp) -> Result<Bytes, CodecError>, route: &'static str) -> Self {
-        Respond { state: State::Waiting(Box::pin(responses)), encode, route }
+    fn new(responses: Fut, encode: fn(Resp, &mut BytesMut) -> Result<Bytes, CodecError>, route: &'static str) -> Self {
+        Respond { state: State::Waiting(Box::pin(responses)), encode, arena: Arena::default(), route }
     }
 }
 
@@ -206,7 +207,7 @@ where
                 State::Streaming(stream) => {
                     let item = ready!(stream.as_mut().poll_next(cx)).map(|item| {
                         item.and_then(|m| {
-                            (this.encode)(m).map(Payload::new).map_err(|e| {
+                            this.arena.encode(this.encode, m).map(Payload::new).map_err(|e| {
                                 Status::internal(format!(
                                     "could not encode a response message of `{}`: {e}",
                                     this.route

@@ -581,3 +581,89 @@ async fn a_peer_that_grants_credit_but_never_reads_cannot_grow_the_servers_buffe
     })
     .await
 }
+
+/// A server that answers one request/stream with `total` small messages, each sent only on
+/// credit, and returns the most credit the client ever had outstanding.
+async fn counting_stream_server(total: u64) -> (std::net::SocketAddr, tokio::task::JoinHandle<u64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let framing = LengthDelimited::new(weft::frame::MAX_FRAME_SIZE);
+        let (mut rbuf, mut wbuf) = (BytesMut::new(), BytesMut::new());
+        let (mut stream_id, mut credit, mut most, mut sent) = (0, 0u64, 0u64, 0u64);
+        // Bounded: every pass either reads from the client or sends on credit it granted.
+        for _ in 0..10_000_000u64 {
+            while let Some(frame) = framing.decode_frame(&mut rbuf).unwrap() {
+                match frame {
+                    Frame::RequestStream(r) => (stream_id, credit) = (r.stream_id, u64::from(r.initial_n)),
+                    Frame::RequestN(r) => credit += u64::from(r.n),
+                    _ => {}
+                }
+            }
+            most = most.max(credit);
+            while credit > 0 && sent < total {
+                let payload = weft::frame::Payload::data(Bytes::from_static(b"0123456789abcdef"));
+                let complete = sent + 1 == total;
+                let frame = weft::frame::PayloadFrame { stream_id, follows: false, complete, next: true, payload };
+                length::encode_frame(&Frame::Payload(frame), &mut wbuf);
+                (credit, sent) = (credit - 1, sent + 1);
+            }
+            socket.write_all_buf(&mut wbuf).await.unwrap();
+            if sent == total || socket.read_buf(&mut rbuf).await.unwrap_or(0) == 0 {
+                break;
+            }
+        }
+        assert_eq!(sent, total, "the client stopped granting credit");
+        most
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_stream_of_small_messages_earns_a_larger_window_within_its_bounds() {
+    bounded(60, async {
+        let total = 60_000;
+        let (addr, server) = counting_stream_server(total).await;
+        let client = Client::connect(addr).await.unwrap();
+        let mut items = client.request_stream(Call::new("test.Echo/Range"), Bytes::new()).await.unwrap();
+        let mut count = 0u64;
+        while let Some(item) = items.next().await {
+            assert_eq!(&item.unwrap().data[..], b"0123456789abcdef");
+            count += 1;
+        }
+        assert_eq!(count, total);
+        let most = server.await.unwrap();
+        // The default window starts at 256 messages and may grow to 8,192 for messages this
+        // small.
+        assert!(most > 256, "the window never grew: at most {most} messages of credit");
+        assert!(most <= 8192, "{most} messages of credit outstanding, beyond the window's bound");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_busy_stream_does_not_starve_calls_on_the_same_connection() {
+    bounded(60, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        // A stream that always has a message ready, read as fast as it comes.
+        let mut items = client.request_stream(Call::new("test.Echo/Forever"), Bytes::new()).await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut n = 0u64;
+            while let Some(Ok(_)) = items.next().await {
+                n += 1;
+            }
+            n
+        });
+        for i in 0..200 {
+            let r = bounded(5, client.request_response(Call::new("test.Echo/Unary"), i.to_string().into())).await;
+            assert_eq!(text(&r.unwrap()), i.to_string());
+        }
+        assert!(echo.produced.load(Ordering::SeqCst) > 0);
+        reader.abort();
+        running.shutdown().await;
+    })
+    .await
+}
