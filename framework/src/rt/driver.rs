@@ -185,6 +185,10 @@ struct Ready {
 struct ReadyInner {
     ids: Vec<u32>,
     driver: Option<Waker>,
+    /// The driver is running and looks at `ids` before it waits again: no need to wake it.
+    /// Producers are mostly woken by the driver itself (a channel's handler reading what the
+    /// driver just queued), and a task that wakes itself is polled once more for nothing.
+    busy: bool,
 }
 
 impl Ready {
@@ -192,17 +196,24 @@ impl Ready {
         let waker = {
             let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             inner.ids.push(id);
-            inner.driver.take()
+            if inner.busy { None } else { inner.driver.take() }
         };
         if let Some(waker) = waker {
             waker.wake();
         }
     }
 
+    /// The driver runs: it will look at the ready producers before it waits.
+    fn set_busy(&self) {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).busy = true;
+    }
+
     /// Moves the ready producers into `runnable`; pending (with the driver's waker kept) if
     /// there are none there either.
     fn poll_take(&self, cx: &mut std::task::Context<'_>, runnable: &mut Vec<u32>) -> Poll<()> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // From here until the driver runs again, a producer woken must wake it.
+        inner.busy = false;
         runnable.append(&mut inner.ids);
         if !runnable.is_empty() {
             return Poll::Ready(());
@@ -235,9 +246,23 @@ impl std::task::Wake for ReadyFlag {
 }
 
 /// What every handle of a connection shares (the command sender is held apart, because the
-/// connection closes once the last one is dropped).
+/// connection closes once the last one is dropped). Behind one `Arc`: every request from the
+/// peer hands its handler a [`Client`] for the way back, and a stream's reader holds one too,
+/// so a clone should cost one count, not one per field.
 #[derive(Clone, Debug)]
-pub(crate) struct Handles {
+pub(crate) struct Handles(Arc<HandlesInner>);
+
+impl std::ops::Deref for Handles {
+    type Target = HandlesInner;
+
+    fn deref(&self) -> &HandlesInner {
+        &self.0
+    }
+}
+
+/// See [`Handles`].
+#[derive(Debug)]
+pub(crate) struct HandlesInner {
     pub(crate) control: mpsc::UnboundedSender<Control>,
     /// The credit batch size a new [`PayloadStream`](super::stream::PayloadStream) returns credit in.
     pub(crate) credit_batch: u32,
@@ -314,6 +339,9 @@ pub(crate) struct Driver<T: Transport> {
     ready: Arc<Ready>,
     /// Producers to poll on the next turn (woken, given credit, or not finished last turn).
     runnable: Vec<u32>,
+    /// Consecutive messages for one stream's queue, pushed at once (see `Driver::stage`).
+    staged: Vec<Result<Payload, Status>>,
+    staged_id: u32,
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
     /// Fires a graceful close (server shutdown).
@@ -335,12 +363,12 @@ impl<T: Transport> Driver<T> {
         let (control_tx, control) = mpsc::unbounded_channel();
         let (closed, closed_rx) = watch::channel(None);
         let config = conn.config();
-        let handles = Handles {
+        let handles = Handles(Arc::new(HandlesInner {
             control: control_tx,
             credit_batch: config.credit_batch(),
             closed: closed_rx,
             budget: Arc::new(Budget::new(config.max_buffered_bytes)),
-        };
+        }));
         let framing = LengthDelimited::new(config.max_frame_size);
         let driver = Driver {
             conn,
@@ -357,6 +385,8 @@ impl<T: Transport> Driver<T> {
             entries: id_map(),
             ready: Arc::default(),
             runnable: Vec::new(),
+            staged: Vec::new(),
+            staged_id: 0,
             orphaned: false,
             shutdown,
             grace_deadline: None,
@@ -371,32 +401,39 @@ impl<T: Transport> Driver<T> {
         let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut reading = true;
         let max_buffered = self.conn.config().max_buffered_bytes;
+        // The timer and the shutdown signal live as long as the loop: made anew on every turn,
+        // they would register with the timer wheel and the watch channel on every turn.
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(Instant::now()));
+        let mut sleeping_until = None;
+        let mut shutdown = self.shutdown.take();
+        let mut shutdown = std::pin::pin!(async move {
+            // `wait_for` also sees a shutdown signalled before this connection was accepted.
+            let signalled = match shutdown.as_mut() {
+                Some(rx) => rx.wait_for(|stop| *stop).await.is_ok(),
+                None => false,
+            };
+            if !signalled {
+                std::future::pending::<()>().await;
+            }
+        });
         loop {
+            self.ready.set_busy();
             self.process(&weak, &mut wbuf);
             if self.conn.is_closed() {
                 break;
             }
             let timeout = self.conn.poll_timeout().map(Instant::from_std);
-            let sleep = async {
-                match (timeout, self.grace_deadline) {
-                    (Some(a), Some(b)) => tokio::time::sleep_until(a.min(b)).await,
-                    (Some(a), None) | (None, Some(a)) => tokio::time::sleep_until(a).await,
-                    (None, None) => std::future::pending().await,
-                }
+            let deadline = match (timeout, self.grace_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
+            if deadline != sleeping_until {
+                if let Some(deadline) = deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleeping_until = deadline;
+            }
             let draining = self.grace_deadline.is_some();
-            let shutdown = async {
-                match self.shutdown.as_mut() {
-                    // `wait_for` also sees a shutdown signalled before this connection was
-                    // accepted.
-                    Some(rx) if !draining => {
-                        if rx.wait_for(|stop| *stop).await.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                    _ => std::future::pending().await,
-                }
-            };
             // Back-pressure: with too much unwritten, stop taking new work and stop reading
             // (the peer then feels TCP back-pressure) until the writes drain.
             let congested = wbuf.len() >= max_buffered;
@@ -449,14 +486,16 @@ impl<T: Transport> Driver<T> {
                 _ = std::future::poll_fn(|cx| self.ready.poll_take(cx, &mut self.runnable)), if !congested => {
                     self.run_producers(&mut wbuf, max_buffered);
                 }
-                _ = sleep => {
+                _ = sleep.as_mut(), if sleeping_until.is_some() => {
+                    // Reset before it is polled again.
+                    sleeping_until = None;
                     let now = Instant::now();
                     if self.grace_deadline.is_some_and(|d| now >= d) {
                         self.conn.close(false);
                     }
                     self.conn.handle_timeout(now.into_std());
                 }
-                _ = shutdown => {
+                _ = shutdown.as_mut(), if !draining => {
                     let grace = self.conn.config().shutdown_grace;
                     self.grace_deadline = Some(Instant::now() + grace);
                     self.conn.close(true);
@@ -512,12 +551,17 @@ impl<T: Transport> Driver<T> {
             let Some(event) = self.conn.poll_event() else { break };
             self.handle_event(event, weak);
         }
+        self.flush_staged();
         if self.orphaned && self.entries.is_empty() && !self.conn.is_closed() {
             self.conn.close(true);
         }
     }
 
     fn handle_event(&mut self, event: Event, weak: &mpsc::WeakSender<Command>) {
+        if !matches!(event, Event::Next { .. }) {
+            // Whatever else happens to a stream comes after the messages before it.
+            self.flush_staged();
+        }
         match event {
             Event::SetupAccepted(_) | Event::MetadataPush(_) => {}
             Event::Request { stream_id, kind, metadata, data, complete, initial_n } => {
@@ -525,6 +569,11 @@ impl<T: Transport> Driver<T> {
             }
             Event::Next { stream_id, metadata, data } => {
                 let payload = Payload { metadata, data };
+                if stream_id == self.staged_id && !self.staged.is_empty() {
+                    self.staged.push(Ok(payload));
+                    return;
+                }
+                self.flush_staged();
                 let Some(entry) = self.entries.get_mut(&stream_id) else { return };
                 match &entry.inbound {
                     Some(Inbound::Single(_)) => {
@@ -532,7 +581,10 @@ impl<T: Transport> Driver<T> {
                             let _ = tx.send(Ok(payload));
                         }
                     }
-                    Some(Inbound::Many(inlet)) => inlet.push(Ok(payload)),
+                    Some(Inbound::Many(_)) => {
+                        self.staged_id = stream_id;
+                        self.staged.push(Ok(payload));
+                    }
                     None => {}
                 }
             }
@@ -569,6 +621,20 @@ impl<T: Transport> Driver<T> {
                 }
             }
             Event::Closed(reason) => self.fail_all(&reason.to_string()),
+        }
+    }
+
+    /// Pushes the staged messages into their stream's queue. A read of the socket often holds
+    /// many messages of one stream in a row; staging them costs a lookup and a lock per run
+    /// instead of per message. Called before any other event and at the end of each batch of
+    /// events, so nothing overtakes a staged message.
+    fn flush_staged(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
+        match self.entries.get(&self.staged_id) {
+            Some(Entry { inbound: Some(Inbound::Many(inlet)), .. }) => inlet.push_all(&mut self.staged),
+            _ => self.staged.clear(),
         }
     }
 

@@ -55,6 +55,18 @@ impl Inlet {
         }
     }
 
+    /// Queues all of `items` (leaving it empty), waking the reader if it waits.
+    pub(crate) fn push_all(&self, items: &mut Vec<Item>) {
+        let waker = {
+            let mut shared = lock(&self.0);
+            shared.items.extend(items.drain(..));
+            shared.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     /// Sets how many consumed messages the reader reports at once.
     pub(crate) fn set_batch(&self, batch: u32) {
         lock(&self.0).batch = batch.max(1);
