@@ -469,8 +469,44 @@ impl Connection {
             }
             Frame::RequestN(r) => self.handle_request_n(r),
             Frame::Cancel(c) => self.handle_cancel(c.stream_id),
-            Frame::Payload(p) => self.handle_payload(p),
+            Frame::Payload(p) => self.handle_payload_frame(p),
         }
+    }
+
+    /// A PAYLOAD frame read from the peer, as [`handle_frame`](Connection::handle_frame)
+    /// would take it, except that a plain message (N, neither F nor C) on a stream that reads
+    /// messages is returned — stream id, metadata, data — instead of queued as
+    /// [`Event::Next`], when no event is waiting before it (so the order of events holds).
+    /// Everything else about the frame is handled, and queued, as usual.
+    pub fn handle_payload(&mut self, p: PayloadFrame, now: Instant) -> Option<(u32, Bytes, Bytes)> {
+        let plain = p.next && !p.follows && !p.complete;
+        let open = matches!(self.state, State::Open | State::Draining);
+        if !(plain && open && self.events.is_empty()) {
+            self.handle_frame(Frame::Payload(p), now);
+            return None;
+        }
+        let id = p.stream_id;
+        let direct = self.streams.get(&id).is_some_and(|s| {
+            s.reassembly.is_none()
+                && !s.pending_request
+                && s.inbound == Half::Open
+                && s.kind != Kind::RequestResponse
+                && s.in_outstanding > 0
+        });
+        if !direct {
+            self.handle_frame(Frame::Payload(p), now);
+            return None;
+        }
+        self.last_received = now;
+        if self.side == Side::Client {
+            self.peer_confirmed = true;
+        }
+        let stream = self.streams.get_mut(&id)?;
+        let metadata = p.payload.metadata.unwrap_or_default();
+        stream.in_outstanding -= 1;
+        stream.in_bytes += (metadata.len() + p.payload.data.len()) as u64;
+        stream.in_count = stream.in_count.saturating_add(1);
+        Some((id, metadata, p.payload.data))
     }
 
     fn handle_setup_phase(&mut self, frame: Frame) {
@@ -652,7 +688,7 @@ impl Connection {
         }
     }
 
-    fn handle_payload(&mut self, p: PayloadFrame) {
+    fn handle_payload_frame(&mut self, p: PayloadFrame) {
         let id = p.stream_id;
         let max = self.config.max_message_size;
         let Some(stream) = self.streams.get_mut(&id) else { return };
@@ -757,6 +793,19 @@ impl Connection {
     /// Sends one message on a stream this side writes to; `complete` ends this direction.
     /// Spends one credit (a request/response answer needs none).
     pub fn send_next(&mut self, id: u32, metadata: Bytes, data: Bytes, complete: bool) -> Result<(), CommandError> {
+        let complete = self.spend_credit(id, complete)?;
+        let metadata = (!metadata.is_empty()).then_some(metadata);
+        self.push_fragmented(id, Head::Payload { complete }, frame::Payload { metadata, data });
+        if complete {
+            self.reap(id);
+        }
+        Ok(())
+    }
+
+    /// The accounting of sending one message on `id`: spends a credit (a request/response
+    /// answer needs none, and always completes) and closes this direction if `complete`.
+    /// Returns whether the message completes the direction.
+    fn spend_credit(&mut self, id: u32, complete: bool) -> Result<bool, CommandError> {
         let stream = self.streams.get_mut(&id).ok_or(CommandError::NoSuchStream(id))?;
         if stream.outbound != Half::Open {
             return Err(CommandError::NoSuchStream(id));
@@ -774,8 +823,32 @@ impl Connection {
         if complete {
             stream.outbound = Half::Closed;
         }
+        Ok(complete)
+    }
+
+    /// [`send_next`](Connection::send_next), writing the frame (length-prefixed, as
+    /// [`frame::length::encode_frame`] does) straight into `out` when nothing is queued for
+    /// [`poll_transmit`](Connection::poll_transmit) and the message needs no fragmenting, so
+    /// that a stream's messages skip the queue; otherwise the frames are queued as usual. The
+    /// order of frames is the same either way, provided `out` is where the caller writes what
+    /// `poll_transmit` returns.
+    pub fn send_next_into(
+        &mut self,
+        id: u32,
+        metadata: Bytes,
+        data: Bytes,
+        complete: bool,
+        out: &mut BytesMut,
+    ) -> Result<(), CommandError> {
+        let metadata_len = if metadata.is_empty() { 0 } else { 3 + metadata.len() };
+        let fits = HEADER_SIZE + metadata_len + data.len() <= self.config.effective_fragment_size();
+        if !self.transmit.is_empty() || !fits {
+            return self.send_next(id, metadata, data, complete);
+        }
+        let complete = self.spend_credit(id, complete)?;
         let metadata = (!metadata.is_empty()).then_some(metadata);
-        self.push_fragmented(id, Head::Payload { complete }, frame::Payload { metadata, data });
+        let frame = payload_frame(id, true, complete, frame::Payload { metadata, data });
+        frame::length::encode_frame(&frame, out);
         if complete {
             self.reap(id);
         }

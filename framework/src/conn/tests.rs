@@ -245,6 +245,47 @@ fn a_fixed_window_never_grows() {
 }
 
 #[test]
+fn plain_messages_can_skip_the_event_queue_without_overtaking_an_event() {
+    let mut p = Pair::new(Config::default().inbound_window(4), Config::default());
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    let frame = |data: &str, complete: bool| PayloadFrame {
+        stream_id: id,
+        follows: false,
+        complete,
+        next: true,
+        payload: frame::Payload::data(b(data)),
+    };
+    // Nothing queued: the message comes back to the caller, and is counted against credit.
+    assert_eq!(p.client.handle_payload(frame("a", false), p.now), Some((id, Bytes::new(), b("a"))));
+    assert!(events(&mut p.client).is_empty());
+    // A completing message is an event; so is anything behind one.
+    assert_eq!(p.client.handle_payload(frame("b", false), p.now), Some((id, Bytes::new(), b("b"))));
+    p.client
+        .handle_frame(Frame::Keepalive(Keepalive { respond: false, last_received_position: 0, data: b("") }), p.now);
+    let other = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.client.handle_frame(
+        Frame::Error(ErrorFrame { stream_id: other, code: ErrorCode::APPLICATION_ERROR, data: b("x") }),
+        p.now,
+    );
+    assert_eq!(p.client.handle_payload(frame("c", false), p.now), None);
+    assert_eq!(p.client.handle_payload(frame("d", true), p.now), None);
+    let got = events(&mut p.client);
+    assert!(matches!(got[0], Event::Error { stream_id, .. } if stream_id == other));
+    assert_eq!(got[1..], [next(id, "c"), next(id, "d"), Event::Complete { stream_id: id }]);
+    // Two messages on a window of two: a third is beyond the credit, whichever way it comes.
+    let mut p = Pair::new(Config::default().inbound_window(2), Config::default());
+    assert_eq!(p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false), Ok(id), "the same id as before");
+    p.pump();
+    for data in ["0", "1"] {
+        assert!(p.client.handle_payload(frame(data, false), p.now).is_some());
+    }
+    assert_eq!(p.client.handle_payload(frame("2", false), p.now), None);
+    assert!(matches!(&events(&mut p.client)[..], [Event::Error { code: ErrorCode::INVALID, .. }]));
+}
+
+#[test]
 fn accepts_completion_in_a_separate_payload() {
     let mut p = Pair::default();
     let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();

@@ -528,6 +528,13 @@ impl<T: Transport> Driver<T> {
             }
             match self.framing.decode(rbuf) {
                 Ok(Some(bytes)) => match Frame::decode(bytes) {
+                    // A stream's messages skip the connection's event queue (see
+                    // `Connection::handle_payload`).
+                    Ok(Frame::Payload(p)) => {
+                        if let Some((id, metadata, data)) = self.conn.handle_payload(p, now) {
+                            self.deliver(id, Payload { metadata, data });
+                        }
+                    }
                     Ok(frame) => self.conn.handle_frame(frame, now),
                     Err(e) => self.conn.handle_decode_error(&e, now),
                 },
@@ -567,27 +574,7 @@ impl<T: Transport> Driver<T> {
             Event::Request { stream_id, kind, metadata, data, complete, initial_n } => {
                 self.spawn_handler(stream_id, kind, metadata, data, complete, initial_n, weak)
             }
-            Event::Next { stream_id, metadata, data } => {
-                let payload = Payload { metadata, data };
-                if stream_id == self.staged_id && !self.staged.is_empty() {
-                    self.staged.push(Ok(payload));
-                    return;
-                }
-                self.flush_staged();
-                let Some(entry) = self.entries.get_mut(&stream_id) else { return };
-                match &entry.inbound {
-                    Some(Inbound::Single(_)) => {
-                        if let Some(Inbound::Single(tx)) = entry.inbound.take() {
-                            let _ = tx.send(Ok(payload));
-                        }
-                    }
-                    Some(Inbound::Many(_)) => {
-                        self.staged_id = stream_id;
-                        self.staged.push(Ok(payload));
-                    }
-                    None => {}
-                }
-            }
+            Event::Next { stream_id, metadata, data } => self.deliver(stream_id, Payload { metadata, data }),
             Event::Complete { stream_id } => {
                 if let Some(entry) = self.entries.get_mut(&stream_id) {
                     entry.inbound = None;
@@ -621,6 +608,29 @@ impl<T: Transport> Driver<T> {
                 }
             }
             Event::Closed(reason) => self.fail_all(&reason.to_string()),
+        }
+    }
+
+    /// Hands a message from the peer to whoever reads stream `id`: a request/response caller
+    /// at once, a stream's reader through the stage.
+    fn deliver(&mut self, id: u32, payload: Payload) {
+        if id == self.staged_id && !self.staged.is_empty() {
+            self.staged.push(Ok(payload));
+            return;
+        }
+        self.flush_staged();
+        let Some(entry) = self.entries.get_mut(&id) else { return };
+        match &entry.inbound {
+            Some(Inbound::Single(_)) => {
+                if let Some(Inbound::Single(tx)) = entry.inbound.take() {
+                    let _ = tx.send(Ok(payload));
+                }
+            }
+            Some(Inbound::Many(_)) => {
+                self.staged_id = id;
+                self.staged.push(Ok(payload));
+            }
+            None => {}
         }
     }
 
@@ -813,7 +823,7 @@ impl<T: Transport> Driver<T> {
         let runnable = std::mem::take(&mut self.runnable);
         let mut rest = runnable.iter();
         for &id in rest.by_ref() {
-            self.run_producer(id);
+            self.run_producer(id, wbuf);
             while let Some(frame) = self.conn.poll_transmit() {
                 length::encode_frame(&frame, wbuf);
             }
@@ -829,7 +839,7 @@ impl<T: Transport> Driver<T> {
 
     /// One turn of producer `id`: takes messages from its stream while it has credit and they
     /// are ready, up to a batch, and sends them.
-    fn run_producer(&mut self, id: u32) {
+    fn run_producer(&mut self, id: u32, wbuf: &mut BytesMut) {
         let Some(producer) = self.entries.get_mut(&id).and_then(|e| e.producer.as_mut()) else { return };
         // Cleared before polling, so a wake-up during the poll marks it ready again.
         producer.flag.queued.store(false, Ordering::Release);
@@ -852,7 +862,7 @@ impl<T: Transport> Driver<T> {
                     taken += 1;
                     size += payload.metadata.len() + payload.data.len();
                     if let Some(previous) = held.replace(payload) {
-                        let _ = self.conn.send_next(id, previous.metadata, previous.data, false);
+                        let _ = self.conn.send_next_into(id, previous.metadata, previous.data, false, wbuf);
                     }
                 }
                 Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
@@ -862,13 +872,13 @@ impl<T: Transport> Driver<T> {
         };
         match (held, &end) {
             (Some(last), Some(End::Complete)) => {
-                let _ = self.conn.send_next(id, last.metadata, last.data, true);
+                let _ = self.conn.send_next_into(id, last.metadata, last.data, true, wbuf);
             }
             (None, Some(End::Complete)) => {
                 let _ = self.conn.send_complete(id);
             }
             (Some(last), _) => {
-                let _ = self.conn.send_next(id, last.metadata, last.data, false);
+                let _ = self.conn.send_next_into(id, last.metadata, last.data, false, wbuf);
             }
             (None, _) => {}
         }
