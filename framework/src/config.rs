@@ -148,8 +148,9 @@ impl Config {
     }
 
     /// Outgoing bytes a connection holds before senders are made to wait: applied twice, to
-    /// messages queued by handlers and streams and to the driver's write buffer, so a peer that
-    /// grants credit but reads nothing costs at most about twice this. Default: 4 MiB.
+    /// answers queued by request/response handlers that ran as tasks and to the driver's write
+    /// buffer (streams are not polled while it is full), so a peer that grants credit but reads
+    /// nothing costs at most about twice this. Default: 4 MiB.
     pub fn max_buffered_bytes(mut self, n: usize) -> Self {
         self.max_buffered_bytes = n.max(MIN_FRAGMENT_SIZE);
         self

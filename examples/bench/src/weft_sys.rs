@@ -65,8 +65,8 @@ impl System for Weft {
     type Chan = (mpsc::Sender<Msg>, Streaming<Msg>);
 
     async fn connect(addr: SocketAddr) -> Result<Self::Conn> {
-        // Diagnostics only (the orchestrator never sets it): the client's credit window, to see
-        // how much of a streaming result is the default window of 128.
+        // Diagnostics only (the orchestrator never sets it): a fixed credit window of this many
+        // messages, to compare with the default window, which grows for small messages.
         let mut config = weft::Config::default();
         if let Some(n) = std::env::var("WEFT_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
             config = config.inbound_window(n);

@@ -11,16 +11,18 @@
 //! producer is polled only while it has credit (the peer's REQUEST_N), so a stream with no
 //! credit is not polled, and only while the write buffer has room. A request/response handler
 //! that does not answer at its first poll (see [`poll_once`]) runs as a task of its own.
-//! Inbound messages go to the reader through a queue per stream ([`super::stream`]) that costs
-//! a lock per message and a wake-up per batch.
+//! Inbound messages go to the reader through a queue per stream ([`super::stream`]): a run of
+//! one stream's messages in a read costs one lock and at most one wake-up.
 //!
 //! Channels: `Command` is bounded (requesters and handler tasks wait when the driver is
 //! behind). `Control` (credit returned, cancel) is unbounded *by type* but bounded by
 //! construction: each live stream has at most one cancel and at most two credit returns in
-//! flight (a [`PayloadStream`](super::stream::PayloadStream) returns credit per half window, and cannot consume more than the
-//! window before the driver grants again), and live streams are capped by the stream limit.
-//! Making it bounded would let a full queue turn a `Drop` (which cannot wait) into a lost
-//! cancel.
+//! flight (a [`PayloadStream`] returns credit per half window, and cannot consume more than
+//! the window before the driver grants again), and live streams are capped by the stream
+//! limit. Making it bounded would let a full queue turn a `Drop` (which cannot wait) into a
+//! lost cancel.
+//!
+//! [`PayloadStream`]: super::stream::PayloadStream
 
 use super::stream::Inlet;
 use super::transport::Transport;
@@ -54,7 +56,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Below this much free room, the read buffer is grown by a chunk before the next read.
 const MIN_READ_ROOM: usize = 1024;
 
-/// A request from a handle, or output of a producer or handler task.
+/// A request from a handle, or the answer of a request/response handler's task.
 pub(crate) enum Command {
     /// Open a stream. `opened` learns the stream id (or why not); if it was dropped (the
     /// caller gave up) the stream is cancelled at once.
@@ -264,7 +266,8 @@ impl std::ops::Deref for Handles {
 #[derive(Debug)]
 pub(crate) struct HandlesInner {
     pub(crate) control: mpsc::UnboundedSender<Control>,
-    /// The credit batch size a new [`PayloadStream`](super::stream::PayloadStream) returns credit in.
+    /// The credit batch size a new [`PayloadStream`](super::stream::PayloadStream) reports
+    /// consumption in (the driver raises it as the stream's window grows).
     pub(crate) credit_batch: u32,
     /// Flips to the close reason once the connection is over.
     pub(crate) closed: watch::Receiver<Option<String>>,
@@ -272,13 +275,13 @@ pub(crate) struct HandlesInner {
     pub(crate) budget: Arc<Budget>,
 }
 
-/// Bytes of outgoing messages that tasks may have queued for the driver.
+/// Bytes of answers that handler tasks may have queued for the driver.
 ///
-/// The command channel bounds how many messages wait, not how large they are: a producer with
-/// plenty of credit could otherwise queue a channel's worth of large messages while the peer
-/// reads nothing. A task reserves a message's size before queueing it; the driver releases it
-/// when the message enters its write buffer, whose own size is bounded by stopping intake
-/// while it is full.
+/// The command channel bounds how many answers wait, not how large they are: a thousand slow
+/// handlers finishing at once could otherwise queue a thousand large answers while the peer
+/// reads nothing. A task reserves an answer's size before queueing it; the driver releases it
+/// when the answer enters its write buffer, whose own size is bounded by stopping intake (and
+/// the polling of producers) while it is full.
 #[derive(Debug)]
 pub(crate) struct Budget {
     permits: Semaphore,
@@ -660,8 +663,8 @@ impl<T: Transport> Driver<T> {
         if !self.conn.contains(id)
             && let Some(entry) = self.entries.remove(&id)
         {
-            // Tasks still running here are producers whose direction just ended (their
-            // stream was cancelled or failed); finished ones ignore the abort.
+            // A producer still here is one whose direction just ended (its stream was cancelled
+            // or failed): it is dropped with the entry.
             entry.stop();
         }
     }
