@@ -2,6 +2,7 @@
 
 use crate::frame::metadata::{CompositeMetadata, MetadataEntry, MimeType};
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,21 +42,23 @@ impl Payload {
 /// sent, in order, and can learn that the requester cancelled.
 #[derive(Clone, Debug)]
 pub struct Call {
-    route: String,
+    /// Borrowed when generated code names the route, so a typed call copies nothing.
+    route: Cow<'static, str>,
     metadata: CompositeMetadata,
-    cancel: CancelSignal,
+    /// Responder side only: nobody cancels a requester's own call head.
+    cancel: Option<CancelSignal>,
     peer: Option<crate::Client>,
 }
 
 impl Call {
     /// A call to `route` (for example `greet.Greeter/SayHello`) without extra metadata.
     pub fn new(route: impl Into<String>) -> Call {
-        Call {
-            route: route.into(),
-            metadata: CompositeMetadata::default(),
-            cancel: CancelSignal::default(),
-            peer: None,
-        }
+        Call { route: Cow::Owned(route.into()), metadata: CompositeMetadata::default(), cancel: None, peer: None }
+    }
+
+    /// [`Call::new`] for a route known at compile time (generated clients).
+    pub(crate) fn for_route(route: &'static str) -> Call {
+        Call { route: Cow::Borrowed(route), metadata: CompositeMetadata::default(), cancel: None, peer: None }
     }
 
     /// Adds a composite metadata entry.
@@ -77,13 +80,16 @@ impl Call {
 
     /// Whether the requester cancelled this call (or the connection went away).
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancel.as_ref().is_some_and(CancelSignal::is_cancelled)
     }
 
     /// Resolves when the requester cancels this call or the connection goes away. A handler's
     /// own future is dropped then anyway; this is for work it handed to other tasks.
     pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
+        match &self.cancel {
+            Some(cancel) => cancel.cancelled().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Responder side: a client for making requests back to the peer that sent this call, on
@@ -98,10 +104,10 @@ impl Call {
         cancel: CancelSignal,
         peer: crate::Client,
     ) -> Call {
-        Call { route, metadata, cancel, peer: Some(peer) }
+        Call { route: Cow::Owned(route), metadata, cancel: Some(cancel), peer: Some(peer) }
     }
 
-    pub(crate) fn into_parts(self) -> (String, CompositeMetadata) {
+    pub(crate) fn into_parts(self) -> (Cow<'static, str>, CompositeMetadata) {
         (self.route, self.metadata)
     }
 }

@@ -505,6 +505,16 @@ impl CompositeMetadata {
         self.find_well_known(well_known::ROUTING).map(|e| RoutingMetadata::decode(&e.content)).transpose()
     }
 
+    /// The route: the first tag of the first routing entry, checked as
+    /// [`routing`](CompositeMetadata::routing) checks it, without allocating. `None` if there
+    /// is no routing entry or it has no tags.
+    pub fn route(&self) -> Result<Option<&str>, MetadataError> {
+        match self.find_well_known(well_known::ROUTING) {
+            Some(entry) => RoutingMetadata::decode_route(&entry.content),
+            None => Ok(None),
+        }
+    }
+
     fn writable(&self) -> impl Iterator<Item = &MetadataEntry> {
         self.entries.iter().filter(|e| e.validate().is_ok())
     }
@@ -551,26 +561,53 @@ impl RoutingMetadata {
     ///
     /// Errors: a tag length that runs past the end, a tag that is not UTF-8.
     pub fn decode(bytes: &[u8]) -> Result<Self, MetadataError> {
+        let tags = Self::tags(bytes).map(|tag| tag.map(str::to_owned)).collect::<Result<_, _>>()?;
+        Ok(RoutingMetadata { tags })
+    }
+
+    /// The first tag of encoded routing metadata, every tag checked as
+    /// [`decode`](RoutingMetadata::decode) checks them, without allocating; `None` if there
+    /// are no tags.
+    ///
+    /// ```
+    /// use weft::frame::metadata::RoutingMetadata;
+    /// assert_eq!(RoutingMetadata::decode_route(b"\x05a.B/C\x01x"), Ok(Some("a.B/C")));
+    /// assert!(RoutingMetadata::decode_route(b"\x05a.B/C\x09x").is_err(), "a later tag is short");
+    /// ```
+    pub fn decode_route(bytes: &[u8]) -> Result<Option<&str>, MetadataError> {
+        let mut tags = Self::tags(bytes);
+        let first = tags.next().transpose()?;
+        tags.try_for_each(|tag| tag.map(drop))?;
+        Ok(first)
+    }
+
+    /// The tags of encoded routing metadata, each checked: length and UTF-8.
+    fn tags(bytes: &[u8]) -> impl Iterator<Item = Result<&str, MetadataError>> {
         let mut rest = bytes;
-        let mut tags = Vec::new();
-        while let Some((&len, tail)) = rest.split_first() {
+        let mut index = 0;
+        std::iter::from_fn(move || {
+            let (&len, tail) = rest.split_first()?;
             let at = bytes.len() - rest.len();
-            let index = tags.len();
             let len = usize::from(len);
+            let i = index;
+            index += 1;
             if tail.len() < len {
-                return Err(MetadataError::new(format!(
-                    "routing tag {index} (byte {at}) declares {len} bytes but only {} remain",
+                rest = &[];
+                return Some(Err(MetadataError::new(format!(
+                    "routing tag {i} (byte {at}) declares {len} bytes but only {} remain",
                     tail.len()
-                )));
+                ))));
             }
             let (tag, tail) = tail.split_at(len);
-            let Ok(tag) = std::str::from_utf8(tag) else {
-                return Err(MetadataError::new(format!("routing tag {index} (byte {at}) is not valid UTF-8")));
-            };
-            tags.push(tag.to_owned());
             rest = tail;
-        }
-        Ok(RoutingMetadata { tags })
+            match std::str::from_utf8(tag) {
+                Ok(tag) => Some(Ok(tag)),
+                Err(_) => {
+                    rest = &[];
+                    Some(Err(MetadataError::new(format!("routing tag {i} (byte {at}) is not valid UTF-8"))))
+                }
+            }
+        })
     }
 
     /// Appends the encoding.
@@ -682,6 +719,8 @@ mod tests {
         let decoded = CompositeMetadata::decode(by_string.to_bytes()).unwrap();
         assert_eq!(decoded, by_string, "the string form is kept");
         assert_eq!(CompositeMetadata::default().routing(), Ok(None));
+        assert_eq!(CompositeMetadata::default().route(), Ok(None));
+        assert_eq!(by_string.route(), Ok(Some("a.B/C")));
     }
 
     #[test]
@@ -695,5 +734,8 @@ mod tests {
         let err = RoutingMetadata::decode(&[1, b'a', 2, 0xC3, 0x28]).unwrap_err();
         assert_eq!(err.to_string(), "routing tag 1 (byte 2) is not valid UTF-8");
         assert_eq!(RoutingMetadata::decode(&[]), Ok(RoutingMetadata::default()));
+        // The route alone is checked the same way, every tag included.
+        assert_eq!(RoutingMetadata::decode_route(&[1, b'a', 2, 0xC3, 0x28]), Err(err));
+        assert_eq!(RoutingMetadata::decode_route(&[]), Ok(None));
     }
 }

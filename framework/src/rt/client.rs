@@ -2,10 +2,12 @@ use super::driver::{self, Command, Control, Driver, Handles, Inbound, Opened, Pe
 use super::server::NoHandler;
 use super::transport::Transport;
 use crate::conn::{Connection, Kind};
-use crate::frame::metadata::well_known;
+use crate::frame::metadata::{CompositeMetadata, well_known};
 use crate::{Call, Config, Handler, Payload, PayloadStream, Status};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -188,19 +190,67 @@ fn request_metadata(call: Call) -> Result<Bytes, Status> {
             route.len()
         )));
     }
+    if let Cow::Borrowed(route) = route
+        && extra.entries.is_empty()
+    {
+        return Ok(static_route_metadata(route));
+    }
     // The composite encoder leaves out entries it cannot write; a caller must hear about it.
     for entry in &extra.entries {
         entry.validate().map_err(|e| Status::invalid_argument(format!("call metadata for `{route}`: {e}")))?;
     }
-    // Written by hand because every request carries it: one well-known routing entry
-    // (id 0x7E with the high bit set, a 24-bit length, then one length-prefixed tag).
+    Ok(encode_request_metadata(&route, &extra))
+}
+
+/// The routing entry for `route` (1 to 255 bytes), then `extra`'s entries. Written by hand
+/// because every request carries it: one well-known routing entry (id 0x7E with the high bit
+/// set, a 24-bit length, then one length-prefixed tag).
+fn encode_request_metadata(route: &str, extra: &CompositeMetadata) -> Bytes {
     let mut out = BytesMut::with_capacity(5 + route.len() + extra.encoded_len());
     out.put_u8(0x80 | well_known::ROUTING);
     out.put_uint(1 + route.len() as u64, 3);
     out.put_u8(route.len() as u8);
     out.put_slice(route.as_bytes());
     extra.encode(&mut out);
-    Ok(out.freeze())
+    out.freeze()
+}
+
+/// The request metadata of a call to a route (checked: 1 to 255 bytes) known at compile time
+/// with no other entries (every call of a generated client without metadata): always the same
+/// bytes, so they are written once per route and thread, and shared.
+fn static_route_metadata(route: &'static str) -> Bytes {
+    /// Mixes the key's two words; the keys are addresses of routes compiled into the
+    /// program, not anything a peer chooses, so a keyed hash would buy nothing.
+    #[derive(Default)]
+    struct AddressHasher(u64);
+
+    impl std::hash::Hasher for AddressHasher {
+        fn write(&mut self, bytes: &[u8]) {
+            bytes.iter().for_each(|&b| self.write_usize(usize::from(b)));
+        }
+
+        fn write_usize(&mut self, n: usize) {
+            self.0 = (self.0.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+
+        fn finish(&self) -> u64 {
+            self.0 ^ (self.0 >> 32)
+        }
+    }
+
+    type Routes = HashMap<(usize, usize), Bytes, std::hash::BuildHasherDefault<AddressHasher>>;
+    thread_local! {
+        // Keyed by the route's address and length: the same &'static str is the same text.
+        // Bounded by the routes compiled into the program.
+        static ROUTES: std::cell::RefCell<Routes> = Default::default();
+    }
+    let key = (route.as_ptr() as usize, route.len());
+    let cached = ROUTES.with_borrow(|routes| routes.get(&key).cloned());
+    cached.unwrap_or_else(|| {
+        let encoded = encode_request_metadata(route, &CompositeMetadata::default());
+        ROUTES.with_borrow_mut(|routes| routes.insert(key, encoded.clone()));
+        encoded
+    })
 }
 
 /// Cancels a request/response whose caller stopped waiting.
@@ -229,7 +279,7 @@ impl Drop for CancelOnDrop<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::metadata::{CompositeMetadata, MimeType};
+    use crate::frame::metadata::MimeType;
 
     #[test]
     fn request_metadata_is_the_route_then_the_calls_entries() {
@@ -239,6 +289,20 @@ mod tests {
         assert_eq!(decoded.entries.len(), 2);
         assert_eq!(decoded.entries[1].mime, MimeType::Custom("application/x.trace".into()));
         assert_eq!(&decoded.entries[1].content[..], b"t1");
+    }
+
+    #[test]
+    fn static_routes_are_encoded_once_and_as_any_other() {
+        let route: &'static str = "echo.Echo/Static";
+        let a = request_metadata(Call::for_route(route)).unwrap();
+        let b = request_metadata(Call::for_route(route)).unwrap();
+        assert_eq!(a, request_metadata(Call::new(route)).unwrap());
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the second call shares the first's bytes");
+        let long: &'static str = Box::leak("x".repeat(256).into_boxed_str());
+        assert!(request_metadata(Call::for_route(long)).is_err());
+        let with_entry = Call::for_route(route).with_metadata(MimeType::Custom("application/x.t".into()), "v");
+        let decoded = CompositeMetadata::decode(request_metadata(with_entry).unwrap()).unwrap();
+        assert_eq!(decoded.entries.len(), 2);
     }
 
     #[test]

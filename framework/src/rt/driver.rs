@@ -470,10 +470,10 @@ impl<T: Transport> Driver<T> {
                 command = self.commands.recv(), if !congested && !self.orphaned => {
                     match command {
                         Some(command) => {
-                            self.handle_command(command);
+                            self.handle_command(command, &mut wbuf);
                             for _ in 0..COMMAND_BATCH {
                                 match self.commands.try_recv() {
-                                    Ok(command) => self.handle_command(command),
+                                    Ok(command) => self.handle_command(command, &mut wbuf),
                                     Err(_) => break,
                                 }
                             }
@@ -559,7 +559,7 @@ impl<T: Transport> Driver<T> {
                 length::encode_frame(&frame, wbuf);
             }
             let Some(event) = self.conn.poll_event() else { break };
-            self.handle_event(event, weak);
+            self.handle_event(event, weak, wbuf);
         }
         self.flush_staged();
         if self.orphaned && self.entries.is_empty() && !self.conn.is_closed() {
@@ -567,7 +567,7 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    fn handle_event(&mut self, event: Event, weak: &mpsc::WeakSender<Command>) {
+    fn handle_event(&mut self, event: Event, weak: &mpsc::WeakSender<Command>, wbuf: &mut BytesMut) {
         if !matches!(event, Event::Next { .. }) {
             // Whatever else happens to a stream comes after the messages before it.
             self.flush_staged();
@@ -575,7 +575,7 @@ impl<T: Transport> Driver<T> {
         match event {
             Event::SetupAccepted(_) | Event::MetadataPush(_) => {}
             Event::Request { stream_id, kind, metadata, data, complete, initial_n } => {
-                self.spawn_handler(stream_id, kind, metadata, data, complete, initial_n, weak)
+                self.spawn_handler(stream_id, kind, metadata, data, complete, initial_n, weak, wbuf)
             }
             Event::Next { stream_id, metadata, data } => self.deliver(stream_id, Payload { metadata, data }),
             Event::Complete { stream_id } => {
@@ -689,7 +689,7 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    fn handle_command(&mut self, command: Command) {
+    fn handle_command(&mut self, command: Command, wbuf: &mut BytesMut) {
         match command {
             Command::Open { kind, metadata, data, complete, inbound, outbound, opened } => {
                 let id = match self.conn.open(kind, metadata, data, complete) {
@@ -731,7 +731,7 @@ impl<T: Transport> Driver<T> {
             }
             Command::Respond { id, result, reserved } => {
                 drop(reserved);
-                self.answer(id, result);
+                self.answer(id, result, wbuf);
                 if let Some(entry) = self.entries.get_mut(&id) {
                     entry.task = None;
                     entry.cancel = None;
@@ -751,13 +751,14 @@ impl<T: Transport> Driver<T> {
         complete: bool,
         initial_n: u32,
         weak: &mpsc::WeakSender<Command>,
+        wbuf: &mut BytesMut,
     ) {
         let composite = match CompositeMetadata::decode(metadata) {
             Ok(m) => m,
             Err(e) => return self.refuse(id, kind, Status::invalid_argument(format!("bad request metadata: {e}"))),
         };
-        let route = match composite.routing() {
-            Ok(Some(r)) if !r.tags.is_empty() => r.tags.into_iter().next().unwrap_or_default(),
+        let route = match composite.route() {
+            Ok(Some(route)) => route.to_owned(),
             Ok(_) => return self.refuse(id, kind, Status::unimplemented("the request carries no route")),
             Err(e) => return self.refuse(id, kind, Status::invalid_argument(format!("bad routing metadata: {e}"))),
         };
@@ -779,7 +780,7 @@ impl<T: Transport> Driver<T> {
                 let mut future = handler.request_response(call, data);
                 if let Some(result) = poll_once(&mut future) {
                     // Answered without waiting: no task, no trip through the command channel.
-                    self.answer(id, result);
+                    self.answer(id, result, wbuf);
                     return;
                 }
                 let budget = self.handles.budget.clone();
@@ -906,10 +907,10 @@ impl<T: Transport> Driver<T> {
 
     /// Sends a request/response's outcome. The stream may be gone (cancelled meanwhile); then
     /// there is nobody to answer.
-    fn answer(&mut self, id: u32, result: Result<Payload, Status>) {
+    fn answer(&mut self, id: u32, result: Result<Payload, Status>, wbuf: &mut BytesMut) {
         match result {
             Ok(payload) => {
-                let _ = self.conn.send_next(id, payload.metadata, payload.data, true);
+                let _ = self.conn.send_next_into(id, payload.metadata, payload.data, true, wbuf);
             }
             Err(status) => self.send_status(id, &status),
         }

@@ -15,8 +15,8 @@ use futures_core::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-fn call_of(route: &str, metadata: Vec<MetadataEntry>) -> Call {
-    metadata.into_iter().fold(Call::new(route), |call, e| call.with_metadata(e.mime, e.content))
+fn call_of(route: &'static str, metadata: Vec<MetadataEntry>) -> Call {
+    metadata.into_iter().fold(Call::for_route(route), |call, e| call.with_metadata(e.mime, e.content))
 }
 
 fn encode_status(route: &str, error: &CodecError) -> Status {
