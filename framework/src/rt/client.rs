@@ -1,4 +1,5 @@
 use super::driver::{self, Command, Control, Driver, Handles, Inbound, Opened, PendingCall};
+use super::inbox::{self, Inbox};
 use super::server::NoHandler;
 use super::transport::Transport;
 use crate::conn::{Connection, Kind};
@@ -10,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// A handle for making requests on one connection. Cheap to clone; every clone shares the
 /// connection, and many calls run on it at once. The connection closes when the last clone
@@ -27,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    commands: mpsc::Sender<Command>,
+    commands: inbox::Sender,
     handles: Handles,
 }
 
@@ -67,7 +68,7 @@ impl Client {
         Client { commands, handles }
     }
 
-    pub(crate) fn from_parts(commands: mpsc::Sender<Command>, handles: Handles) -> Client {
+    pub(crate) fn from_parts(commands: inbox::Sender, handles: Handles) -> Client {
         Client { commands, handles }
     }
 
@@ -90,7 +91,7 @@ impl Client {
         if self.commands.send(command).await.is_err() {
             return Err(self.closed_status());
         }
-        let guard = CancelOnDrop { pending, control: &self.handles.control, armed: true };
+        let guard = CancelOnDrop { pending, inbox: &self.handles.inbox, armed: true };
         let result = rx.await.unwrap_or_else(|_| Err(self.closed_status()));
         guard.disarm();
         result
@@ -136,7 +137,7 @@ impl Client {
 
     /// Closes the connection: in-flight calls fail with `UNAVAILABLE`.
     pub fn close(&self) {
-        let _ = self.handles.control.send(Control::Close { graceful: false });
+        self.handles.inbox.control(Control::Close { graceful: false });
     }
 
     /// Whether the connection has closed.
@@ -256,7 +257,7 @@ fn static_route_metadata(route: &'static str) -> Bytes {
 /// Cancels a request/response whose caller stopped waiting.
 struct CancelOnDrop<'a> {
     pending: Arc<PendingCall>,
-    control: &'a mpsc::UnboundedSender<Control>,
+    inbox: &'a Inbox,
     armed: bool,
 }
 
@@ -271,7 +272,7 @@ impl Drop for CancelOnDrop<'_> {
         if self.armed
             && let Some(id) = self.pending.cancel()
         {
-            let _ = self.control.send(Control::Cancel(id));
+            self.inbox.control(Control::Cancel(id));
         }
     }
 }

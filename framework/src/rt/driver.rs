@@ -14,16 +14,17 @@
 //! Inbound messages go to the reader through a queue per stream ([`super::stream`]): a run of
 //! one stream's messages in a read costs one lock and at most one wake-up.
 //!
-//! Channels: `Command` is bounded (requesters and handler tasks wait when the driver is
-//! behind). `Control` (credit returned, cancel) is unbounded *by type* but bounded by
-//! construction: each live stream has at most one cancel and at most two credit returns in
+//! Everything that asks the driver to act arrives in one [`Inbox`]: commands are bounded
+//! (requesters and handler tasks wait when the driver is behind). Signals (`Control`: credit
+//! returned, cancel) are unbounded *by type* but bounded by construction: each live stream has at most one cancel and at most two credit returns in
 //! flight (a [`PayloadStream`] returns credit per half window, and cannot consume more than
 //! the window before the driver grants again), and live streams are capped by the stream
-//! limit. Making it bounded would let a full queue turn a `Drop` (which cannot wait) into a
-//! lost cancel.
+//! limit. Bounding them would let a full queue turn a `Drop` (which cannot wait) into a lost
+//! cancel.
 //!
 //! [`PayloadStream`]: super::stream::PayloadStream
 
+use super::inbox::{self, Inbox, ReadyFlag, Taken, WeakSender};
 use super::stream::Inlet;
 use super::transport::Transport;
 use crate::conn::{CommandError, Connection, Event, IdMap, Kind, id_map};
@@ -33,15 +34,14 @@ use crate::frame::{DecodeError, ErrorCode, Frame};
 use crate::payload::CancelSignal;
 use crate::{BoxStream, Call, Client, Handler, Payload, Status};
 use bytes::{Bytes, BytesMut};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-/// Capacity of the command channel.
+/// Commands queued for the driver at most (see [`Inbox`]).
 pub(crate) const COMMAND_CAPACITY: usize = 1024;
 /// Messages taken from one producer in a turn before the others get theirs, so that one busy
 /// stream cannot starve the rest of the connection.
@@ -49,8 +49,6 @@ const PRODUCER_BATCH: usize = 64;
 /// ... and at most about this many bytes of them, so a turn never takes much more than one
 /// large message.
 const PRODUCER_BATCH_BYTES: usize = 64 * 1024;
-/// Commands handled before the driver writes, so that many small frames go out in one write.
-const COMMAND_BATCH: usize = 256;
 /// Bytes asked of the transport per read.
 const READ_CHUNK: usize = 64 * 1024;
 /// Below this much free room, the read buffer is grown by a chunk before the next read.
@@ -112,7 +110,7 @@ enum End {
     Error(Status),
 }
 
-/// Signals from stream handles; see the module doc for why this channel is unbounded.
+/// Signals from stream handles; see the module doc for why they are not bounded.
 #[derive(Debug)]
 pub(crate) enum Control {
     /// The application consumed `n` messages of a stream.
@@ -176,83 +174,6 @@ struct Producer {
     flag: Arc<ReadyFlag>,
 }
 
-/// The producers whose streams woke them since the driver last looked, and the driver's
-/// waker. Shared with each producer's waker, which may fire on any thread.
-#[derive(Default)]
-struct Ready {
-    inner: Mutex<ReadyInner>,
-}
-
-#[derive(Default)]
-struct ReadyInner {
-    ids: Vec<u32>,
-    driver: Option<Waker>,
-    /// The driver is running and looks at `ids` before it waits again: no need to wake it.
-    /// Producers are mostly woken by the driver itself (a channel's handler reading what the
-    /// driver just queued), and a task that wakes itself is polled once more for nothing.
-    busy: bool,
-}
-
-impl Ready {
-    fn mark(&self, id: u32) {
-        let waker = {
-            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-            inner.ids.push(id);
-            if inner.busy { None } else { inner.driver.take() }
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// Moves the ready producers into `runnable` without waiting; whether any are there.
-    fn take_now(&self, runnable: &mut Vec<u32>) -> bool {
-        runnable.append(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner).ids);
-        !runnable.is_empty()
-    }
-
-    /// The driver runs: it will look at the ready producers before it waits.
-    fn set_busy(&self) {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).busy = true;
-    }
-
-    /// Moves the ready producers into `runnable`; pending (with the driver's waker kept) if
-    /// there are none there either.
-    fn poll_take(&self, cx: &mut std::task::Context<'_>, runnable: &mut Vec<u32>) -> Poll<()> {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        // From here until the driver runs again, a producer woken must wake it.
-        inner.busy = false;
-        runnable.append(&mut inner.ids);
-        if !runnable.is_empty() {
-            return Poll::Ready(());
-        }
-        match &mut inner.driver {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-}
-
-/// A producer's waker: marks its stream ready, once until the driver has looked.
-struct ReadyFlag {
-    id: u32,
-    queued: AtomicBool,
-    ready: Arc<Ready>,
-}
-
-impl std::task::Wake for ReadyFlag {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            self.ready.mark(self.id);
-        }
-    }
-}
-
 /// What every handle of a connection shares (the command sender is held apart, because the
 /// connection closes once the last one is dropped). Behind one `Arc`: every request from the
 /// peer hands its handler a [`Client`] for the way back, and a stream's reader holds one too,
@@ -271,7 +192,8 @@ impl std::ops::Deref for Handles {
 /// See [`Handles`].
 #[derive(Debug)]
 pub(crate) struct HandlesInner {
-    pub(crate) control: mpsc::UnboundedSender<Control>,
+    /// Where signals go (and, held apart in [`inbox::Sender`]s, commands).
+    pub(crate) inbox: Arc<Inbox>,
     /// The credit batch size a new [`PayloadStream`](super::stream::PayloadStream) reports
     /// consumption in (the driver raises it as the stream's window grows).
     pub(crate) credit_batch: u32,
@@ -311,7 +233,7 @@ impl Budget {
                 Reserved(Some((self.clone(), permits)))
             }
             // Never closed; a closed budget would only mean nothing is bounded any more.
-            Err(_) => Reserved(None),
+            Err(_) => Reserved::none(),
         }
     }
 }
@@ -320,6 +242,13 @@ impl Budget {
 /// the message, or when the task or command carrying it is dropped on the way (a cancelled
 /// stream must not shrink the budget for good).
 pub(crate) struct Reserved(Option<(Arc<Budget>, u32)>);
+
+impl Reserved {
+    /// No share (an error, which the budget does not count).
+    pub(crate) fn none() -> Reserved {
+        Reserved(None)
+    }
+}
 
 impl Drop for Reserved {
     fn drop(&mut self) {
@@ -334,18 +263,17 @@ pub(crate) struct Driver<T: Transport> {
     reader: T::Reader,
     writer: T::Writer,
     framing: LengthDelimited,
-    commands: mpsc::Receiver<Command>,
-    control: mpsc::UnboundedReceiver<Control>,
+    inbox: Arc<Inbox>,
+    /// What was last taken out of the inbox (kept for its allocations).
+    taken: Taken,
     handles: Handles,
     /// For tasks the driver spawns; weak, so that it does not keep the connection alive.
-    weak: mpsc::WeakSender<Command>,
+    weak: WeakSender,
     closed: watch::Sender<Option<String>>,
     /// Why the connection closed; published on `closed` once the last frame is written.
     close_reason: Option<String>,
     handler: Arc<dyn Handler>,
     entries: IdMap<Entry>,
-    /// Producers woken by their streams.
-    ready: Arc<Ready>,
     /// Producers to poll on the next turn (woken, given credit, or not finished last turn).
     runnable: Vec<u32>,
     /// Consecutive messages for one stream's queue, pushed at once (see `Driver::stage`).
@@ -356,6 +284,8 @@ pub(crate) struct Driver<T: Transport> {
     /// Fires a graceful close (server shutdown).
     shutdown: Option<watch::Receiver<bool>>,
     grace_deadline: Option<Instant>,
+    /// Last: however the driver ends, its inbox is closed.
+    _close: inbox::CloseOnDrop,
 }
 
 impl<T: Transport> Driver<T> {
@@ -366,14 +296,13 @@ impl<T: Transport> Driver<T> {
         transport: T,
         handler: Arc<dyn Handler>,
         shutdown: Option<watch::Receiver<bool>>,
-    ) -> (Driver<T>, mpsc::Sender<Command>, Handles) {
+    ) -> (Driver<T>, inbox::Sender, Handles) {
         let (reader, writer) = transport.split();
-        let (command_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
-        let (control_tx, control) = mpsc::unbounded_channel();
+        let (inbox, command_tx) = Inbox::new();
         let (closed, closed_rx) = watch::channel(None);
         let config = conn.config();
         let handles = Handles(Arc::new(HandlesInner {
-            control: control_tx,
+            inbox: inbox.clone(),
             credit_batch: config.credit_batch(),
             closed: closed_rx,
             budget: Arc::new(Budget::new(config.max_buffered_bytes)),
@@ -384,21 +313,21 @@ impl<T: Transport> Driver<T> {
             reader,
             writer,
             framing,
-            commands,
-            control,
+            inbox: inbox.clone(),
+            taken: Taken::default(),
             handles: handles.clone(),
             weak: command_tx.downgrade(),
             closed,
             close_reason: None,
             handler,
             entries: id_map(),
-            ready: Arc::default(),
             runnable: Vec::new(),
             staged: Vec::new(),
             staged_id: 0,
             orphaned: false,
             shutdown,
             grace_deadline: None,
+            _close: inbox::CloseOnDrop(inbox),
         };
         (driver, command_tx, handles)
     }
@@ -426,14 +355,15 @@ impl<T: Transport> Driver<T> {
             }
         });
         loop {
-            self.ready.set_busy();
+            self.inbox.set_busy();
             self.process(&weak, &mut wbuf);
             // What was just handled often readies a producer (a channel's handler reading the
             // message just queued) and leaves frames to write; doing both now, rather than on
             // later turns of the select below, saves polling every other source in between
             // (a round trip on a channel costs one turn instead of three).
-            if wbuf.len() < max_buffered && self.ready.take_now(&mut self.runnable) {
-                self.run_producers(&mut wbuf, max_buffered);
+            let intake = wbuf.len() < max_buffered && !self.orphaned;
+            if self.inbox.take_now(&mut self.taken, intake) || (intake && !self.runnable.is_empty()) {
+                self.handle_taken(&mut wbuf, max_buffered);
                 self.process(&weak, &mut wbuf);
             }
             if !wbuf.is_empty() && !self.conn.is_closed() {
@@ -484,36 +414,20 @@ impl<T: Transport> Driver<T> {
                             reading = false;
                             self.transport_closed();
                         }
-                        Ok(_) => self.handle_bytes(&mut rbuf),
-                    }
-                }
-                control = self.control.recv() => {
-                    if let Some(control) = control {
-                        self.handle_control(control);
-                    }
-                }
-                command = self.commands.recv(), if !congested && !self.orphaned => {
-                    match command {
-                        Some(command) => {
-                            self.handle_command(command, &mut wbuf);
-                            for _ in 0..COMMAND_BATCH {
-                                match self.commands.try_recv() {
-                                    Ok(command) => self.handle_command(command, &mut wbuf),
-                                    Err(_) => break,
-                                }
-                            }
-                        }
-                        None => {
-                            self.orphaned = true;
-                            if self.entries.is_empty() {
-                                self.conn.close(true);
-                            }
+                        Ok(_) => {
+                            // Running again: what this read wakes need not wake the driver.
+                            self.inbox.set_busy();
+                            self.handle_bytes(&mut rbuf);
                         }
                     }
                 }
-                _ = std::future::poll_fn(|cx| self.ready.poll_take(cx, &mut self.runnable)), if !congested => {
-                    self.run_producers(&mut wbuf, max_buffered);
-                }
+                _ = std::future::poll_fn(|cx| {
+                    // Producers left over from a full turn go on without waiting.
+                    if !congested && !self.runnable.is_empty() {
+                        return Poll::Ready(());
+                    }
+                    self.inbox.poll_take(cx, &mut self.taken, !congested && !self.orphaned)
+                }) => self.handle_taken(&mut wbuf, max_buffered),
                 _ = sleep.as_mut(), if sleeping_until.is_some() => {
                     // Reset before it is polled again.
                     sleeping_until = None;
@@ -541,6 +455,33 @@ impl<T: Transport> Driver<T> {
         // final frame.
         let reason = self.close_reason.take().unwrap_or_else(|| "the connection is closed".to_owned());
         let _ = self.closed.send(Some(reason));
+    }
+
+    /// Acts on what was taken out of the inbox: signals, then commands, then producers.
+    fn handle_taken(&mut self, wbuf: &mut BytesMut, max_buffered: usize) {
+        self.inbox.set_busy();
+        let mut taken = std::mem::take(&mut self.taken);
+        for control in taken.controls.drain(..) {
+            self.handle_control(control);
+        }
+        for command in taken.commands.drain(..) {
+            self.handle_command(command, wbuf);
+        }
+        if taken.orphaned {
+            self.orphaned = true;
+            if self.entries.is_empty() {
+                self.conn.close(true);
+            }
+        }
+        self.runnable.append(&mut taken.ready);
+        self.taken = taken;
+        if wbuf.len() < max_buffered && !self.runnable.is_empty() {
+            // The frames commands queued go first.
+            while let Some(frame) = self.conn.poll_transmit() {
+                length::encode_frame(&frame, wbuf);
+            }
+            self.run_producers(wbuf, max_buffered);
+        }
     }
 
     fn transport_closed(&mut self) {
@@ -578,7 +519,7 @@ impl<T: Transport> Driver<T> {
     }
 
     /// Drains the connection's output: frames into `wbuf`, events into deliveries.
-    fn process(&mut self, weak: &mpsc::WeakSender<Command>, wbuf: &mut BytesMut) {
+    fn process(&mut self, weak: &WeakSender, wbuf: &mut BytesMut) {
         loop {
             while let Some(frame) = self.conn.poll_transmit() {
                 length::encode_frame(&frame, wbuf);
@@ -592,7 +533,7 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    fn handle_event(&mut self, event: Event, weak: &mpsc::WeakSender<Command>, wbuf: &mut BytesMut) {
+    fn handle_event(&mut self, event: Event, weak: &WeakSender, wbuf: &mut BytesMut) {
         if !matches!(event, Event::Next { .. }) {
             // Whatever else happens to a stream comes after the messages before it.
             self.flush_staged();
@@ -775,7 +716,7 @@ impl<T: Transport> Driver<T> {
         data: Bytes,
         complete: bool,
         initial_n: u32,
-        weak: &mpsc::WeakSender<Command>,
+        weak: &WeakSender,
         wbuf: &mut BytesMut,
     ) {
         let composite = match CompositeMetadata::decode(metadata) {
@@ -813,7 +754,7 @@ impl<T: Transport> Driver<T> {
                     let result = future.await;
                     let reserved = match &result {
                         Ok(payload) => budget.reserve(payload.metadata.len() + payload.data.len()).await,
-                        Err(_) => Reserved(None),
+                        Err(_) => Reserved::none(),
                     };
                     let _ = tx.send(Command::Respond { id, result, reserved }).await;
                 });
@@ -840,11 +781,11 @@ impl<T: Transport> Driver<T> {
     /// A producer for stream `id` with `credit` granted; it is polled on the next turn if it
     /// may send.
     fn producer(&mut self, id: u32, stream: BoxStream<'static, Result<Payload, Status>>, credit: u32) -> Producer {
-        let flag = Arc::new(ReadyFlag { id, queued: AtomicBool::new(false), ready: self.ready.clone() });
+        let (waker, flag) = self.inbox.producer_waker(id);
         if credit > 0 {
             self.runnable.push(id);
         }
-        Producer { stream, credit: u64::from(credit), waker: Waker::from(flag.clone()), flag }
+        Producer { stream, credit: u64::from(credit), waker, flag }
     }
 
     /// Gives each runnable producer a turn, while the write buffer has room.
@@ -871,7 +812,7 @@ impl<T: Transport> Driver<T> {
     fn run_producer(&mut self, id: u32, wbuf: &mut BytesMut) {
         let Some(producer) = self.entries.get_mut(&id).and_then(|e| e.producer.as_mut()) else { return };
         // Cleared before polling, so a wake-up during the poll marks it ready again.
-        producer.flag.queued.store(false, Ordering::Release);
+        producer.flag.clear();
         let mut cx = std::task::Context::from_waker(&producer.waker);
         // Each message is held back until the next poll tells whether it was the last, so
         // that it can carry (C) itself.

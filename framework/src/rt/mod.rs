@@ -2,6 +2,7 @@
 
 pub(crate) mod client;
 pub(crate) mod driver;
+pub(crate) mod inbox;
 pub(crate) mod server;
 pub(crate) mod stream;
 pub(crate) mod transport;

@@ -180,7 +180,7 @@ impl futures_core::Stream for PayloadStream {
                 self.unacked += 1;
                 if self.unacked >= self.batch {
                     let n = std::mem::take(&mut self.unacked);
-                    let _ = self.handles.control.send(Control::Consumed(self.id, n));
+                    self.handles.inbox.control(Control::Consumed(self.id, n));
                 }
             }
             Some(Err(_)) | None => self.done = true,
@@ -199,7 +199,7 @@ impl Drop for PayloadStream {
     fn drop(&mut self) {
         // Stream 0 is no stream: the request was never opened.
         if !self.done && self.id != 0 {
-            let _ = self.handles.control.send(Control::Cancel(self.id));
+            self.handles.inbox.control(Control::Cancel(self.id));
         }
     }
 }

@@ -1,0 +1,393 @@
+//! The driver's inbox: everything that asks a connection's driver to act — commands from
+//! handles and handler tasks, signals from stream handles, producers woken by their streams —
+//! behind one lock and one waker.
+//!
+//! Three channels (two queues and a ready set) cost the driver three polls, each with its own
+//! atomics and waker registration, every time it waits; on a channel round trip that was most
+//! of what the driver did. One inbox costs one uncontended lock.
+//!
+//! Commands are bounded: a [`Sender`] waits for room ([`COMMAND_CAPACITY`] queued at most), so
+//! requesters and handler tasks slow down when the driver is behind. Signals are not: they are
+//! sent from `Drop` (a cancel), which cannot wait, and are bounded by construction (see the
+//! driver's module doc). The connection closes once the last [`Sender`] is dropped, as a
+//! channel's receiver learns that its senders are gone.
+
+use super::driver::{COMMAND_CAPACITY, Command, Control};
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use tokio::sync::Semaphore;
+
+/// See the module doc.
+pub(crate) struct Inbox {
+    state: Mutex<State>,
+    /// Room for commands: a sender takes a permit, the driver gives it back on taking the
+    /// command.
+    room: Semaphore,
+    /// Live [`Sender`]s.
+    senders: AtomicUsize,
+    /// The driver is running and looks at the inbox before it waits again: nobody needs to
+    /// wake it. Producers are mostly woken by the driver itself (a channel's handler reading
+    /// what the driver just queued), and a task that wakes itself is polled once more for
+    /// nothing. Set by the driver whenever it runs; cleared, under the lock, just before it
+    /// registers its waker, so a wake-up is never lost.
+    busy: AtomicBool,
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox").field("senders", &self.senders.load(Ordering::Relaxed)).finish()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    commands: VecDeque<Command>,
+    controls: Vec<Control>,
+    /// Producers whose streams woke them.
+    ready: Vec<u32>,
+    /// The driver, waiting.
+    waker: Option<Waker>,
+    /// The driver is gone: nothing is taken any more.
+    closed: bool,
+    /// The driver has been told that every sender is gone.
+    orphan_reported: bool,
+}
+
+/// What the driver takes out of the inbox at once.
+#[derive(Default)]
+pub(crate) struct Taken {
+    pub(crate) commands: VecDeque<Command>,
+    pub(crate) controls: Vec<Control>,
+    pub(crate) ready: Vec<u32>,
+    /// Every [`Sender`] is gone (reported until the driver acts on it).
+    pub(crate) orphaned: bool,
+}
+
+impl Inbox {
+    /// A new inbox and its first sender.
+    pub(crate) fn new() -> (Arc<Inbox>, Sender) {
+        let inbox = Arc::new(Inbox {
+            state: Mutex::new(State::default()),
+            room: Semaphore::new(COMMAND_CAPACITY),
+            senders: AtomicUsize::new(1),
+            busy: AtomicBool::new(false),
+        });
+        (inbox.clone(), Sender(inbox))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; a poisoned inbox is still a consistent one.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the driver unless it is running, with `state` locked.
+    fn wake(&self, mut state: MutexGuard<'_, State>) {
+        let waker = if self.busy.load(Ordering::Acquire) { None } else { state.waker.take() };
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Queues a signal for the driver; dropped if the driver is gone.
+    pub(crate) fn control(&self, control: Control) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.controls.push(control);
+        self.wake(state);
+    }
+
+    /// Marks producer `id` ready.
+    fn mark_ready(&self, id: u32) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.ready.push(id);
+        self.wake(state);
+    }
+
+    /// A producer's waker: it marks `id` ready, once until the driver has looked.
+    pub(crate) fn producer_waker(self: &Arc<Self>, id: u32) -> (Waker, Arc<ReadyFlag>) {
+        let flag = Arc::new(ReadyFlag { id, queued: AtomicBool::new(false), inbox: self.clone() });
+        (Waker::from(flag.clone()), flag)
+    }
+
+    /// Driver: it runs, and will look at the inbox before it waits.
+    pub(crate) fn set_busy(&self) {
+        self.busy.store(true, Ordering::Release);
+    }
+
+    /// Driver: takes what is there (commands only if `commands`), returning whether anything
+    /// was; otherwise registers the driver's waker, and from then on anything arriving wakes
+    /// it.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, taken: &mut Taken, commands: bool) -> Poll<()> {
+        let mut state = self.lock();
+        if self.take_locked(&mut state, taken, commands) {
+            return Poll::Ready(());
+        }
+        self.busy.store(false, Ordering::Release);
+        match &mut state.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Driver: takes what is there without waiting (commands only if `commands`); whether
+    /// anything was.
+    pub(crate) fn take_now(&self, taken: &mut Taken, commands: bool) -> bool {
+        let mut state = self.lock();
+        self.take_locked(&mut state, taken, commands)
+    }
+
+    fn take_locked(&self, state: &mut State, taken: &mut Taken, commands: bool) -> bool {
+        taken.controls.append(&mut state.controls);
+        taken.ready.append(&mut state.ready);
+        if commands && !state.commands.is_empty() {
+            let n = state.commands.len();
+            taken.commands.extend(state.commands.drain(..));
+            self.room.add_permits(n);
+        }
+        // Orphaned once no sender is left and every command they sent has been taken; told once.
+        taken.orphaned = false;
+        if !state.orphan_reported && self.senders.load(Ordering::Acquire) == 0 && state.commands.is_empty() {
+            state.orphan_reported = true;
+            taken.orphaned = true;
+        }
+        !(taken.controls.is_empty() && taken.ready.is_empty() && taken.commands.is_empty()) || taken.orphaned
+    }
+
+    /// Driver: it is gone. Queued commands are dropped (their callers learn it through their
+    /// reply channels), and senders waiting for room fail.
+    pub(crate) fn close(&self) {
+        let dropped = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.controls.clear();
+            std::mem::take(&mut state.commands)
+        };
+        self.room.close();
+        drop(dropped);
+    }
+}
+
+/// Closes the inbox when dropped: the driver's, so that however its task ends (a runtime
+/// shutting down drops it mid-flight), queued commands are dropped and senders fail.
+pub(crate) struct CloseOnDrop(pub(crate) Arc<Inbox>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A producer's waker; see [`Inbox::producer_waker`].
+pub(crate) struct ReadyFlag {
+    id: u32,
+    queued: AtomicBool,
+    inbox: Arc<Inbox>,
+}
+
+impl ReadyFlag {
+    /// Driver: about to poll the producer; a wake-up from now on marks it ready again.
+    pub(crate) fn clear(&self) {
+        self.queued.store(false, Ordering::Release);
+    }
+}
+
+impl std::task::Wake for ReadyFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            self.inbox.mark_ready(self.id);
+        }
+    }
+}
+
+/// Sends commands to the driver; the connection closes once the last one is dropped.
+pub(crate) struct Sender(Arc<Inbox>);
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Sender").finish()
+    }
+}
+
+impl Clone for Sender {
+    fn clone(&self) -> Sender {
+        self.0.senders.fetch_add(1, Ordering::Relaxed);
+        Sender(self.0.clone())
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if self.0.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last one: the driver must learn that nobody can ask for anything any more.
+            self.0.wake(self.0.lock());
+        }
+    }
+}
+
+impl Sender {
+    /// Queues `command`, waiting for room; gives it back if the driver is gone.
+    pub(crate) async fn send(&self, command: Command) -> Result<(), Command> {
+        match self.0.room.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(command),
+        }
+        let mut state = self.0.lock();
+        if state.closed {
+            return Err(command);
+        }
+        state.commands.push_back(command);
+        self.0.wake(state);
+        Ok(())
+    }
+
+    /// A reference that does not keep the connection open.
+    pub(crate) fn downgrade(&self) -> WeakSender {
+        WeakSender(self.0.clone())
+    }
+}
+
+/// See [`Sender::downgrade`].
+#[derive(Clone)]
+pub(crate) struct WeakSender(Arc<Inbox>);
+
+impl WeakSender {
+    /// A sender, unless every sender is gone already (then the connection is closing).
+    pub(crate) fn upgrade(&self) -> Option<Sender> {
+        let mut n = self.0.senders.load(Ordering::Acquire);
+        loop {
+            if n == 0 {
+                return None;
+            }
+            match self.0.senders.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(Sender(self.0.clone())),
+                Err(now) => n = now,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Status;
+    use futures_util::FutureExt;
+    use std::sync::atomic::AtomicUsize;
+
+    fn command(id: u32) -> Command {
+        Command::Respond {
+            id,
+            result: Err(Status::cancelled("test")),
+            reserved: super::super::driver::Reserved::none(),
+        }
+    }
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn ids(taken: &Taken) -> Vec<u32> {
+        taken.commands.iter().map(|c| if let Command::Respond { id, .. } = c { *id } else { 0 }).collect()
+    }
+
+    #[test]
+    fn commands_are_bounded_and_taken_in_order() {
+        let (inbox, tx) = Inbox::new();
+        for id in 0..COMMAND_CAPACITY as u32 {
+            assert!(tx.send(command(id)).now_or_never().unwrap().is_ok());
+        }
+        // Full: the next sender waits until the driver takes what is queued.
+        let mut waiting = Box::pin(tx.send(command(9999)));
+        assert!((&mut waiting).now_or_never().is_none());
+        let mut taken = Taken::default();
+        assert!(inbox.take_now(&mut taken, true));
+        assert_eq!(ids(&taken), (0..COMMAND_CAPACITY as u32).collect::<Vec<_>>());
+        assert!(waiting.now_or_never().unwrap().is_ok());
+        taken.commands.clear();
+        // Commands stay queued while the driver takes none (it is congested); signals do not.
+        inbox.control(Control::Cancel(3));
+        assert!(inbox.take_now(&mut taken, false));
+        assert!(taken.commands.is_empty() && matches!(taken.controls[..], [Control::Cancel(3)]));
+        assert!(inbox.take_now(&mut taken, true));
+        assert_eq!(ids(&taken), [9999]);
+    }
+
+    #[test]
+    fn a_waiting_driver_is_woken_and_a_running_one_is_not() {
+        let (inbox, tx) = Inbox::new();
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut taken = Taken::default();
+        assert!(inbox.poll_take(&mut cx, &mut taken, true).is_pending());
+        inbox.control(Control::Cancel(1));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // Running: it will look before it waits, so nothing wakes it.
+        inbox.set_busy();
+        assert!(tx.send(command(2)).now_or_never().unwrap().is_ok());
+        let (producer, _flag) = inbox.producer_waker(7);
+        producer.wake_by_ref();
+        producer.wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(inbox.poll_take(&mut cx, &mut taken, true).is_ready());
+        assert_eq!(taken.ready, [7], "a producer is marked once until the driver looks");
+        assert_eq!(ids(&taken), [2]);
+    }
+
+    #[test]
+    fn the_last_sender_gone_is_reported_once_and_weak_senders_cannot_revive_it() {
+        let (inbox, tx) = Inbox::new();
+        let weak = tx.downgrade();
+        let second = weak.upgrade().unwrap();
+        let mut taken = Taken::default();
+        drop(tx);
+        assert!(!inbox.take_now(&mut taken, true));
+        drop(second);
+        assert!(inbox.take_now(&mut taken, true) && taken.orphaned);
+        assert!(!inbox.take_now(&mut taken, true) && !taken.orphaned, "told once");
+        assert!(weak.upgrade().is_none());
+    }
+
+    #[test]
+    fn a_closed_inbox_drops_what_it_held_and_refuses_more() {
+        let (inbox, tx) = Inbox::new();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        // A queued command with a reply channel: closing drops it, so its caller hears.
+        let queued = Command::Open {
+            kind: crate::conn::Kind::RequestStream,
+            metadata: bytes::Bytes::new(),
+            data: bytes::Bytes::new(),
+            complete: false,
+            inbound: None,
+            outbound: None,
+            opened: super::super::driver::Opened::Reply(reply),
+        };
+        assert!(tx.send(queued).now_or_never().unwrap().is_ok());
+        inbox.close();
+        assert!(answer.now_or_never().unwrap().is_err());
+        assert!(tx.send(command(2)).now_or_never().unwrap().is_err());
+        inbox.control(Control::Cancel(1));
+        let mut taken = Taken::default();
+        inbox.take_now(&mut taken, true);
+        assert!(taken.controls.is_empty() && taken.commands.is_empty());
+    }
+}
