@@ -846,9 +846,8 @@ impl Connection {
             return self.send_next(id, metadata, data, complete);
         }
         let complete = self.spend_credit(id, complete)?;
-        let metadata = (!metadata.is_empty()).then_some(metadata);
-        let frame = payload_frame(id, true, complete, frame::Payload { metadata, data });
-        frame::length::encode_frame(&frame, out);
+        let metadata = (!metadata.is_empty()).then_some(&metadata[..]);
+        frame::length::encode_message(id, complete, metadata, &data, out);
         if complete {
             self.reap(id);
         }

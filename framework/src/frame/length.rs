@@ -54,6 +54,35 @@ pub fn encode_frame<B: BufMut>(frame: &Frame, buf: &mut B) {
     frame.encode(buf);
 }
 
+/// Writes a PAYLOAD frame carrying one whole message (N, and C if `complete`; no F) on
+/// `stream_id`, with its prefix: the bytes [`encode_frame`] writes for that
+/// [`Frame::Payload`], without building the frame. A stream's messages are written this way,
+/// so the header is assembled once and the payload copied once. Metadata longer than a 24-bit
+/// length is cut, as the frame encoder cuts it.
+pub fn encode_message(stream_id: u32, complete: bool, metadata: Option<&[u8]>, data: &[u8], buf: &mut BytesMut) {
+    use super::flags::{COMPLETE, METADATA, NEXT};
+    // A 24-bit length, like the frame's own.
+    let metadata = metadata.map(|m| &m[..m.len().min(MAX_FRAME_SIZE)]);
+    let len = HEADER_SIZE + metadata.map_or(0, |m| PREFIX_SIZE + m.len()) + data.len();
+    let flags = NEXT | if complete { COMPLETE } else { 0 } | if metadata.is_some() { METADATA } else { 0 };
+    let type_and_flags = (u16::from(super::FrameType::Payload as u8) << 10) | flags;
+    let mut head = [0u8; PREFIX_SIZE + HEADER_SIZE + PREFIX_SIZE];
+    head[..PREFIX_SIZE].copy_from_slice(&((len & MAX_FRAME_SIZE) as u32).to_be_bytes()[1..]);
+    head[PREFIX_SIZE..PREFIX_SIZE + 4].copy_from_slice(&(stream_id & super::MAX_U31).to_be_bytes());
+    head[PREFIX_SIZE + 4..PREFIX_SIZE + 6].copy_from_slice(&type_and_flags.to_be_bytes());
+    let mut head_len = PREFIX_SIZE + HEADER_SIZE;
+    if let Some(m) = metadata {
+        head[head_len..].copy_from_slice(&(m.len() as u32).to_be_bytes()[1..]);
+        head_len += PREFIX_SIZE;
+    }
+    buf.reserve(PREFIX_SIZE + len);
+    buf.put_slice(&head[..head_len]);
+    if let Some(m) = metadata {
+        buf.put_slice(m);
+    }
+    buf.put_slice(data);
+}
+
 /// The number of bytes [`encode_frame`] writes for `frame`: the prefix and the frame.
 pub fn encoded_len(frame: &Frame) -> usize {
     PREFIX_SIZE + frame.encoded_len()
@@ -130,6 +159,32 @@ mod tests {
             next: true,
             payload: Payload::data(data),
         })
+    }
+
+    #[test]
+    fn a_message_is_written_as_its_payload_frame_would_be() {
+        /// Stream id, complete, metadata, data.
+        type Case<'a> = (u32, bool, Option<&'a [u8]>, &'a [u8]);
+        let cases: [Case<'_>; 5] = [
+            (1, false, None, b"hello"),
+            (3, true, None, b""),
+            (0x7FFF_FFFF, true, Some(b"meta"), b"data"),
+            (8, false, Some(b""), b"x"),
+            (u32::MAX, false, None, &[0x5a; 300]),
+        ];
+        for (id, complete, metadata, data) in cases {
+            let frame = Frame::Payload(PayloadFrame {
+                stream_id: id,
+                follows: false,
+                complete,
+                next: true,
+                payload: Payload { metadata: metadata.map(Bytes::copy_from_slice), data: Bytes::copy_from_slice(data) },
+            });
+            let (mut direct, mut framed) = (BytesMut::new(), BytesMut::new());
+            encode_message(id, complete, metadata, data, &mut direct);
+            encode_frame(&frame, &mut framed);
+            assert_eq!(direct, framed, "stream {id}, complete {complete}, metadata {metadata:?}");
+        }
     }
 
     #[test]
