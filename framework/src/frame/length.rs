@@ -137,12 +137,45 @@ impl LengthDelimited {
         Ok(Some(src.split_to(len).freeze()))
     }
 
+    /// Takes every whole frame at the front of `src` off at once, for [`Frames`] to split:
+    /// one split of the read buffer per read rather than per frame. It stops at a partial
+    /// frame, and before a prefix that [`Self::decode`] refuses, so that calling that next
+    /// finds the partial frame (`Ok(None)`) or the error.
+    pub fn decode_all(&self, src: &mut BytesMut) -> Frames {
+        let mut end = 0;
+        while let Some(prefix) = src.get(end..end + PREFIX_SIZE) {
+            let len = usize::from(prefix[0]) << 16 | usize::from(prefix[1]) << 8 | usize::from(prefix[2]);
+            if len > self.max_frame_size || len < HEADER_SIZE || src.len() < end + PREFIX_SIZE + len {
+                break;
+            }
+            end += PREFIX_SIZE + len;
+        }
+        Frames(src.split_to(end).freeze())
+    }
+
     /// [`Self::decode`] followed by [`Frame::decode`].
     ///
     /// A frame whose bytes were taken off `src` but failed [`Frame::decode`] is consumed: the
     /// framing is intact, so the caller may carry on with the next frame if the error allows.
     pub fn decode_frame(&self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         self.decode(src)?.map(Frame::decode).transpose()
+    }
+}
+
+/// Whole frames taken off a buffer by [`LengthDelimited::decode_all`]: each item is one
+/// frame's bytes without the prefix, as [`LengthDelimited::decode`] returns them.
+#[derive(Debug)]
+pub struct Frames(Bytes);
+
+impl Iterator for Frames {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        // Every prefix here was checked by `decode_all`.
+        let prefix = self.0.get(..PREFIX_SIZE)?;
+        let len = usize::from(prefix[0]) << 16 | usize::from(prefix[1]) << 8 | usize::from(prefix[2]);
+        self.0.advance(PREFIX_SIZE);
+        Some(self.0.split_to(len.min(self.0.len())))
     }
 }
 
@@ -159,6 +192,31 @@ mod tests {
             next: true,
             payload: Payload::data(data),
         })
+    }
+
+    #[test]
+    fn whole_frames_are_taken_at_once_and_the_rest_is_left_to_decode() {
+        let framing = LengthDelimited::new(64);
+        let mut buf = BytesMut::new();
+        for data in [&b"one"[..], b"two", b"three"] {
+            encode_frame(&payload_frame(data), &mut buf);
+        }
+        let whole = buf.len();
+        encode_frame(&payload_frame(b"partial"), &mut buf);
+        buf.truncate(whole + 5);
+        let frames: Vec<Frame> = framing.decode_all(&mut buf).map(|b| Frame::decode(b).unwrap()).collect();
+        assert_eq!(frames, [payload_frame(b"one"), payload_frame(b"two"), payload_frame(b"three")]);
+        assert_eq!(buf.len(), 5, "the partial frame stays");
+        assert_eq!(framing.decode(&mut buf), Ok(None));
+        // A prefix decode refuses stops the run before it, and decode then reports it.
+        let mut buf = BytesMut::new();
+        encode_frame(&payload_frame(b"ok"), &mut buf);
+        buf.put_slice(&[0, 1, 0]);
+        buf.put_slice(&[0; 300]);
+        assert_eq!(framing.decode_all(&mut buf).count(), 1);
+        assert!(matches!(framing.decode(&mut buf), Err(DecodeError { kind: DecodeErrorKind::TooLarge { .. }, .. })));
+        let mut empty = BytesMut::new();
+        assert_eq!(framing.decode_all(&mut empty).count(), 0);
     }
 
     #[test]

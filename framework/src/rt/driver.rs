@@ -490,23 +490,21 @@ impl<T: Transport> Driver<T> {
 
     fn handle_bytes(&mut self, rbuf: &mut BytesMut) {
         let now = Instant::now().into_std();
+        for bytes in self.framing.decode_all(rbuf) {
+            if self.conn.is_closed() {
+                rbuf.clear();
+                return;
+            }
+            self.handle_frame_bytes(bytes, now);
+        }
+        // What is left: a partial frame, or a prefix that cannot be accepted.
         loop {
             if self.conn.is_closed() {
                 rbuf.clear();
                 return;
             }
             match self.framing.decode(rbuf) {
-                Ok(Some(bytes)) => match Frame::decode(bytes) {
-                    // A stream's messages skip the connection's event queue (see
-                    // `Connection::handle_payload`).
-                    Ok(Frame::Payload(p)) => {
-                        if let Some((id, metadata, data)) = self.conn.handle_payload(p, now) {
-                            self.deliver(id, Payload { metadata, data });
-                        }
-                    }
-                    Ok(frame) => self.conn.handle_frame(frame, now),
-                    Err(e) => self.conn.handle_decode_error(&e, now),
-                },
+                Ok(Some(bytes)) => self.handle_frame_bytes(bytes, now),
                 Ok(None) => return,
                 Err(e) => {
                     // The length prefix itself is unacceptable: framing is lost.
@@ -515,6 +513,21 @@ impl<T: Transport> Driver<T> {
                     return;
                 }
             }
+        }
+    }
+
+    /// One frame's bytes from the peer.
+    fn handle_frame_bytes(&mut self, bytes: Bytes, now: std::time::Instant) {
+        match Frame::decode(bytes) {
+            // A stream's messages skip the connection's event queue (see
+            // `Connection::handle_payload`).
+            Ok(Frame::Payload(p)) => {
+                if let Some((id, metadata, data)) = self.conn.handle_payload(p, now) {
+                    self.deliver(id, Payload { metadata, data });
+                }
+            }
+            Ok(frame) => self.conn.handle_frame(frame, now),
+            Err(e) => self.conn.handle_decode_error(&e, now),
         }
     }
 
