@@ -385,11 +385,17 @@ impl<T: Transport> Driver<T> {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            if deadline != sleeping_until {
-                if let Some(deadline) = deadline {
-                    sleep.as_mut().reset(deadline);
+            // The peer's silence deadline moves with every frame it sends; moving the timer as
+            // often would re-register it on most turns. A timer set for an earlier deadline is
+            // kept: when it fires, the connection checks the real deadlines (firing early does
+            // nothing) and the timer is set again for the next one.
+            match (deadline, sleeping_until) {
+                (Some(next), Some(armed)) if armed <= next => {}
+                (Some(next), _) => {
+                    sleep.as_mut().reset(next);
+                    sleeping_until = Some(next);
                 }
-                sleeping_until = deadline;
+                (None, _) => sleeping_until = None,
             }
             let draining = self.grace_deadline.is_some();
             // Back-pressure: with too much unwritten, stop taking new work and stop reading
