@@ -15,9 +15,14 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Answers requests at the payload level. Generated servers implement it; so can hand-written
 /// handlers. Every method has a default that answers `UNIMPLEMENTED`.
 ///
-/// Returned futures and streams are `'static` because each call runs in its own task; they are
-/// dropped when the requester cancels. A stream is polled only while the requester has granted
-/// credit.
+/// Returned futures and streams are `'static`: they outlive the call that made them, and are
+/// dropped when the requester cancels. Where they run: a request/response or fire-and-forget
+/// future is polled once on the connection's driver task and, if it is not ready then, spawned
+/// as a task of its own; a stream (request/stream, channel) is polled by the driver task
+/// itself, only while the requester has granted credit and the connection's write buffer has
+/// room. So a stream's `poll_next` must not block the thread (blocking I/O, a long
+/// computation): that would hold up every call on the connection. Do such work in a task (or
+/// `tokio::task::spawn_blocking`) and yield its results through a channel.
 pub trait Handler: Send + Sync + 'static {
     /// Request/response.
     fn request_response(&self, call: Call, _data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
