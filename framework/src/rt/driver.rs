@@ -276,7 +276,7 @@ pub(crate) struct Driver<T: Transport> {
     entries: IdMap<Entry>,
     /// Producers to poll on the next turn (woken, given credit, or not finished last turn).
     runnable: Vec<u32>,
-    /// Consecutive messages for one stream's queue, pushed at once (see `Driver::stage`).
+    /// Consecutive messages for one stream's queue, pushed at once (see `Driver::flush_staged`).
     staged: Vec<Result<Payload, Status>>,
     staged_id: u32,
     /// Every handle is gone: close once no stream is left.
