@@ -667,3 +667,43 @@ async fn a_busy_stream_does_not_starve_calls_on_the_same_connection() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_streams_from_many_tasks_share_a_connection_without_losing_a_message() {
+    // Producers are woken from other threads (a channel's messages come from tasks on either
+    // worker) while the driver runs: every wake-up must reach it.
+    bounded(60, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect_with(running.local_addr(), Config::default().inbound_window(4)).await.unwrap();
+        let mut tasks = Vec::new();
+        for t in 0..32u32 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                if t % 2 == 0 {
+                    // A channel fed one message at a time from this task.
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<Payload>(1);
+                    let messages = stream::poll_fn(move |cx| rx.poll_recv(cx));
+                    tx.send(Payload::new(format!("{t}-0"))).await.unwrap();
+                    let mut replies = client.request_channel(Call::new("test.Echo/Chat"), messages).await.unwrap();
+                    for i in 0..100 {
+                        let reply = replies.next().await.unwrap().unwrap();
+                        assert_eq!(text(&reply), format!("echo:{t}-{i}"));
+                        if i < 99 {
+                            tx.send(Payload::new(format!("{t}-{}", i + 1))).await.unwrap();
+                        }
+                    }
+                } else {
+                    let items = client.request_stream(Call::new("test.Echo/Range"), "500".into()).await.unwrap();
+                    let got: Vec<String> = items.map(|i| text(&i.unwrap()).to_owned()).collect().await;
+                    assert_eq!(got, (0..500).map(|i| i.to_string()).collect::<Vec<_>>());
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        running.shutdown().await;
+    })
+    .await
+}
