@@ -486,27 +486,27 @@ impl Connection {
             return None;
         }
         let id = p.stream_id;
-        let direct = self.streams.get(&id).is_some_and(|s| {
-            s.reassembly.is_none()
-                && !s.pending_request
-                && s.inbound == Half::Open
-                && s.kind != Kind::RequestResponse
-                && s.in_outstanding > 0
-        });
-        if !direct {
-            self.handle_frame(Frame::Payload(p), now);
-            return None;
+        match self.streams.get_mut(&id) {
+            Some(stream)
+                if stream.reassembly.is_none()
+                    && !stream.pending_request
+                    && stream.inbound == Half::Open
+                    && stream.kind != Kind::RequestResponse
+                    && stream.in_outstanding > 0 =>
+            {
+                let metadata = p.payload.metadata.unwrap_or_default();
+                stream.received(metadata.len() + p.payload.data.len());
+                self.last_received = now;
+                if self.side == Side::Client {
+                    self.peer_confirmed = true;
+                }
+                Some((id, metadata, p.payload.data))
+            }
+            _ => {
+                self.handle_frame(Frame::Payload(p), now);
+                None
+            }
         }
-        self.last_received = now;
-        if self.side == Side::Client {
-            self.peer_confirmed = true;
-        }
-        let stream = self.streams.get_mut(&id)?;
-        let metadata = p.payload.metadata.unwrap_or_default();
-        stream.in_outstanding -= 1;
-        stream.in_bytes += (metadata.len() + p.payload.data.len()) as u64;
-        stream.in_count = stream.in_count.saturating_add(1);
-        Some((id, metadata, p.payload.data))
     }
 
     fn handle_setup_phase(&mut self, frame: Frame) {
@@ -739,9 +739,7 @@ impl Connection {
             if stream.in_outstanding == 0 {
                 return self.stream_protocol_error(id, "the peer sent a message beyond the credit granted".to_owned());
             }
-            stream.in_outstanding -= 1;
-            stream.in_bytes += (metadata.len() + data.len()) as u64;
-            stream.in_count = stream.in_count.saturating_add(1);
+            stream.received(metadata.len() + data.len());
             self.events.push_back(Event::Next { stream_id: id, metadata, data });
         }
         if complete {
@@ -913,7 +911,7 @@ impl Connection {
             return;
         }
         stream.in_unacked = stream.in_unacked.saturating_add(n);
-        if stream.in_unacked < (stream.in_window / 2).max(1) {
+        if stream.in_unacked < stream.credit_batch() {
             return;
         }
         let old = stream.in_window;
@@ -936,7 +934,7 @@ impl Connection {
     /// How many consumed messages of stream `id` make a batch worth reporting with
     /// [`consumed`](Connection::consumed): half its current window.
     pub fn credit_batch(&self, id: u32) -> u32 {
-        self.streams.get(&id).map_or(1, |s| (s.in_window / 2).max(1))
+        self.streams.get(&id).map_or(1, Stream::credit_batch)
     }
 
     /// Closes the connection. `graceful`: refuse new streams and close once the open ones

@@ -107,6 +107,19 @@ impl Stream {
     }
 
     /// Records that `n` more messages were granted to the peer.
+    /// A message of `len` bytes arrived on credit: one credit spent, and counted for the
+    /// window's next size.
+    pub(super) fn received(&mut self, len: usize) {
+        self.in_outstanding -= 1;
+        self.in_bytes += len as u64;
+        self.in_count = self.in_count.saturating_add(1);
+    }
+
+    /// Consumed messages that make a grant worth sending: half the current window.
+    pub(super) fn credit_batch(&self) -> u32 {
+        (self.in_window / 2).max(1)
+    }
+
     pub(super) fn grant(&mut self, n: u32) {
         self.in_outstanding = self.in_outstanding.saturating_add(u64::from(n));
     }

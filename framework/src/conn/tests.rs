@@ -175,6 +175,16 @@ fn stream_credit_is_never_exceeded_and_is_replenished_in_batches() {
     assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
 }
 
+/// A pair whose client (configured with `client`) opened a request/stream the server has
+/// accepted; the stream's id.
+fn stream_pair(client: Config) -> (Pair, u32) {
+    let mut p = Pair::new(client, Config::default());
+    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    (p, id)
+}
+
 /// Sends `n` messages of `size` bytes on `id` from the server, delivers them and consumes
 /// them one by one; returns the credit the client granted back meanwhile.
 fn send_and_consume(p: &mut Pair, id: u32, n: u32, size: usize) -> Vec<u32> {
@@ -205,10 +215,7 @@ fn the_window_grows_for_small_messages_and_shrinks_back_for_large_ones() {
     // each (with the per-message overhead): 102 fit, so the window doubles while twice it
     // fits: 16, 32, 64.
     let config = Config::default().inbound_window(8).inbound_window_growth(64, 8 * 1024);
-    let mut p = Pair::new(config, Config::default());
-    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
-    events(&mut p.server);
+    let (mut p, id) = stream_pair(config);
     assert_eq!(p.client.credit_batch(id), 4);
     // Each grant is what was consumed plus what the window grew by.
     assert_eq!(send_and_consume(&mut p, id, 4, 16), [4 + 8]);
@@ -234,10 +241,7 @@ fn the_window_grows_for_small_messages_and_shrinks_back_for_large_ones() {
 
 #[test]
 fn a_fixed_window_never_grows() {
-    let mut p = Pair::new(Config::default().inbound_window(8), Config::default());
-    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
-    events(&mut p.server);
+    let (mut p, id) = stream_pair(Config::default().inbound_window(8));
     for _ in 0..4 {
         assert_eq!(send_and_consume(&mut p, id, 4, 1), vec![4]);
     }
@@ -246,10 +250,7 @@ fn a_fixed_window_never_grows() {
 
 #[test]
 fn plain_messages_can_skip_the_event_queue_without_overtaking_an_event() {
-    let mut p = Pair::new(Config::default().inbound_window(4), Config::default());
-    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
-    events(&mut p.server);
+    let (mut p, id) = stream_pair(Config::default().inbound_window(4));
     let frame = |data: &str, complete: bool| PayloadFrame {
         stream_id: id,
         follows: false,

@@ -88,6 +88,11 @@ pub fn encoded_len(frame: &Frame) -> usize {
     PREFIX_SIZE + frame.encoded_len()
 }
 
+/// The frame length a 3-byte prefix declares.
+fn prefix_len(prefix: &[u8]) -> usize {
+    usize::from(prefix[0]) << 16 | usize::from(prefix[1]) << 8 | usize::from(prefix[2])
+}
+
 /// Splits length-prefixed frames off a byte buffer.
 #[derive(Clone, Debug)]
 pub struct LengthDelimited {
@@ -122,7 +127,7 @@ impl LengthDelimited {
     /// incomplete frame is left to the caller, who knows its read strategy.
     pub fn decode(&self, src: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
         let Some(prefix) = src.get(..PREFIX_SIZE) else { return Ok(None) };
-        let len = usize::from(prefix[0]) << 16 | usize::from(prefix[1]) << 8 | usize::from(prefix[2]);
+        let len = prefix_len(prefix);
         let error = |kind| DecodeError { frame_type: None, stream_id: None, kind };
         if len > self.max_frame_size {
             return Err(error(DecodeErrorKind::TooLarge { declared: len, max: self.max_frame_size }));
@@ -144,7 +149,7 @@ impl LengthDelimited {
     pub fn decode_all(&self, src: &mut BytesMut) -> Frames {
         let mut end = 0;
         while let Some(prefix) = src.get(end..end + PREFIX_SIZE) {
-            let len = usize::from(prefix[0]) << 16 | usize::from(prefix[1]) << 8 | usize::from(prefix[2]);
+            let len = prefix_len(prefix);
             if len > self.max_frame_size || len < HEADER_SIZE || src.len() < end + PREFIX_SIZE + len {
                 break;
             }
@@ -173,7 +178,7 @@ impl Iterator for Frames {
     fn next(&mut self) -> Option<Bytes> {
         // Every prefix here was checked by `decode_all`.
         let prefix = self.0.get(..PREFIX_SIZE)?;
-        let len = usize::from(prefix[0]) << 16 | usize::from(prefix[1]) << 8 | usize::from(prefix[2]);
+        let len = prefix_len(prefix);
         self.0.advance(PREFIX_SIZE);
         Some(self.0.split_to(len.min(self.0.len())))
     }

@@ -1,6 +1,6 @@
 use super::driver::{self, Command, Control, Driver, Handles, Inbound, Opened, PendingCall};
 use super::inbox::{self, Inbox};
-use super::server::NoHandler;
+use super::server::{NoHandler, RouteHash};
 use super::transport::Transport;
 use crate::conn::{Connection, Kind};
 use crate::frame::metadata::{CompositeMetadata, well_known};
@@ -220,36 +220,15 @@ fn encode_request_metadata(route: &str, extra: &CompositeMetadata) -> Bytes {
 /// with no other entries (every call of a generated client without metadata): always the same
 /// bytes, so they are written once per route and thread, and shared.
 fn static_route_metadata(route: &'static str) -> Bytes {
-    /// Mixes the key's two words; the keys are addresses of routes compiled into the
-    /// program, not anything a peer chooses, so a keyed hash would buy nothing.
-    #[derive(Default)]
-    struct AddressHasher(u64);
-
-    impl std::hash::Hasher for AddressHasher {
-        fn write(&mut self, bytes: &[u8]) {
-            bytes.iter().for_each(|&b| self.write_usize(usize::from(b)));
-        }
-
-        fn write_usize(&mut self, n: usize) {
-            self.0 = (self.0.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-
-        fn finish(&self) -> u64 {
-            self.0 ^ (self.0 >> 32)
-        }
-    }
-
-    type Routes = HashMap<(usize, usize), Bytes, std::hash::BuildHasherDefault<AddressHasher>>;
     thread_local! {
-        // Keyed by the route's address and length: the same &'static str is the same text.
-        // Bounded by the routes compiled into the program.
-        static ROUTES: std::cell::RefCell<Routes> = Default::default();
+        // Keys are routes compiled into the program, so the map is bounded by them and no
+        // peer chooses what is hashed.
+        static ROUTES: std::cell::RefCell<HashMap<&'static str, Bytes, RouteHash>> = Default::default();
     }
-    let key = (route.as_ptr() as usize, route.len());
-    let cached = ROUTES.with_borrow(|routes| routes.get(&key).cloned());
+    let cached = ROUTES.with_borrow(|routes| routes.get(route).cloned());
     cached.unwrap_or_else(|| {
         let encoded = encode_request_metadata(route, &CompositeMetadata::default());
-        ROUTES.with_borrow_mut(|routes| routes.insert(key, encoded.clone()));
+        ROUTES.with_borrow_mut(|routes| routes.insert(route, encoded.clone()));
         encoded
     })
 }

@@ -7,7 +7,7 @@
 //!
 //! The streams this side writes to (a responder's stream, a channel requester's messages) are
 //! **producers** polled by the driver itself, each with a waker of its own that marks it ready
-//! ([`Ready`]): no task, no channel and no wake-up between a message and the write buffer. A
+//! in the [`Inbox`]: no task, no channel and no wake-up between a message and the write buffer. A
 //! producer is polled only while it has credit (the peer's REQUEST_N), so a stream with no
 //! credit is not polled, and only while the write buffer has room. A request/response handler
 //! that does not answer at its first poll (see [`poll_once`]) runs as a task of its own.
@@ -16,10 +16,10 @@
 //!
 //! Everything that asks the driver to act arrives in one [`Inbox`]: commands are bounded
 //! (requesters and handler tasks wait when the driver is behind). Signals (`Control`: credit
-//! returned, cancel) are unbounded *by type* but bounded by construction: each live stream has at most one cancel and at most two credit returns in
-//! flight (a [`PayloadStream`] returns credit per half window, and cannot consume more than
-//! the window before the driver grants again), and live streams are capped by the stream
-//! limit. Bounding them would let a full queue turn a `Drop` (which cannot wait) into a lost
+//! returned, cancel) are unbounded *by type* but bounded by construction: each live stream has
+//! at most one cancel and at most two credit returns in flight (a [`PayloadStream`] returns
+//! credit per half window, and cannot consume more than the window before the driver grants
+//! again), and live streams are capped by the stream limit. Bounding them would let a full queue turn a `Drop` (which cannot wait) into a lost
 //! cancel.
 //!
 //! [`PayloadStream`]: super::stream::PayloadStream
@@ -483,9 +483,7 @@ impl<T: Transport> Driver<T> {
         self.taken = taken;
         if wbuf.len() < max_buffered && !self.runnable.is_empty() {
             // The frames commands queued go first.
-            while let Some(frame) = self.conn.poll_transmit() {
-                length::encode_frame(&frame, wbuf);
-            }
+            self.flush_transmit(wbuf);
             self.run_producers(wbuf, max_buffered);
         }
     }
@@ -540,15 +538,20 @@ impl<T: Transport> Driver<T> {
     /// Drains the connection's output: frames into `wbuf`, events into deliveries.
     fn process(&mut self, weak: &WeakSender, wbuf: &mut BytesMut) {
         loop {
-            while let Some(frame) = self.conn.poll_transmit() {
-                length::encode_frame(&frame, wbuf);
-            }
+            self.flush_transmit(wbuf);
             let Some(event) = self.conn.poll_event() else { break };
             self.handle_event(event, weak, wbuf);
         }
         self.flush_staged();
         if self.orphaned && self.entries.is_empty() && !self.conn.is_closed() {
             self.conn.close(true);
+        }
+    }
+
+    /// Encodes the frames the connection has queued into `wbuf`.
+    fn flush_transmit(&mut self, wbuf: &mut BytesMut) {
+        while let Some(frame) = self.conn.poll_transmit() {
+            length::encode_frame(&frame, wbuf);
         }
     }
 
@@ -809,21 +812,20 @@ impl<T: Transport> Driver<T> {
 
     /// Gives each runnable producer a turn, while the write buffer has room.
     fn run_producers(&mut self, wbuf: &mut BytesMut, max_buffered: usize) {
-        let runnable = std::mem::take(&mut self.runnable);
-        let mut rest = runnable.iter();
-        for &id in rest.by_ref() {
+        let mut runnable = std::mem::take(&mut self.runnable);
+        let mut turns = 0;
+        for &id in &runnable {
+            turns += 1;
             self.run_producer(id, wbuf);
-            while let Some(frame) = self.conn.poll_transmit() {
-                length::encode_frame(&frame, wbuf);
-            }
+            self.flush_transmit(wbuf);
             if wbuf.len() >= max_buffered {
                 break;
             }
         }
-        // Those that had no turn keep their place, ahead of any woken meanwhile.
-        let mut left: Vec<u32> = rest.copied().collect();
-        left.append(&mut self.runnable);
-        self.runnable = left;
+        // Those that had no turn keep their place, ahead of any queued meanwhile.
+        runnable.drain(..turns);
+        runnable.append(&mut self.runnable);
+        self.runnable = runnable;
     }
 
     /// One turn of producer `id`: takes messages from its stream while it has credit and they

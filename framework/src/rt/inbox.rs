@@ -62,7 +62,7 @@ pub(crate) struct Taken {
     pub(crate) commands: VecDeque<Command>,
     pub(crate) controls: Vec<Control>,
     pub(crate) ready: Vec<u32>,
-    /// Every [`Sender`] is gone (reported until the driver acts on it).
+    /// Every [`Sender`] is gone (reported once).
     pub(crate) orphaned: bool,
 }
 
@@ -92,24 +92,23 @@ impl Inbox {
         }
     }
 
+    /// Changes the inbox with `change` and wakes the driver, unless the driver is gone.
+    fn put(&self, change: impl FnOnce(&mut State)) {
+        let mut state = self.lock();
+        if !state.closed {
+            change(&mut state);
+            self.wake(state);
+        }
+    }
+
     /// Queues a signal for the driver; dropped if the driver is gone.
     pub(crate) fn control(&self, control: Control) {
-        let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        state.controls.push(control);
-        self.wake(state);
+        self.put(|state| state.controls.push(control));
     }
 
     /// Marks producer `id` ready.
     fn mark_ready(&self, id: u32) {
-        let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        state.ready.push(id);
-        self.wake(state);
+        self.put(|state| state.ready.push(id));
     }
 
     /// A producer's waker: it marks `id` ready, once until the driver has looked.

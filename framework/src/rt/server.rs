@@ -68,14 +68,19 @@ impl Handler for NoHandler {}
 /// Dispatches each request to the service that registered its route.
 #[derive(Default)]
 struct Router {
-    routes: HashMap<&'static str, Arc<dyn Handler>, BuildHasherDefault<RouteHasher>>,
+    /// An unkeyed hash is safe here although the peer chooses the route: the table is
+    /// complete before the server starts and never grows, so a route crafted to collide costs
+    /// a lookup at most a comparison with each registered route.
+    routes: HashMap<&'static str, Arc<dyn Handler>, RouteHash>,
 }
 
-/// FNV-1a: every request looks its route up, and SipHash cost more than the rest of the
-/// dispatch. An unkeyed hash is safe here although the peer chooses the route: the table is
-/// complete before the server starts and never grows, so a route crafted to collide costs a
-/// lookup at most a comparison with each registered route.
-struct RouteHasher(u64);
+/// FNV-1a, for maps keyed by route: every request looks its route up (the router, a client's
+/// encoded routing metadata), and SipHash cost more than the rest of that. Unkeyed: only for
+/// maps whose keys no peer can add.
+pub(crate) type RouteHash = BuildHasherDefault<RouteHasher>;
+
+/// See [`RouteHash`].
+pub(crate) struct RouteHasher(u64);
 
 impl Default for RouteHasher {
     fn default() -> Self {

@@ -43,11 +43,11 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 pub(crate) struct Inlet(Arc<Mutex<Shared>>);
 
 impl Inlet {
-    /// Queues an item, waking the reader if it waits.
-    pub(crate) fn push(&self, item: Item) {
+    /// Changes the queue with `change`, then wakes the reader if it waits (outside the lock).
+    fn update(&self, change: impl FnOnce(&mut Shared)) {
         let waker = {
             let mut shared = lock(&self.0);
-            shared.items.push_back(item);
+            change(&mut shared);
             shared.waker.take()
         };
         if let Some(waker) = waker {
@@ -55,16 +55,14 @@ impl Inlet {
         }
     }
 
+    /// Queues an item, waking the reader if it waits.
+    pub(crate) fn push(&self, item: Item) {
+        self.update(|shared| shared.items.push_back(item));
+    }
+
     /// Queues all of `items` (leaving it empty), waking the reader if it waits.
     pub(crate) fn push_all(&self, items: &mut Vec<Item>) {
-        let waker = {
-            let mut shared = lock(&self.0);
-            shared.items.extend(items.drain(..));
-            shared.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.update(|shared| shared.items.extend(items.drain(..)));
     }
 
     /// Sets how many consumed messages the reader reports at once.
@@ -75,14 +73,7 @@ impl Inlet {
 
 impl Drop for Inlet {
     fn drop(&mut self) {
-        let waker = {
-            let mut shared = lock(&self.0);
-            shared.closed = true;
-            shared.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.update(|shared| shared.closed = true);
     }
 }
 
