@@ -5,8 +5,8 @@ use bytes::Bytes;
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
 
 /// A boxed, sendable future, as handlers return them.
@@ -44,26 +44,42 @@ impl Payload {
 pub struct Call {
     /// Borrowed when generated code names the route, so a typed call copies nothing.
     route: Cow<'static, str>,
-    metadata: CompositeMetadata,
+    metadata: Metadata,
     /// Responder side only: nobody cancels a requester's own call head.
     cancel: Option<CancelSignal>,
     peer: Option<crate::Client>,
 }
 
+/// A call's composite metadata. A served call keeps the block as it arrived (checked, see
+/// `CompositeMetadata::decode_route`) and builds the entries only if a handler asks for them:
+/// most handlers never do, and building them costs an allocation per request.
+#[derive(Clone, Debug)]
+enum Metadata {
+    Built(CompositeMetadata),
+    Received { block: Bytes, entries: OnceLock<CompositeMetadata> },
+}
+
 impl Call {
     /// A call to `route` (for example `greet.Greeter/SayHello`) without extra metadata.
     pub fn new(route: impl Into<String>) -> Call {
-        Call { route: Cow::Owned(route.into()), metadata: CompositeMetadata::default(), cancel: None, peer: None }
+        Call::requester(Cow::Owned(route.into()))
     }
 
     /// [`Call::new`] for a route known at compile time (generated clients).
     pub(crate) fn for_route(route: &'static str) -> Call {
-        Call { route: Cow::Borrowed(route), metadata: CompositeMetadata::default(), cancel: None, peer: None }
+        Call::requester(Cow::Borrowed(route))
+    }
+
+    fn requester(route: Cow<'static, str>) -> Call {
+        Call { route, metadata: Metadata::Built(CompositeMetadata::default()), cancel: None, peer: None }
     }
 
     /// Adds a composite metadata entry.
     pub fn with_metadata(mut self, mime: MimeType, content: impl Into<Bytes>) -> Call {
-        self.metadata.entries.push(MetadataEntry { mime, content: content.into() });
+        self.metadata = Metadata::Built(self.metadata.into_built());
+        if let Metadata::Built(metadata) = &mut self.metadata {
+            metadata.entries.push(MetadataEntry { mime, content: content.into() });
+        }
         self
     }
 
@@ -75,7 +91,10 @@ impl Call {
     /// The composite metadata: on the requester, the extra entries; on the responder, every
     /// entry the peer sent (the routing entry included), in wire order.
     pub fn metadata(&self) -> &CompositeMetadata {
-        &self.metadata
+        match &self.metadata {
+            Metadata::Built(metadata) => metadata,
+            Metadata::Received { block, entries } => entries.get_or_init(|| decode_checked(block)),
+        }
     }
 
     /// Whether the requester cancelled this call (or the connection went away).
@@ -98,18 +117,37 @@ impl Call {
         self.peer.as_ref()
     }
 
-    pub(crate) fn from_parts(
-        route: String,
-        metadata: CompositeMetadata,
-        cancel: CancelSignal,
-        peer: crate::Client,
-    ) -> Call {
-        Call { route: Cow::Owned(route), metadata, cancel: Some(cancel), peer: Some(peer) }
+    /// A served call: `route` was found in `metadata`, a composite block that
+    /// `CompositeMetadata::decode_route` accepted.
+    pub(crate) fn received(route: String, metadata: Bytes, cancel: CancelSignal, peer: crate::Client) -> Call {
+        Call {
+            route: Cow::Owned(route),
+            metadata: Metadata::Received { block: metadata, entries: OnceLock::new() },
+            cancel: Some(cancel),
+            peer: Some(peer),
+        }
     }
 
+    /// The route (borrowed if it was named at compile time) and the metadata.
     pub(crate) fn into_parts(self) -> (Cow<'static, str>, CompositeMetadata) {
-        (self.route, self.metadata)
+        (self.route, self.metadata.into_built())
     }
+}
+
+impl Metadata {
+    fn into_built(self) -> CompositeMetadata {
+        match self {
+            Metadata::Built(metadata) => metadata,
+            Metadata::Received { block, entries } => entries.into_inner().unwrap_or_else(|| decode_checked(&block)),
+        }
+    }
+}
+
+/// Decodes a block that `CompositeMetadata::decode_route` accepted, so this cannot fail (the two
+/// share one walk over the entries); were it to, the handler would see no entries rather than
+/// a panic.
+fn decode_checked(block: &Bytes) -> CompositeMetadata {
+    CompositeMetadata::decode(block.clone()).unwrap_or_default()
 }
 
 /// A one-shot signal, fired when a call is cancelled.
@@ -130,6 +168,11 @@ impl CancelSignal {
 
     pub(crate) fn is_cancelled(&self) -> bool {
         self.0.fired.load(Ordering::Acquire)
+    }
+
+    /// Not fired, and this is the only handle: as good as a new one.
+    pub(crate) fn is_unshared(&self) -> bool {
+        Arc::strong_count(&self.0) == 1 && !self.is_cancelled()
     }
 
     pub(crate) async fn cancelled(&self) {

@@ -227,6 +227,20 @@ enum State {
     Closed,
 }
 
+/// A message from the peer that [`Connection::handle_payload`] hands over directly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The stream it belongs to.
+    pub stream_id: u32,
+    /// Its metadata (empty if none).
+    pub metadata: Bytes,
+    /// Its data.
+    pub data: Bytes,
+    /// The stream's last message: the answer to this side's request/response. The connection
+    /// has forgotten the stream.
+    pub last: bool,
+}
+
 /// One side of an RSocket connection. See the [module docs](self).
 #[derive(Debug)]
 pub struct Connection {
@@ -474,39 +488,41 @@ impl Connection {
     }
 
     /// A PAYLOAD frame read from the peer, as [`handle_frame`](Connection::handle_frame)
-    /// would take it, except that a plain message (N, neither F nor C) on a stream that reads
-    /// messages is returned — stream id, metadata, data — instead of queued as
-    /// [`Event::Next`], when no event is waiting before it (so the order of events holds).
-    /// Everything else about the frame is handled, and queued, as usual.
-    pub fn handle_payload(&mut self, p: PayloadFrame, now: Instant) -> Option<(u32, Bytes, Bytes)> {
-        let plain = p.next && !p.follows && !p.complete;
+    /// would take it, except that a whole message that needs no event of its own is returned
+    /// instead of queued as [`Event::Next`], when no event is waiting before it (so the order of
+    /// events holds): a plain message (N, neither F nor C) on a stream that reads messages, or
+    /// the answer (N, not F) to this side's request/response, after which the connection has
+    /// forgotten the stream ([`Message::last`]; no [`Event::Complete`] follows). Everything
+    /// else about the frame is handled, and queued, as usual.
+    pub fn handle_payload(&mut self, p: PayloadFrame, now: Instant) -> Option<Message> {
         let open = matches!(self.state, State::Open | State::Draining);
-        if !(plain && open && self.events.is_empty()) {
+        if !(p.next && !p.follows && open && self.events.is_empty()) {
             self.handle_frame(Frame::Payload(p), now);
             return None;
         }
         let id = p.stream_id;
-        match self.streams.get_mut(&id) {
-            Some(stream)
-                if stream.reassembly.is_none()
-                    && !stream.pending_request
-                    && stream.inbound == Half::Open
-                    && stream.kind != Kind::RequestResponse
-                    && stream.in_outstanding > 0 =>
-            {
-                let metadata = p.payload.metadata.unwrap_or_default();
-                stream.received(metadata.len() + p.payload.data.len());
-                self.last_received = now;
-                if self.side == Side::Client {
-                    self.peer_confirmed = true;
-                }
-                Some((id, metadata, p.payload.data))
-            }
-            _ => {
-                self.handle_frame(Frame::Payload(p), now);
-                None
-            }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            self.handle_frame(Frame::Payload(p), now);
+            return None;
+        };
+        let whole = stream.reassembly.is_none() && !stream.pending_request && stream.inbound == Half::Open;
+        // Protocol.md: a request/response PAYLOAD without C counts as complete.
+        let last = stream.kind == Kind::RequestResponse;
+        if !whole || (!last && (p.complete || stream.in_outstanding == 0)) {
+            self.handle_frame(Frame::Payload(p), now);
+            return None;
         }
+        let metadata = p.payload.metadata.unwrap_or_default();
+        if last {
+            self.remove_stream(id);
+        } else {
+            stream.received(metadata.len() + p.payload.data.len());
+        }
+        self.last_received = now;
+        if self.side == Side::Client {
+            self.peer_confirmed = true;
+        }
+        Some(Message { stream_id: id, metadata, data: p.payload.data, last })
     }
 
     fn handle_setup_phase(&mut self, frame: Frame) {

@@ -86,6 +86,10 @@ fn next(stream_id: u32, data: &str) -> Event {
     Event::Next { stream_id, metadata: Bytes::new(), data: b(data) }
 }
 
+fn message(stream_id: u32, data: &str) -> Message {
+    Message { stream_id, metadata: Bytes::new(), data: b(data), last: false }
+}
+
 #[test]
 fn request_response_both_ways_and_ids_by_side() {
     let mut p = Pair::default();
@@ -259,10 +263,10 @@ fn plain_messages_can_skip_the_event_queue_without_overtaking_an_event() {
         payload: frame::Payload::data(b(data)),
     };
     // Nothing queued: the message comes back to the caller, and is counted against credit.
-    assert_eq!(p.client.handle_payload(frame("a", false), p.now), Some((id, Bytes::new(), b("a"))));
+    assert_eq!(p.client.handle_payload(frame("a", false), p.now), Some(message(id, "a")));
     assert!(events(&mut p.client).is_empty());
     // A completing message is an event; so is anything behind one.
-    assert_eq!(p.client.handle_payload(frame("b", false), p.now), Some((id, Bytes::new(), b("b"))));
+    assert_eq!(p.client.handle_payload(frame("b", false), p.now), Some(message(id, "b")));
     p.client
         .handle_frame(Frame::Keepalive(Keepalive { respond: false, last_received_position: 0, data: b("") }), p.now);
     let other = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
@@ -284,6 +288,46 @@ fn plain_messages_can_skip_the_event_queue_without_overtaking_an_event() {
     }
     assert_eq!(p.client.handle_payload(frame("2", false), p.now), None);
     assert!(matches!(&events(&mut p.client)[..], [Event::Error { code: ErrorCode::INVALID, .. }]));
+}
+
+#[test]
+fn a_request_response_answer_can_skip_the_event_queue_and_ends_the_stream() {
+    let answer = |id: u32, follows: bool| PayloadFrame {
+        stream_id: id,
+        follows,
+        complete: !follows,
+        next: true,
+        payload: frame::Payload { metadata: Some(b("m")), data: b("pong") },
+    };
+    let mut p = Pair::default();
+    let id = p.client.open(Kind::RequestResponse, Bytes::new(), b("ping"), false).unwrap();
+    p.pump();
+    let got = p.client.handle_payload(answer(id, false), p.now);
+    assert_eq!(got, Some(Message { stream_id: id, metadata: b("m"), data: b("pong"), last: true }));
+    assert!(events(&mut p.client).is_empty(), "no Complete follows");
+    assert!(!p.client.contains(id), "the stream is forgotten");
+    assert_eq!(p.client.handle_payload(answer(id, false), p.now), None, "a second answer finds no stream");
+    assert!(events(&mut p.client).is_empty());
+
+    // Behind an event, or fragmented, it is an event like any other.
+    let id = p.client.open(Kind::RequestResponse, Bytes::new(), b("ping"), false).unwrap();
+    let other = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    p.client.handle_frame(
+        Frame::Error(ErrorFrame { stream_id: other, code: ErrorCode::APPLICATION_ERROR, data: b("x") }),
+        p.now,
+    );
+    assert_eq!(p.client.handle_payload(answer(id, false), p.now), None);
+    let got = events(&mut p.client);
+    assert!(matches!(got[0], Event::Error { stream_id, .. } if stream_id == other));
+    assert_eq!(
+        got[1..],
+        [Event::Next { stream_id: id, metadata: b("m"), data: b("pong") }, Event::Complete { stream_id: id }]
+    );
+    let id = p.client.open(Kind::RequestResponse, Bytes::new(), b("ping"), false).unwrap();
+    p.pump();
+    assert_eq!(p.client.handle_payload(answer(id, true), p.now), None, "the first fragment");
+    assert!(p.client.contains(id), "waits for the rest");
 }
 
 #[test]

@@ -410,42 +410,29 @@ impl CompositeMetadata {
     /// Every entry is kept, in order, whatever its MIME type. Errors: a MIME type or content
     /// length that runs past the end, a written-out MIME type that is not ASCII.
     pub fn decode(bytes: Bytes) -> Result<Self, MetadataError> {
-        let total = bytes.len();
-        let mut rest = bytes;
-        let mut entries = Vec::new();
-        while !rest.is_empty() {
-            let at = total - rest.len();
-            let index = entries.len();
-            let fail =
-                |what: String| MetadataError::new(format!("composite metadata entry {index} (byte {at}): {what}"));
-            let first = rest.get_u8();
-            let mime = if first & 0x80 != 0 {
-                MimeType::WellKnown(first & 0x7F)
-            } else {
-                // Length − 1 on the wire; see `MimeType::Custom`.
-                let len = usize::from(first) + 1;
-                if rest.len() < len {
-                    return Err(fail(format!("MIME type of {len} bytes runs past the end ({} left)", rest.len())));
-                }
-                let name = rest.split_to(len);
-                match std::str::from_utf8(&name) {
-                    Ok(name) if name.is_ascii() => MimeType::Custom(name.to_owned()),
-                    _ => return Err(fail("MIME type is not ASCII".into())),
-                }
-            };
-            if rest.len() < 3 {
-                return Err(fail(format!("`{mime}` entry's content length is truncated")));
-            }
-            let len = rest.get_uint(3) as usize;
-            if rest.len() < len {
-                return Err(fail(format!(
-                    "`{mime}` entry declares {len} bytes of content but only {} remain",
-                    rest.len()
-                )));
-            }
-            entries.push(MetadataEntry { mime, content: rest.split_to(len) });
-        }
+        let entries = RawEntries::new(bytes)
+            .map(|entry| entry.map(|e| MetadataEntry { mime: e.mime.into_mime(), content: e.content }))
+            .collect::<Result<_, _>>()?;
         Ok(CompositeMetadata { entries })
+    }
+
+    /// The route of an encoded composite metadata block, checked as [`decode`] followed by
+    /// [`route`] would check it (every entry, every tag of the routing entry), without building
+    /// the entries: what the server does with every request.
+    ///
+    /// [`decode`]: CompositeMetadata::decode
+    /// [`route`]: CompositeMetadata::route
+    pub(crate) fn decode_route(bytes: &Bytes) -> Result<Option<String>, MetadataError> {
+        let mut route = None;
+        let mut routing_seen = false;
+        for entry in RawEntries::new(bytes.clone()) {
+            let entry = entry?;
+            if !routing_seen && entry.mime.is_well_known(well_known::ROUTING) {
+                routing_seen = true;
+                route = RoutingMetadata::decode_route(&entry.content)?.map(str::to_owned);
+            }
+        }
+        Ok(route)
     }
 
     /// Composite metadata with one routing entry (under the well-known id) naming `route`:
@@ -517,6 +504,99 @@ impl CompositeMetadata {
 
     fn writable(&self) -> impl Iterator<Item = &MetadataEntry> {
         self.entries.iter().filter(|e| e.validate().is_ok())
+    }
+}
+
+/// A composite entry's MIME type as it is on the wire: an id, or a name checked to be ASCII.
+enum RawMime {
+    Id(u8),
+    Name(Bytes),
+}
+
+impl RawMime {
+    fn is_well_known(&self, id: u8) -> bool {
+        match self {
+            RawMime::Id(i) => *i == id,
+            RawMime::Name(name) => well_known::name(id).is_some_and(|n| n.as_bytes().eq_ignore_ascii_case(name)),
+        }
+    }
+
+    fn into_mime(self) -> MimeType {
+        match self {
+            RawMime::Id(id) => MimeType::WellKnown(id),
+            RawMime::Name(name) => MimeType::Custom(String::from_utf8_lossy(&name).into_owned()),
+        }
+    }
+}
+
+struct RawEntry {
+    mime: RawMime,
+    content: Bytes,
+}
+
+/// The entries of an encoded composite block, each checked; after an error, nothing more.
+/// One walk for [`CompositeMetadata::decode`] and [`CompositeMetadata::decode_route`], so
+/// that both accept and refuse the same blocks, with the same words.
+struct RawEntries {
+    rest: Bytes,
+    total: usize,
+    index: usize,
+}
+
+impl RawEntries {
+    fn new(bytes: Bytes) -> RawEntries {
+        RawEntries { total: bytes.len(), rest: bytes, index: 0 }
+    }
+
+    fn next_entry(&mut self) -> Result<RawEntry, MetadataError> {
+        let rest = &mut self.rest;
+        let at = self.total - rest.len();
+        let index = self.index;
+        self.index += 1;
+        let fail = |what: String| MetadataError::new(format!("composite metadata entry {index} (byte {at}): {what}"));
+        let first = rest.get_u8();
+        let mime = if first & 0x80 != 0 {
+            RawMime::Id(first & 0x7F)
+        } else {
+            // Length − 1 on the wire; see `MimeType::Custom`.
+            let len = usize::from(first) + 1;
+            if rest.len() < len {
+                return Err(fail(format!("MIME type of {len} bytes runs past the end ({} left)", rest.len())));
+            }
+            let name = rest.split_to(len);
+            if !name.is_ascii() {
+                return Err(fail("MIME type is not ASCII".into()));
+            }
+            RawMime::Name(name)
+        };
+        let named = |mime: RawMime| mime.into_mime();
+        if rest.len() < 3 {
+            return Err(fail(format!("`{}` entry's content length is truncated", named(mime))));
+        }
+        let len = rest.get_uint(3) as usize;
+        if rest.len() < len {
+            return Err(fail(format!(
+                "`{}` entry declares {len} bytes of content but only {} remain",
+                named(mime),
+                rest.len()
+            )));
+        }
+        Ok(RawEntry { mime, content: rest.split_to(len) })
+    }
+}
+
+impl Iterator for RawEntries {
+    type Item = Result<RawEntry, MetadataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let entry = self.next_entry();
+        if entry.is_err() {
+            self.rest = Bytes::new();
+        }
+        Some(entry)
     }
 }
 

@@ -1,5 +1,6 @@
-use super::driver::{self, Command, Control, Driver, Handles, Inbound, Opened, PendingCall};
-use super::inbox::{self, Inbox};
+use super::driver::{self, Command, Control, Driver, Handles, Inbound, Opened};
+use super::inbox;
+use super::reply;
 use super::server::{NoHandler, RouteHash};
 use super::transport::Transport;
 use crate::conn::{Connection, Kind};
@@ -75,10 +76,9 @@ impl Client {
     /// Request/response: one request, one response.
     pub async fn request_response(&self, call: Call, data: Bytes) -> Result<Payload, Status> {
         let metadata = request_metadata(call)?;
-        let (tx, rx) = oneshot::channel();
         // The caller waits for the answer alone (not first for the stream id): one wake-up
-        // per call. Cancelling on drop meets the driver in `PendingCall`.
-        let pending = Arc::new(PendingCall::default());
+        // per call. Dropping `reply` (the caller gave up) cancels the stream.
+        let (tx, reply) = reply::slot(&self.handles.inbox);
         let command = Command::Open {
             kind: Kind::RequestResponse,
             metadata,
@@ -86,15 +86,12 @@ impl Client {
             complete: false,
             inbound: Some(Inbound::Single(tx)),
             outbound: None,
-            opened: Opened::Slot(pending.clone()),
+            opened: Opened::Slot,
         };
         if self.commands.send(command).await.is_err() {
             return Err(self.closed_status());
         }
-        let guard = CancelOnDrop { pending, inbox: &self.handles.inbox, armed: true };
-        let result = rx.await.unwrap_or_else(|_| Err(self.closed_status()));
-        guard.disarm();
-        result
+        reply.await.unwrap_or_else(|| Err(self.closed_status()))
     }
 
     /// Fire-and-forget: resolves once the request is queued for writing. No reply comes.
@@ -218,42 +215,43 @@ fn encode_request_metadata(route: &str, extra: &CompositeMetadata) -> Bytes {
 
 /// The request metadata of a call to a route (checked: 1 to 255 bytes) known at compile time
 /// with no other entries (every call of a generated client without metadata): always the same
-/// bytes, so they are written once per route and thread, and shared.
+/// bytes, so they are written once per route, kept for the life of the program, and shared.
+///
+/// Every generated call asks for them, so the common case is a few instructions: each thread
+/// remembers the routes it used last in a small table indexed by the route's address (no
+/// hashing of the route's text), and the bytes are static (a clone of them is a copy of a
+/// pointer, not a reference count).
 fn static_route_metadata(route: &'static str) -> Bytes {
+    type Slot = Option<(&'static str, &'static [u8])>;
     thread_local! {
-        // Keys are routes compiled into the program, so the map is bounded by them and no
-        // peer chooses what is hashed.
-        static ROUTES: std::cell::RefCell<HashMap<&'static str, Bytes, RouteHash>> = Default::default();
+        static RECENT: std::cell::Cell<[Slot; 8]> = const { std::cell::Cell::new([None; 8]) };
     }
-    let cached = ROUTES.with_borrow(|routes| routes.get(route).cloned());
-    cached.unwrap_or_else(|| {
+    let slot = (route.as_ptr() as usize >> 3) % 8;
+    let recent = RECENT.get();
+    // The same address and length: the same `&'static str`, so the same text.
+    if let Some((cached, encoded)) = recent[slot]
+        && std::ptr::eq(cached, route)
+    {
+        return Bytes::from_static(encoded);
+    }
+    let encoded = encoded_static_route(route);
+    let mut recent = recent;
+    recent[slot] = Some((route, encoded));
+    RECENT.set(recent);
+    Bytes::from_static(encoded)
+}
+
+/// The process-wide table behind [`static_route_metadata`]. Keys are routes compiled into the
+/// program, so it is bounded by them (its bytes are leaked on purpose: they live as long as
+/// the program), and no peer chooses what is hashed.
+fn encoded_static_route(route: &'static str) -> &'static [u8] {
+    static ROUTES: std::sync::Mutex<Option<HashMap<&'static str, &'static [u8], RouteHash>>> =
+        std::sync::Mutex::new(None);
+    let mut routes = ROUTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    routes.get_or_insert_with(HashMap::default).entry(route).or_insert_with(|| {
         let encoded = encode_request_metadata(route, &CompositeMetadata::default());
-        ROUTES.with_borrow_mut(|routes| routes.insert(route, encoded.clone()));
-        encoded
+        Box::leak(encoded.to_vec().into_boxed_slice())
     })
-}
-
-/// Cancels a request/response whose caller stopped waiting.
-struct CancelOnDrop<'a> {
-    pending: Arc<PendingCall>,
-    inbox: &'a Inbox,
-    armed: bool,
-}
-
-impl CancelOnDrop<'_> {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed
-            && let Some(id) = self.pending.cancel()
-        {
-            self.inbox.control(Control::Cancel(id));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -283,6 +281,22 @@ mod tests {
         let with_entry = Call::for_route(route).with_metadata(MimeType::Custom("application/x.t".into()), "v");
         let decoded = CompositeMetadata::decode(request_metadata(with_entry).unwrap()).unwrap();
         assert_eq!(decoded.entries.len(), 2);
+    }
+
+    #[test]
+    fn static_routes_sharing_a_slot_or_an_address_keep_their_own_bytes() {
+        // More routes than the per-thread table has slots, so some share one; and two routes
+        // at the same address with different lengths.
+        let mut routes: Vec<&'static str> =
+            (0..20).map(|i| &*Box::leak(format!("echo.Echo/Method{i}").into_boxed_str())).collect();
+        let long: &'static str = Box::leak("echo.Echo/LongerName".to_owned().into_boxed_str());
+        routes.extend([long, &long[..14]]);
+        for _ in 0..2 {
+            for route in &routes {
+                let metadata = request_metadata(Call::for_route(route)).unwrap();
+                assert_eq!(metadata, request_metadata(Call::new(*route)).unwrap(), "{route}");
+            }
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! [`PayloadStream`]: super::stream::PayloadStream
 
 use super::inbox::{self, Inbox, ReadyFlag, Taken, WeakSender};
+use super::reply::ReplySender;
 use super::stream::Inlet;
 use super::transport::Transport;
 use crate::conn::{CommandError, Connection, Event, IdMap, Kind, id_map};
@@ -53,6 +54,9 @@ const PRODUCER_BATCH_BYTES: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Below this much free room, the read buffer is grown by a chunk before the next read.
 const MIN_READ_ROOM: usize = 1024;
+/// The most cancel signals kept for reuse (see `Driver::recycle`); calls answered at once
+/// need one at a time.
+const SPARE_CANCELS: usize = 16;
 
 /// A request from a handle, or the answer of a request/response handler's task.
 pub(crate) enum Command {
@@ -76,32 +80,9 @@ pub(crate) enum Opened {
     /// Through a channel, with the id or why the stream could not open; if the receiver is
     /// gone (the caller gave up), the stream is cancelled at once.
     Reply(oneshot::Sender<Result<u32, Status>>),
-    /// Request/response: through a shared slot, so the caller waits for one thing only (the
-    /// answer, on its `Inbound::Single`, which also carries a failure to open).
-    Slot(Arc<PendingCall>),
-}
-
-/// The meeting point of a request/response caller that may give up and the driver that
-/// assigns the stream id. Each side writes its fact, then reads the other's (sequentially
-/// consistent), so at least one of them sees both and the CANCEL is sent exactly when needed.
-#[derive(Debug, Default)]
-pub(crate) struct PendingCall {
-    id: std::sync::atomic::AtomicU32,
-    cancelled: std::sync::atomic::AtomicBool,
-}
-
-impl PendingCall {
-    /// Driver: records the id; true if the caller already gave up (cancel it now).
-    fn assign(&self, id: u32) -> bool {
-        self.id.store(id, std::sync::atomic::Ordering::SeqCst);
-        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Caller: gives up; the id to cancel if the driver already opened the stream.
-    pub(crate) fn cancel(&self) -> Option<u32> {
-        self.cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
-        Some(self.id.load(std::sync::atomic::Ordering::SeqCst)).filter(|id| *id != 0)
-    }
+    /// Request/response: through the caller's reply slot (its `Inbound::Single`), so the
+    /// caller waits for one thing only, the answer, which also carries a failure to open.
+    Slot,
 }
 
 /// How a producer's stream ended.
@@ -123,7 +104,7 @@ pub(crate) enum Control {
 
 /// Where a stream's inbound messages go.
 pub(crate) enum Inbound {
-    Single(oneshot::Sender<Result<Payload, Status>>),
+    Single(ReplySender),
     Many(Inlet),
 }
 
@@ -143,9 +124,7 @@ impl Entry {
     /// Ends the stream with `status`: its reader gets it as the last item.
     fn fail(mut self, status: Status) {
         match self.inbound.take() {
-            Some(Inbound::Single(tx)) => {
-                let _ = tx.send(Err(status));
-            }
+            Some(Inbound::Single(tx)) => tx.send(Err(status)),
             Some(Inbound::Many(inlet)) => inlet.push(Err(status)),
             None => {}
         }
@@ -279,6 +258,8 @@ pub(crate) struct Driver<T: Transport> {
     /// Consecutive messages for one stream's queue, pushed at once (see `Driver::flush_staged`).
     staged: Vec<Result<Payload, Status>>,
     staged_id: u32,
+    /// Cancel signals of calls answered at once, for the next calls (see `Driver::recycle`).
+    spare_cancels: Vec<CancelSignal>,
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
     /// Fires a graceful close (server shutdown).
@@ -324,6 +305,7 @@ impl<T: Transport> Driver<T> {
             runnable: Vec::new(),
             staged: Vec::new(),
             staged_id: 0,
+            spare_cancels: Vec::new(),
             orphaned: false,
             shutdown,
             grace_deadline: None,
@@ -525,11 +507,11 @@ impl<T: Transport> Driver<T> {
         match Frame::decode(bytes) {
             // A stream's messages skip the connection's event queue (see
             // `Connection::handle_payload`).
-            Ok(Frame::Payload(p)) => {
-                if let Some((id, metadata, data)) = self.conn.handle_payload(p, now) {
-                    self.deliver(id, Payload { metadata, data });
-                }
-            }
+            Ok(Frame::Payload(p)) => match self.conn.handle_payload(p, now) {
+                Some(m) if m.last => self.answered(m.stream_id, Payload { metadata: m.metadata, data: m.data }),
+                Some(m) => self.deliver(m.stream_id, Payload { metadata: m.metadata, data: m.data }),
+                None => {}
+            },
             Ok(frame) => self.conn.handle_frame(frame, now),
             Err(e) => self.conn.handle_decode_error(&e, now),
         }
@@ -614,7 +596,7 @@ impl<T: Transport> Driver<T> {
         match &entry.inbound {
             Some(Inbound::Single(_)) => {
                 if let Some(Inbound::Single(tx)) = entry.inbound.take() {
-                    let _ = tx.send(Ok(payload));
+                    tx.send(Ok(payload));
                 }
             }
             Some(Inbound::Many(_)) => {
@@ -622,6 +604,17 @@ impl<T: Transport> Driver<T> {
                 self.staged.push(Ok(payload));
             }
             None => {}
+        }
+    }
+
+    /// Hands a request/response caller its answer; the connection has forgotten the stream
+    /// already, so its entry goes too (one look-up, where the answer as events costs two).
+    fn answered(&mut self, id: u32, payload: Payload) {
+        if let Some(mut entry) = self.entries.remove(&id) {
+            if let Some(Inbound::Single(tx)) = entry.inbound.take() {
+                tx.send(Ok(payload));
+            }
+            entry.stop();
         }
     }
 
@@ -688,9 +681,7 @@ impl<T: Transport> Driver<T> {
                             (Opened::Reply(tx), _) => {
                                 let _ = tx.send(Err(status));
                             }
-                            (Opened::Slot(_), Some(Inbound::Single(tx))) => {
-                                let _ = tx.send(Err(status));
-                            }
+                            (Opened::Slot, Some(Inbound::Single(tx))) => tx.send(Err(status)),
                             _ => {}
                         }
                         return;
@@ -698,7 +689,7 @@ impl<T: Transport> Driver<T> {
                 };
                 let gone = match opened {
                     Opened::Reply(tx) => tx.send(Ok(id)).is_err(),
-                    Opened::Slot(pending) => pending.assign(id),
+                    Opened::Slot => matches!(&inbound, Some(Inbound::Single(tx)) if tx.assign(id)),
                 };
                 if gone {
                     // The caller is gone already.
@@ -741,25 +732,26 @@ impl<T: Transport> Driver<T> {
         weak: &WeakSender,
         wbuf: &mut BytesMut,
     ) {
-        let composite = match CompositeMetadata::decode(metadata) {
-            Ok(m) => m,
+        let route = match CompositeMetadata::decode_route(&metadata) {
+            Ok(Some(route)) => route,
+            Ok(None) => return self.refuse(id, kind, Status::unimplemented("the request carries no route")),
             Err(e) => return self.refuse(id, kind, Status::invalid_argument(format!("bad request metadata: {e}"))),
         };
-        let route = match composite.route() {
-            Ok(Some(route)) => route.to_owned(),
-            Ok(_) => return self.refuse(id, kind, Status::unimplemented("the request carries no route")),
-            Err(e) => return self.refuse(id, kind, Status::invalid_argument(format!("bad routing metadata: {e}"))),
-        };
         let Some(tx) = weak.upgrade() else { return };
-        let cancel = CancelSignal::default();
+        let cancel = self.spare_cancels.pop().unwrap_or_default();
         let peer = Client::from_parts(tx.clone(), self.handles.clone());
-        let call = Call::from_parts(route, composite, cancel.clone(), peer);
+        let call = Call::received(route, metadata, cancel.clone(), peer);
         let handler = self.handler.clone();
-        let mut entry = Entry { cancel: Some(cancel), ..Entry::default() };
+        // The entry's own handle is made only for a call that outlives this function, so that
+        // one answered at once leaves its signal unshared, for `recycle`.
+        let mut entry = Entry::default();
         match kind {
             Kind::FireAndForget => {
                 let mut future = handler.fire_and_forget(call, data);
-                if poll_once(&mut future).is_none() {
+                if poll_once(&mut future).is_some() {
+                    drop(future);
+                    self.recycle(cancel);
+                } else {
                     tokio::spawn(future);
                 }
                 return;
@@ -768,7 +760,9 @@ impl<T: Transport> Driver<T> {
                 let mut future = handler.request_response(call, data);
                 if let Some(result) = poll_once(&mut future) {
                     // Answered without waiting: no task, no trip through the command channel.
+                    drop(future);
                     self.answer(id, result, wbuf);
+                    self.recycle(cancel);
                     return;
                 }
                 let budget = self.handles.budget.clone();
@@ -781,10 +775,12 @@ impl<T: Transport> Driver<T> {
                     let _ = tx.send(Command::Respond { id, result, reserved }).await;
                 });
                 entry.task = Some(task.abort_handle());
+                entry.cancel = Some(cancel);
             }
             Kind::RequestStream => {
                 let stream = handler.request_stream(call, data);
                 entry.producer = Some(self.producer(id, stream, initial_n));
+                entry.cancel = Some(cancel);
             }
             Kind::Channel => {
                 let (inlet, mut messages) = super::stream::inbound(&self.handles);
@@ -795,9 +791,19 @@ impl<T: Transport> Driver<T> {
                 }
                 let stream = handler.request_channel(call, messages);
                 entry.producer = Some(self.producer(id, stream, initial_n));
+                entry.cancel = Some(cancel);
             }
         }
         self.entries.insert(id, entry);
+    }
+
+    /// Keeps a call's cancel signal for the next call if nothing else holds it any more (the
+    /// handler answered at once and dropped its call): every request needs one, and most are
+    /// answered at once, so this saves an allocation and a free per call.
+    fn recycle(&mut self, cancel: CancelSignal) {
+        if self.spare_cancels.len() < SPARE_CANCELS && cancel.is_unshared() {
+            self.spare_cancels.push(cancel);
+        }
     }
 
     /// A producer for stream `id` with `credit` granted; it is polled on the next turn if it

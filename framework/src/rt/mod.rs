@@ -3,6 +3,7 @@
 pub(crate) mod client;
 pub(crate) mod driver;
 pub(crate) mod inbox;
+pub(crate) mod reply;
 pub(crate) mod server;
 pub(crate) mod stream;
 pub(crate) mod transport;

@@ -24,7 +24,7 @@ fn encode_status(route: &str, error: &CodecError) -> Status {
 }
 
 fn encode_request<C: Codec<T>, T>(route: &str, message: T) -> Result<Bytes, Status> {
-    C::encode(message).map_err(|e| encode_status(route, &e))
+    Arena::encode_one::<C, T>(message).map_err(|e| encode_status(route, &e))
 }
 
 fn decode_response<C: Codec<T>, T>(route: &str, data: Bytes) -> Result<T, Status> {

@@ -1,6 +1,7 @@
 //! Codecs: how messages become payload data and back.
 
 use bytes::{Bytes, BytesMut};
+use std::cell::RefCell;
 
 /// Why a message could not be encoded or decoded, in words (shown in the resulting [`Status`]).
 ///
@@ -122,6 +123,8 @@ pub(crate) struct Arena {
 impl Arena {
     /// The most room reserved ahead.
     const MAX: usize = 8 * 1024;
+    /// The most room kept once a message has been split off.
+    const KEEP: usize = 8 * Arena::MAX;
 
     /// Encodes `message` with `encode` (a codec's [`Codec::encode_into`]).
     pub(crate) fn encode<T>(
@@ -133,7 +136,27 @@ impl Arena {
             self.buf.reserve(self.next);
         }
         self.next = (self.next * 2).clamp(512, Arena::MAX);
-        encode(message, &mut self.buf)
+        let encoded = encode(message, &mut self.buf);
+        if self.buf.capacity() - self.buf.len() > Arena::KEEP {
+            // A large message grew the buffer; what is left of it is not kept around for
+            // small ones (the message itself keeps its part alive while it needs it).
+            *self = Arena::default();
+        }
+        encoded
+    }
+
+    /// Encodes the one message of a call (a request/response's request or response) into a
+    /// buffer that this thread's calls share, as a stream's messages share theirs: without it,
+    /// every call would allocate (and free) a buffer for a message of a few bytes. Falls back
+    /// to [`Codec::encode`] if a codec's own encoding encodes another message.
+    pub(crate) fn encode_one<C: Codec<T>, T>(message: T) -> Result<Bytes, CodecError> {
+        thread_local! {
+            static ARENA: RefCell<Arena> = RefCell::default();
+        }
+        ARENA.with(|arena| match arena.try_borrow_mut() {
+            Ok(mut arena) => arena.encode(C::encode_into, message),
+            Err(_) => C::encode(message),
+        })
     }
 }
 

@@ -19,7 +19,7 @@ fn decode_request<C: Codec<T>, T>(route: &str, data: Bytes) -> Result<T, Status>
 }
 
 fn encode_response<C: Codec<T>, T>(route: &str, message: T) -> Result<Payload, Status> {
-    C::encode(message)
+    Arena::encode_one::<C, T>(message)
         .map(Payload::new)
         .map_err(|e| Status::internal(format!("could not encode a response message of `{route}`: {e}")))
 }

@@ -1,0 +1,210 @@
+//! A request/response caller's reply: one shared slot for the stream id, the caller giving up,
+//! and the answer.
+//!
+//! A request/response caller used to wait on a oneshot channel for its answer and share a
+//! second record with the driver to learn the stream id to cancel: two allocations and two
+//! sets of atomics per call, most of what a call cost its caller beyond the frames. One slot
+//! behind one uncontended lock does both jobs, and makes the cancel handshake plain: the driver
+//! records the id and the caller records that it gave up under the same lock, so whichever
+//! comes second sees the other's fact and exactly one of them sends the CANCEL.
+
+use super::driver::Control;
+use super::inbox::Inbox;
+use crate::{Payload, Status};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+/// The answer of one request/response.
+pub(crate) type Answer = Result<Payload, Status>;
+
+/// A new slot: the driver's end and the caller's.
+pub(crate) fn slot(inbox: &Inbox) -> (ReplySender, Reply<'_>) {
+    let slot = Arc::new(Slot::default());
+    (ReplySender(slot.clone()), Reply { slot, inbox })
+}
+
+#[derive(Default)]
+struct Slot(Mutex<State>);
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; a poisoned slot is still a consistent one.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `outcome` unless one is there, and wakes the caller.
+    fn settle(&self, outcome: Outcome) {
+        let mut state = self.lock();
+        if !matches!(state.outcome, Outcome::Waiting) {
+            return;
+        }
+        state.outcome = outcome;
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// The stream id, once the driver has opened the stream (ids are never 0).
+    id: u32,
+    /// The caller stopped waiting.
+    gave_up: bool,
+    outcome: Outcome,
+    waker: Option<Waker>,
+}
+
+#[derive(Default)]
+enum Outcome {
+    #[default]
+    Waiting,
+    Ready(Answer),
+    /// The driver dropped its end without answering (the connection went away).
+    Dropped,
+    /// The caller has the answer.
+    Taken,
+}
+
+/// The driver's end.
+pub(crate) struct ReplySender(Arc<Slot>);
+
+impl ReplySender {
+    /// Records the stream id; true if the caller has already given up (cancel the stream now).
+    pub(crate) fn assign(&self, id: u32) -> bool {
+        let mut state = self.0.lock();
+        state.id = id;
+        state.gave_up
+    }
+
+    /// Hands the caller its answer.
+    pub(crate) fn send(self, answer: Answer) {
+        self.0.settle(Outcome::Ready(answer));
+    }
+}
+
+impl Drop for ReplySender {
+    fn drop(&mut self) {
+        // After `send` this finds the answer there and does nothing.
+        self.0.settle(Outcome::Dropped);
+    }
+}
+
+/// The caller's end: resolves to the answer, or `None` if the driver went away without one.
+/// Dropped before that (the caller gave up), it cancels the stream if the driver opened one.
+pub(crate) struct Reply<'a> {
+    slot: Arc<Slot>,
+    inbox: &'a Inbox,
+}
+
+impl Future for Reply<'_> {
+    type Output = Option<Answer>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        let mut state = self.slot.lock();
+        match std::mem::replace(&mut state.outcome, Outcome::Taken) {
+            Outcome::Ready(answer) => Poll::Ready(Some(answer)),
+            Outcome::Dropped => Poll::Ready(None),
+            Outcome::Taken => Poll::Ready(None),
+            Outcome::Waiting => {
+                state.outcome = Outcome::Waiting;
+                match &mut state.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Reply<'_> {
+    fn drop(&mut self) {
+        let mut state = self.slot.lock();
+        if !matches!(state.outcome, Outcome::Waiting) {
+            return;
+        }
+        state.gave_up = true;
+        let id = state.id;
+        drop(state);
+        if id != 0 {
+            self.inbox.control(Control::Cancel(id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn taken(inbox: &Inbox) -> Vec<Control> {
+        let mut taken = super::super::inbox::Taken::default();
+        inbox.take_now(&mut taken, true);
+        taken.controls
+    }
+
+    #[test]
+    fn the_answer_reaches_the_caller_and_nothing_is_cancelled() {
+        let (inbox, _sender) = Inbox::new();
+        let (tx, mut reply) = slot(&inbox);
+        assert!(!tx.assign(3));
+        assert!((&mut reply).now_or_never().is_none(), "no answer yet");
+        tx.send(Ok(Payload::new("hi")));
+        assert_eq!((&mut reply).now_or_never(), Some(Some(Ok(Payload::new("hi")))));
+        drop(reply);
+        assert!(taken(&inbox).is_empty());
+    }
+
+    #[test]
+    fn a_driver_that_goes_away_leaves_no_answer() {
+        let (inbox, _sender) = Inbox::new();
+        let (tx, reply) = slot(&inbox);
+        drop(tx);
+        assert_eq!(reply.now_or_never(), Some(None));
+        assert!(taken(&inbox).is_empty(), "nothing to cancel");
+    }
+
+    #[test]
+    fn giving_up_cancels_exactly_once_whichever_side_comes_first() {
+        // The caller gives up after the driver opened the stream: the caller cancels it.
+        let (inbox, _sender) = Inbox::new();
+        let (tx, reply) = slot(&inbox);
+        assert!(!tx.assign(5));
+        drop(reply);
+        assert!(matches!(taken(&inbox)[..], [Control::Cancel(5)]));
+        tx.send(Ok(Payload::default()));
+
+        // The caller gives up before: the driver learns it when it opens the stream.
+        let (inbox, _sender) = Inbox::new();
+        let (tx, reply) = slot(&inbox);
+        drop(reply);
+        assert!(tx.assign(7), "the driver must cancel");
+        assert!(taken(&inbox).is_empty(), "and the caller did not");
+
+        // The answer came first: nothing to cancel.
+        let (inbox, _sender) = Inbox::new();
+        let (tx, reply) = slot(&inbox);
+        assert!(!tx.assign(9));
+        tx.send(Err(Status::internal("no")));
+        drop(reply);
+        assert!(taken(&inbox).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_caller_is_woken_from_another_task() {
+        let (inbox, _sender) = Inbox::new();
+        let (tx, reply) = slot(&inbox);
+        let answer = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tx.send(Ok(Payload::new("later")));
+        });
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), reply).await.expect("woken");
+        assert_eq!(got, Some(Ok(Payload::new("later"))));
+        answer.await.unwrap();
+    }
+}
