@@ -16,9 +16,10 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OnceCell, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 const ECHO: u8 = 0;
 const STREAM: u8 = 1;
@@ -111,9 +112,10 @@ pub struct Inner {
     addr: SocketAddr,
     /// The connection for one call at a time; taken out for the duration of a call.
     direct: RefCell<Option<Direct>>,
-    /// A second connection, opened on first use, shared by many tasks.
-    pipe: OnceCell<mpsc::Sender<(Bytes, oneshot::Sender<()>)>>,
 }
+
+/// A second connection, shared by many tasks (see [`pipe`]).
+pub type Pipe = mpsc::Sender<(Bytes, oneshot::Sender<()>)>;
 
 pub struct Raw;
 
@@ -124,11 +126,7 @@ impl System for Raw {
 
     async fn connect(addr: SocketAddr) -> Result<Self::Conn> {
         let socket = BufReader::new(dial(addr).await?);
-        Ok(Rc::new(Inner {
-            addr,
-            direct: RefCell::new(Some(Direct { socket, body: Vec::new() })),
-            pipe: OnceCell::new(),
-        }))
+        Ok(Rc::new(Inner { addr, direct: RefCell::new(Some(Direct { socket, body: Vec::new() })) }))
     }
 
     async fn unary(conn: &Self::Conn, data: Bytes) -> Result<()> {
@@ -139,10 +137,15 @@ impl System for Raw {
         Ok(())
     }
 
-    async fn unary_shared(conn: &Self::Conn, data: Bytes) -> Result<()> {
-        let tx = conn.pipe.get_or_try_init(|| pipe(conn.addr)).await?;
+    type Shared = Pipe;
+
+    async fn shared(conn: &Self::Conn) -> Result<Self::Shared> {
+        pipe(conn.addr).await
+    }
+
+    async fn unary_shared(pipe: &Self::Shared, data: Bytes) -> Result<()> {
         let (done, rx) = oneshot::channel();
-        tx.send((data, done)).await.map_err(|_| "the pipelined connection closed")?;
+        pipe.send((data, done)).await.map_err(|_| "the pipelined connection closed")?;
         rx.await.map_err(|_| "the pipelined connection closed")?;
         Ok(())
     }
@@ -181,31 +184,33 @@ impl System for Raw {
 
 /// Opens the shared connection: a writer task coalesces queued requests into one write, a
 /// reader task hands each reply to the oldest waiting caller (the server answers in order).
-async fn pipe(addr: SocketAddr) -> Result<mpsc::Sender<(Bytes, oneshot::Sender<()>)>> {
+/// Both are runtime tasks, as an RPC library's connection tasks are.
+async fn pipe(addr: SocketAddr) -> Result<Pipe> {
     let (r, w) = dial(addr).await?.into_split();
     let (tx, mut rx) = mpsc::channel::<(Bytes, oneshot::Sender<()>)>(1024);
-    let waiting: Rc<RefCell<VecDeque<oneshot::Sender<()>>>> = Rc::default();
+    let waiting: Arc<Mutex<VecDeque<oneshot::Sender<()>>>> = Arc::default();
     let queue = waiting.clone();
-    tokio::task::spawn_local(async move {
+    let wait = move |done| queue.lock().unwrap_or_else(PoisonError::into_inner).push_back(done);
+    tokio::spawn(async move {
         let mut w = BufWriter::with_capacity(64 * 1024, w);
         while let Some((data, done)) = rx.recv().await {
-            queue.borrow_mut().push_back(done);
+            wait(done);
             w.write_all(&frame(ECHO, &data)).await?;
             while let Ok((data, done)) = rx.try_recv() {
-                queue.borrow_mut().push_back(done);
+                wait(done);
                 w.write_all(&frame(ECHO, &data)).await?;
             }
             w.flush().await?;
         }
         Ok::<_, crate::common::Error>(())
     });
-    tokio::task::spawn_local(async move {
+    tokio::spawn(async move {
         let mut r = BufReader::with_capacity(64 * 1024, r);
         let mut body = Vec::new();
         loop {
             read_frame(&mut r, &mut body).await?;
-            let done = waiting.borrow_mut().pop_front().ok_or("a reply nobody asked for")?;
-            let _ = done.send(());
+            let done = waiting.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+            let _ = done.ok_or("a reply nobody asked for")?.send(());
         }
         #[allow(unreachable_code)]
         Ok::<_, crate::common::Error>(())

@@ -3,13 +3,14 @@
 
 use crate::common::{Kind, Outcome, Result, Work, begin, end};
 use bytes::Bytes;
-use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// One system's client, reduced to what the workloads need. Futures need not be `Send`:
-/// everything runs on one thread, in a `LocalSet`.
+/// One system's client, reduced to what the workloads need. Everything runs on one thread;
+/// futures need not be `Send` (the client runs in a `LocalSet`), except those of the tasks
+/// that share a connection ([`System::unary_shared`]).
 #[allow(async_fn_in_trait)]
 pub trait System: 'static {
     /// A connection; clones share it.
@@ -22,10 +23,13 @@ pub trait System: 'static {
     async fn connect(addr: SocketAddr) -> Result<Self::Conn>;
     /// One unary call; the response is decoded (and dropped).
     async fn unary(conn: &Self::Conn, data: Bytes) -> Result<()>;
-    /// A unary call from one of many tasks sharing `conn`. The default is [`System::unary`].
-    async fn unary_shared(conn: &Self::Conn, data: Bytes) -> Result<()> {
-        Self::unary(conn, data).await
-    }
+    /// What many tasks share to make calls on one connection (a clone each). Sendable: those
+    /// tasks are runtime tasks, as an application's would be (see [`run`]).
+    type Shared: Clone + Send + Sync + 'static;
+    /// The handle for many tasks, made before the measured part.
+    async fn shared(conn: &Self::Conn) -> Result<Self::Shared>;
+    /// A unary call from one of many tasks sharing a connection.
+    fn unary_shared(conn: &Self::Shared, data: Bytes) -> impl Future<Output = Result<()>> + Send;
     /// Opens a server stream of `count` messages of `size` bytes (`hold`: one, then silence).
     async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream>;
     /// The next message of a stream: `false` at its end.
@@ -68,31 +72,34 @@ pub async fn run<S: System>(addr: SocketAddr, w: &Work) -> Result<Outcome> {
             for _ in 0..w.warm {
                 S::unary(&conn, data.clone()).await?;
             }
+            let shared = S::shared(&conn).await?;
             let start = begin()?;
             let deadline = w.deadline();
             // Tasks claim calls from a shared budget, so the total is `n` whatever the spread.
-            let budget = Rc::new(Cell::new(w.n));
-            let lat = Rc::new(RefCell::new(Vec::with_capacity(w.n as usize)));
+            // They are runtime tasks (`tokio::spawn`), not `LocalSet` tasks: a `LocalSet` polls
+            // at most 61 of its tasks before the runtime polls its own (where Weft's and tonic's
+            // connection tasks run), which split each round of 64 calls into two writes.
+            let budget = Arc::new(AtomicU64::new(w.n));
             let mut tasks = Vec::with_capacity(w.inflight);
             for _ in 0..w.inflight {
-                let (conn, data, budget, lat) = (conn.clone(), data.clone(), budget.clone(), lat.clone());
-                tasks.push(tokio::task::spawn_local(async move {
+                let (shared, data, budget) = (shared.clone(), data.clone(), budget.clone());
+                tasks.push(tokio::spawn(async move {
                     let mut mine = Vec::new();
-                    while budget.get() > 0 && Instant::now() < deadline {
-                        budget.set(budget.get() - 1);
+                    while Instant::now() < deadline
+                        && budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+                    {
                         let t = Instant::now();
-                        S::unary_shared(&conn, data.clone()).await?;
+                        S::unary_shared(&shared, data.clone()).await?;
                         mine.push(nanos(t));
                     }
-                    lat.borrow_mut().extend(mine);
-                    Ok::<_, crate::common::Error>(())
+                    Ok::<_, crate::common::Error>(mine)
                 }));
             }
+            let mut lat = Vec::with_capacity(w.n as usize);
             for task in tasks {
-                task.await??;
+                lat.extend(task.await??);
             }
             let end = end()?;
-            let lat = std::mem::take(&mut *lat.borrow_mut());
             Ok(Outcome { ops: lat.len() as u64, start, end, lat_ns: lat })
         }
         Kind::ServerStream => {

@@ -63,6 +63,17 @@ impl System for Tonic {
         Ok(())
     }
 
+    type Shared = BenchClient<Channel>;
+
+    async fn shared(conn: &Self::Conn) -> Result<Self::Shared> {
+        Ok(conn.clone())
+    }
+
+    async fn unary_shared(conn: &Self::Shared, data: Bytes) -> Result<()> {
+        conn.clone().unary(Msg { data }).await?;
+        Ok(())
+    }
+
     async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream> {
         Ok(conn.clone().server_stream(StreamReq { count, size: size as u32, hold }).await?.into_inner())
     }
