@@ -42,12 +42,21 @@ impl Payload {
 /// sent, in order, and can learn that the requester cancelled.
 #[derive(Clone, Debug)]
 pub struct Call {
-    /// Borrowed when generated code names the route, so a typed call copies nothing.
-    route: Cow<'static, str>,
+    route: Route,
     metadata: Metadata,
     /// Responder side only: nobody cancels a requester's own call head.
     cancel: Option<CancelSignal>,
     peer: Option<crate::Client>,
+}
+
+/// Where a call's route lives: borrowed when generated code names it, so a typed call copies
+/// nothing; shared between the calls of a connection that sent the same request metadata
+/// (see the driver's `RouteCache`), so a served call copies nothing either.
+#[derive(Clone, Debug)]
+enum Route {
+    Static(&'static str),
+    Owned(String),
+    Shared(Arc<str>),
 }
 
 /// A call's composite metadata. A served call keeps the block as it arrived (checked, see
@@ -62,15 +71,15 @@ enum Metadata {
 impl Call {
     /// A call to `route` (for example `greet.Greeter/SayHello`) without extra metadata.
     pub fn new(route: impl Into<String>) -> Call {
-        Call::requester(Cow::Owned(route.into()))
+        Call::requester(Route::Owned(route.into()))
     }
 
     /// [`Call::new`] for a route known at compile time (generated clients).
     pub(crate) fn for_route(route: &'static str) -> Call {
-        Call::requester(Cow::Borrowed(route))
+        Call::requester(Route::Static(route))
     }
 
-    fn requester(route: Cow<'static, str>) -> Call {
+    fn requester(route: Route) -> Call {
         Call { route, metadata: Metadata::Built(CompositeMetadata::default()), cancel: None, peer: None }
     }
 
@@ -85,7 +94,11 @@ impl Call {
 
     /// The route.
     pub fn route(&self) -> &str {
-        &self.route
+        match &self.route {
+            Route::Static(route) => route,
+            Route::Owned(route) => route,
+            Route::Shared(route) => route,
+        }
     }
 
     /// The composite metadata: on the requester, the extra entries; on the responder, every
@@ -119,9 +132,9 @@ impl Call {
 
     /// A served call: `route` was found in `metadata`, a composite block that
     /// `CompositeMetadata::decode_route` accepted.
-    pub(crate) fn received(route: String, metadata: Bytes, cancel: CancelSignal, peer: crate::Client) -> Call {
+    pub(crate) fn received(route: Arc<str>, metadata: Bytes, cancel: CancelSignal, peer: crate::Client) -> Call {
         Call {
-            route: Cow::Owned(route),
+            route: Route::Shared(route),
             metadata: Metadata::Received { block: metadata, entries: OnceLock::new() },
             cancel: Some(cancel),
             peer: Some(peer),
@@ -130,7 +143,12 @@ impl Call {
 
     /// The route (borrowed if it was named at compile time) and the metadata.
     pub(crate) fn into_parts(self) -> (Cow<'static, str>, CompositeMetadata) {
-        (self.route, self.metadata.into_built())
+        let route = match self.route {
+            Route::Static(route) => Cow::Borrowed(route),
+            Route::Owned(route) => Cow::Owned(route),
+            Route::Shared(route) => Cow::Owned(route.as_ref().to_owned()),
+        };
+        (route, self.metadata.into_built())
     }
 }
 

@@ -260,6 +260,7 @@ pub(crate) struct Driver<T: Transport> {
     staged_id: u32,
     /// Cancel signals of calls answered at once, for the next calls (see `Driver::recycle`).
     spare_cancels: Vec<CancelSignal>,
+    routes: RouteCache,
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
     /// Fires a graceful close (server shutdown).
@@ -306,6 +307,7 @@ impl<T: Transport> Driver<T> {
             staged: Vec::new(),
             staged_id: 0,
             spare_cancels: Vec::new(),
+            routes: RouteCache::default(),
             orphaned: false,
             shutdown,
             grace_deadline: None,
@@ -732,10 +734,15 @@ impl<T: Transport> Driver<T> {
         weak: &WeakSender,
         wbuf: &mut BytesMut,
     ) {
-        let route = match CompositeMetadata::decode_route(&metadata) {
-            Ok(Some(route)) => route,
-            Ok(None) => return self.refuse(id, kind, Status::unimplemented("the request carries no route")),
-            Err(e) => return self.refuse(id, kind, Status::invalid_argument(format!("bad request metadata: {e}"))),
+        let route = match self.routes.get(&metadata) {
+            Some(route) => route,
+            None => match CompositeMetadata::decode_route(&metadata) {
+                Ok(Some(route)) => self.routes.put(&metadata, route.into()),
+                Ok(None) => return self.refuse(id, kind, Status::unimplemented("the request carries no route")),
+                Err(e) => {
+                    return self.refuse(id, kind, Status::invalid_argument(format!("bad request metadata: {e}")));
+                }
+            },
         };
         let Some(tx) = weak.upgrade() else { return };
         let cancel = self.spare_cancels.pop().unwrap_or_default();
@@ -915,6 +922,45 @@ impl<T: Transport> Driver<T> {
     }
 }
 
+/// The routes of the last few distinct request metadata blocks this connection received.
+///
+/// A requester sends the same metadata block (usually the routing entry alone) with every call
+/// to a method, and checking it (every entry, every tag, UTF-8) and copying its route out cost
+/// more than the rest of dispatching the call. A block seen before is compared byte for byte
+/// with the copy kept here, and its route shared. What a peer can do with it is bounded: a few
+/// blocks of at most [`RouteCache::MAX_BLOCK`] bytes per connection, each look-up at most that
+/// many comparisons.
+#[derive(Default)]
+struct RouteCache {
+    entries: [Option<KnownBlock>; RouteCache::ENTRIES],
+    /// The entry to replace next (oldest first).
+    next: usize,
+}
+
+/// A request metadata block (a copy) and its route.
+type KnownBlock = (Box<[u8]>, Arc<str>);
+
+impl RouteCache {
+    const ENTRIES: usize = 4;
+    /// Blocks longer than this are checked every time (a route is at most 255 bytes, but
+    /// method routes are much shorter, and a long block is rarely sent twice).
+    const MAX_BLOCK: usize = 128;
+
+    fn get(&self, block: &[u8]) -> Option<Arc<str>> {
+        self.entries.iter().flatten().find(|(seen, _)| **seen == *block).map(|(_, route)| route.clone())
+    }
+
+    /// Remembers that `block` carries `route`, which `CompositeMetadata::decode_route` found
+    /// in it; returns `route`.
+    fn put(&mut self, block: &[u8], route: Arc<str>) -> Arc<str> {
+        if block.len() <= RouteCache::MAX_BLOCK {
+            self.entries[self.next] = Some((block.into(), route.clone()));
+            self.next = (self.next + 1) % RouteCache::ENTRIES;
+        }
+        route
+    }
+}
+
 /// Polls a handler's future once, on the driver's task.
 ///
 /// Most request/response and fire-and-forget handlers answer without waiting on anything;
@@ -950,4 +996,29 @@ fn command_status(e: &CommandError, handles: &Handles) -> Status {
 /// Why the connection is closed, for error messages.
 pub(crate) fn closed_reason(handles: &Handles) -> String {
     handles.closed.borrow().clone().unwrap_or_else(|| "the connection is closed".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_route_cache_keeps_the_last_few_short_blocks_and_matches_them_exactly() {
+        let mut cache = RouteCache::default();
+        let block = |i: usize| format!("block {i}").into_bytes();
+        for i in 0..RouteCache::ENTRIES + 1 {
+            assert!(cache.get(&block(i)).is_none());
+            assert_eq!(&*cache.put(&block(i), format!("r{i}").into()), format!("r{i}"));
+        }
+        assert!(cache.get(&block(0)).is_none(), "the oldest made room");
+        for i in 1..RouteCache::ENTRIES + 1 {
+            assert_eq!(cache.get(&block(i)).as_deref(), Some(&*format!("r{i}")));
+        }
+        assert!(cache.get(b"block").is_none(), "a prefix is another block");
+        assert!(cache.get(b"block 10").is_none(), "so is a longer one");
+        let long = vec![7u8; RouteCache::MAX_BLOCK + 1];
+        assert_eq!(&*cache.put(&long, "long".into()), "long");
+        assert!(cache.get(&long).is_none(), "too long to keep");
+        assert!(cache.get(&block(1)).is_some(), "and it pushed nothing out");
+    }
 }

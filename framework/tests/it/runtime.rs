@@ -196,6 +196,53 @@ async fn every_model_with_tiny_fragments() {
     .await
 }
 
+/// Answers with what it was called as: the route, then each metadata entry's MIME type and
+/// content.
+struct WhoAmI;
+
+impl Handler for WhoAmI {
+    fn request_response(&self, call: Call, _data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+        let mut answer = call.route().to_owned();
+        for entry in &call.metadata().entries {
+            answer.push_str(&format!(" {}={}", entry.mime, String::from_utf8_lossy(&entry.content)));
+        }
+        Box::pin(async move { Ok(Payload::new(answer)) })
+    }
+}
+
+#[tokio::test]
+async fn many_routes_and_metadata_on_one_connection_reach_the_handler_as_sent() {
+    // More distinct request metadata blocks than the server keeps the routes of, some sent
+    // again and again, so every call is a repeat, a new block, or one that pushed out another;
+    // and one block too long to be kept.
+    const MANY: &[&str] = &["m.S/A", "m.S/B", "m.S/C", "m.S/D", "m.S/E", "m.S/F", "m.S/G"];
+    bounded(30, async {
+        let running = Server::builder().add_handler(MANY, WhoAmI).build().bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        let trace = weft::frame::metadata::MimeType::custom("application/x.trace").unwrap();
+        let long = "t".repeat(200);
+        for round in 0..3 {
+            for (i, route) in MANY.iter().enumerate() {
+                let (call, expected) = match (round + i) % 3 {
+                    0 => (Call::new(*route), format!("{route} message/x.rsocket.routing.v0=\u{5}{route}")),
+                    1 => (
+                        Call::new(*route).with_metadata(trace.clone(), format!("t{i}")),
+                        format!("{route} message/x.rsocket.routing.v0=\u{5}{route} application/x.trace=t{i}"),
+                    ),
+                    _ => (
+                        Call::new(*route).with_metadata(trace.clone(), long.clone()),
+                        format!("{route} message/x.rsocket.routing.v0=\u{5}{route} application/x.trace={long}"),
+                    ),
+                };
+                let answer = client.request_response(call, Bytes::new()).await.unwrap();
+                assert_eq!(text(&answer), expected, "round {round}");
+            }
+        }
+        running.shutdown().await;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_calls_on_one_connection() {
     bounded(60, async {
