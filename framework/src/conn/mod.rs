@@ -48,6 +48,7 @@ use crate::frame::{
     RequestChannel, RequestN, RequestStream, Setup, VERSION,
 };
 use bytes::{Bytes, BytesMut};
+use frame::length::RequestHead;
 pub(crate) use ids::{IdMap, id_map};
 use std::collections::VecDeque;
 use std::fmt;
@@ -781,14 +782,7 @@ impl Connection {
     /// channels. For a channel, `data` is the first message and `complete` says it is also the
     /// last.
     pub fn open(&mut self, kind: Kind, metadata: Bytes, data: Bytes, complete: bool) -> Result<u32, CommandError> {
-        if self.state != State::Open {
-            return Err(CommandError::Closed);
-        }
-        let id = self.next_stream_id;
-        if id > MAX_U31 {
-            return Err(CommandError::StreamIdsExhausted);
-        }
-        self.next_stream_id = id.saturating_add(2);
+        let id = self.next_id()?;
         let window = self.config.inbound_window;
         let payload = frame::Payload { metadata: Some(metadata), data };
         let head = match kind {
@@ -798,10 +792,60 @@ impl Connection {
             Kind::Channel => Head::Channel { initial_n: window, complete },
         };
         self.push_fragmented(id, head, payload);
+        self.opened(id, kind, window, complete);
+        Ok(id)
+    }
+
+    /// [`open`](Connection::open), writing the request frame (with its length prefix, as
+    /// [`frame::length::encode_frame`] does) straight into `out` when nothing is queued for
+    /// [`poll_transmit`](Connection::poll_transmit) and the request needs no fragmenting, as
+    /// [`send_next_into`](Connection::send_next_into) does for messages; otherwise it is queued
+    /// as usual. The order of frames is the same either way, provided `out` is where the caller
+    /// writes what `poll_transmit` returns.
+    pub fn open_into(
+        &mut self,
+        kind: Kind,
+        metadata: Bytes,
+        data: Bytes,
+        complete: bool,
+        out: &mut BytesMut,
+    ) -> Result<u32, CommandError> {
+        let extra = if matches!(kind, Kind::RequestStream | Kind::Channel) { 4 } else { 0 };
+        let fits = HEADER_SIZE + extra + 3 + metadata.len() + data.len() <= self.config.effective_fragment_size();
+        if !self.transmit.is_empty() || !fits {
+            return self.open(kind, metadata, data, complete);
+        }
+        let id = self.next_id()?;
+        let window = self.config.inbound_window;
+        let head = match kind {
+            Kind::RequestResponse => RequestHead::Response,
+            Kind::FireAndForget => RequestHead::FireAndForget,
+            Kind::RequestStream => RequestHead::Stream { initial_n: window },
+            Kind::Channel => RequestHead::Channel { initial_n: window, complete },
+        };
+        frame::length::encode_request(head, id, &metadata, &data, out);
+        self.opened(id, kind, window, complete);
+        Ok(id)
+    }
+
+    /// The id for a new stream of this side's.
+    fn next_id(&mut self) -> Result<u32, CommandError> {
+        if self.state != State::Open {
+            return Err(CommandError::Closed);
+        }
+        let id = self.next_stream_id;
+        if id > MAX_U31 {
+            return Err(CommandError::StreamIdsExhausted);
+        }
+        self.next_stream_id = id.saturating_add(2);
+        Ok(id)
+    }
+
+    /// Keeps the state of a stream this side just requested.
+    fn opened(&mut self, id: u32, kind: Kind, window: u32, complete: bool) {
         if kind != Kind::FireAndForget {
             self.streams.insert(id, Stream::requester(kind, window, complete));
         }
-        Ok(id)
     }
 
     /// Sends one message on a stream this side writes to; `complete` ends this direction.

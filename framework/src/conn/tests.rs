@@ -331,6 +331,47 @@ fn a_request_response_answer_can_skip_the_event_queue_and_ends_the_stream() {
 }
 
 #[test]
+fn a_request_written_straight_out_is_the_frame_open_would_queue() {
+    let kinds = [
+        (Kind::RequestResponse, false),
+        (Kind::FireAndForget, false),
+        (Kind::RequestStream, false),
+        (Kind::Channel, false),
+        (Kind::Channel, true),
+    ];
+    let config = Config::default().fragment_size(Some(64));
+    for (kind, complete) in kinds {
+        let (mut queued, mut direct) =
+            (Pair::new(config.clone(), Config::default()), Pair::new(config.clone(), Config::default()));
+        for data in [b("ping"), b(&"x".repeat(100))] {
+            let id = queued.client.open(kind, b("md"), data.clone(), complete).unwrap();
+            let mut expected = BytesMut::new();
+            for frame in transmitted(&mut queued.client) {
+                frame::length::encode_frame(&frame, &mut expected);
+            }
+            let mut out = BytesMut::new();
+            assert_eq!(direct.client.open_into(kind, b("md"), data.clone(), complete, &mut out), Ok(id));
+            for frame in transmitted(&mut direct.client) {
+                frame::length::encode_frame(&frame, &mut out);
+            }
+            assert_eq!(out, expected, "{kind:?}, {} bytes", data.len());
+            assert_eq!(direct.client.contains(id), queued.client.contains(id));
+        }
+    }
+    // Behind a queued frame (the answer to a KEEPALIVE), the request is queued too, so the
+    // order holds.
+    let mut p = Pair::default();
+    p.client.handle_frame(Frame::Keepalive(Keepalive { respond: true, last_received_position: 0, data: b("") }), p.now);
+    let mut out = BytesMut::new();
+    let id = p.client.open_into(Kind::RequestResponse, b("md"), b("ping"), false, &mut out).unwrap();
+    assert!(out.is_empty());
+    let frames = transmitted(&mut p.client);
+    assert!(
+        matches!(frames[..], [Frame::Keepalive(_), Frame::RequestResponse(Request { stream_id, .. })] if stream_id == id)
+    );
+}
+
+#[test]
 fn accepts_completion_in_a_separate_payload() {
     let mut p = Pair::default();
     let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();

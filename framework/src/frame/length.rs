@@ -60,19 +60,78 @@ pub fn encode_frame<B: BufMut>(frame: &Frame, buf: &mut B) {
 /// so the header is assembled once and the payload copied once. Metadata longer than a 24-bit
 /// length is cut, as the frame encoder cuts it.
 pub fn encode_message(stream_id: u32, complete: bool, metadata: Option<&[u8]>, data: &[u8], buf: &mut BytesMut) {
-    use super::flags::{COMPLETE, METADATA, NEXT};
+    use super::flags::{COMPLETE, NEXT};
+    let flags = NEXT | if complete { COMPLETE } else { 0 };
+    encode_whole(super::FrameType::Payload, stream_id, flags, None, metadata, data, buf);
+}
+
+/// What a request frame carries before its payload, for [`encode_request`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestHead {
+    /// REQUEST_RESPONSE.
+    Response,
+    /// REQUEST_FNF.
+    FireAndForget,
+    /// REQUEST_STREAM with its initial request n.
+    Stream {
+        /// Initial credit.
+        initial_n: u32,
+    },
+    /// REQUEST_CHANNEL with its initial request n, and C if the requester sends nothing more.
+    Channel {
+        /// Initial credit.
+        initial_n: u32,
+        /// (C): the request is the requester's only message.
+        complete: bool,
+    },
+}
+
+/// Writes a whole (unfragmented) request frame on `stream_id`, with its prefix and with
+/// metadata (M, even when empty: a Weft request always carries its route), the bytes
+/// [`encode_frame`] writes for the same [`Frame`], without building it: requests go out this
+/// way, as messages do with [`encode_message`]. Metadata longer than a 24-bit length is cut.
+pub fn encode_request(head: RequestHead, stream_id: u32, metadata: &[u8], data: &[u8], buf: &mut BytesMut) {
+    use super::FrameType;
+    let (frame_type, flags, initial_n) = match head {
+        RequestHead::Response => (FrameType::RequestResponse, 0, None),
+        RequestHead::FireAndForget => (FrameType::RequestFnf, 0, None),
+        RequestHead::Stream { initial_n } => (FrameType::RequestStream, 0, Some(initial_n)),
+        RequestHead::Channel { initial_n, complete } => {
+            (FrameType::RequestChannel, if complete { super::flags::COMPLETE } else { 0 }, Some(initial_n))
+        }
+    };
+    encode_whole(frame_type, stream_id, flags, initial_n, Some(metadata), data, buf);
+}
+
+/// The one writer behind [`encode_message`] and [`encode_request`]: prefix, header (M added
+/// when there is metadata), the initial request n if any, the metadata's length and the
+/// metadata, the data.
+fn encode_whole(
+    frame_type: super::FrameType,
+    stream_id: u32,
+    flags: u16,
+    initial_n: Option<u32>,
+    metadata: Option<&[u8]>,
+    data: &[u8],
+    buf: &mut BytesMut,
+) {
     // A 24-bit length, like the frame's own.
     let metadata = metadata.map(|m| &m[..m.len().min(MAX_FRAME_SIZE)]);
-    let len = HEADER_SIZE + metadata.map_or(0, |m| PREFIX_SIZE + m.len()) + data.len();
-    let flags = NEXT | if complete { COMPLETE } else { 0 } | if metadata.is_some() { METADATA } else { 0 };
-    let type_and_flags = (u16::from(super::FrameType::Payload as u8) << 10) | flags;
-    let mut head = [0u8; PREFIX_SIZE + HEADER_SIZE + PREFIX_SIZE];
+    let extra = if initial_n.is_some() { 4 } else { 0 };
+    let len = HEADER_SIZE + extra + metadata.map_or(0, |m| PREFIX_SIZE + m.len()) + data.len();
+    let flags = flags | if metadata.is_some() { super::flags::METADATA } else { 0 };
+    let type_and_flags = (u16::from(frame_type as u8) << 10) | flags;
+    let mut head = [0u8; PREFIX_SIZE + HEADER_SIZE + 4 + PREFIX_SIZE];
     head[..PREFIX_SIZE].copy_from_slice(&((len & MAX_FRAME_SIZE) as u32).to_be_bytes()[1..]);
     head[PREFIX_SIZE..PREFIX_SIZE + 4].copy_from_slice(&(stream_id & super::MAX_U31).to_be_bytes());
     head[PREFIX_SIZE + 4..PREFIX_SIZE + 6].copy_from_slice(&type_and_flags.to_be_bytes());
     let mut head_len = PREFIX_SIZE + HEADER_SIZE;
+    if let Some(n) = initial_n {
+        head[head_len..head_len + 4].copy_from_slice(&(n & super::MAX_U31).to_be_bytes());
+        head_len += 4;
+    }
     if let Some(m) = metadata {
-        head[head_len..].copy_from_slice(&(m.len() as u32).to_be_bytes()[1..]);
+        head[head_len..head_len + PREFIX_SIZE].copy_from_slice(&(m.len() as u32).to_be_bytes()[1..]);
         head_len += PREFIX_SIZE;
     }
     buf.reserve(PREFIX_SIZE + len);
@@ -247,6 +306,45 @@ mod tests {
             encode_message(id, complete, metadata, data, &mut direct);
             encode_frame(&frame, &mut framed);
             assert_eq!(direct, framed, "stream {id}, complete {complete}, metadata {metadata:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_is_written_as_its_frame_would_be() {
+        use crate::frame::{Request, RequestChannel, RequestStream};
+        let heads = [
+            RequestHead::Response,
+            RequestHead::FireAndForget,
+            RequestHead::Stream { initial_n: 256 },
+            RequestHead::Stream { initial_n: 0x7FFF_FFFF },
+            RequestHead::Channel { initial_n: 8, complete: false },
+            RequestHead::Channel { initial_n: 1, complete: true },
+        ];
+        let bodies: [(&[u8], &[u8]); 3] = [(b"", b""), (b"\xFE\0\0\x06\x05a.B/C", b"data"), (b"m", &[0x5a; 300])];
+        for (i, head) in heads.into_iter().enumerate() {
+            for (metadata, data) in bodies {
+                let id = 2 * i as u32 + 1;
+                let payload =
+                    Payload { metadata: Some(Bytes::copy_from_slice(metadata)), data: Bytes::copy_from_slice(data) };
+                let frame = match head {
+                    RequestHead::Response => Frame::RequestResponse(Request { stream_id: id, follows: false, payload }),
+                    RequestHead::FireAndForget => Frame::RequestFnf(Request { stream_id: id, follows: false, payload }),
+                    RequestHead::Stream { initial_n } => {
+                        Frame::RequestStream(RequestStream { stream_id: id, follows: false, initial_n, payload })
+                    }
+                    RequestHead::Channel { initial_n, complete } => Frame::RequestChannel(RequestChannel {
+                        stream_id: id,
+                        follows: false,
+                        complete,
+                        initial_n,
+                        payload,
+                    }),
+                };
+                let (mut direct, mut framed) = (BytesMut::new(), BytesMut::new());
+                encode_request(head, id, metadata, data, &mut direct);
+                encode_frame(&frame, &mut framed);
+                assert_eq!(direct, framed, "{head:?}, metadata {metadata:?}");
+            }
         }
     }
 

@@ -224,21 +224,20 @@ fn encode_request_metadata(route: &str, extra: &CompositeMetadata) -> Bytes {
 fn static_route_metadata(route: &'static str) -> Bytes {
     type Slot = Option<(&'static str, &'static [u8])>;
     thread_local! {
-        static RECENT: std::cell::Cell<[Slot; 8]> = const { std::cell::Cell::new([None; 8]) };
+        static RECENT: [std::cell::Cell<Slot>; 8] = const { [const { std::cell::Cell::new(None) }; 8] };
     }
     let slot = (route.as_ptr() as usize >> 3) % 8;
-    let recent = RECENT.get();
-    // The same address and length: the same `&'static str`, so the same text.
-    if let Some((cached, encoded)) = recent[slot]
-        && std::ptr::eq(cached, route)
-    {
-        return Bytes::from_static(encoded);
-    }
-    let encoded = encoded_static_route(route);
-    let mut recent = recent;
-    recent[slot] = Some((route, encoded));
-    RECENT.set(recent);
-    Bytes::from_static(encoded)
+    RECENT.with(|recent| {
+        // The same address and length: the same `&'static str`, so the same text.
+        if let Some((cached, encoded)) = recent[slot].get()
+            && std::ptr::eq(cached, route)
+        {
+            return Bytes::from_static(encoded);
+        }
+        let encoded = encoded_static_route(route);
+        recent[slot].set(Some((route, encoded)));
+        Bytes::from_static(encoded)
+    })
 }
 
 /// The process-wide table behind [`static_route_metadata`]. Keys are routes compiled into the

@@ -675,7 +675,7 @@ impl<T: Transport> Driver<T> {
     fn handle_command(&mut self, command: Command, wbuf: &mut BytesMut) {
         match command {
             Command::Open { kind, metadata, data, complete, inbound, outbound, opened } => {
-                let id = match self.conn.open(kind, metadata, data, complete) {
+                let id = match self.conn.open_into(kind, metadata, data, complete, wbuf) {
                     Ok(id) => id,
                     Err(e) => {
                         let status = command_status(&e, &self.handles);

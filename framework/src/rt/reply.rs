@@ -22,7 +22,7 @@ pub(crate) type Answer = Result<Payload, Status>;
 /// A new slot: the driver's end and the caller's.
 pub(crate) fn slot(inbox: &Inbox) -> (ReplySender, Reply<'_>) {
     let slot = Arc::new(Slot::default());
-    (ReplySender(slot.clone()), Reply { slot, inbox })
+    (ReplySender(Some(slot.clone())), Reply { slot, inbox })
 }
 
 #[derive(Default)]
@@ -71,26 +71,32 @@ enum Outcome {
 }
 
 /// The driver's end.
-pub(crate) struct ReplySender(Arc<Slot>);
+pub(crate) struct ReplySender(Option<Arc<Slot>>);
 
 impl ReplySender {
     /// Records the stream id; true if the caller has already given up (cancel the stream now).
     pub(crate) fn assign(&self, id: u32) -> bool {
-        let mut state = self.0.lock();
-        state.id = id;
-        state.gave_up
+        self.0.as_ref().is_some_and(|slot| {
+            let mut state = slot.lock();
+            state.id = id;
+            state.gave_up
+        })
     }
 
     /// Hands the caller its answer.
-    pub(crate) fn send(self, answer: Answer) {
-        self.0.settle(Outcome::Ready(answer));
+    pub(crate) fn send(mut self, answer: Answer) {
+        if let Some(slot) = self.0.take() {
+            slot.settle(Outcome::Ready(answer));
+        }
     }
 }
 
 impl Drop for ReplySender {
     fn drop(&mut self) {
-        // After `send` this finds the answer there and does nothing.
-        self.0.settle(Outcome::Dropped);
+        // Not after `send`, which took the slot.
+        if let Some(slot) = self.0.take() {
+            slot.settle(Outcome::Dropped);
+        }
     }
 }
 
