@@ -85,6 +85,60 @@ pub(crate) enum Opened {
     Slot,
 }
 
+/// How a server tells its connections to shut down: each connection's driver registers its
+/// inbox, and a shutdown queues [`Control::Shutdown`] in every inbox still alive (and in any
+/// registered later). A signal in the inbox costs a running connection nothing, where a watch
+/// channel polled on every turn of every driver cost each turn a few hundred instructions.
+#[derive(Debug, Default)]
+pub(crate) struct ShutdownHub(std::sync::Mutex<HubState>);
+
+#[derive(Debug, Default)]
+struct HubState {
+    stopping: bool,
+    inboxes: Vec<std::sync::Weak<Inbox>>,
+    /// Live inboxes after the last sweep of dead ones: the next sweep comes when the list has
+    /// doubled, so registering stays O(1) amortised and the list at most twice the live ones.
+    swept: usize,
+}
+
+impl ShutdownHub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn register(&self, inbox: &Arc<Inbox>) {
+        let mut state = self.lock();
+        if state.stopping {
+            drop(state);
+            inbox.control(Control::Shutdown);
+            return;
+        }
+        if state.inboxes.len() >= 2 * state.swept.max(16) {
+            state.inboxes.retain(|weak| weak.strong_count() > 0);
+            state.swept = state.inboxes.len();
+        }
+        state.inboxes.push(Arc::downgrade(inbox));
+    }
+
+    /// Tells every connection, and every one registered from now on, to shut down.
+    pub(crate) fn shutdown(&self) {
+        let inboxes = {
+            let mut state = self.lock();
+            state.stopping = true;
+            std::mem::take(&mut state.inboxes)
+        };
+        for inbox in inboxes.iter().filter_map(std::sync::Weak::upgrade) {
+            inbox.control(Control::Shutdown);
+        }
+    }
+
+    /// Registered inboxes, dead ones included (tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().inboxes.len()
+    }
+}
+
 /// How a producer's stream ended.
 enum End {
     Complete,
@@ -100,6 +154,9 @@ pub(crate) enum Control {
     Cancel(u32),
     /// Close the connection; `graceful` waits for open streams (bounded by the grace period).
     Close { graceful: bool },
+    /// The server is shutting down: close gracefully, and cut what is left after the
+    /// configured grace period.
+    Shutdown,
 }
 
 /// Where a stream's inbound messages go.
@@ -263,8 +320,6 @@ pub(crate) struct Driver<T: Transport> {
     routes: RouteCache,
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
-    /// Fires a graceful close (server shutdown).
-    shutdown: Option<watch::Receiver<bool>>,
     grace_deadline: Option<Instant>,
     /// Last: however the driver ends, its inbox is closed.
     _close: inbox::CloseOnDrop,
@@ -277,10 +332,13 @@ impl<T: Transport> Driver<T> {
         conn: Connection,
         transport: T,
         handler: Arc<dyn Handler>,
-        shutdown: Option<watch::Receiver<bool>>,
+        shutdown: Option<&ShutdownHub>,
     ) -> (Driver<T>, inbox::Sender, Handles) {
         let (reader, writer) = transport.split();
         let (inbox, command_tx) = Inbox::new();
+        if let Some(hub) = shutdown {
+            hub.register(&inbox);
+        }
         let (closed, closed_rx) = watch::channel(None);
         let config = conn.config();
         let handles = Handles(Arc::new(HandlesInner {
@@ -309,7 +367,6 @@ impl<T: Transport> Driver<T> {
             spare_cancels: Vec::new(),
             routes: RouteCache::default(),
             orphaned: false,
-            shutdown,
             grace_deadline: None,
             _close: inbox::CloseOnDrop(inbox),
         };
@@ -323,21 +380,11 @@ impl<T: Transport> Driver<T> {
         let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut reading = true;
         let max_buffered = self.conn.config().max_buffered_bytes;
-        // The timer and the shutdown signal live as long as the loop: made anew on every turn,
-        // they would register with the timer wheel and the watch channel on every turn.
+        // The timer lives as long as the loop: made anew on every turn, it would register with
+        // the timer wheel on every turn. (A server's shutdown arrives through the inbox, as
+        // `Control::Shutdown`, so that waiting for it costs a turn nothing.)
         let mut sleep = std::pin::pin!(tokio::time::sleep_until(Instant::now()));
         let mut sleeping_until = None;
-        let mut shutdown = self.shutdown.take();
-        let mut shutdown = std::pin::pin!(async move {
-            // `wait_for` also sees a shutdown signalled before this connection was accepted.
-            let signalled = match shutdown.as_mut() {
-                Some(rx) => rx.wait_for(|stop| *stop).await.is_ok(),
-                None => false,
-            };
-            if !signalled {
-                std::future::pending::<()>().await;
-            }
-        });
         loop {
             self.inbox.set_busy();
             self.process(&weak, &mut wbuf);
@@ -381,7 +428,6 @@ impl<T: Transport> Driver<T> {
                 }
                 (None, _) => sleeping_until = None,
             }
-            let draining = self.grace_deadline.is_some();
             // Back-pressure: with too much unwritten, stop taking new work and stop reading
             // (the peer then feels TCP back-pressure) until the writes drain.
             let congested = wbuf.len() >= max_buffered;
@@ -426,11 +472,6 @@ impl<T: Transport> Driver<T> {
                         self.conn.close(false);
                     }
                     self.conn.handle_timeout(now.into_std());
-                }
-                _ = shutdown.as_mut(), if !draining => {
-                    let grace = self.conn.config().shutdown_grace;
-                    self.grace_deadline = Some(Instant::now() + grace);
-                    self.conn.close(true);
                 }
             }
         }
@@ -669,6 +710,12 @@ impl<T: Transport> Driver<T> {
                 self.reap(id);
             }
             Control::Close { graceful } => self.conn.close(graceful),
+            Control::Shutdown => {
+                if self.grace_deadline.is_none() {
+                    self.grace_deadline = Some(Instant::now() + self.conn.config().shutdown_grace);
+                    self.conn.close(true);
+                }
+            }
         }
     }
 
@@ -1020,5 +1067,46 @@ mod tests {
         assert_eq!(&*cache.put(&long, "long".into()), "long");
         assert!(cache.get(&long).is_none(), "too long to keep");
         assert!(cache.get(&block(1)).is_some(), "and it pushed nothing out");
+    }
+
+    fn shutdowns(inbox: &Inbox) -> usize {
+        let mut taken = Taken::default();
+        inbox.take_now(&mut taken, true);
+        taken.controls.iter().filter(|c| matches!(c, Control::Shutdown)).count()
+    }
+
+    #[test]
+    fn a_shutdown_reaches_every_live_connection_and_every_later_one_once() {
+        let hub = ShutdownHub::default();
+        let (a, _a) = Inbox::new();
+        let (b, _b) = Inbox::new();
+        hub.register(&a);
+        hub.register(&b);
+        {
+            let (gone, _sender) = Inbox::new();
+            hub.register(&gone);
+        }
+        assert_eq!((shutdowns(&a), shutdowns(&b)), (0, 0), "nothing before the shutdown");
+        hub.shutdown();
+        assert_eq!((shutdowns(&a), shutdowns(&b)), (1, 1));
+        hub.shutdown();
+        assert_eq!(shutdowns(&a), 0, "told once");
+        let (late, _late) = Inbox::new();
+        hub.register(&late);
+        assert_eq!(shutdowns(&late), 1, "a connection accepted after the shutdown is told at once");
+    }
+
+    #[test]
+    fn the_hub_forgets_closed_connections() {
+        let hub = ShutdownHub::default();
+        let (live, _sender) = Inbox::new();
+        hub.register(&live);
+        for _ in 0..1_000 {
+            let (gone, _sender) = Inbox::new();
+            hub.register(&gone);
+        }
+        assert!(hub.len() <= 32, "{} registrations kept for one live connection", hub.len());
+        hub.shutdown();
+        assert_eq!(shutdowns(&live), 1);
     }
 }

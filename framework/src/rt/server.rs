@@ -1,4 +1,4 @@
-use super::driver::Driver;
+use super::driver::{Driver, ShutdownHub};
 use super::transport::Transport;
 use crate::conn::Connection;
 use crate::{BoxFuture, BoxStream, Call, Client, Config, Payload, PayloadStream, Status};
@@ -241,8 +241,9 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(accept(self.clone(), listener, shutdown_rx));
-        Ok(RunningServer { local_addr, shutdown, task: Some(task) })
+        let hub = Arc::new(ShutdownHub::default());
+        let task = tokio::spawn(accept(self.clone(), listener, shutdown_rx, hub.clone()));
+        Ok(RunningServer { local_addr, shutdown, hub, task: Some(task) })
     }
 
     /// Serves one connection over `transport` until it closes.
@@ -266,7 +267,7 @@ impl Server {
         self.serve(transport, None).await
     }
 
-    async fn serve<T: Transport>(&self, transport: T, shutdown: Option<watch::Receiver<bool>>) {
+    async fn serve<T: Transport>(&self, transport: T, shutdown: Option<&ShutdownHub>) {
         let conn = Connection::server(self.inner.config.clone(), tokio::time::Instant::now().into_std());
         let handler = Arc::new(Shared(self.inner.clone()));
         let (driver, commands, _handles) = Driver::new(conn, transport, handler, shutdown);
@@ -277,15 +278,14 @@ impl Server {
     }
 }
 
-async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Receiver<bool>, hub: Arc<ShutdownHub>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _peer)) = accepted {
-                    let server = server.clone();
-                    let shutdown = shutdown.clone();
-                    connections.spawn(async move { server.serve(stream, Some(shutdown)).await });
+                    let (server, hub) = (server.clone(), hub.clone());
+                    connections.spawn(async move { server.serve(stream, Some(&hub)).await });
                 }
                 // An accept error (out of file descriptors, a connection reset before it was
                 // accepted) concerns one connection; the listener carries on.
@@ -295,7 +295,7 @@ async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Rece
         }
     }
     drop(listener);
-    // Each connection saw the same signal and drains within the grace period.
+    // Each connection was told through the hub and drains within the grace period.
     while connections.join_next().await.is_some() {}
 }
 
@@ -304,7 +304,10 @@ async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Rece
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
+    /// Stops the accept loop.
     shutdown: watch::Sender<bool>,
+    /// Tells the connections.
+    hub: Arc<ShutdownHub>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -317,15 +320,22 @@ impl RunningServer {
     /// Stops accepting, lets in-flight streams finish within the configured grace period
     /// (new requests are refused meanwhile), then closes every connection.
     pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
+        self.stop();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
     }
 }
 
+impl RunningServer {
+    fn stop(&self) {
+        let _ = self.shutdown.send(true);
+        self.hub.shutdown();
+    }
+}
+
 impl Drop for RunningServer {
     fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+        self.stop();
     }
 }
