@@ -64,7 +64,7 @@ impl Client {
     /// side through [`Call::peer`]).
     pub fn over_with_handler<T: Transport>(transport: T, config: Config, handler: impl Handler) -> Client {
         let conn = Connection::client(config, tokio::time::Instant::now().into_std());
-        let (driver, commands, handles) = Driver::new(conn, transport, Arc::new(handler), None);
+        let (driver, commands, handles) = Driver::new(conn, transport, Arc::new(handler), None, None);
         tokio::spawn(driver.run());
         Client { commands, handles }
     }

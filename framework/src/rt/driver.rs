@@ -26,6 +26,7 @@
 
 use super::inbox::{self, Inbox, ReadyFlag, Taken, WeakSender};
 use super::reply::ReplySender;
+use super::server::Resolve;
 use super::stream::Inlet;
 use super::transport::Transport;
 use crate::conn::{CommandError, Connection, Event, IdMap, Kind, id_map};
@@ -309,6 +310,9 @@ pub(crate) struct Driver<T: Transport> {
     /// Why the connection closed; published on `closed` once the last frame is written.
     close_reason: Option<String>,
     handler: Arc<dyn Handler>,
+    /// A server's routes, looked up once per distinct request metadata block (`RouteCache`)
+    /// rather than by `handler` on every request.
+    resolver: Option<Arc<dyn Resolve>>,
     entries: IdMap<Entry>,
     /// Producers to poll on the next turn (woken, given credit, or not finished last turn).
     runnable: Vec<u32>,
@@ -332,6 +336,7 @@ impl<T: Transport> Driver<T> {
         conn: Connection,
         transport: T,
         handler: Arc<dyn Handler>,
+        resolver: Option<Arc<dyn Resolve>>,
         shutdown: Option<&ShutdownHub>,
     ) -> (Driver<T>, inbox::Sender, Handles) {
         let (reader, writer) = transport.split();
@@ -360,6 +365,7 @@ impl<T: Transport> Driver<T> {
             closed,
             close_reason: None,
             handler,
+            resolver,
             entries: id_map(),
             runnable: Vec::new(),
             staged: Vec::new(),
@@ -781,10 +787,14 @@ impl<T: Transport> Driver<T> {
         weak: &WeakSender,
         wbuf: &mut BytesMut,
     ) {
-        let route = match self.routes.get(&metadata) {
-            Some(route) => route,
+        let (route, service) = match self.routes.get(&metadata) {
+            Some(known) => known,
             None => match CompositeMetadata::decode_route(&metadata) {
-                Ok(Some(route)) => self.routes.put(&metadata, route.into()),
+                Ok(Some(route)) => {
+                    let route: Arc<str> = route.into();
+                    let service = self.resolver.as_ref().and_then(|r| r.resolve(&route));
+                    self.routes.put(&metadata, route, service)
+                }
                 Ok(None) => return self.refuse(id, kind, Status::unimplemented("the request carries no route")),
                 Err(e) => {
                     return self.refuse(id, kind, Status::invalid_argument(format!("bad request metadata: {e}")));
@@ -795,7 +805,9 @@ impl<T: Transport> Driver<T> {
         let cancel = self.spare_cancels.pop().unwrap_or_default();
         let peer = Client::from_parts(tx.clone(), self.handles.clone());
         let call = Call::received(route, metadata, cancel.clone(), peer);
-        let handler = self.handler.clone();
+        // The service that serves the route, if it was resolved; otherwise the connection's
+        // handler, which dispatches by route itself.
+        let handler = service.unwrap_or_else(|| self.handler.clone());
         // The entry's own handle is made only for a call that outlives this function, so that
         // one answered at once leaves its signal unshared, for `recycle`.
         let mut entry = Entry::default();
@@ -969,14 +981,15 @@ impl<T: Transport> Driver<T> {
     }
 }
 
-/// The routes of the last few distinct request metadata blocks this connection received.
+/// The routes of the last few distinct request metadata blocks this connection received, and
+/// the services that serve them.
 ///
 /// A requester sends the same metadata block (usually the routing entry alone) with every call
-/// to a method, and checking it (every entry, every tag, UTF-8) and copying its route out cost
-/// more than the rest of dispatching the call. A block seen before is compared byte for byte
-/// with the copy kept here, and its route shared. What a peer can do with it is bounded: a few
-/// blocks of at most [`RouteCache::MAX_BLOCK`] bytes per connection, each look-up at most that
-/// many comparisons.
+/// to a method, and checking it (every entry, every tag, UTF-8), copying its route out and
+/// looking the route up cost more than the rest of dispatching the call. A block seen before is
+/// compared byte for byte with the copy kept here, and its route and service shared. What a
+/// peer can do with it is bounded: a few blocks of at most [`RouteCache::MAX_BLOCK`] bytes per
+/// connection, each look-up at most that many comparisons.
 #[derive(Default)]
 struct RouteCache {
     entries: [Option<KnownBlock>; RouteCache::ENTRIES],
@@ -984,8 +997,15 @@ struct RouteCache {
     next: usize,
 }
 
-/// A request metadata block (a copy) and its route.
-type KnownBlock = (Box<[u8]>, Arc<str>);
+/// A route, and the service that serves it if it was resolved.
+type Resolved = (Arc<str>, Option<Arc<dyn Handler>>);
+
+/// A request metadata block (a copy), its route, and the service resolved for the route.
+struct KnownBlock {
+    block: Box<[u8]>,
+    route: Arc<str>,
+    service: Option<Arc<dyn Handler>>,
+}
 
 impl RouteCache {
     const ENTRIES: usize = 4;
@@ -993,18 +1013,20 @@ impl RouteCache {
     /// method routes are much shorter, and a long block is rarely sent twice).
     const MAX_BLOCK: usize = 128;
 
-    fn get(&self, block: &[u8]) -> Option<Arc<str>> {
-        self.entries.iter().flatten().find(|(seen, _)| **seen == *block).map(|(_, route)| route.clone())
+    fn get(&self, block: &[u8]) -> Option<Resolved> {
+        let known = self.entries.iter().flatten().find(|known| *known.block == *block)?;
+        Some((known.route.clone(), known.service.clone()))
     }
 
-    /// Remembers that `block` carries `route`, which `CompositeMetadata::decode_route` found
-    /// in it; returns `route`.
-    fn put(&mut self, block: &[u8], route: Arc<str>) -> Arc<str> {
+    /// Remembers that `block` carries `route` (which `CompositeMetadata::decode_route` found
+    /// in it), served by `service`; returns them.
+    fn put(&mut self, block: &[u8], route: Arc<str>, service: Option<Arc<dyn Handler>>) -> Resolved {
         if block.len() <= RouteCache::MAX_BLOCK {
-            self.entries[self.next] = Some((block.into(), route.clone()));
+            let known = KnownBlock { block: block.into(), route: route.clone(), service: service.clone() };
+            self.entries[self.next] = Some(known);
             self.next = (self.next + 1) % RouteCache::ENTRIES;
         }
-        route
+        (route, service)
     }
 }
 
@@ -1055,16 +1077,16 @@ mod tests {
         let block = |i: usize| format!("block {i}").into_bytes();
         for i in 0..RouteCache::ENTRIES + 1 {
             assert!(cache.get(&block(i)).is_none());
-            assert_eq!(&*cache.put(&block(i), format!("r{i}").into()), format!("r{i}"));
+            assert_eq!(&*cache.put(&block(i), format!("r{i}").into(), None).0, format!("r{i}"));
         }
         assert!(cache.get(&block(0)).is_none(), "the oldest made room");
         for i in 1..RouteCache::ENTRIES + 1 {
-            assert_eq!(cache.get(&block(i)).as_deref(), Some(&*format!("r{i}")));
+            assert_eq!(cache.get(&block(i)).map(|(route, _)| route).as_deref(), Some(&*format!("r{i}")));
         }
         assert!(cache.get(b"block").is_none(), "a prefix is another block");
         assert!(cache.get(b"block 10").is_none(), "so is a longer one");
         let long = vec![7u8; RouteCache::MAX_BLOCK + 1];
-        assert_eq!(&*cache.put(&long, "long".into()), "long");
+        assert_eq!(&*cache.put(&long, "long".into(), None).0, "long");
         assert!(cache.get(&long).is_none(), "too long to keep");
         assert!(cache.get(&block(1)).is_some(), "and it pushed nothing out");
     }

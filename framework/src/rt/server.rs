@@ -196,6 +196,19 @@ struct Inner {
     config: Config,
 }
 
+/// Finds the service of a route, for a driver that looks routes up once per distinct request
+/// metadata block rather than on every request (see the driver's `RouteCache`). Resolving a
+/// route and calling the service is what [`Router`] does on every request.
+pub(crate) trait Resolve: Send + Sync {
+    fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>>;
+}
+
+impl Resolve for Inner {
+    fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>> {
+        self.router.routes.get(route).cloned()
+    }
+}
+
 /// A set of services ready to serve connections. Cheap to clone.
 #[derive(Clone)]
 pub struct Server {
@@ -270,7 +283,8 @@ impl Server {
     async fn serve<T: Transport>(&self, transport: T, shutdown: Option<&ShutdownHub>) {
         let conn = Connection::server(self.inner.config.clone(), tokio::time::Instant::now().into_std());
         let handler = Arc::new(Shared(self.inner.clone()));
-        let (driver, commands, _handles) = Driver::new(conn, transport, handler, shutdown);
+        let resolver: Arc<dyn Resolve> = self.inner.clone();
+        let (driver, commands, _handles) = Driver::new(conn, transport, handler, Some(resolver), shutdown);
         // The server side's command sender stays alive with the connection: a server
         // connection ends when the peer or a shutdown ends it, not when handles go away.
         let _keep = commands;

@@ -237,6 +237,9 @@ async fn many_routes_and_metadata_on_one_connection_reach_the_handler_as_sent() 
                 let answer = client.request_response(call, Bytes::new()).await.unwrap();
                 assert_eq!(text(&answer), expected, "round {round}");
             }
+            // A route nobody serves, again and again: unimplemented every time.
+            let err = client.request_response(Call::new("m.S/Nobody"), Bytes::new()).await.unwrap_err();
+            assert_eq!(err.code(), Code::Unimplemented, "round {round}");
         }
         running.shutdown().await;
     })
