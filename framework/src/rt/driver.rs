@@ -32,7 +32,7 @@ use super::transport::Transport;
 use crate::conn::{CommandError, Connection, Event, IdMap, Kind, id_map};
 use crate::frame::length::{self, LengthDelimited};
 use crate::frame::metadata::CompositeMetadata;
-use crate::frame::{DecodeError, ErrorCode, Frame};
+use crate::frame::{self, DecodeError, ErrorCode, Frame};
 use crate::payload::CancelSignal;
 use crate::{BoxStream, Call, Client, Handler, Payload, Status};
 use bytes::{Bytes, BytesMut};
@@ -553,15 +553,21 @@ impl<T: Transport> Driver<T> {
 
     /// One frame's bytes from the peer.
     fn handle_frame_bytes(&mut self, bytes: Bytes, now: std::time::Instant) {
-        match Frame::decode(bytes) {
-            // A stream's messages skip the connection's event queue (see
-            // `Connection::handle_payload`).
-            Ok(Frame::Payload(p)) => match self.conn.handle_payload(p, now) {
+        if !frame::is_payload(&bytes) {
+            match Frame::decode(bytes) {
+                Ok(frame) => self.conn.handle_frame(frame, now),
+                Err(e) => self.conn.handle_decode_error(&e, now),
+            }
+            return;
+        }
+        // Most frames are a stream's messages: decoded as PAYLOAD alone, and handed over
+        // without the connection's event queue (see `Connection::handle_payload`).
+        match frame::decode_payload_frame(bytes) {
+            Ok(p) => match self.conn.handle_payload(p, now) {
                 Some(m) if m.last => self.answered(m.stream_id, Payload { metadata: m.metadata, data: m.data }),
                 Some(m) => self.deliver(m.stream_id, Payload { metadata: m.metadata, data: m.data }),
                 None => {}
             },
-            Ok(frame) => self.conn.handle_frame(frame, now),
             Err(e) => self.conn.handle_decode_error(&e, now),
         }
     }
