@@ -141,6 +141,14 @@ impl Call {
         }
     }
 
+    /// The route, if it was named at compile time and the call carries no metadata of its own.
+    pub(crate) fn static_route_alone(&self) -> Option<&'static str> {
+        match (&self.route, &self.metadata) {
+            (Route::Static(route), Metadata::Built(metadata)) if metadata.entries.is_empty() => Some(route),
+            _ => None,
+        }
+    }
+
     /// The route (borrowed if it was named at compile time) and the metadata.
     pub(crate) fn into_parts(self) -> (Cow<'static, str>, CompositeMetadata) {
         let route = match self.route {

@@ -228,6 +228,15 @@ enum State {
     Closed,
 }
 
+/// What [`Connection::emit_request`] queues for a request whose stream is ready.
+struct OpenedRequest {
+    kind: Kind,
+    complete: bool,
+    initial_n: u32,
+    /// The REQUEST_N to answer a channel with.
+    grant: Option<u32>,
+}
+
 /// A message from the peer that [`Connection::handle_payload`] hands over directly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -653,27 +662,47 @@ impl Connection {
             self.streams.insert(id, stream);
             return;
         }
+        // Made ready before it goes into the map: one look-up of the id per request, not two.
+        let opened = Connection::open_responder(&mut stream, self.config.inbound_window);
         self.streams.insert(id, stream);
-        self.emit_request(id, payload.metadata.unwrap_or_default(), payload.data);
+        self.emit_request(id, opened, payload.metadata.unwrap_or_default(), payload.data);
     }
 
-    /// Emits a (reassembled) request and does what opening a responder stream requires.
-    fn emit_request(&mut self, id: u32, metadata: Bytes, data: Bytes) {
+    /// A reassembled request: emits it, as [`handle_request`](Connection::handle_request) does
+    /// a whole one.
+    fn emit_reassembled(&mut self, id: u32, metadata: Bytes, data: Bytes) {
+        let window = self.config.inbound_window;
         let Some(stream) = self.streams.get_mut(&id) else { return };
+        let opened = Connection::open_responder(stream, window);
+        if stream.kind == Kind::FireAndForget {
+            self.streams.remove(&id);
+            self.peer_streams -= 1;
+        }
+        self.emit_request(id, opened, metadata, data);
+    }
+
+    /// Does to a responder stream what opening it requires, once its request is whole.
+    fn open_responder(stream: &mut Stream, window: u32) -> OpenedRequest {
         stream.pending_request = false;
         let kind = stream.kind;
         let complete = kind == Kind::Channel && stream.inbound == Half::Closed;
         let initial_n = u32::try_from(stream.out_credit).unwrap_or(MAX_U31);
-        if kind == Kind::FireAndForget {
-            self.streams.remove(&id);
-            self.peer_streams -= 1;
-        } else if kind == Kind::Channel && !complete {
+        let grant = kind == Kind::Channel && !complete;
+        if grant {
             // Protocol.md: a responder MUST answer REQUEST_CHANNEL with REQUEST_N. The first
             // message came inside the request, so the window is granted on top of it.
-            let window = self.config.inbound_window;
             stream.in_window = window;
             stream.grant(window);
-            self.transmit.push_back(Frame::RequestN(RequestN { stream_id: id, n: window }));
+        }
+        OpenedRequest { kind, complete, initial_n, grant: grant.then_some(window) }
+    }
+
+    /// Queues what a whole request produces: the REQUEST_N a channel is answered with, and
+    /// the request's event.
+    fn emit_request(&mut self, id: u32, opened: OpenedRequest, metadata: Bytes, data: Bytes) {
+        let OpenedRequest { kind, complete, initial_n, grant } = opened;
+        if let Some(n) = grant {
+            self.transmit.push_back(Frame::RequestN(RequestN { stream_id: id, n }));
         }
         self.events.push_back(Event::Request { stream_id: id, kind, metadata, data, complete, initial_n });
     }
@@ -722,7 +751,7 @@ impl Connection {
                 if p.complete && stream.kind == Kind::Channel {
                     stream.inbound = Half::Closed;
                 }
-                return self.emit_request(id, metadata, data);
+                return self.emit_reassembled(id, metadata, data);
             }
             return self.deliver(id, true, p.complete, metadata, data);
         }
