@@ -812,16 +812,9 @@ impl Connection {
     /// last.
     pub fn open(&mut self, kind: Kind, metadata: Bytes, data: Bytes, complete: bool) -> Result<u32, CommandError> {
         let id = self.next_id()?;
-        let window = self.config.inbound_window;
-        let payload = frame::Payload { metadata: Some(metadata), data };
-        let head = match kind {
-            Kind::RequestResponse => Head::RequestResponse,
-            Kind::FireAndForget => Head::Fnf,
-            Kind::RequestStream => Head::Stream { initial_n: window },
-            Kind::Channel => Head::Channel { initial_n: window, complete },
-        };
-        self.push_fragmented(id, head, payload);
-        self.opened(id, kind, window, complete);
+        let head = self.request_head(kind, complete);
+        self.push_fragmented(id, head.into(), frame::Payload { metadata: Some(metadata), data });
+        self.opened(id, kind, complete);
         Ok(id)
     }
 
@@ -839,22 +832,38 @@ impl Connection {
         complete: bool,
         out: &mut BytesMut,
     ) -> Result<u32, CommandError> {
-        let extra = if matches!(kind, Kind::RequestStream | Kind::Channel) { 4 } else { 0 };
-        let fits = HEADER_SIZE + extra + 3 + metadata.len() + data.len() <= self.config.effective_fragment_size();
-        if !self.transmit.is_empty() || !fits {
+        let head = self.request_head(kind, complete);
+        // A request always carries metadata, and so its 3-byte length.
+        if !self.writes_now(Head::from(head).extra_len() + 3 + metadata.len() + data.len()) {
             return self.open(kind, metadata, data, complete);
         }
         let id = self.next_id()?;
-        let window = self.config.inbound_window;
-        let head = match kind {
+        frame::length::encode_request(head, id, &metadata, &data, out);
+        self.opened(id, kind, complete);
+        Ok(id)
+    }
+
+    /// The request frame's head for a stream of `kind` this side opens, granting the
+    /// configured window.
+    fn request_head(&self, kind: Kind, complete: bool) -> RequestHead {
+        let initial_n = self.config.inbound_window;
+        match kind {
             Kind::RequestResponse => RequestHead::Response,
             Kind::FireAndForget => RequestHead::FireAndForget,
-            Kind::RequestStream => RequestHead::Stream { initial_n: window },
-            Kind::Channel => RequestHead::Channel { initial_n: window, complete },
-        };
-        frame::length::encode_request(head, id, &metadata, &data, out);
-        self.opened(id, kind, window, complete);
-        Ok(id)
+            Kind::RequestStream => RequestHead::Stream { initial_n },
+            Kind::Channel => RequestHead::Channel { initial_n, complete },
+        }
+    }
+
+    /// Whether a frame whose body after the header is `body_len` bytes may be written straight
+    /// into the caller's buffer: nothing is queued before it, and it needs no fragmenting.
+    fn writes_now(&self, body_len: usize) -> bool {
+        self.transmit.is_empty() && self.fits_one_frame(body_len)
+    }
+
+    /// Whether a frame whose body after the header is `body_len` bytes needs no fragmenting.
+    fn fits_one_frame(&self, body_len: usize) -> bool {
+        HEADER_SIZE + body_len <= self.config.effective_fragment_size()
     }
 
     /// The id for a new stream of this side's.
@@ -871,9 +880,9 @@ impl Connection {
     }
 
     /// Keeps the state of a stream this side just requested.
-    fn opened(&mut self, id: u32, kind: Kind, window: u32, complete: bool) {
+    fn opened(&mut self, id: u32, kind: Kind, complete: bool) {
         if kind != Kind::FireAndForget {
-            self.streams.insert(id, Stream::requester(kind, window, complete));
+            self.streams.insert(id, Stream::requester(kind, self.config.inbound_window, complete));
         }
     }
 
@@ -928,8 +937,7 @@ impl Connection {
         out: &mut BytesMut,
     ) -> Result<(), CommandError> {
         let metadata_len = if metadata.is_empty() { 0 } else { 3 + metadata.len() };
-        let fits = HEADER_SIZE + metadata_len + data.len() <= self.config.effective_fragment_size();
-        if !self.transmit.is_empty() || !fits {
+        if !self.writes_now(metadata_len + data.len()) {
             return self.send_next(id, metadata, data, complete);
         }
         let complete = self.spend_credit(id, complete)?;
@@ -1097,11 +1105,11 @@ impl Connection {
     /// fragment size (Protocol.md, "Fragmentation and Reassembly": metadata first, then
     /// data; follow-up fragments are PAYLOAD frames; C only on the last).
     fn push_fragmented(&mut self, id: u32, head: Head, payload: frame::Payload) {
-        let limit = self.config.effective_fragment_size();
-        if HEADER_SIZE + head.extra_len() + payload.encoded_len() <= limit {
+        if self.fits_one_frame(head.extra_len() + payload.encoded_len()) {
             self.transmit.push_back(head.frame(id, false, payload));
             return;
         }
+        let limit = self.config.effective_fragment_size();
         let mut metadata = payload.metadata;
         let mut data = payload.data;
         let mut first = Some(head);
@@ -1152,6 +1160,17 @@ enum Head {
     Stream { initial_n: u32 },
     Channel { initial_n: u32, complete: bool },
     Payload { complete: bool },
+}
+
+impl From<RequestHead> for Head {
+    fn from(head: RequestHead) -> Head {
+        match head {
+            RequestHead::Response => Head::RequestResponse,
+            RequestHead::FireAndForget => Head::Fnf,
+            RequestHead::Stream { initial_n } => Head::Stream { initial_n },
+            RequestHead::Channel { initial_n, complete } => Head::Channel { initial_n, complete },
+        }
+    }
 }
 
 impl Head {

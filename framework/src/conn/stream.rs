@@ -106,7 +106,6 @@ impl Stream {
         }
     }
 
-    /// Records that `n` more messages were granted to the peer.
     /// A message of `len` bytes arrived on credit: one credit spent, and counted for the
     /// window's next size.
     pub(super) fn received(&mut self, len: usize) {
@@ -120,6 +119,7 @@ impl Stream {
         (self.in_window / 2).max(1)
     }
 
+    /// Records that `n` more messages were granted to the peer.
     pub(super) fn grant(&mut self, n: u32) {
         self.in_outstanding = self.in_outstanding.saturating_add(u64::from(n));
     }

@@ -569,15 +569,14 @@ impl RawEntries {
             }
             RawMime::Name(name)
         };
-        let named = |mime: RawMime| mime.into_mime();
         if rest.len() < 3 {
-            return Err(fail(format!("`{}` entry's content length is truncated", named(mime))));
+            return Err(fail(format!("`{}` entry's content length is truncated", mime.into_mime())));
         }
         let len = rest.get_uint(3) as usize;
         if rest.len() < len {
             return Err(fail(format!(
                 "`{}` entry declares {len} bytes of content but only {} remain",
-                named(mime),
+                mime.into_mime(),
                 rest.len()
             )));
         }

@@ -8,7 +8,6 @@ use crate::frame::metadata::{CompositeMetadata, well_known};
 use crate::{Call, Config, Handler, Payload, PayloadStream, Status};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -182,28 +181,28 @@ impl Client {
 /// Encodes a call's composite metadata: the route first, then the call's own entries.
 fn request_metadata(call: Call) -> Result<Bytes, Status> {
     // Every call of a generated client without metadata: no need to take the call apart.
-    if let Some(route) = call.static_route_alone()
-        && (1..=255).contains(&route.len())
-    {
+    if let Some(route) = call.static_route_alone() {
+        check_route(route)?;
         return Ok(static_route_metadata(route));
     }
     let (route, extra) = call.into_parts();
+    check_route(&route)?;
+    // The composite encoder leaves out entries it cannot write; a caller must hear about it.
+    for entry in &extra.entries {
+        entry.validate().map_err(|e| Status::invalid_argument(format!("call metadata for `{route}`: {e}")))?;
+    }
+    Ok(encode_request_metadata(&route, &extra))
+}
+
+/// A route fits the routing tag's length field: 1 to 255 bytes.
+fn check_route(route: &str) -> Result<(), Status> {
     if route.is_empty() || route.len() > 255 {
         return Err(Status::invalid_argument(format!(
             "a route must be 1 to 255 bytes long, `{route}` is {}",
             route.len()
         )));
     }
-    if let Cow::Borrowed(route) = route
-        && extra.entries.is_empty()
-    {
-        return Ok(static_route_metadata(route));
-    }
-    // The composite encoder leaves out entries it cannot write; a caller must hear about it.
-    for entry in &extra.entries {
-        entry.validate().map_err(|e| Status::invalid_argument(format!("call metadata for `{route}`: {e}")))?;
-    }
-    Ok(encode_request_metadata(&route, &extra))
+    Ok(())
 }
 
 /// The routing entry for `route` (1 to 255 bytes), then `extra`'s entries. Written by hand
@@ -252,7 +251,7 @@ fn static_route_metadata(route: &'static str) -> Bytes {
 fn encoded_static_route(route: &'static str) -> &'static [u8] {
     static ROUTES: std::sync::Mutex<Option<HashMap<&'static str, &'static [u8], RouteHash>>> =
         std::sync::Mutex::new(None);
-    let mut routes = ROUTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut routes = super::lock(&ROUTES);
     routes.get_or_insert_with(HashMap::default).entry(route).or_insert_with(|| {
         let encoded = encode_request_metadata(route, &CompositeMetadata::default());
         Box::leak(encoded.to_vec().into_boxed_slice())

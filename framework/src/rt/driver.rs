@@ -104,7 +104,7 @@ struct HubState {
 
 impl ShutdownHub {
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::lock(&self.0)
     }
 
     fn register(&self, inbox: &Arc<Inbox>) {

@@ -16,7 +16,7 @@ use super::driver::{COMMAND_CAPACITY, Command, Control};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::Semaphore;
 
@@ -79,8 +79,7 @@ impl Inbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Nothing panics while holding the lock; a poisoned inbox is still a consistent one.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        super::lock(&self.state)
     }
 
     /// Wakes the driver unless it is running, with `state` locked.
@@ -131,10 +130,7 @@ impl Inbox {
             return Poll::Ready(());
         }
         self.busy.store(false, Ordering::Release);
-        match &mut state.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        super::register_waker(&mut state.waker, cx);
         Poll::Pending
     }
 

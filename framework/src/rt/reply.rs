@@ -13,7 +13,7 @@ use super::inbox::Inbox;
 use crate::{Payload, Status};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 /// The answer of one request/response.
@@ -30,8 +30,7 @@ struct Slot(Mutex<State>);
 
 impl Slot {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Nothing panics while holding the lock; a poisoned slot is still a consistent one.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        super::lock(&self.0)
     }
 
     /// Records `outcome` unless one is there, and wakes the caller.
@@ -118,10 +117,7 @@ impl Future for Reply<'_> {
             Outcome::Taken => Poll::Ready(None),
             Outcome::Waiting => {
                 state.outcome = Outcome::Waiting;
-                match &mut state.waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    slot => *slot = Some(cx.waker().clone()),
-                }
+                super::register_waker(&mut state.waker, cx);
                 Poll::Pending
             }
         }

@@ -104,35 +104,35 @@ impl Hasher for RouteHasher {
 }
 
 impl Router {
-    fn get(&self, call: &Call) -> Option<&Arc<dyn Handler>> {
-        self.routes.get(call.route())
+    fn get(&self, route: &str) -> Option<&Arc<dyn Handler>> {
+        self.routes.get(route)
     }
 }
 
 impl Handler for Router {
     fn request_response(&self, call: Call, data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
-        match self.get(&call) {
+        match self.get(call.route()) {
             Some(h) => h.request_response(call, data),
             None => NoHandler.request_response(call, data),
         }
     }
 
     fn fire_and_forget(&self, call: Call, data: Bytes) -> BoxFuture<'static, ()> {
-        match self.get(&call) {
+        match self.get(call.route()) {
             Some(h) => h.fire_and_forget(call, data),
             None => NoHandler.fire_and_forget(call, data),
         }
     }
 
     fn request_stream(&self, call: Call, data: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
-        match self.get(&call) {
+        match self.get(call.route()) {
             Some(h) => h.request_stream(call, data),
             None => NoHandler.request_stream(call, data),
         }
     }
 
     fn request_channel(&self, call: Call, messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
-        match self.get(&call) {
+        match self.get(call.route()) {
             Some(h) => h.request_channel(call, messages),
             None => NoHandler.request_channel(call, messages),
         }
@@ -205,7 +205,7 @@ pub(crate) trait Resolve: Send + Sync {
 
 impl Resolve for Inner {
     fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>> {
-        self.router.routes.get(route).cloned()
+        self.router.get(route).cloned()
     }
 }
 
@@ -339,9 +339,7 @@ impl RunningServer {
             let _ = task.await;
         }
     }
-}
 
-impl RunningServer {
     fn stop(&self) {
         let _ = self.shutdown.send(true);
         self.hub.shutdown();

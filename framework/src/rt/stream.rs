@@ -1,9 +1,10 @@
 use super::driver::{Control, Handles};
+use super::lock;
 use crate::{Payload, Status};
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 /// One item of a stream's inbound queue: a message, or the error that ends the stream.
@@ -31,11 +32,6 @@ struct Shared {
     /// How many consumed messages the reader reports to the driver at once; the driver raises
     /// it as the stream's credit window grows.
     batch: u32,
-}
-
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    // Nothing panics while holding the lock; a poisoned queue is still a consistent one.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The driver's end of a stream's inbound queue. Dropping it ends the stream after the items
@@ -136,10 +132,7 @@ impl PayloadStream {
             return true;
         }
         if !self.closed {
-            match &mut shared.waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                slot => *slot = Some(cx.waker().clone()),
-            }
+            super::register_waker(&mut shared.waker, cx);
         }
         false
     }

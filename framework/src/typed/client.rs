@@ -169,7 +169,7 @@ impl<S: Stream<Item = Req>, Req> Stream for Encoder<S, Req> {
             Some(Ok(data)) => Poll::Ready(Some(Payload::new(data))),
             Some(Err(e)) => {
                 let status = encode_status(this.route, &e);
-                *this.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(status);
+                *crate::rt::lock(&this.slot) = Some(status);
                 this.rest = None;
                 Poll::Ready(None)
             }

@@ -19,9 +19,11 @@ fn decode_request<C: Codec<T>, T>(route: &str, data: Bytes) -> Result<T, Status>
 }
 
 fn encode_response<C: Codec<T>, T>(route: &str, message: T) -> Result<Payload, Status> {
-    Arena::encode_one::<C, T>(message)
-        .map(Payload::new)
-        .map_err(|e| Status::internal(format!("could not encode a response message of `{route}`: {e}")))
+    Arena::encode_one::<C, T>(message).map(Payload::new).map_err(|e| encode_status(route, &e))
+}
+
+fn encode_status(route: &str, error: &CodecError) -> Status {
+    Status::internal(format!("could not encode a response message of `{route}`: {error}"))
 }
 
 /// Request/response.
@@ -207,12 +209,10 @@ where
                 State::Streaming(stream) => {
                     let item = ready!(stream.as_mut().poll_next(cx)).map(|item| {
                         item.and_then(|m| {
-                            this.arena.encode(this.encode, m).map(Payload::new).map_err(|e| {
-                                Status::internal(format!(
-                                    "could not encode a response message of `{}`: {e}",
-                                    this.route
-                                ))
-                            })
+                            this.arena
+                                .encode(this.encode, m)
+                                .map(Payload::new)
+                                .map_err(|e| encode_status(this.route, &e))
                         })
                     });
                     if !matches!(item, Some(Ok(_))) {

@@ -145,7 +145,7 @@ impl<T> Stream for Streaming<T> {
 }
 
 fn take_error(slot: &ErrorSlot) -> Option<Status> {
-    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    crate::rt::lock(slot).take()
 }
 
 fn decode_status(side: Side, route: &str, error: &CodecError) -> Status {
