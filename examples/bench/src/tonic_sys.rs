@@ -70,8 +70,7 @@ impl System for Tonic {
     }
 
     async fn unary_shared(conn: &Self::Shared, data: Bytes) -> Result<()> {
-        conn.clone().unary(Msg { data }).await?;
-        Ok(())
+        Tonic::unary(conn, data).await
     }
 
     async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream> {

@@ -86,8 +86,7 @@ impl System for Weft {
     }
 
     async fn unary_shared(conn: &Self::Shared, data: Bytes) -> Result<()> {
-        conn.unary(Msg { data }).await?;
-        Ok(())
+        Weft::unary(conn, data).await
     }
 
     async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream> {
