@@ -1,3 +1,4 @@
+use super::drive::Drive;
 use super::driver::{self, Command, Control, Driver, Handles, Inbound, Opened};
 use super::inbox;
 use super::reply;
@@ -63,8 +64,10 @@ impl Client {
     /// side through [`Call::peer`]).
     pub fn over_with_handler<T: Transport>(transport: T, config: Config, handler: impl Handler) -> Client {
         let conn = Connection::client(config, tokio::time::Instant::now().into_std());
-        let (driver, commands, handles) = Driver::new(conn, transport, Arc::new(handler), None, None);
-        tokio::spawn(driver.run());
+        let drive = Drive::new();
+        let (driver, commands, handles) =
+            Driver::new(conn, transport, Arc::new(handler), None, None, Some(drive.clone()));
+        drive.start(driver.run());
         Client { commands, handles }
     }
 
@@ -138,7 +141,8 @@ impl Client {
 
     /// Whether the connection has closed.
     pub fn is_closed(&self) -> bool {
-        self.handles.closed.borrow().is_some()
+        // A driver that ended without saying why (it panicked) dropped the sender.
+        self.handles.closed.borrow().is_some() || self.handles.closed.has_changed().is_err()
     }
 
     /// Resolves when the connection closes, with the reason.

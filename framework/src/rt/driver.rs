@@ -24,6 +24,7 @@
 //!
 //! [`PayloadStream`]: super::stream::PayloadStream
 
+use super::drive::Drive;
 use super::inbox::{self, Inbox, ReadyFlag, Taken, WeakSender};
 use super::reply::ReplySender;
 use super::server::Resolve;
@@ -238,6 +239,8 @@ pub(crate) struct HandlesInner {
     pub(crate) closed: watch::Receiver<Option<String>>,
     /// See [`Budget`].
     pub(crate) budget: Arc<Budget>,
+    /// A client connection's driver, which a waiting reader may poll (see [`Drive`]).
+    pub(crate) drive: Option<Arc<Drive>>,
 }
 
 /// Bytes of answers that handler tasks may have queued for the driver.
@@ -325,6 +328,9 @@ pub(crate) struct Driver<T: Transport> {
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
     grace_deadline: Option<Instant>,
+    /// What the driver registers with its inbox and timer when others may poll it too (see
+    /// [`Drive`]): then only the socket's read readiness gets the poller's own waker.
+    task_waker: Option<Waker>,
     /// Last: however the driver ends, its inbox is closed.
     _close: inbox::CloseOnDrop,
 }
@@ -338,6 +344,7 @@ impl<T: Transport> Driver<T> {
         handler: Arc<dyn Handler>,
         resolver: Option<Arc<dyn Resolve>>,
         shutdown: Option<&ShutdownHub>,
+        drive: Option<Arc<Drive>>,
     ) -> (Driver<T>, inbox::Sender, Handles) {
         let (reader, writer) = transport.split();
         let (inbox, command_tx) = Inbox::new();
@@ -345,12 +352,14 @@ impl<T: Transport> Driver<T> {
             hub.register(&inbox);
         }
         let (closed, closed_rx) = watch::channel(None);
+        let task_waker = drive.as_ref().map(|d| d.task_waker());
         let config = conn.config();
         let handles = Handles(Arc::new(HandlesInner {
             inbox: inbox.clone(),
             credit_batch: config.credit_batch(),
             closed: closed_rx,
             budget: Arc::new(Budget::new(config.max_buffered_bytes)),
+            drive,
         }));
         let framing = LengthDelimited::new(config.max_frame_size);
         let driver = Driver {
@@ -374,6 +383,7 @@ impl<T: Transport> Driver<T> {
             routes: RouteCache::default(),
             orphaned: false,
             grace_deadline: None,
+            task_waker,
             _close: inbox::CloseOnDrop(inbox),
         };
         (driver, command_tx, handles)
@@ -391,6 +401,9 @@ impl<T: Transport> Driver<T> {
         // `Control::Shutdown`, so that waiting for it costs a turn nothing.)
         let mut sleep = std::pin::pin!(tokio::time::sleep_until(Instant::now()));
         let mut sleeping_until = None;
+        // A reader that polls the driver (see `Drive`) is woken by the socket's reads, not by
+        // the inbox or the timer: those wake the driver's task alone.
+        let task_waker = self.task_waker.clone();
         loop {
             self.inbox.set_busy();
             self.process(&weak, &mut wbuf);
@@ -468,9 +481,9 @@ impl<T: Transport> Driver<T> {
                     if !congested && !self.runnable.is_empty() {
                         return Poll::Ready(());
                     }
-                    self.inbox.poll_take(cx, &mut self.taken, !congested && !self.orphaned)
+                    on_task(&task_waker, cx, |cx| self.inbox.poll_take(cx, &mut self.taken, !congested && !self.orphaned))
                 }) => self.handle_taken(&mut wbuf, max_buffered),
-                _ = sleep.as_mut(), if sleeping_until.is_some() => {
+                _ = std::future::poll_fn(|cx| on_task(&task_waker, cx, |cx| sleep.as_mut().poll(cx))), if sleeping_until.is_some() => {
                     // Reset before it is polled again.
                     sleeping_until = None;
                     let now = Instant::now();
@@ -1047,6 +1060,18 @@ fn poll_once<T>(future: &mut crate::BoxFuture<'static, T>) -> Option<T> {
     match future.as_mut().poll(&mut cx) {
         std::task::Poll::Ready(value) => Some(value),
         std::task::Poll::Pending => None,
+    }
+}
+
+/// Polls with `task`'s waker if there is one (see [`Drive`]), else with `cx`'s.
+fn on_task<R>(
+    task: &Option<Waker>,
+    cx: &mut std::task::Context<'_>,
+    poll: impl FnOnce(&mut std::task::Context<'_>) -> R,
+) -> R {
+    match task {
+        Some(waker) => poll(&mut std::task::Context::from_waker(waker)),
+        None => poll(cx),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The tokio layer: the connection driver, the client handle, the server, transports.
 
 pub(crate) mod client;
+pub(crate) mod drive;
 pub(crate) mod driver;
 pub(crate) mod inbox;
 pub(crate) mod reply;

@@ -284,7 +284,7 @@ impl Server {
         let conn = Connection::server(self.inner.config.clone(), tokio::time::Instant::now().into_std());
         let handler = Arc::new(Shared(self.inner.clone()));
         let resolver: Arc<dyn Resolve> = self.inner.clone();
-        let (driver, commands, _handles) = Driver::new(conn, transport, handler, Some(resolver), shutdown);
+        let (driver, commands, _handles) = Driver::new(conn, transport, handler, Some(resolver), shutdown, None);
         // The server side's command sender stays alive with the connection: a server
         // connection ends when the peer or a shutdown ends it, not when handles go away.
         let _keep = commands;

@@ -121,9 +121,10 @@ impl PayloadStream {
         self.id = id;
     }
 
-    /// Refills `local` from the queue; false if nothing was there (the waker is then
-    /// registered, unless the queue is closed).
-    fn refill(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Refills `local` from the queue; false if nothing was there. Then, unless the queue is
+    /// closed, `cx`'s waker is registered; without `cx`, none is (and one registered before
+    /// is taken out).
+    fn refill(&mut self, cx: Option<&Context<'_>>) -> bool {
         let mut shared = lock(&self.shared);
         std::mem::swap(&mut self.local, &mut shared.items);
         self.batch = shared.batch;
@@ -131,10 +132,31 @@ impl PayloadStream {
         if !self.local.is_empty() {
             return true;
         }
-        if !self.closed {
-            super::register_waker(&mut shared.waker, cx);
+        match cx {
+            Some(cx) if !self.closed => super::register_waker(&mut shared.waker, cx),
+            Some(_) => {}
+            None => shared.waker = None,
         }
         false
+    }
+
+    /// Refills `local`, first running the connection's driver here if it can (see
+    /// [`super::drive`]) when nothing is queued; false if nothing came (the waker is then
+    /// registered, unless the queue is closed).
+    fn fill(&mut self, cx: &Context<'_>) -> bool {
+        if self.handles.drive.is_some() {
+            // Without our waker in the queue, what this poll of the driver delivers does not
+            // wake us: it is found by looking again.
+            if self.refill(None) {
+                return true;
+            }
+            if let Some(drive) = &self.handles.drive
+                && !self.closed
+            {
+                drive.help(cx);
+            }
+        }
+        self.refill(Some(cx))
     }
 }
 
@@ -151,7 +173,7 @@ impl futures_core::Stream for PayloadStream {
         if self.done {
             return Poll::Ready(None);
         }
-        if self.local.is_empty() && !self.refill(cx) {
+        if self.local.is_empty() && !self.fill(cx) {
             if self.closed {
                 self.done = true;
                 return Poll::Ready(None);

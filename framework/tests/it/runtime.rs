@@ -757,3 +757,111 @@ async fn channels_and_streams_from_many_tasks_share_a_connection_without_losing_
     })
     .await
 }
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_leaves_the_connection_to_its_driver() {
+    // A reader that finds nothing queued runs the connection itself and is woken by the
+    // socket; once it stops polling, the connection's own task must carry on alone.
+    bounded(30, async {
+        let echo = Echo::default();
+        let grace = Config::default().shutdown_grace(Duration::from_millis(200));
+        let running = server(&echo, grace).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Payload>(1);
+        tx.send(Payload::new("0")).await.unwrap();
+        let messages = stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let mut replies = client.request_channel(Call::new("test.Echo/Chat"), messages).await.unwrap();
+        assert_eq!(text(&replies.next().await.unwrap().unwrap()), "echo:0");
+        // This poll sends the message and waits on the socket for the reply; then the reader
+        // stops polling, and from here on only the socket has anything for the connection.
+        tx.send(Payload::new("1")).await.unwrap();
+        let waiting = std::future::poll_fn(|cx| std::task::Poll::Ready(replies.poll_next_unpin(cx).is_pending()));
+        assert!(waiting.await);
+        // Nothing but the connection's task reads the reply, then the server's shutdown.
+        bounded(5, running.shutdown()).await;
+        let reason = bounded(5, client.closed()).await;
+        assert!(!reason.is_empty());
+        // What came before the end was queued for the reader.
+        let mut rest = Vec::new();
+        while let Some(Ok(reply)) = replies.next().await {
+            rest.push(text(&reply).to_owned());
+        }
+        assert_eq!(rest, ["echo:1"]);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_reader_that_waits_on_another_stream_does_not_hold_up_the_rest() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        // A channel whose requester sends one message and then nothing (its sender is held).
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Payload>(1);
+        tx.send(Payload::new("only")).await.unwrap();
+        let messages = stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let mut quiet = client.request_channel(Call::new("test.Echo/Chat"), messages).await.unwrap();
+        assert_eq!(text(&quiet.next().await.unwrap().unwrap()), "echo:only");
+        // One task waits on it for good (and runs the connection meanwhile); calls and streams
+        // from other tasks go on.
+        let idle = tokio::spawn(async move { quiet.next().await.map(|r| r.is_ok()) });
+        for i in 0..50 {
+            let r = bounded(5, client.request_response(Call::new("test.Echo/Unary"), i.to_string().into())).await;
+            assert_eq!(text(&r.unwrap()), i.to_string());
+        }
+        let items = client.request_stream(Call::new("test.Echo/Range"), "300".into()).await.unwrap();
+        let reader = tokio::spawn(items.map(|i| i.unwrap()).collect::<Vec<_>>());
+        assert_eq!(bounded(5, reader).await.unwrap().len(), 300);
+        assert!(!idle.is_finished());
+        idle.abort();
+        drop(tx);
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_stream_read_on_another_runtime_is_delivered_by_the_connections_own() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        let items = client.request_stream(Call::new("test.Echo/Range"), "2000".into()).await.unwrap();
+        // The reader cannot run this connection from there (its tasks and timers are this
+        // runtime's): it waits to be woken, on a runtime of its own in another thread.
+        let elsewhere = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(items.map(|i| text(&i.unwrap()).to_owned()).collect::<Vec<_>>())
+        });
+        let got = tokio::task::spawn_blocking(move || elsewhere.join().unwrap()).await.unwrap();
+        assert_eq!(got, (0..2000).map(|i| i.to_string()).collect::<Vec<_>>());
+        running.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_channels_messages_that_panic_end_the_connection_not_the_reader() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        // The first message rides in the request; the second is taken by the connection (from
+        // the reader's poll of it, or its own task's) once the responder grants credit.
+        let messages = stream::iter(0..3).map(|i| {
+            assert!(i < 1, "the application's stream panicked");
+            Payload::new(i.to_string())
+        });
+        let mut replies = client.request_channel(Call::new("test.Echo/Chat"), messages).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(Ok(reply)) = replies.next().await {
+            got.push(text(&reply).to_owned());
+        }
+        assert!(got.len() <= 1, "{got:?}");
+        bounded(5, client.closed()).await;
+        assert!(client.is_closed());
+        running.shutdown().await;
+    })
+    .await
+}

@@ -1,0 +1,356 @@
+//! A client connection's driver, run by its own task and, while they wait, by its readers.
+//!
+//! The driver is a task of its own (see [`super::driver`]). A task that waits for a stream's
+//! next message would then be woken by that task, after the driver's task was woken by the
+//! socket: two hops per message where one would do. And a task woken by another task costs
+//! more than one woken by the socket when it is a program's main future (`block_on`, as in
+//! `#[tokio::main]`): tokio polls its I/O driver once more (a zero-timeout `epoll_wait`) before
+//! it polls such a future again. So a [`PayloadStream`] that finds nothing queued polls the
+//! driver itself, if nobody else is polling it ([`Drive::help`]): what the reader's task has
+//! just queued for sending goes out at once, and the reader's task is woken by the socket
+//! directly when the next message arrives.
+//!
+//! The driver's task still runs it whenever anything the driver waits on wakes it, so a
+//! reader that stops polling stalls nothing: every waker the driver registers wakes its task
+//! ([`Drive::task_waker`]); a reader's poll adds the reader's waker to the socket's read
+//! readiness only (where it lasts until the next poll re-registers), never to the inbox or the
+//! timer, so a reader is not woken by what it sends. The task skips a poll when nothing woke it
+//! since the last poll began, by whoever ran it (that poll saw what there was).
+//!
+//! The future lives behind a lock that readers only try: a reader polled from inside the
+//! driver (a stream the driver polls as a producer) or while another thread drives, or from
+//! another runtime than the driver's (whose tasks and timers belong to the driver's), simply
+//! waits to be woken as before.
+//!
+//! [`PayloadStream`]: super::stream::PayloadStream
+
+use super::{lock, register_waker};
+use crate::BoxFuture;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// See the module doc.
+pub(crate) struct Drive {
+    inner: Mutex<Inner>,
+    wake: Arc<TaskWake>,
+    /// `wake` as a waker.
+    task_waker: Waker,
+    /// `wake.wakes` when the last poll began: the task need not poll again until it changes.
+    polled_at: AtomicU64,
+    /// The task found the driver being polled: whoever polls it wakes the task when done.
+    retry: AtomicBool,
+    /// The runtime the driver was started on.
+    runtime: tokio::runtime::Id,
+}
+
+struct Inner {
+    /// The driver; gone once it has finished (or panicked, or its task was dropped).
+    future: Option<BoxFuture<'static, ()>>,
+    /// The last helping reader's waker, and the waker that wakes it and the task.
+    both: Option<(Waker, Waker)>,
+}
+
+/// Wakes the driver's task, counting wake-ups.
+struct TaskWake {
+    task: Mutex<Option<Waker>>,
+    wakes: AtomicU64,
+}
+
+impl Wake for TaskWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::AcqRel);
+        if let Some(task) = lock(&self.task).as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+/// Wakes the driver's task and a reader that polled the driver.
+struct Both {
+    task: Arc<TaskWake>,
+    reader: Waker,
+}
+
+impl Wake for Both {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.task.wake_by_ref();
+        self.reader.wake_by_ref();
+    }
+}
+
+impl fmt::Debug for Drive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Drive").field("wakes", &self.wake.wakes.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Drive {
+    /// A drive for a driver not yet started. Must be called within a tokio runtime: the
+    /// driver is started on it.
+    pub(crate) fn new() -> Arc<Drive> {
+        let wake = Arc::new(TaskWake { task: Mutex::new(None), wakes: AtomicU64::new(0) });
+        Arc::new(Drive {
+            inner: Mutex::new(Inner { future: None, both: None }),
+            task_waker: Waker::from(wake.clone()),
+            wake,
+            // Not a value `wakes` has yet: the first poll always runs.
+            polled_at: AtomicU64::new(u64::MAX),
+            retry: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::current().id(),
+        })
+    }
+
+    /// The waker the driver registers with what it waits on (except the socket's reads, see
+    /// the module doc): it wakes the driver's task.
+    pub(crate) fn task_waker(&self) -> Waker {
+        self.task_waker.clone()
+    }
+
+    /// Starts `driver` in a task of its own.
+    pub(crate) fn start(self: &Arc<Self>, driver: impl Future<Output = ()> + Send + 'static) {
+        self.locked().future = Some(Box::pin(driver));
+        tokio::spawn(Task(self.clone()));
+    }
+
+    fn locked(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    /// Polls the driver from a reader's task, if nobody else is polling it and the reader runs
+    /// on the driver's runtime; the socket's read readiness then wakes the reader as well as
+    /// the driver's task. Call only when the reader has nothing to read, and with the reader's
+    /// own waker out of its queue: what this poll delivers to the reader is found by looking
+    /// again, and a wake-up of the reader by its own poll would cost it another poll.
+    pub(crate) fn help(&self, cx: &Context<'_>) {
+        let mut inner = match self.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(TryLockError::WouldBlock) => return,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        if tokio::runtime::Handle::try_current().map(|h| h.id()).ok() != Some(self.runtime) {
+            return;
+        }
+        let Inner { future, both } = &mut *inner;
+        let Some(driver) = future.as_mut() else { return };
+        self.polled_at.store(self.wake.wakes.load(Ordering::Acquire), Ordering::Release);
+        // The same reader as last time if its waker has the same data: `will_wake` would
+        // compare the vtables too, and a clone of tokio's `block_on` waker has another vtable
+        // than the waker it was cloned from (one per codegen unit), so it never matched. A
+        // false match would cost nothing but a fast path: the reader's own waker is in its
+        // queue, and this waker always wakes the driver's task, which delivers there.
+        let waker = match both {
+            Some((reader, both)) if reader.data() == cx.waker().data() => &*both,
+            slot => {
+                let both = Waker::from(Arc::new(Both { task: self.wake.clone(), reader: cx.waker().clone() }));
+                &slot.insert((cx.waker().clone(), both)).1
+            }
+        };
+        // A panic in the driver (a producer's stream is user code) ends the connection, as it
+        // would in the driver's task; it must not unwind into the reader.
+        let ended = !matches!(
+            catch_unwind(AssertUnwindSafe(|| driver.as_mut().poll(&mut Context::from_waker(waker)))),
+            Ok(Poll::Pending)
+        );
+        let finished = if ended { future.take() } else { None };
+        drop(inner);
+        drop(finished);
+        if ended || self.retry.swap(false, Ordering::AcqRel) {
+            self.task_waker.wake_by_ref();
+        }
+    }
+
+    /// The driver's task polls it: when something woke the task since the last poll began.
+    fn poll_task(&self, cx: &Context<'_>) -> Poll<()> {
+        register_waker(&mut lock(&self.wake.task), cx);
+        let seen = self.wake.wakes.load(Ordering::Acquire);
+        if self.polled_at.load(Ordering::Acquire) == seen {
+            return Poll::Pending;
+        }
+        // Set before trying, so that a holder that releases just after the try wakes the task.
+        self.retry.store(true, Ordering::Release);
+        let mut inner = match self.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(TryLockError::WouldBlock) => return Poll::Pending,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        self.retry.store(false, Ordering::Release);
+        self.polled_at.store(seen, Ordering::Release);
+        let Some(driver) = inner.future.as_mut() else { return Poll::Ready(()) };
+        if driver.as_mut().poll(&mut Context::from_waker(&self.task_waker)).is_pending() {
+            return Poll::Pending;
+        }
+        let finished = inner.future.take();
+        drop(inner);
+        drop(finished);
+        Poll::Ready(())
+    }
+}
+
+/// The driver's task.
+struct Task(Arc<Drive>);
+
+impl Future for Task {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_task(cx)
+    }
+}
+
+impl Drop for Task {
+    /// The task is gone (finished, or dropped with its runtime): so is the driver, which would
+    /// otherwise live on through the handles it holds, which hold this drive.
+    fn drop(&mut self) {
+        let driver = self.0.locked().future.take();
+        drop(driver);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// What a driver stand-in shows: its polls, the waker of its last poll, and whether it
+    /// should finish.
+    #[derive(Default)]
+    struct Probe {
+        polls: AtomicUsize,
+        waker: Mutex<Option<Waker>>,
+        ready: AtomicBool,
+    }
+
+    impl Probe {
+        fn polls(&self) -> usize {
+            self.polls.load(Ordering::SeqCst)
+        }
+
+        fn last_waker(&self) -> Waker {
+            lock(&self.waker).take().expect("polled and pending")
+        }
+    }
+
+    /// A driver stand-in: pending until its probe says `ready`.
+    struct Fake(Arc<Probe>);
+
+    impl Future for Fake {
+        type Output = ();
+
+        fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            self.0.polls.fetch_add(1, Ordering::SeqCst);
+            if self.0.ready.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            *lock(&self.0.waker) = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    fn fake() -> (Fake, Arc<Probe>) {
+        let probe = Arc::new(Probe::default());
+        (Fake(probe.clone()), probe)
+    }
+
+    /// Lets the driver's task run until it is idle.
+    async fn settle() {
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    struct CountWake(AtomicUsize);
+
+    impl Wake for CountWake {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_task_polls_only_when_woken_and_a_reader_can_poll_in_between() {
+        let (f, probe) = fake();
+        let drive = Drive::new();
+        drive.start(f);
+        settle().await;
+        assert_eq!(probe.polls(), 1, "the task's first poll");
+        let reader = Arc::new(CountWake(AtomicUsize::new(0)));
+        let reader_waker = Waker::from(reader.clone());
+        drive.help(&Context::from_waker(&reader_waker));
+        assert_eq!(probe.polls(), 2, "the reader polled it");
+        // What the reader's poll registered wakes both the reader and the task.
+        probe.last_waker().wake();
+        assert_eq!(reader.0.load(Ordering::SeqCst), 1);
+        settle().await;
+        assert_eq!(probe.polls(), 3, "the task ran on its wake-up");
+        // Woken, but a reader's poll began after the wake-up: the task has nothing to see.
+        probe.last_waker().wake();
+        drive.help(&Context::from_waker(&reader_waker));
+        settle().await;
+        assert_eq!(probe.polls(), 4, "the task skipped its poll");
+        probe.ready.store(true, Ordering::SeqCst);
+        probe.last_waker().wake();
+        settle().await;
+        assert_eq!(probe.polls(), 5);
+        assert!(drive.locked().future.is_none(), "a finished driver is dropped");
+        drive.help(&Context::from_waker(&reader_waker));
+        assert_eq!(probe.polls(), 5, "nothing is left to poll");
+    }
+
+    #[tokio::test]
+    async fn a_driver_that_panics_under_a_reader_ends_without_unwinding_into_it() {
+        struct Panics;
+        impl Future for Panics {
+            type Output = ();
+            fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                panic!("a producer's stream panicked");
+            }
+        }
+        let drive = Drive::new();
+        // Not started as a task: the reader is the first to poll it.
+        drive.locked().future = Some(Box::pin(Panics));
+        drive.help(&Context::from_waker(Waker::noop()));
+        assert!(drive.locked().future.is_none());
+    }
+
+    #[test]
+    fn a_reader_on_another_runtime_leaves_the_driver_alone() {
+        let home = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (f, probe) = fake();
+        let drive = home.block_on(async {
+            let drive = Drive::new();
+            drive.locked().future = Some(Box::pin(f));
+            drive
+        });
+        let other = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        other.block_on(async { drive.help(&Context::from_waker(Waker::noop())) });
+        drive.help(&Context::from_waker(Waker::noop()));
+        assert_eq!(probe.polls(), 0);
+        home.block_on(async { drive.help(&Context::from_waker(Waker::noop())) });
+        assert_eq!(probe.polls(), 1);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_task_drops_the_driver() {
+        let (f, _probe) = fake();
+        let alive = Arc::new(());
+        let held = alive.clone();
+        let drive = Drive::new();
+        drive.locked().future = Some(Box::pin(async move {
+            let _held = held;
+            f.await
+        }));
+        drop(Task(drive.clone()));
+        assert_eq!(Arc::strong_count(&alive), 1);
+    }
+}
