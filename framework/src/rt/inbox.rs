@@ -34,6 +34,10 @@ pub(crate) struct Inbox {
     /// nothing. Set by the driver whenever it runs; cleared, under the lock, just before it
     /// registers its waker, so a wake-up is never lost.
     busy: AtomicBool,
+    /// Something may be queued: set with every change, under the lock; cleared when the driver
+    /// takes everything. Lets the driver's look before it waits skip the lock when nothing is
+    /// there (a stale answer only defers what came to the wait's own look, which locks).
+    pending: AtomicBool,
 }
 
 impl fmt::Debug for Inbox {
@@ -74,6 +78,7 @@ impl Inbox {
             room: Semaphore::new(COMMAND_CAPACITY),
             senders: AtomicUsize::new(1),
             busy: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
         });
         (inbox.clone(), Sender(inbox))
     }
@@ -82,8 +87,9 @@ impl Inbox {
         super::lock(&self.state)
     }
 
-    /// Wakes the driver unless it is running, with `state` locked.
+    /// Wakes the driver unless it is running, with `state` locked (and just changed).
     fn wake(&self, mut state: MutexGuard<'_, State>) {
+        self.pending.store(true, Ordering::Release);
         let waker = if self.busy.load(Ordering::Acquire) { None } else { state.waker.take() };
         drop(state);
         if let Some(waker) = waker {
@@ -137,6 +143,10 @@ impl Inbox {
     /// Driver: takes what is there without waiting (commands only if `commands`); whether
     /// anything was.
     pub(crate) fn take_now(&self, taken: &mut Taken, commands: bool) -> bool {
+        if !self.pending.load(Ordering::Acquire) {
+            taken.orphaned = false;
+            return false;
+        }
         let mut state = self.lock();
         self.take_locked(&mut state, taken, commands)
     }
@@ -155,6 +165,8 @@ impl Inbox {
             state.orphan_reported = true;
             taken.orphaned = true;
         }
+        // Commands left behind (not taken while congested) are still pending.
+        self.pending.store(!state.commands.is_empty(), Ordering::Release);
         !(taken.controls.is_empty() && taken.ready.is_empty() && taken.commands.is_empty()) || taken.orphaned
     }
 
