@@ -53,6 +53,13 @@ const PRODUCER_BATCH: usize = 64;
 /// ... and at most about this many bytes of them, so a turn never takes much more than one
 /// large message.
 const PRODUCER_BATCH_BYTES: usize = 64 * 1024;
+/// While the events of a read are handled (a read's worth of requests, answered at once), the
+/// answers are written as soon as this many bytes are waiting, rather than all after the last:
+/// the peer starts on the first answers while this side makes the rest. With 64 calls of 1 KiB
+/// in flight across two cores that took Weft from ~0.5x to ~0.8x raw TCP's calls/s; on one
+/// core, where the peer cannot run meanwhile, it costs a few percent (more system calls).
+/// Small answers (64 of 16 bytes) never reach it.
+const EARLY_WRITE: usize = 16 * 1024;
 /// Bytes asked of the transport per read.
 const READ_CHUNK: usize = 64 * 1024;
 /// Below this much free room, the read buffer is grown by a chunk before the next read.
@@ -605,8 +612,14 @@ impl<T: Transport> Driver<T> {
 
     /// Drains the connection's output: frames into `wbuf`, events into deliveries.
     fn process(&mut self, weak: &WeakSender, wbuf: &mut BytesMut) {
+        // Until a write cannot go at once (then the turn's own write, with a real waker, does).
+        let mut early = true;
         loop {
             self.flush_transmit(wbuf);
+            if early && wbuf.len() >= EARLY_WRITE && !self.conn.is_closed() {
+                let mut now = std::task::Context::from_waker(Waker::noop());
+                early = matches!(write_some(&mut self.writer, &mut now, wbuf), Poll::Ready(Ok(n)) if n > 0);
+            }
             let Some(event) = self.conn.poll_event() else { break };
             self.handle_event(event, weak, wbuf);
         }
