@@ -1,4 +1,6 @@
-//! The connection driver: the one task that touches a connection's transport.
+//! The connection driver: the one future that touches a connection's transport. It runs as a
+//! task of its own; a client connection's is also polled by a stream reader that waits on it
+//! (see [`super::drive`]).
 //!
 //! It owns the sans-IO [`Connection`] and feeds it bytes read from the transport, commands
 //! from handles ([`Command`], [`Control`]) and timer expiries; it writes the frames the
