@@ -865,3 +865,83 @@ async fn a_channels_messages_that_panic_end_the_connection_not_the_reader() {
     })
     .await
 }
+
+/// A transport that records the size of every write its side makes.
+struct Recorded {
+    io: tokio::io::DuplexStream,
+    writes: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+struct RecordingWriter {
+    inner: tokio::io::WriteHalf<tokio::io::DuplexStream>,
+    writes: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl weft::Transport for Recorded {
+    type Reader = tokio::io::ReadHalf<tokio::io::DuplexStream>;
+    type Writer = RecordingWriter;
+
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        let (reader, inner) = tokio::io::split(self.io);
+        (reader, RecordingWriter { inner, writes: self.writes })
+    }
+}
+
+impl tokio::io::AsyncWrite for RecordingWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = written {
+            self.writes.lock().unwrap().push(n);
+        }
+        written
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn answers_to_a_read_of_many_requests_start_going_out_before_the_last_is_answered() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let server = server(&echo, Config::default());
+        let (client_end, server_end) = tokio::io::duplex(1 << 20);
+        let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let serving = tokio::spawn({
+            let transport = Recorded { io: server_end, writes: writes.clone() };
+            async move { server.serve_connection(transport).await }
+        });
+        let client = Client::over(client_end, Config::default());
+        // 64 calls of 1 KiB, queued before the client's connection runs: one write of ~66 KiB,
+        // which the server reads in one or two reads of up to 64 KiB.
+        let body = Bytes::from(vec![b'x'; 1024]);
+        let calls = (0..64).map(|_| client.request_response(Call::new("test.Echo/Unary"), body.clone()));
+        for answer in futures_util::future::join_all(calls).await {
+            assert_eq!(answer.unwrap().data, body);
+        }
+        let writes = writes.lock().unwrap().clone();
+        let total: usize = writes.iter().sum();
+        assert!(total > 64 * 1024, "{writes:?}");
+        // Written once 16 KiB were waiting, not all after the read's last request.
+        assert!(writes.len() >= 4, "{writes:?}");
+        assert!(writes.iter().all(|&n| n < 20 * 1024), "{writes:?}");
+        drop(client);
+        bounded(5, serving).await.unwrap();
+    })
+    .await
+}
