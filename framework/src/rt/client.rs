@@ -80,7 +80,10 @@ impl Client {
         let metadata = request_metadata(call)?;
         // The caller waits for the answer alone (not first for the stream id): one wake-up
         // per call. Dropping `reply` (the caller gave up) cancels the stream.
-        let (tx, reply) = reply::slot(&self.handles.inbox);
+        let (tx, mut reply) = reply::slot(&self.handles.inbox);
+        if let Some(drive) = &self.handles.drive {
+            reply = reply.helped_by(drive, &self.handles.unary_waiting);
+        }
         let command = Command::Open {
             kind: Kind::RequestResponse,
             metadata,

@@ -6,9 +6,11 @@
 //! more than one woken by the socket when it is a program's main future (`block_on`, as in
 //! `#[tokio::main]`): tokio polls its I/O driver once more (a zero-timeout `epoll_wait`) before
 //! it polls such a future again. So a [`PayloadStream`] that finds nothing queued polls the
-//! driver itself, if nobody else is polling it ([`Drive::help`]): what the reader's task has
-//! just queued for sending goes out at once, and the reader's task is woken by the socket
-//! directly when the next message arrives.
+//! driver itself, if nobody else is polling it ([`Drive::help`]), and so does a
+//! request/response caller that is the connection's only one waiting (see
+//! [`super::reply::Reply::helped_by`]): what the reader's task has just queued for sending
+//! goes out at once, and the reader's task is woken by the socket directly when the next
+//! message arrives.
 //!
 //! The driver's task still runs it whenever anything the driver waits on wakes it, so a
 //! reader that stops polling stalls nothing: every waker the driver registers wakes its task

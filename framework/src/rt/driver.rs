@@ -251,6 +251,8 @@ pub(crate) struct HandlesInner {
     pub(crate) budget: Arc<Budget>,
     /// A client connection's driver, which a waiting reader may poll (see [`Drive`]).
     pub(crate) drive: Option<Arc<Drive>>,
+    /// Request/response callers waiting for their answer (see `Reply::helped_by`).
+    pub(crate) unary_waiting: std::sync::atomic::AtomicUsize,
 }
 
 /// Bytes of answers that handler tasks may have queued for the driver.
@@ -370,6 +372,7 @@ impl<T: Transport> Driver<T> {
             closed: closed_rx,
             budget: Arc::new(Budget::new(config.max_buffered_bytes)),
             drive,
+            unary_waiting: std::sync::atomic::AtomicUsize::new(0),
         }));
         let framing = LengthDelimited::new(config.max_frame_size);
         let driver = Driver {

@@ -8,11 +8,13 @@
 //! records the id and the caller records that it gave up under the same lock, so whichever
 //! comes second sees the other's fact and exactly one of them sends the CANCEL.
 
+use super::drive::Drive;
 use super::driver::Control;
 use super::inbox::Inbox;
 use crate::{Payload, Status};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -22,7 +24,7 @@ pub(crate) type Answer = Result<Payload, Status>;
 /// A new slot: the driver's end and the caller's.
 pub(crate) fn slot(inbox: &Inbox) -> (ReplySender, Reply<'_>) {
     let slot = Arc::new(Slot::default());
-    (ReplySender(Some(slot.clone())), Reply { slot, inbox })
+    (ReplySender(Some(slot.clone())), Reply { slot, inbox, helper: None })
 }
 
 #[derive(Default)]
@@ -104,28 +106,65 @@ impl Drop for ReplySender {
 pub(crate) struct Reply<'a> {
     slot: Arc<Slot>,
     inbox: &'a Inbox,
+    /// The connection's drive, and how many request/response callers of the connection wait.
+    helper: Option<(&'a Drive, &'a AtomicUsize)>,
+}
+
+impl<'a> Reply<'a> {
+    /// Lets the caller run the connection while it waits (see [`super::drive`]), when it is
+    /// the connection's only request/response caller waiting: one call in flight, as a program
+    /// that makes its calls one after another has. With many in flight each would poll the
+    /// driver, where one poll serves them all.
+    pub(crate) fn helped_by(mut self, drive: &'a Drive, waiting: &'a AtomicUsize) -> Reply<'a> {
+        waiting.fetch_add(1, Ordering::Relaxed);
+        self.helper = Some((drive, waiting));
+        self
+    }
+
+    /// The outcome, if there is one; otherwise registers `cx`'s waker, or without `cx` takes
+    /// out any waker registered before (a poll of the driver from here then does not wake us).
+    #[inline(always)]
+    fn outcome(&self, cx: Option<&Context<'_>>) -> Option<Option<Answer>> {
+        let mut state = self.slot.lock();
+        match std::mem::replace(&mut state.outcome, Outcome::Taken) {
+            Outcome::Ready(answer) => Some(Some(answer)),
+            Outcome::Dropped | Outcome::Taken => Some(None),
+            Outcome::Waiting => {
+                state.outcome = Outcome::Waiting;
+                match cx {
+                    Some(cx) => super::register_waker(&mut state.waker, cx),
+                    None => state.waker = None,
+                }
+                None
+            }
+        }
+    }
 }
 
 impl Future for Reply<'_> {
     type Output = Option<Answer>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
-        let mut state = self.slot.lock();
-        match std::mem::replace(&mut state.outcome, Outcome::Taken) {
-            Outcome::Ready(answer) => Poll::Ready(Some(answer)),
-            Outcome::Dropped => Poll::Ready(None),
-            Outcome::Taken => Poll::Ready(None),
-            Outcome::Waiting => {
-                state.outcome = Outcome::Waiting;
-                super::register_waker(&mut state.waker, cx);
-                Poll::Pending
+        if let Some((drive, waiting)) = self.helper
+            && waiting.load(Ordering::Relaxed) == 1
+        {
+            if let Some(outcome) = self.outcome(None) {
+                return Poll::Ready(outcome);
             }
+            drive.help(cx);
+        }
+        match self.outcome(Some(cx)) {
+            Some(outcome) => Poll::Ready(outcome),
+            None => Poll::Pending,
         }
     }
 }
 
 impl Drop for Reply<'_> {
     fn drop(&mut self) {
+        if let Some((_, waiting)) = self.helper {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+        }
         let mut state = self.slot.lock();
         if !matches!(state.outcome, Outcome::Waiting) {
             return;
@@ -195,6 +234,35 @@ mod tests {
         tx.send(Err(Status::internal("no")));
         drop(reply);
         assert!(taken(&inbox).is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_a_lone_caller_runs_the_connection() {
+        // A driver stand-in that counts its polls.
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counted = polls.clone();
+        let drive = Drive::new();
+        drive.start(std::future::poll_fn(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Poll::<()>::Pending
+        }));
+        tokio::task::yield_now().await;
+        assert_eq!(polls.load(Ordering::SeqCst), 1, "the driver's task polled it once");
+        let (inbox, _sender) = Inbox::new();
+        let waiting = AtomicUsize::new(0);
+        let (_a_tx, mut a) = slot(&inbox);
+        a = a.helped_by(&drive, &waiting);
+        let (b_tx, mut b) = slot(&inbox);
+        b = b.helped_by(&drive, &waiting);
+        assert!((&mut a).now_or_never().is_none());
+        assert_eq!(polls.load(Ordering::SeqCst), 1, "two callers wait: neither polls the driver");
+        b_tx.send(Ok(Payload::new("b")));
+        assert_eq!(b.now_or_never(), Some(Some(Ok(Payload::new("b")))));
+        assert_eq!(waiting.load(Ordering::SeqCst), 1);
+        assert!((&mut a).now_or_never().is_none());
+        assert_eq!(polls.load(Ordering::SeqCst), 2, "the one left waiting polled it");
+        drop(a);
+        assert_eq!(waiting.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

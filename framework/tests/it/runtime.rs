@@ -836,6 +836,19 @@ async fn a_stream_read_on_another_runtime_is_delivered_by_the_connections_own() 
         });
         let got = tokio::task::spawn_blocking(move || elsewhere.join().unwrap()).await.unwrap();
         assert_eq!(got, (0..2000).map(|i| i.to_string()).collect::<Vec<_>>());
+        // And calls made one at a time from there (a lone caller runs the connection only on
+        // its own runtime).
+        let caller = client.clone();
+        let elsewhere = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                for i in 0..20 {
+                    let r = caller.request_response(Call::new("test.Echo/Unary"), i.to_string().into()).await;
+                    assert_eq!(text(&r.unwrap()), i.to_string());
+                }
+            })
+        });
+        tokio::task::spawn_blocking(move || elsewhere.join().unwrap()).await.unwrap();
         running.shutdown().await;
     })
     .await
