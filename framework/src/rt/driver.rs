@@ -421,8 +421,10 @@ impl<T: Transport> Driver<T> {
         // each reset (to register) and when it fired, not on every turn (most turns are
         // messages, and a timer's poll costs about a hundred instructions). Only with the
         // task's waker: it is the same on every poll, so the registration never goes stale.
-        let timer = task_waker.clone().map(|task| Arc::new(TimerWake { fired: AtomicBool::new(false), task }));
-        let timer_waker = timer.clone().map(Waker::from);
+        let timer = task_waker.clone().map(|task| {
+            let timer = Arc::new(TimerWake { fired: AtomicBool::new(false), task });
+            (timer.clone(), Waker::from(timer))
+        });
         let mut rearmed = true;
         loop {
             self.inbox.set_busy();
@@ -438,8 +440,7 @@ impl<T: Transport> Driver<T> {
             }
             if !wbuf.is_empty() && !self.conn.is_closed() {
                 // A write that cannot go now is retried by the select, with a real waker.
-                let mut now = std::task::Context::from_waker(Waker::noop());
-                match write_some(&mut self.writer, &mut now, &mut wbuf) {
+                match self.write_now(&mut wbuf) {
                     Poll::Ready(Ok(n)) if n > 0 => {}
                     Poll::Ready(_) => {
                         self.transport_closed();
@@ -505,14 +506,14 @@ impl<T: Transport> Driver<T> {
                     }
                     on_task(&task_waker, cx, |cx| self.inbox.poll_take(cx, &mut self.taken, !congested && !self.orphaned))
                 }) => self.handle_taken(&mut wbuf, max_buffered),
-                _ = std::future::poll_fn(|cx| match (&timer, &timer_waker) {
-                    (Some(timer), Some(waker)) => {
+                _ = std::future::poll_fn(|cx| match &timer {
+                    Some((timer, waker)) => {
                         if !std::mem::take(&mut rearmed) && !timer.fired.swap(false, Ordering::AcqRel) {
                             return Poll::Pending;
                         }
                         sleep.as_mut().poll(&mut std::task::Context::from_waker(waker))
                     }
-                    _ => sleep.as_mut().poll(cx),
+                    None => sleep.as_mut().poll(cx),
                 }), if sleeping_until.is_some() => {
                     // Reset before it is polled again.
                     sleeping_until = None;
@@ -622,8 +623,7 @@ impl<T: Transport> Driver<T> {
         loop {
             self.flush_transmit(wbuf);
             if early && wbuf.len() >= EARLY_WRITE && !self.conn.is_closed() {
-                let mut now = std::task::Context::from_waker(Waker::noop());
-                early = matches!(write_some(&mut self.writer, &mut now, wbuf), Poll::Ready(Ok(n)) if n > 0);
+                early = matches!(self.write_now(wbuf), Poll::Ready(Ok(n)) if n > 0);
             }
             let Some(event) = self.conn.poll_event() else { break };
             self.handle_event(event, weak, wbuf);
@@ -632,6 +632,12 @@ impl<T: Transport> Driver<T> {
         if self.orphaned && self.entries.is_empty() && !self.conn.is_closed() {
             self.conn.close(true);
         }
+    }
+
+    /// Writes what the transport takes of `wbuf` at once, without waiting: a write that cannot
+    /// go now is retried by the turn's select, with a real waker.
+    fn write_now(&mut self, wbuf: &mut BytesMut) -> Poll<std::io::Result<usize>> {
+        write_some(&mut self.writer, &mut std::task::Context::from_waker(Waker::noop()), wbuf)
     }
 
     /// Encodes the frames the connection has queued into `wbuf`.

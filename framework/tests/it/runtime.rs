@@ -120,6 +120,14 @@ fn server(echo: &Echo, config: Config) -> Server {
     Server::builder().add_handler(ROUTES, echo.clone()).config(config).build()
 }
 
+/// An echo server with the default configuration on 127.0.0.1, and a client connected to it.
+async fn echo_over_tcp() -> (Echo, weft::RunningServer, Client) {
+    let echo = Echo::default();
+    let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
+    let client = Client::connect(running.local_addr()).await.unwrap();
+    (echo, running, client)
+}
+
 async fn bounded<F: Future>(secs: u64, f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(secs), f).await.expect("test timed out")
 }
@@ -161,9 +169,7 @@ async fn every_model(client: &Client, echo: &Echo) {
 #[tokio::test]
 async fn every_model_over_tcp() {
     bounded(30, async {
-        let echo = Echo::default();
-        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
-        let client = Client::connect(running.local_addr()).await.unwrap();
+        let (echo, running, client) = echo_over_tcp().await;
         every_model(&client, &echo).await;
         running.shutdown().await;
     })
@@ -249,9 +255,7 @@ async fn many_routes_and_metadata_on_one_connection_reach_the_handler_as_sent() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_calls_on_one_connection() {
     bounded(60, async {
-        let echo = Echo::default();
-        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
-        let client = Client::connect(running.local_addr()).await.unwrap();
+        let (_, running, client) = echo_over_tcp().await;
         let calls = (0..1000).map(|i| {
             let client = client.clone();
             tokio::spawn(async move {
@@ -313,9 +317,7 @@ async fn a_slow_consumer_bounds_what_the_producer_makes() {
 #[tokio::test]
 async fn dropping_a_stream_on_the_client_ends_the_handler() {
     bounded(30, async {
-        let echo = Echo::default();
-        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
-        let client = Client::connect(running.local_addr()).await.unwrap();
+        let (echo, running, client) = echo_over_tcp().await;
         let mut items = client.request_stream(Call::new("test.Echo/Forever"), Bytes::new()).await.unwrap();
         for _ in 0..3 {
             items.next().await.unwrap().unwrap();
@@ -695,9 +697,7 @@ async fn a_stream_of_small_messages_earns_a_larger_window_within_its_bounds() {
 #[tokio::test]
 async fn a_busy_stream_does_not_starve_calls_on_the_same_connection() {
     bounded(60, async {
-        let echo = Echo::default();
-        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
-        let client = Client::connect(running.local_addr()).await.unwrap();
+        let (echo, running, client) = echo_over_tcp().await;
         // A stream that always has a message ready, read as fast as it comes.
         let mut items = client.request_stream(Call::new("test.Echo/Forever"), Bytes::new()).await.unwrap();
         let reader = tokio::spawn(async move {
@@ -794,9 +794,7 @@ async fn a_reader_that_stops_reading_leaves_the_connection_to_its_driver() {
 #[tokio::test]
 async fn a_reader_that_waits_on_another_stream_does_not_hold_up_the_rest() {
     bounded(30, async {
-        let echo = Echo::default();
-        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
-        let client = Client::connect(running.local_addr()).await.unwrap();
+        let (_, running, client) = echo_over_tcp().await;
         // A channel whose requester sends one message and then nothing (its sender is held).
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Payload>(1);
         tx.send(Payload::new("only")).await.unwrap();
@@ -824,9 +822,7 @@ async fn a_reader_that_waits_on_another_stream_does_not_hold_up_the_rest() {
 #[tokio::test]
 async fn a_stream_read_on_another_runtime_is_delivered_by_the_connections_own() {
     bounded(30, async {
-        let echo = Echo::default();
-        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
-        let client = Client::connect(running.local_addr()).await.unwrap();
+        let (_, running, client) = echo_over_tcp().await;
         let items = client.request_stream(Call::new("test.Echo/Range"), "2000".into()).await.unwrap();
         // The reader cannot run this connection from there (its tasks and timers are this
         // runtime's): it waits to be woken, on a runtime of its own in another thread.
@@ -857,9 +853,7 @@ async fn a_stream_read_on_another_runtime_is_delivered_by_the_connections_own() 
 #[tokio::test]
 async fn a_channels_messages_that_panic_end_the_connection_not_the_reader() {
     bounded(30, async {
-        let echo = Echo::default();
-        let running = server(&echo, Config::default()).bind("127.0.0.1:0").await.unwrap();
-        let client = Client::connect(running.local_addr()).await.unwrap();
+        let (_, running, client) = echo_over_tcp().await;
         // The first message rides in the request; the second is taken by the connection (from
         // the reader's poll of it, or its own task's) once the responder grants credit.
         let messages = stream::iter(0..3).map(|i| {
