@@ -4,7 +4,7 @@
 use crate::lab::{self, CODES, LabClient, Msg, Transport, each_transport, msg, trace_mime};
 use bytes::Bytes;
 use std::time::Duration;
-use weft::{BoxFuture, BoxStream, Call, Code, Handler, Payload, PayloadStream, Request, Server, Service, Status};
+use weft::{BoxFuture, Call, Code, Handler, Payload, PayloadStream, Request, Responses, Server, Service, Status};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -244,11 +244,11 @@ mod raw {
             Box::pin(async { Ok(Payload::new(Bytes::from_static(GARBAGE))) })
         }
 
-        fn request_stream(&self, _: Call, _: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
-            Box::pin(futures_util::stream::iter(vec![Ok(Payload::new(Bytes::from_static(GARBAGE)))]))
+        fn request_stream(&self, _: Call, _: Bytes) -> Responses {
+            Responses::once(Ok(Payload::new(Bytes::from_static(GARBAGE))))
         }
 
-        fn request_channel(&self, _: Call, _: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
+        fn request_channel(&self, _: Call, _: PayloadStream) -> Responses {
             self.request_stream(Call::new(""), Bytes::new())
         }
     }
@@ -283,5 +283,187 @@ mod raw {
     #[test]
     fn transports_are_both_tested() {
         assert!(matches!(lab::TRANSPORTS, [Transport::Tcp, Transport::Memory]));
+    }
+}
+
+/// A generated server writes each message of a response stream straight into the connection's
+/// write buffer (`Codec::encode_append`): the frames around it, messages too large for one
+/// frame, and a message that fails half-written.
+mod encoded_in_place {
+    use super::*;
+    use bytes::BytesMut;
+    use futures_util::Stream;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use weft::frame::length::{self, LengthDelimited};
+    use weft::frame::metadata::{COMPOSITE_METADATA_MIME, CompositeMetadata};
+    use weft::frame::{Frame, Keepalive, PayloadFrame, RequestStream, Setup, VERSION};
+    use weft::{CodecError, Config, MIN_FRAGMENT_SIZE};
+
+    /// Bytes as they are, except `bad`, which fails to encode after writing itself out.
+    pub(crate) struct Picky;
+
+    impl weft::Codec<Bytes> for Picky {
+        fn encode(message: Bytes) -> Result<Bytes, CodecError> {
+            if &message[..] == b"bad" { Err("`bad` is not sent".into()) } else { Ok(message) }
+        }
+
+        fn encode_append(message: Bytes, out: &mut BytesMut) -> Result<(), CodecError> {
+            // Written, then refused: none of it may reach the wire.
+            out.extend_from_slice(&message);
+            if &message[..] == b"bad" { Err("`bad` is not sent".into()) } else { Ok(()) }
+        }
+
+        fn decode(data: Bytes) -> Result<Bytes, CodecError> {
+            Ok(data)
+        }
+    }
+
+    /// Streams of messages described by the request.
+    #[weft::service(package = "weft.test", codec = Picky)]
+    pub(crate) trait Blobs {
+        /// One message per comma-separated item of the request: a number is that many bytes,
+        /// anything else is sent as it is.
+        async fn blobs(&self, req: Bytes) -> Result<impl Stream<Item = Result<Bytes, Status>>, Status>;
+    }
+
+    struct Maker;
+
+    fn item(word: &str) -> Bytes {
+        match word.parse::<usize>() {
+            Ok(n) => Bytes::from((0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>()),
+            Err(_) => Bytes::copy_from_slice(word.as_bytes()),
+        }
+    }
+
+    impl Blobs for Maker {
+        async fn blobs(
+            &self,
+            req: Bytes,
+        ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
+            let words: Vec<Bytes> = std::str::from_utf8(&req).unwrap_or("").split(',').map(item).collect();
+            Ok(futures_util::stream::iter(words.into_iter().map(Ok)))
+        }
+    }
+
+    fn server(config: Config) -> Server {
+        Server::builder().add_service(BlobsServer::new(Maker)).config(config).build()
+    }
+
+    async fn collect_bytes(mut s: weft::Streaming<Bytes>) -> (Vec<Bytes>, Option<Status>) {
+        let mut items = Vec::new();
+        loop {
+            match s.message().await {
+                Ok(Some(m)) => items.push(m),
+                Ok(None) => return (items, None),
+                Err(e) => return (items, Some(e)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_larger_than_a_fragment_arrive_whole_and_in_order_among_small_ones() {
+        let run = async {
+            // Fragments of 64 bytes from the server; the messages around the large ones go in
+            // place, the large ones are fragmented.
+            let server = server(Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE)));
+            let client = BlobsClient::new(server.connect_in_memory().await.unwrap());
+            let asked = "10,5000,3,a,200,b,64,1000";
+            let (got, status) = collect_bytes(client.blobs(Bytes::from(asked)).await.unwrap()).await;
+            assert_eq!(status, None);
+            let expected: Vec<Bytes> = asked.split(',').map(item).collect();
+            assert_eq!(got.len(), expected.len());
+            for (i, (got, expected)) in got.iter().zip(&expected).enumerate() {
+                assert!(got == expected, "message {i}: {} bytes, expected {}", got.len(), expected.len());
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
+    }
+
+    #[tokio::test]
+    async fn a_message_that_fails_to_encode_ends_its_stream_and_leaves_nothing_on_the_wire() {
+        let run = async {
+            for transport in lab::TRANSPORTS {
+                let connected = lab::connect(server(Config::default()), transport).await;
+                let client = BlobsClient::new(connected.client.clone());
+                let (got, status) = collect_bytes(client.blobs(Bytes::from("a,bad,c")).await.unwrap()).await;
+                assert_eq!(got, vec![Bytes::from("a")], "{transport:?}");
+                let status = status.expect("an error");
+                assert_eq!(status.code(), Code::Internal, "{transport:?}: {status}");
+                assert!(status.message().contains("`bad` is not sent"), "{transport:?}: {status}");
+                // Half a message left in the write buffer would have broken the framing.
+                let (again, status) = collect_bytes(client.blobs(Bytes::from("x,y")).await.unwrap()).await;
+                assert_eq!((again, status), (vec![Bytes::from("x"), Bytes::from("y")], None), "{transport:?}");
+                connected.shutdown().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
+    }
+
+    /// Reads frames into `frames` until the last one read is `last`.
+    async fn read_until(
+        peer: &mut tokio::io::DuplexStream,
+        buf: &mut BytesMut,
+        frames: &mut Vec<Frame>,
+        last: fn(&Frame) -> bool,
+    ) {
+        let framing = LengthDelimited::new(1 << 16);
+        while !frames.last().is_some_and(last) {
+            match framing.decode_frame(buf).unwrap() {
+                Some(frame) => frames.push(frame),
+                None => assert!(peer.read_buf(buf).await.unwrap() > 0, "closed; got {frames:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_message_of_a_stream_carries_complete_itself() {
+        let run = async {
+            let server = server(Config::default());
+            let (mut peer, server_end) = tokio::io::duplex(1 << 16);
+            let serving = tokio::spawn(async move { server.serve_connection(server_end).await });
+            let mut wire = BytesMut::new();
+            let setup = Setup {
+                version: VERSION,
+                keepalive_interval: 10_000,
+                max_lifetime: 60_000,
+                resume_token: None,
+                lease: false,
+                metadata_mime: COMPOSITE_METADATA_MIME.into(),
+                data_mime: weft::DEFAULT_DATA_MIME.into(),
+                payload: Default::default(),
+            };
+            length::encode_frame(&Frame::Setup(setup), &mut wire);
+            let metadata = CompositeMetadata::with_route("weft.test.Blobs/Blobs").unwrap().to_bytes();
+            let payload = weft::frame::Payload { metadata: Some(metadata), data: Bytes::from("a,b,c") };
+            let request = RequestStream { stream_id: 1, follows: false, initial_n: 100, payload };
+            length::encode_frame(&Frame::RequestStream(request), &mut wire);
+            peer.write_all(&wire).await.unwrap();
+
+            let mut buf = BytesMut::new();
+            let mut frames = Vec::new();
+            read_until(&mut peer, &mut buf, &mut frames, |f| matches!(f, Frame::Payload(p) if p.complete)).await;
+            // A KEEPALIVE answered after the stream's last message shows that nothing else
+            // (no COMPLETE of its own) followed it.
+            let ping = Keepalive { respond: true, last_received_position: 0, data: Bytes::from("ping") };
+            let mut wire = BytesMut::new();
+            length::encode_frame(&Frame::Keepalive(ping), &mut wire);
+            peer.write_all(&wire).await.unwrap();
+            read_until(&mut peer, &mut buf, &mut frames, |f| matches!(f, Frame::Keepalive(_))).await;
+            let message = |data: &'static str, complete| {
+                Frame::Payload(PayloadFrame {
+                    stream_id: 1,
+                    follows: false,
+                    complete,
+                    next: true,
+                    payload: weft::frame::Payload::data(data.as_bytes()),
+                })
+            };
+            let pong =
+                Frame::Keepalive(Keepalive { respond: false, last_received_position: 0, data: Bytes::from("ping") });
+            assert_eq!(frames, vec![message("a", false), message("b", false), message("c", true), pong]);
+            drop(peer);
+            serving.await.unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
     }
 }

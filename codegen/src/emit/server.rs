@@ -113,7 +113,7 @@ fn handler_method(service: &Service, models: &[Model]) -> TokenStream {
         Model::RequestStream => (
             quote! {
                 fn request_stream(&self, call: #p::Call, data: #p::Bytes)
-                    -> #p::BoxStream<'static, ::core::result::Result<#p::Payload, #p::Status>>
+                    -> #p::Responses
             },
             quote!(#p::reject_stream),
             "request/stream",
@@ -122,7 +122,7 @@ fn handler_method(service: &Service, models: &[Model]) -> TokenStream {
         Model::Channel | Model::ClientStreaming => (
             quote! {
                 fn request_channel(&self, call: #p::Call, messages: #p::PayloadStream)
-                    -> #p::BoxStream<'static, ::core::result::Result<#p::Payload, #p::Status>>
+                    -> #p::Responses
             },
             quote!(#p::reject_stream),
             "channel",

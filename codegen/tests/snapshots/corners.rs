@@ -277,13 +277,7 @@ impl<T: CornerCases> ::my_rpc::weft::__private::Handler for CornerCasesServer<T>
         &self,
         call: ::my_rpc::weft::__private::Call,
         data: ::my_rpc::weft::__private::Bytes,
-    ) -> ::my_rpc::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<
-            ::my_rpc::weft::__private::Payload,
-            ::my_rpc::weft::__private::Status,
-        >,
-    > {
+    ) -> ::my_rpc::weft::__private::Responses {
         let _ = data;
         ::my_rpc::weft::__private::reject_stream(
             ::my_rpc::weft::__private::not_served(
@@ -297,13 +291,7 @@ impl<T: CornerCases> ::my_rpc::weft::__private::Handler for CornerCasesServer<T>
         &self,
         call: ::my_rpc::weft::__private::Call,
         messages: ::my_rpc::weft::__private::PayloadStream,
-    ) -> ::my_rpc::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<
-            ::my_rpc::weft::__private::Payload,
-            ::my_rpc::weft::__private::Status,
-        >,
-    > {
+    ) -> ::my_rpc::weft::__private::Responses {
         match call.route() {
             #[cfg(unix)]
             "Corners/Type" => {

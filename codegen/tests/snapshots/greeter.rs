@@ -283,10 +283,7 @@ impl<T: Greeter> ::weft::__private::Handler for GreeterServer<T> {
         &self,
         call: ::weft::__private::Call,
         data: ::weft::__private::Bytes,
-    ) -> ::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<::weft::__private::Payload, ::weft::__private::Status>,
-    > {
+    ) -> ::weft::__private::Responses {
         match call.route() {
             "greet.Greeter/List" => {
                 let service = <::std::sync::Arc<
@@ -325,10 +322,7 @@ impl<T: Greeter> ::weft::__private::Handler for GreeterServer<T> {
         &self,
         call: ::weft::__private::Call,
         messages: ::weft::__private::PayloadStream,
-    ) -> ::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<::weft::__private::Payload, ::weft::__private::Status>,
-    > {
+    ) -> ::weft::__private::Responses {
         match call.route() {
             "greet.Greeter/Chat" => {
                 let service = <::std::sync::Arc<

@@ -715,13 +715,7 @@ impl<T: Corners> ::renamed::weft::__private::Handler for CornersServer<T> {
         &self,
         call: ::renamed::weft::__private::Call,
         data: ::renamed::weft::__private::Bytes,
-    ) -> ::renamed::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<
-            ::renamed::weft::__private::Payload,
-            ::renamed::weft::__private::Status,
-        >,
-    > {
+    ) -> ::renamed::weft::__private::Responses {
         match call.route() {
             "acme.corners.v1.Corners/Watch" => {
                 let service = <::std::sync::Arc<
@@ -760,13 +754,7 @@ impl<T: Corners> ::renamed::weft::__private::Handler for CornersServer<T> {
         &self,
         call: ::renamed::weft::__private::Call,
         messages: ::renamed::weft::__private::PayloadStream,
-    ) -> ::renamed::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<
-            ::renamed::weft::__private::Payload,
-            ::renamed::weft::__private::Status,
-        >,
-    > {
+    ) -> ::renamed::weft::__private::Responses {
         match call.route() {
             "acme.corners.v1.Corners/Upload" => {
                 let service = <::std::sync::Arc<
@@ -992,13 +980,7 @@ impl<T: Legacy> ::renamed::weft::__private::Handler for LegacyServer<T> {
         &self,
         call: ::renamed::weft::__private::Call,
         data: ::renamed::weft::__private::Bytes,
-    ) -> ::renamed::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<
-            ::renamed::weft::__private::Payload,
-            ::renamed::weft::__private::Status,
-        >,
-    > {
+    ) -> ::renamed::weft::__private::Responses {
         let _ = data;
         ::renamed::weft::__private::reject_stream(
             ::renamed::weft::__private::not_served(
@@ -1012,13 +994,7 @@ impl<T: Legacy> ::renamed::weft::__private::Handler for LegacyServer<T> {
         &self,
         call: ::renamed::weft::__private::Call,
         messages: ::renamed::weft::__private::PayloadStream,
-    ) -> ::renamed::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<
-            ::renamed::weft::__private::Payload,
-            ::renamed::weft::__private::Status,
-        >,
-    > {
+    ) -> ::renamed::weft::__private::Responses {
         let _ = messages;
         ::renamed::weft::__private::reject_stream(
             ::renamed::weft::__private::not_served(

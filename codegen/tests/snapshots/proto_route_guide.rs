@@ -369,10 +369,7 @@ impl<T: RouteGuide> ::weft::__private::Handler for RouteGuideServer<T> {
         &self,
         call: ::weft::__private::Call,
         data: ::weft::__private::Bytes,
-    ) -> ::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<::weft::__private::Payload, ::weft::__private::Status>,
-    > {
+    ) -> ::weft::__private::Responses {
         match call.route() {
             "routeguide.RouteGuide/ListFeatures" => {
                 let service = <::std::sync::Arc<
@@ -412,10 +409,7 @@ impl<T: RouteGuide> ::weft::__private::Handler for RouteGuideServer<T> {
         &self,
         call: ::weft::__private::Call,
         messages: ::weft::__private::PayloadStream,
-    ) -> ::weft::__private::BoxStream<
-        'static,
-        ::core::result::Result<::weft::__private::Payload, ::weft::__private::Status>,
-    > {
+    ) -> ::weft::__private::Responses {
         match call.route() {
             "routeguide.RouteGuide/RecordRoute" => {
                 let service = <::std::sync::Arc<

@@ -949,6 +949,56 @@ impl Connection {
         Ok(())
     }
 
+    /// Sends the message of stream `id` whose data was encoded into `out` after the head that
+    /// [`frame::length::begin_message`] left at `start`: as [`send_next_into`] would, but without
+    /// the copy. Where it may go at once the head is filled in where it is; where it may not
+    /// (frames are queued ahead of it, or it needs fragmenting) its data is taken back out of
+    /// `out` and queued as [`send_next`] queues it. Returns whether it stayed in place (then
+    /// [`complete_in_place`] can still make it the stream's last). On an error nothing of it is
+    /// left in `out`.
+    ///
+    /// [`send_next_into`]: Connection::send_next_into
+    /// [`send_next`]: Connection::send_next
+    /// [`complete_in_place`]: Connection::complete_in_place
+    pub fn finish_message(&mut self, id: u32, start: usize, out: &mut BytesMut) -> Result<bool, CommandError> {
+        let data_start = start + frame::length::MESSAGE_HEAD;
+        if !self.writes_now(out.len() - data_start) {
+            // Rare (a message too large for one frame): a copy beside its fragmenting is cheap.
+            let data = Bytes::copy_from_slice(&out[data_start..]);
+            out.truncate(start);
+            return self.send_next(id, Bytes::new(), data, false).map(|()| false);
+        }
+        match self.spend_credit(id, false) {
+            Ok(complete) => {
+                // (A request/response's answer always completes.)
+                frame::length::finish_message(&mut out[start..], id, complete);
+                if complete {
+                    self.reap(id);
+                }
+                Ok(!complete)
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends this side's direction of stream `id` with the message [`finish_message`] left in
+    /// place at `start` in `out` (still unwritten): sets its (C), instead of sending a COMPLETE
+    /// frame after it.
+    ///
+    /// [`finish_message`]: Connection::finish_message
+    pub fn complete_in_place(&mut self, id: u32, start: usize, out: &mut BytesMut) {
+        let Some(stream) = self.streams.get_mut(&id) else { return };
+        if stream.outbound != Half::Open {
+            return;
+        }
+        stream.outbound = Half::Closed;
+        frame::length::complete_message(&mut out[start..]);
+        self.reap(id);
+    }
+
     /// Completes this side's direction of a stream.
     pub fn send_complete(&mut self, id: u32) -> Result<(), CommandError> {
         let stream = self.streams.get_mut(&id).ok_or(CommandError::NoSuchStream(id))?;

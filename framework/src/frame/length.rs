@@ -65,6 +65,53 @@ pub fn encode_message(stream_id: u32, complete: bool, metadata: Option<&[u8]>, d
     encode_whole(super::FrameType::Payload, stream_id, flags, None, metadata, data, buf);
 }
 
+/// The bytes before a message's data in a PAYLOAD frame without metadata: the prefix and the
+/// frame header.
+pub const MESSAGE_HEAD: usize = PREFIX_SIZE + HEADER_SIZE;
+
+/// Starts a PAYLOAD frame whose data is written after it, in place: appends room for its
+/// [`MESSAGE_HEAD`] and returns where the frame starts, for [`finish_message`]. The data can
+/// then be encoded straight into `buf`, so a message is neither built apart nor copied.
+///
+/// ```
+/// use bytes::{BufMut, BytesMut};
+/// use weft::frame::length::{self, LengthDelimited};
+/// use weft::frame::{Frame, Payload, PayloadFrame};
+///
+/// let mut wire = BytesMut::new();
+/// let start = length::begin_message(&mut wire);
+/// wire.put_slice(b"hello");
+/// length::finish_message(&mut wire[start..], 5, false);
+/// let frame = LengthDelimited::new(1024).decode_frame(&mut wire).unwrap();
+/// let expected = PayloadFrame { stream_id: 5, follows: false, complete: false, next: true, payload: Payload::data(&b"hello"[..]) };
+/// assert_eq!(frame, Some(Frame::Payload(expected)));
+/// ```
+pub fn begin_message(buf: &mut BytesMut) -> usize {
+    let start = buf.len();
+    buf.put_bytes(0, MESSAGE_HEAD);
+    start
+}
+
+/// Fills in the head [`begin_message`] left at the start of `frame`, which holds that head and
+/// the message's data (N, and C if `complete`; no metadata, no F). Data longer than a frame can
+/// hold is the caller's bug, as for [`encode_frame`]: the length is masked to 24 bits.
+pub fn finish_message(frame: &mut [u8], stream_id: u32, complete: bool) {
+    use super::flags::{COMPLETE, NEXT};
+    let len = ((frame.len() - PREFIX_SIZE) & MAX_FRAME_SIZE) as u32;
+    let flags = NEXT | if complete { COMPLETE } else { 0 };
+    let type_and_flags = (u16::from(super::FrameType::Payload as u8) << 10) | flags;
+    frame[..PREFIX_SIZE].copy_from_slice(&len.to_be_bytes()[1..]);
+    frame[PREFIX_SIZE..PREFIX_SIZE + 4].copy_from_slice(&(stream_id & super::MAX_U31).to_be_bytes());
+    frame[PREFIX_SIZE + 4..MESSAGE_HEAD].copy_from_slice(&type_and_flags.to_be_bytes());
+}
+
+/// Sets (C) on a PAYLOAD frame [`finish_message`] wrote: the message turned out to be its
+/// stream's last.
+pub fn complete_message(frame: &mut [u8]) {
+    // The flags' low byte is the header's last.
+    frame[MESSAGE_HEAD - 1] |= super::flags::COMPLETE as u8;
+}
+
 /// What a request frame carries before its payload, for [`encode_request`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestHead {

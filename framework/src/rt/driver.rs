@@ -29,6 +29,7 @@
 use super::drive::Drive;
 use super::inbox::{self, Inbox, ReadyFlag, Taken, WeakSender};
 use super::reply::ReplySender;
+use super::responses::{Responses, Source};
 use super::server::Resolve;
 use super::stream::Inlet;
 use super::transport::Transport;
@@ -214,7 +215,7 @@ impl Entry {
 
 /// A stream of messages this side sends, polled by the driver.
 struct Producer {
-    stream: BoxStream<'static, Result<Payload, Status>>,
+    stream: Responses,
     /// Messages the peer has granted and not yet been sent.
     credit: u64,
     /// Wakes the driver with this producer marked ready.
@@ -820,7 +821,7 @@ impl<T: Transport> Driver<T> {
                     && !complete
                 {
                     // Polled once the responder grants credit.
-                    entry.producer = Some(self.producer(id, outbound, 0));
+                    entry.producer = Some(self.producer(id, outbound.into(), 0));
                 }
                 self.entries.insert(id, entry);
             }
@@ -935,7 +936,7 @@ impl<T: Transport> Driver<T> {
 
     /// A producer for stream `id` with `credit` granted; it is polled on the next turn if it
     /// may send.
-    fn producer(&mut self, id: u32, stream: BoxStream<'static, Result<Payload, Status>>, credit: u32) -> Producer {
+    fn producer(&mut self, id: u32, stream: Responses, credit: u32) -> Producer {
         let (waker, flag) = self.inbox.producer_waker(id);
         if credit > 0 {
             self.runnable.push(id);
@@ -968,44 +969,91 @@ impl<T: Transport> Driver<T> {
         // Cleared before polling, so a wake-up during the poll marks it ready again.
         producer.flag.clear();
         let mut cx = std::task::Context::from_waker(&producer.waker);
-        // Each message is held back until the next poll tells whether it was the last, so
-        // that it can carry (C) itself.
-        let mut held: Option<Payload> = None;
         let (mut taken, mut size) = (0, 0);
-        let end = loop {
-            if producer.credit == 0 || taken >= PRODUCER_BATCH || size >= PRODUCER_BATCH_BYTES {
-                if producer.credit > 0 {
-                    // Not finished: another turn after the others had theirs.
-                    self.runnable.push(id);
+        let end = match &mut producer.stream.0 {
+            Source::Payloads(stream) => {
+                // Each message is held back until the next poll tells whether it was the last,
+                // so that it can carry (C) itself.
+                let mut held: Option<Payload> = None;
+                let end = loop {
+                    if producer.credit == 0 || taken >= PRODUCER_BATCH || size >= PRODUCER_BATCH_BYTES {
+                        if producer.credit > 0 {
+                            // Not finished: another turn after the others had theirs.
+                            self.runnable.push(id);
+                        }
+                        break None;
+                    }
+                    match stream.as_mut().poll_next(&mut cx) {
+                        Poll::Ready(Some(Ok(payload))) => {
+                            producer.credit -= 1;
+                            taken += 1;
+                            size += payload.metadata.len() + payload.data.len();
+                            if let Some(previous) = held.replace(payload) {
+                                let _ = self.conn.send_next_into(id, previous.metadata, previous.data, false, wbuf);
+                            }
+                        }
+                        Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
+                        Poll::Ready(None) => break Some(End::Complete),
+                        Poll::Pending => break None,
+                    }
+                };
+                match (held, &end) {
+                    (Some(last), Some(End::Complete)) => {
+                        let _ = self.conn.send_next_into(id, last.metadata, last.data, true, wbuf);
+                    }
+                    (None, Some(End::Complete)) => {
+                        let _ = self.conn.send_complete(id);
+                    }
+                    (Some(last), _) => {
+                        let _ = self.conn.send_next_into(id, last.metadata, last.data, false, wbuf);
+                    }
+                    (None, _) => {}
                 }
-                break None;
+                end
             }
-            match producer.stream.as_mut().poll_next(&mut cx) {
-                Poll::Ready(Some(Ok(payload))) => {
-                    producer.credit -= 1;
-                    taken += 1;
-                    size += payload.metadata.len() + payload.data.len();
-                    if let Some(previous) = held.replace(payload) {
-                        let _ = self.conn.send_next_into(id, previous.metadata, previous.data, false, wbuf);
+            Source::Encoded(stream) => {
+                // Each message is encoded into `wbuf` behind its frame's head; the last one
+                // written there this turn gets (C) if the next poll ends the stream.
+                let mut last = None;
+                let end = loop {
+                    if producer.credit == 0 || taken >= PRODUCER_BATCH || size >= PRODUCER_BATCH_BYTES {
+                        if producer.credit > 0 {
+                            self.runnable.push(id);
+                        }
+                        break None;
+                    }
+                    let start = length::begin_message(wbuf);
+                    match stream.as_mut().poll_encode(&mut cx, wbuf) {
+                        Poll::Ready(Some(Ok(()))) => {
+                            producer.credit -= 1;
+                            taken += 1;
+                            size += wbuf.len() - start;
+                            last = match self.conn.finish_message(id, start, wbuf) {
+                                Ok(true) => Some(start),
+                                Ok(false) | Err(_) => None,
+                            };
+                        }
+                        other => {
+                            wbuf.truncate(start);
+                            match other {
+                                Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
+                                Poll::Ready(None) => break Some(End::Complete),
+                                _ => break None,
+                            }
+                        }
+                    }
+                };
+                if let Some(End::Complete) = end {
+                    match last {
+                        Some(start) => self.conn.complete_in_place(id, start, wbuf),
+                        None => {
+                            let _ = self.conn.send_complete(id);
+                        }
                     }
                 }
-                Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
-                Poll::Ready(None) => break Some(End::Complete),
-                Poll::Pending => break None,
+                end
             }
         };
-        match (held, &end) {
-            (Some(last), Some(End::Complete)) => {
-                let _ = self.conn.send_next_into(id, last.metadata, last.data, true, wbuf);
-            }
-            (None, Some(End::Complete)) => {
-                let _ = self.conn.send_complete(id);
-            }
-            (Some(last), _) => {
-                let _ = self.conn.send_next_into(id, last.metadata, last.data, false, wbuf);
-            }
-            (None, _) => {}
-        }
         let Some(end) = end else { return };
         if let End::Error(status) = end {
             self.send_status(id, &status);

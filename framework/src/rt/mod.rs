@@ -5,6 +5,7 @@ pub(crate) mod drive;
 pub(crate) mod driver;
 pub(crate) mod inbox;
 pub(crate) mod reply;
+pub(crate) mod responses;
 pub(crate) mod server;
 pub(crate) mod stream;
 pub(crate) mod transport;

@@ -1,7 +1,7 @@
 use super::driver::{Driver, ShutdownHub};
 use super::transport::Transport;
 use crate::conn::Connection;
-use crate::{BoxFuture, BoxStream, Call, Client, Config, Payload, PayloadStream, Status};
+use crate::{BoxFuture, Call, Client, Config, Payload, PayloadStream, Responses, Status};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fmt;
@@ -36,15 +36,13 @@ pub trait Handler: Send + Sync + 'static {
     }
 
     /// Request/stream.
-    fn request_stream(&self, call: Call, _data: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
-        let status = unimplemented_route(&call);
-        Box::pin(futures_util::stream::once(async move { Err(status) }))
+    fn request_stream(&self, call: Call, _data: Bytes) -> Responses {
+        Responses::once(Err(unimplemented_route(&call)))
     }
 
     /// Channel; `messages` yields the requester's messages, the first one included.
-    fn request_channel(&self, call: Call, _messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
-        let status = unimplemented_route(&call);
-        Box::pin(futures_util::stream::once(async move { Err(status) }))
+    fn request_channel(&self, call: Call, _messages: PayloadStream) -> Responses {
+        Responses::once(Err(unimplemented_route(&call)))
     }
 }
 
@@ -124,14 +122,14 @@ impl Handler for Router {
         }
     }
 
-    fn request_stream(&self, call: Call, data: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
+    fn request_stream(&self, call: Call, data: Bytes) -> Responses {
         match self.get(call.route()) {
             Some(h) => h.request_stream(call, data),
             None => NoHandler.request_stream(call, data),
         }
     }
 
-    fn request_channel(&self, call: Call, messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
+    fn request_channel(&self, call: Call, messages: PayloadStream) -> Responses {
         match self.get(call.route()) {
             Some(h) => h.request_channel(call, messages),
             None => NoHandler.request_channel(call, messages),
@@ -234,11 +232,11 @@ impl Handler for Shared {
         self.0.router.fire_and_forget(call, data)
     }
 
-    fn request_stream(&self, call: Call, data: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
+    fn request_stream(&self, call: Call, data: Bytes) -> Responses {
         self.0.router.request_stream(call, data)
     }
 
-    fn request_channel(&self, call: Call, messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
+    fn request_channel(&self, call: Call, messages: PayloadStream) -> Responses {
         self.0.router.request_channel(call, messages)
     }
 }

@@ -63,6 +63,16 @@ pub trait Codec<T>: 'static {
         Self::encode(message)
     }
 
+    /// Appends one message's encoding to `out`: the connection's write buffer, where a
+    /// generated server writes each message of a response stream right behind its frame's
+    /// header, so that nothing is built apart or copied. The default copies what
+    /// [`encode`](Codec::encode) returns; a codec that writes its output (as [`ProstCodec`]
+    /// does) writes it to `out`. After an error, whatever was appended is dropped.
+    fn encode_append(message: T, out: &mut BytesMut) -> Result<(), CodecError> {
+        out.extend_from_slice(&Self::encode(message)?);
+        Ok(())
+    }
+
     /// Decodes payload data into one message.
     fn decode(data: Bytes) -> Result<T, CodecError>;
 }
@@ -84,6 +94,11 @@ impl<T: prost::Message + Default + 'static> Codec<T> for ProstCodec {
         arena.reserve(message.encoded_len());
         message.encode(arena)?;
         Ok(arena.split().freeze())
+    }
+
+    fn encode_append(message: T, out: &mut BytesMut) -> Result<(), CodecError> {
+        out.reserve(message.encoded_len());
+        Ok(message.encode(out)?)
     }
 
     fn decode(data: Bytes) -> Result<T, CodecError> {

@@ -7,7 +7,8 @@
 use super::codec::{Arena, Codec, CodecError};
 use super::context::Context;
 use super::streaming::{Side, Streaming};
-use crate::{BoxFuture, BoxStream, Call, Payload, PayloadStream, Status, unimplemented_route};
+use crate::rt::responses::Encode;
+use crate::{BoxFuture, BoxStream, Call, Payload, PayloadStream, Responses, Status, unimplemented_route};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use std::future::Future;
@@ -72,12 +73,7 @@ where
 /// The handler's stream arrives boxed: the generated closure boxes it inside its own `async`
 /// block (with [`box_stream`]), because the trait method's `impl Stream` type names the borrow
 /// of the service that the block owns and so cannot leave the block unboxed.
-pub fn serve_stream<C, Req, Resp, F, Fut>(
-    call: Call,
-    data: Bytes,
-    route: &'static str,
-    handler: F,
-) -> BoxStream<'static, Result<Payload, Status>>
+pub fn serve_stream<C, Req, Resp, F, Fut>(call: Call, data: Bytes, route: &'static str, handler: F) -> Responses
 where
     C: Codec<Req> + Codec<Resp>,
     Req: Send + 'static,
@@ -89,7 +85,7 @@ where
         let request = decode_request::<C, Req>(route, data)?;
         handler(Context::new(call), request).await
     };
-    Box::pin(Respond::new(responses, <C as Codec<Resp>>::encode_into, route))
+    Responses::encoded(Respond::new::<C>(responses, route))
 }
 
 /// Channel; the handler's stream arrives boxed, as for [`serve_stream`].
@@ -98,7 +94,7 @@ pub fn serve_channel<C, Req, Resp, F, Fut>(
     messages: PayloadStream,
     route: &'static str,
     handler: F,
-) -> BoxStream<'static, Result<Payload, Status>>
+) -> Responses
 where
     C: Codec<Req> + Codec<Resp>,
     Req: Send + 'static,
@@ -108,7 +104,7 @@ where
 {
     let requests = Streaming::decoding(Box::pin(messages), <C as Codec<Req>>::decode, Side::Server, route);
     let responses = handler(Context::new(call), requests);
-    Box::pin(Respond::new(responses, <C as Codec<Resp>>::encode_into, route))
+    Responses::encoded(Respond::new::<C>(responses, route))
 }
 
 /// Client streaming: a channel answered with exactly one message.
@@ -117,7 +113,7 @@ pub fn serve_client_streaming<C, Req, Resp, F, Fut>(
     messages: PayloadStream,
     route: &'static str,
     handler: F,
-) -> BoxStream<'static, Result<Payload, Status>>
+) -> Responses
 where
     C: Codec<Req> + Codec<Resp>,
     Req: Send + 'static,
@@ -127,7 +123,7 @@ where
 {
     let requests = Streaming::decoding(Box::pin(messages), <C as Codec<Req>>::decode, Side::Server, route);
     let response = handler(Context::new(call), requests);
-    Box::pin(futures_util::stream::once(async move { encode_response::<C, Resp>(route, response.await?) }))
+    Responses::new(futures_util::stream::once(async move { encode_response::<C, Resp>(route, response.await?) }))
 }
 
 /// The status for a call no method of this service answers with the interaction model it
@@ -157,8 +153,8 @@ pub fn reject_unary(status: Status) -> BoxFuture<'static, Result<Payload, Status
 }
 
 /// A stream answered with `status`.
-pub fn reject_stream(status: Status) -> BoxStream<'static, Result<Payload, Status>> {
-    Box::pin(futures_util::stream::once(std::future::ready(Err(status))))
+pub fn reject_stream(status: Status) -> Responses {
+    Responses::once(Err(status))
 }
 
 /// A fire-and-forget request nobody handles.
@@ -168,10 +164,12 @@ pub fn ignore() -> BoxFuture<'static, ()> {
 
 /// Awaits the handler, then encodes the messages of the stream it returned; the first `Err`
 /// (the handler's, the stream's, or an encode failure) is the stream's last item, as an ERROR
-/// frame ends an RSocket stream.
+/// frame ends an RSocket stream. The driver has it encode each message straight into the write
+/// buffer ([`Encode`]); as a stream of payloads it encodes into an [`Arena`].
 struct Respond<Fut, Resp> {
     state: State<Fut, Resp>,
     encode: fn(Resp, &mut BytesMut) -> Result<Bytes, CodecError>,
+    append: fn(Resp, &mut BytesMut) -> Result<(), CodecError>,
     arena: Arena,
     route: &'static str,
 }
@@ -182,9 +180,47 @@ enum State<Fut, Resp> {
     Done,
 }
 
-impl<Fut, Resp> Respond<Fut, Resp> {
-    fn new(responses: Fut, encode: fn(Resp, &mut BytesMut) -> Result<Bytes, CodecError>, route: &'static str) -> Self {
-        Respond { state: State::Waiting(Box::pin(responses)), encode, arena: Arena::default(), route }
+impl<Fut, Resp> Respond<Fut, Resp>
+where
+    Fut: Future<Output = Result<BoxStream<'static, Result<Resp, Status>>, Status>>,
+{
+    fn new<C: Codec<Resp>>(responses: Fut, route: &'static str) -> Self {
+        Respond {
+            state: State::Waiting(Box::pin(responses)),
+            encode: C::encode_into,
+            append: C::encode_append,
+            arena: Arena::default(),
+            route,
+        }
+    }
+
+    /// The handler's next message; after anything but a message, `None` for ever.
+    fn poll_message(&mut self, cx: &mut task::Context<'_>) -> Poll<Option<Result<Resp, Status>>> {
+        loop {
+            match &mut self.state {
+                State::Waiting(fut) => match ready!(fut.as_mut().poll(cx)) {
+                    Ok(stream) => self.state = State::Streaming(stream),
+                    Err(status) => {
+                        self.state = State::Done;
+                        return Poll::Ready(Some(Err(status)));
+                    }
+                },
+                State::Streaming(stream) => {
+                    let item = ready!(stream.as_mut().poll_next(cx));
+                    if !matches!(item, Some(Ok(_))) {
+                        self.state = State::Done;
+                    }
+                    return Poll::Ready(item);
+                }
+                State::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// An encode failure ends the stream with it.
+    fn failed(&mut self, error: &CodecError) -> Status {
+        self.state = State::Done;
+        encode_status(self.route, error)
     }
 }
 
@@ -197,31 +233,32 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Option<Self::Item>> {
         // Unpin: the future and the stream are boxed.
         let this = self.get_mut();
-        loop {
-            match &mut this.state {
-                State::Waiting(fut) => match ready!(fut.as_mut().poll(cx)) {
-                    Ok(stream) => this.state = State::Streaming(stream),
-                    Err(status) => {
-                        this.state = State::Done;
-                        return Poll::Ready(Some(Err(status)));
-                    }
-                },
-                State::Streaming(stream) => {
-                    let item = ready!(stream.as_mut().poll_next(cx)).map(|item| {
-                        item.and_then(|m| {
-                            this.arena
-                                .encode(this.encode, m)
-                                .map(Payload::new)
-                                .map_err(|e| encode_status(this.route, &e))
-                        })
-                    });
-                    if !matches!(item, Some(Ok(_))) {
-                        this.state = State::Done;
-                    }
-                    return Poll::Ready(item);
-                }
-                State::Done => return Poll::Ready(None),
-            }
-        }
+        Poll::Ready(match ready!(this.poll_message(cx)) {
+            Some(Ok(message)) => Some(match this.arena.encode(this.encode, message) {
+                Ok(data) => Ok(Payload::new(data)),
+                Err(e) => Err(this.failed(&e)),
+            }),
+            Some(Err(status)) => Some(Err(status)),
+            None => None,
+        })
+    }
+}
+
+impl<Fut, Resp> Encode for Respond<Fut, Resp>
+where
+    Fut: Future<Output = Result<BoxStream<'static, Result<Resp, Status>>, Status>> + Send,
+    Resp: Send,
+{
+    fn poll_encode(
+        self: Pin<&mut Self>,
+        cx: &mut task::Context<'_>,
+        out: &mut BytesMut,
+    ) -> Poll<Option<Result<(), Status>>> {
+        let this = self.get_mut();
+        Poll::Ready(match ready!(this.poll_message(cx)) {
+            Some(Ok(message)) => Some((this.append)(message, out).map_err(|e| this.failed(&e))),
+            Some(Err(status)) => Some(Err(status)),
+            None => None,
+        })
     }
 }

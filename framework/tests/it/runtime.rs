@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use weft::frame::length::{self, LengthDelimited};
 use weft::frame::metadata::COMPOSITE_METADATA_MIME;
 use weft::frame::{ErrorCode, ErrorFrame, Frame, Setup, VERSION};
-use weft::{BoxFuture, BoxStream, Call, Client, Code, Config, Handler, Payload, PayloadStream, Server, Status};
+use weft::{BoxFuture, Call, Client, Code, Config, Handler, Payload, PayloadStream, Responses, Server, Status};
 
 const ROUTES: &[&str] = &[
     "test.Echo/Unary",
@@ -84,16 +84,16 @@ impl Handler for Echo {
         Box::pin(async {})
     }
 
-    fn request_stream(&self, call: Call, data: Bytes) -> BoxStream<'static, Result<Payload, Status>> {
+    fn request_stream(&self, call: Call, data: Bytes) -> Responses {
         match call.route() {
             "test.Echo/Range" => {
                 let n: u64 = std::str::from_utf8(&data).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-                Box::pin(stream::iter((0..n).map(|i| Ok(Payload::new(i.to_string())))))
+                Responses::new(stream::iter((0..n).map(|i| Ok(Payload::new(i.to_string())))))
             }
             "test.Echo/Forever" => {
                 let produced = self.produced.clone();
                 let guard = OnDrop(self.dropped.clone());
-                Box::pin(stream::iter(0u64..).map(move |i| {
+                Responses::new(stream::iter(0u64..).map(move |i| {
                     let _keep = &guard;
                     produced.fetch_add(1, Ordering::SeqCst);
                     Ok(Payload::new(i.to_string()))
@@ -102,17 +102,17 @@ impl Handler for Echo {
             "test.Echo/Big" => {
                 let produced = self.produced.clone();
                 let chunk = Bytes::from(vec![0x5a; 64 * 1024]);
-                Box::pin(stream::repeat(()).map(move |()| {
+                Responses::new(stream::repeat(()).map(move |()| {
                     produced.fetch_add(1, Ordering::SeqCst);
                     Ok(Payload::new(chunk.clone()))
                 }))
             }
-            _ => Box::pin(stream::once(std::future::ready(Err(weft::unimplemented_route(&call))))),
+            _ => Responses::once(Err(weft::unimplemented_route(&call))),
         }
     }
 
-    fn request_channel(&self, _call: Call, messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
-        Box::pin(messages.map(|m| m.map(|p| Payload::new([b"echo:", &p.data[..]].concat()))))
+    fn request_channel(&self, _call: Call, messages: PayloadStream) -> Responses {
+        Responses::new(messages.map(|m| m.map(|p| Payload::new([b"echo:", &p.data[..]].concat()))))
     }
 }
 
@@ -496,9 +496,9 @@ async fn graceful_shutdown_lets_streams_finish_and_refuses_new_connections() {
 struct Deaf;
 
 impl Handler for Deaf {
-    fn request_channel(&self, _call: Call, messages: PayloadStream) -> BoxStream<'static, Result<Payload, Status>> {
+    fn request_channel(&self, _call: Call, messages: PayloadStream) -> Responses {
         drop(messages);
-        Box::pin(stream::iter([Ok(Payload::new("one"))]))
+        Responses::new(stream::iter([Ok(Payload::new("one"))]))
     }
 }
 
