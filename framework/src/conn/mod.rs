@@ -347,12 +347,20 @@ impl Connection {
 
     // ---- output -------------------------------------------------------------------------
 
+    /// Whether a frame waits to be written ([`poll_transmit`](Connection::poll_transmit)).
+    #[inline]
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
     /// The next frame to write.
+    #[inline]
     pub fn poll_transmit(&mut self) -> Option<Frame> {
         self.transmit.pop_front()
     }
 
     /// The next event for the application.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

@@ -420,12 +420,14 @@ impl<T: Transport> Driver<T> {
         let task_waker = self.task_waker.clone();
         // With a waker of its own that records its firing, the timer is polled only once after
         // each reset (to register) and when it fired, not on every turn (most turns are
-        // messages, and a timer's poll costs about a hundred instructions). Only with the
-        // task's waker: it is the same on every poll, so the registration never goes stale.
-        let timer = task_waker.clone().map(|task| {
-            let timer = Arc::new(TimerWake { fired: AtomicBool::new(false), task });
-            (timer.clone(), Waker::from(timer))
-        });
+        // messages, and a timer's poll costs about a hundred instructions). Its firing wakes
+        // the task that polls the driver: the driver's own (see `Drive`) or, for a server's
+        // connection, whichever polled it last (`serve_connection` runs inside a caller's
+        // future, which may move between tasks).
+        let timer =
+            Arc::new(TimerWake { fired: AtomicBool::new(false), task: std::sync::Mutex::new(Waker::noop().clone()) });
+        let timer_waker = Waker::from(timer.clone());
+        let mut timer_task: Option<Waker> = None;
         let mut rearmed = true;
         loop {
             self.inbox.set_busy();
@@ -507,14 +509,17 @@ impl<T: Transport> Driver<T> {
                     }
                     on_task(&task_waker, cx, |cx| self.inbox.poll_take(cx, &mut self.taken, !congested && !self.orphaned))
                 }) => self.handle_taken(&mut wbuf, max_buffered),
-                _ = std::future::poll_fn(|cx| match &timer {
-                    Some((timer, waker)) => {
-                        if !std::mem::take(&mut rearmed) && !timer.fired.swap(false, Ordering::AcqRel) {
-                            return Poll::Pending;
-                        }
-                        sleep.as_mut().poll(&mut std::task::Context::from_waker(waker))
+                _ = std::future::poll_fn(|cx| {
+                    let task = task_waker.as_ref().unwrap_or(cx.waker());
+                    if !timer_task.as_ref().is_some_and(|t| t.will_wake(task)) {
+                        // Set before `fired` is looked at: a firing after this wakes `task`.
+                        *super::lock(&timer.task) = task.clone();
+                        timer_task = Some(task.clone());
                     }
-                    None => sleep.as_mut().poll(cx),
+                    if !std::mem::take(&mut rearmed) && !timer.fired.swap(false, Ordering::AcqRel) {
+                        return Poll::Pending;
+                    }
+                    sleep.as_mut().poll(&mut std::task::Context::from_waker(&timer_waker))
                 }), if sleeping_until.is_some() => {
                     // Reset before it is polled again.
                     sleeping_until = None;
@@ -642,7 +647,15 @@ impl<T: Transport> Driver<T> {
     }
 
     /// Encodes the frames the connection has queued into `wbuf`.
+    // Always inlined: called several times a turn, and nearly always with nothing queued.
+    #[inline(always)]
     fn flush_transmit(&mut self, wbuf: &mut BytesMut) {
+        if self.conn.has_transmit() {
+            self.encode_transmit(wbuf);
+        }
+    }
+
+    fn encode_transmit(&mut self, wbuf: &mut BytesMut) {
         while let Some(frame) = self.conn.poll_transmit() {
             length::encode_frame(&frame, wbuf);
         }
@@ -1168,11 +1181,12 @@ fn write_some<W: tokio::io::AsyncWrite + Unpin>(
     written
 }
 
-/// The timer's waker when the driver has a task waker (see `Driver::run`): notes that the
-/// timer fired, and wakes the task.
+/// The timer's waker (see `Driver::run`): notes that the timer fired, and wakes the task that
+/// polls the driver.
 struct TimerWake {
     fired: AtomicBool,
-    task: Waker,
+    /// Locked only when the polling task changes and when the timer fires.
+    task: std::sync::Mutex<Waker>,
 }
 
 impl std::task::Wake for TimerWake {
@@ -1182,7 +1196,7 @@ impl std::task::Wake for TimerWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.fired.store(true, Ordering::Release);
-        self.task.wake_by_ref();
+        super::lock(&self.task).wake_by_ref();
     }
 }
 

@@ -91,14 +91,16 @@ impl<T: prost::Message + Default + 'static> Codec<T> for ProstCodec {
     }
 
     fn encode_into(message: T, arena: &mut BytesMut) -> Result<Bytes, CodecError> {
-        arena.reserve(message.encoded_len());
-        message.encode(arena)?;
+        Self::encode_append(message, arena)?;
         Ok(arena.split().freeze())
     }
 
     fn encode_append(message: T, out: &mut BytesMut) -> Result<(), CodecError> {
+        // `encode` would check the room a `BytesMut` always has (it grows), measuring the
+        // message a second time to do so; `encode_raw` is what it calls then.
         out.reserve(message.encoded_len());
-        Ok(message.encode(out)?)
+        message.encode_raw(out);
+        Ok(())
     }
 
     fn decode(data: Bytes) -> Result<T, CodecError> {

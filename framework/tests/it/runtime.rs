@@ -407,6 +407,48 @@ async fn read_until_closed(socket: &mut TcpStream) -> Vec<Frame> {
 }
 
 #[tokio::test]
+async fn a_silent_client_is_dropped_even_after_its_connection_moved_to_another_task() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let server = server(&echo, Config::default());
+        let (mut peer, server_end) = tokio::io::duplex(1 << 16);
+        let mut wire = BytesMut::new();
+        let Frame::Setup(setup) = setup_frame() else { unreachable!() };
+        let setup = Setup { keepalive_interval: 50, max_lifetime: 300, ..setup };
+        length::encode_frame(&Frame::Setup(setup), &mut wire);
+        peer.write_all(&wire).await.unwrap();
+        let mut serving = Box::pin(async move { server.serve_connection(server_end).await });
+        // One task runs the connection for a while (it takes the SETUP and sets its timer)...
+        let (hand_over, taken_over) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let cut = tokio::time::timeout(Duration::from_millis(100), &mut serving).await;
+            assert!(cut.is_err(), "the connection ended before the client fell silent long enough");
+            let _ = hand_over.send(serving);
+        })
+        .await
+        .unwrap();
+        let serving = taken_over.await.unwrap();
+        // ...and another takes over: only the timer can end it now, and it must wake this one.
+        bounded(5, tokio::spawn(serving)).await.unwrap();
+        let framing = LengthDelimited::new(weft::frame::MAX_FRAME_SIZE);
+        let mut buf = BytesMut::new();
+        while peer.read_buf(&mut buf).await.unwrap() > 0 {}
+        let mut frames = Vec::new();
+        while let Some(frame) = framing.decode_frame(&mut buf).unwrap() {
+            frames.push(frame);
+        }
+        assert!(
+            matches!(
+                frames.last(),
+                Some(Frame::Error(ErrorFrame { stream_id: 0, code: ErrorCode::CONNECTION_ERROR, .. }))
+            ),
+            "{frames:?}"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
 async fn hostile_peers_get_an_error_and_are_closed_while_others_carry_on() {
     bounded(30, async {
         let echo = Echo::default();
