@@ -324,6 +324,9 @@ mod encoded_in_place {
         /// One message per comma-separated item of the request: a number is that many bytes,
         /// anything else is sent as it is.
         async fn blobs(&self, req: Bytes) -> Result<impl Stream<Item = Result<Bytes, Status>>, Status>;
+        /// Echoes every message.
+        async fn echo(&self, msgs: weft::Streaming<Bytes>)
+        -> Result<impl Stream<Item = Result<Bytes, Status>>, Status>;
     }
 
     struct Maker;
@@ -342,6 +345,13 @@ mod encoded_in_place {
         ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
             let words: Vec<Bytes> = std::str::from_utf8(&req).unwrap_or("").split(',').map(item).collect();
             Ok(futures_util::stream::iter(words.into_iter().map(Ok)))
+        }
+
+        async fn echo(
+            &self,
+            msgs: weft::Streaming<Bytes>,
+        ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
+            Ok(msgs)
         }
     }
 
@@ -395,6 +405,51 @@ mod encoded_in_place {
                 assert_eq!((again, status), (vec![Bytes::from("x"), Bytes::from("y")], None), "{transport:?}");
                 connected.shutdown().await;
             }
+        };
+        tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
+    }
+
+    #[tokio::test]
+    async fn a_channel_request_that_fails_to_encode_ends_the_requests_and_is_reported() {
+        let run = async {
+            for transport in lab::TRANSPORTS {
+                let connected = lab::connect(server(Config::default()), transport).await;
+                let client = BlobsClient::new(connected.client.clone());
+                let sent = ["a", "b", "bad", "c"].map(Bytes::from);
+                let (got, status) = collect_bytes(client.echo(futures_util::stream::iter(sent)).await.unwrap()).await;
+                // The failure is reported as soon as the caller reads after it, possibly before
+                // the echoes of the messages sent ahead of it.
+                let echoes = [Bytes::from("a"), Bytes::from("b")];
+                assert!(got.len() <= 2 && got[..] == echoes[..got.len()], "{transport:?}: {got:?}");
+                let status = status.expect("an error");
+                assert_eq!(status.code(), Code::Internal, "{transport:?}: {status}");
+                assert!(status.message().contains("`bad` is not sent"), "{transport:?}: {status}");
+                // Half a message left in the client's write buffer would have broken the framing.
+                let sent = ["x", "y"].map(Bytes::from);
+                let (again, status) = collect_bytes(client.echo(futures_util::stream::iter(sent)).await.unwrap()).await;
+                assert_eq!((again, status), (vec![Bytes::from("x"), Bytes::from("y")], None), "{transport:?}");
+                connected.shutdown().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
+    }
+
+    #[tokio::test]
+    async fn channel_requests_larger_than_a_fragment_arrive_whole_and_in_order() {
+        let run = async {
+            let server = server(Config::default());
+            let config = Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE));
+            let client = BlobsClient::new(server.connect_in_memory_with(config).unwrap());
+            let sent: Vec<Bytes> = "x,3000,y,64,z,1000".split(',').map(item).collect();
+            let (got, status) =
+                collect_bytes(client.echo(futures_util::stream::iter(sent.clone())).await.unwrap()).await;
+            assert_eq!(status, None);
+            assert!(
+                got == sent,
+                "sizes {:?}, sent {:?}",
+                got.iter().map(Bytes::len).collect::<Vec<_>>(),
+                sent.iter().map(Bytes::len).collect::<Vec<_>>()
+            );
         };
         tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
     }

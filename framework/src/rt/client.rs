@@ -6,7 +6,7 @@ use super::server::{NoHandler, RouteHash};
 use super::transport::Transport;
 use crate::conn::{Connection, Kind};
 use crate::frame::metadata::{CompositeMetadata, well_known};
-use crate::{Call, Config, Handler, Payload, PayloadStream, Status};
+use crate::{Call, Config, Handler, Payload, PayloadStream, Responses, Status};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -130,10 +130,21 @@ impl Client {
             // The first message's metadata slot holds the call's composite metadata.
             return Err(Status::invalid_argument("the first message of a channel cannot carry its own metadata"));
         }
+        self.open_channel(call, first.data, complete, Responses::new(messages.map(Ok))).await
+    }
+
+    /// A channel whose first message is `first` (and the last, if `complete`), the others
+    /// coming from `rest`.
+    pub(crate) async fn open_channel(
+        &self,
+        call: Call,
+        first: Bytes,
+        complete: bool,
+        rest: Responses,
+    ) -> Result<PayloadStream, Status> {
         let (inlet, mut stream) = super::stream::inbound(&self.handles);
-        let rest = messages.map(Ok);
         let inbound = Some(Inbound::Many(inlet));
-        stream.set_id(self.open(Kind::Channel, call, first.data, complete, inbound, Some(Box::pin(rest))).await?);
+        stream.set_id(self.open(Kind::Channel, call, first, complete, inbound, Some(rest)).await?);
         Ok(stream)
     }
 
@@ -172,7 +183,7 @@ impl Client {
         data: Bytes,
         complete: bool,
         inbound: Option<Inbound>,
-        outbound: Option<crate::BoxStream<'static, Result<Payload, Status>>>,
+        outbound: Option<Responses>,
     ) -> Result<u32, Status> {
         let metadata = request_metadata(call)?;
         let (opened, rx) = oneshot::channel();

@@ -38,7 +38,7 @@ use crate::frame::length::{self, LengthDelimited};
 use crate::frame::metadata::CompositeMetadata;
 use crate::frame::{self, DecodeError, ErrorCode, Frame};
 use crate::payload::CancelSignal;
-use crate::{BoxStream, Call, Client, Handler, Payload, Status};
+use crate::{Call, Client, Handler, Payload, Status};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,7 +81,7 @@ pub(crate) enum Command {
         data: Bytes,
         complete: bool,
         inbound: Option<Inbound>,
-        outbound: Option<BoxStream<'static, Result<Payload, Status>>>,
+        outbound: Option<Responses>,
         opened: Opened,
     },
     /// A request/response handler's outcome, holding `permits` of the outgoing byte budget.
@@ -834,7 +834,7 @@ impl<T: Transport> Driver<T> {
                     && !complete
                 {
                     // Polled once the responder grants credit.
-                    entry.producer = Some(self.producer(id, outbound.into(), 0));
+                    entry.producer = Some(self.producer(id, outbound, 0));
                 }
                 self.entries.insert(id, entry);
             }

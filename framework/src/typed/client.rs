@@ -9,7 +9,8 @@ use super::codec::{Arena, Codec, CodecError};
 use super::request::Request;
 use super::streaming::{ErrorSlot, Side, Streaming};
 use crate::frame::metadata::MetadataEntry;
-use crate::{Call, Client, Payload, Status};
+use crate::rt::responses::Encode;
+use crate::{Call, Client, Payload, Responses, Status};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use std::pin::Pin;
@@ -107,15 +108,15 @@ where
     };
     let first = encode_request::<C, Req>(route, first)?;
     let slot = ErrorSlot::default();
-    let outbound = Encoder {
-        first: Some(Payload::new(first)),
+    let rest = Encoder {
         rest: Some(messages),
         encode: <C as Codec<Req>>::encode_into,
+        append: <C as Codec<Req>>::encode_append,
         arena: Arena::default(),
         slot: slot.clone(),
         route,
     };
-    let responses = client.request_channel(call_of(route, metadata), outbound).await?;
+    let responses = client.open_channel(call_of(route, metadata), first, false, Responses::encoded(rest)).await?;
     Ok(Streaming::decoding(Box::pin(responses), <C as Codec<Resp>>::decode, Side::Client, route)
         .with_outbound_error(slot))
 }
@@ -143,38 +144,62 @@ where
     })
 }
 
-/// Encodes the caller's messages on their way out. An encode failure ends the outbound stream
-/// (the server sees a normal end) and is parked in `slot`, where the response stream picks it
-/// up and reports it to the caller.
+/// Encodes the caller's messages after the first on their way out: straight into the write
+/// buffer when the driver asks ([`Encode`]), else into an arena. An encode failure ends the
+/// outbound stream (the server sees a normal end) and is parked in `slot`, where the response
+/// stream picks it up and reports it to the caller.
 struct Encoder<S, Req> {
-    first: Option<Payload>,
     rest: Option<Pin<Box<S>>>,
     encode: fn(Req, &mut BytesMut) -> Result<Bytes, CodecError>,
+    append: fn(Req, &mut BytesMut) -> Result<(), CodecError>,
     arena: Arena,
     slot: ErrorSlot,
     route: &'static str,
 }
 
-impl<S: Stream<Item = Req>, Req> Stream for Encoder<S, Req> {
-    type Item = Payload;
+impl<S: Stream<Item = Req>, Req> Encoder<S, Req> {
+    /// The caller's next message; `None` for ever once they end.
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Req>> {
+        let Some(rest) = self.rest.as_mut() else { return Poll::Ready(None) };
+        let message = ready!(rest.as_mut().poll_next(cx));
+        if message.is_none() {
+            self.rest = None;
+        }
+        Poll::Ready(message)
+    }
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
+    /// Ends the outbound stream on an encode failure, keeping it for the caller.
+    fn failed(&mut self, error: &CodecError) {
+        *crate::rt::lock(&self.slot) = Some(encode_status(self.route, error));
+        self.rest = None;
+    }
+}
+
+impl<S: Stream<Item = Req>, Req> Stream for Encoder<S, Req> {
+    type Item = Result<Payload, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // Unpin: every field is boxed, a fn pointer or plain data.
         let this = self.get_mut();
-        if let Some(first) = this.first.take() {
-            return Poll::Ready(Some(first));
-        }
-        let Some(rest) = this.rest.as_mut() else { return Poll::Ready(None) };
-        match ready!(rest.as_mut().poll_next(cx)).map(|m| this.arena.encode(this.encode, m)) {
-            Some(Ok(data)) => Poll::Ready(Some(Payload::new(data))),
-            Some(Err(e)) => {
-                let status = encode_status(this.route, &e);
-                *crate::rt::lock(&this.slot) = Some(status);
-                this.rest = None;
+        let Some(message) = ready!(this.poll_message(cx)) else { return Poll::Ready(None) };
+        match this.arena.encode(this.encode, message) {
+            Ok(data) => Poll::Ready(Some(Ok(Payload::new(data)))),
+            Err(e) => {
+                this.failed(&e);
                 Poll::Ready(None)
             }
-            None => {
-                this.rest = None;
+        }
+    }
+}
+
+impl<S: Stream<Item = Req> + Send, Req: Send> Encode for Encoder<S, Req> {
+    fn poll_encode(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<Option<Result<(), Status>>> {
+        let this = self.get_mut();
+        let Some(message) = ready!(this.poll_message(cx)) else { return Poll::Ready(None) };
+        match (this.append)(message, out) {
+            Ok(()) => Poll::Ready(Some(Ok(()))),
+            Err(e) => {
+                this.failed(&e);
                 Poll::Ready(None)
             }
         }
