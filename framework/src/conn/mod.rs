@@ -660,7 +660,7 @@ impl Connection {
         let mut stream = Stream::responder(kind, initial_n, complete);
         self.peer_streams += 1;
         if follows {
-            let mut reassembly = Reassembly::default();
+            let mut reassembly = Box::<Reassembly>::default();
             if let Err(message) = reassembly.push(&payload, self.config.max_message_size) {
                 self.streams.insert(id, stream);
                 return self.stream_protocol_error(id, message);
@@ -754,7 +754,7 @@ impl Connection {
             if p.follows && !p.complete {
                 return;
             }
-            let (metadata, data) = stream.reassembly.take().map(Reassembly::finish).unwrap_or_default();
+            let (metadata, data) = stream.reassembly.take().map(|r| r.finish()).unwrap_or_default();
             if stream.pending_request {
                 if p.complete && stream.kind == Kind::Channel {
                     stream.inbound = Half::Closed;
@@ -767,7 +767,7 @@ impl Connection {
             return;
         }
         if p.follows && !p.complete {
-            let mut reassembly = Reassembly::default();
+            let mut reassembly = Box::<Reassembly>::default();
             if let Err(message) = reassembly.push(&p.payload, max) {
                 return self.stream_protocol_error(id, message);
             }

@@ -51,8 +51,10 @@ pub(super) struct Stream {
     pub(super) in_count: u32,
     /// Messages this side may still send.
     pub(super) out_credit: u64,
-    /// Fragments of a message being reassembled.
-    pub(super) reassembly: Option<Reassembly>,
+    /// Fragments of a message being reassembled. Boxed: rarely there, and every stream is
+    /// moved into and out of the connection's map (unboxed, it made a stream twice as large,
+    /// large enough to be moved with a call to `memcpy`).
+    pub(super) reassembly: Option<Box<Reassembly>>,
     /// The request itself is still being reassembled; nothing was told to the application.
     pub(super) pending_request: bool,
 }
