@@ -63,7 +63,7 @@ pub mod __private;
 pub use config::{Config, DEFAULT_DATA_MIME, MIN_FRAGMENT_SIZE};
 pub use payload::{BoxFuture, BoxStream, Call, Payload};
 pub use rt::client::Client;
-pub use rt::responses::Responses;
+pub use rt::responses::{Response, Responses};
 pub use rt::server::{Handler, RunningServer, Server, ServerBuilder, Service, unimplemented_route};
 pub use rt::stream::PayloadStream;
 pub use rt::transport::{Io, Transport};

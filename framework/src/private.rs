@@ -7,6 +7,8 @@ pub use crate::typed::server::{
     serve_fire_and_forget, serve_stream, serve_unary,
 };
 pub use crate::typed::{Codec, Context, IntoRequest, IntoStreamingRequest, ProstCodec, Streaming};
-pub use crate::{BoxFuture, BoxStream, Call, Client, Handler, Payload, PayloadStream, Responses, Service, Status};
+pub use crate::{
+    BoxFuture, BoxStream, Call, Client, Handler, Payload, PayloadStream, Response, Responses, Service, Status,
+};
 pub use bytes::Bytes;
 pub use futures_core::Stream;

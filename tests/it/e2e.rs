@@ -4,7 +4,7 @@
 use crate::lab::{self, CODES, LabClient, Msg, Transport, each_transport, msg, trace_mime};
 use bytes::Bytes;
 use std::time::Duration;
-use weft::{BoxFuture, Call, Code, Handler, Payload, PayloadStream, Request, Responses, Server, Service, Status};
+use weft::{Call, Code, Handler, Payload, PayloadStream, Request, Response, Responses, Server, Service, Status};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -240,8 +240,8 @@ mod raw {
     const GARBAGE: &[u8] = &[0x0a, 0xff, 0xff];
 
     impl Handler for Garbage {
-        fn request_response(&self, _: Call, _: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
-            Box::pin(async { Ok(Payload::new(Bytes::from_static(GARBAGE))) })
+        fn request_response(&self, _: Call, _: Bytes) -> Response {
+            Response::new(async { Ok(Payload::new(Bytes::from_static(GARBAGE))) })
         }
 
         fn request_stream(&self, _: Call, _: Bytes) -> Responses {
@@ -327,6 +327,9 @@ mod encoded_in_place {
         /// Echoes every message.
         async fn echo(&self, msgs: weft::Streaming<Bytes>)
         -> Result<impl Stream<Item = Result<Bytes, Status>>, Status>;
+        /// Answers what [`item`] makes of the request (`oops`: the message `bad`); after a pause
+        /// if it starts with `wait:`.
+        async fn one(&self, req: Bytes) -> Result<Bytes, Status>;
     }
 
     struct Maker;
@@ -352,6 +355,18 @@ mod encoded_in_place {
             msgs: weft::Streaming<Bytes>,
         ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
             Ok(msgs)
+        }
+
+        async fn one(&self, req: Bytes) -> Result<Bytes, Status> {
+            let text = std::str::from_utf8(&req).unwrap_or("");
+            let word = match text.strip_prefix("wait:") {
+                Some(word) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    word
+                }
+                None => text,
+            };
+            Ok(if word == "oops" { Bytes::from("bad") } else { item(word) })
         }
     }
 
@@ -450,6 +465,34 @@ mod encoded_in_place {
                 got.iter().map(Bytes::len).collect::<Vec<_>>(),
                 sent.iter().map(Bytes::len).collect::<Vec<_>>()
             );
+        };
+        tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
+    }
+
+    #[tokio::test]
+    async fn answers_go_whole_fragmented_or_failed_whether_ready_at_once_or_later() {
+        let run = async {
+            for transport in lab::TRANSPORTS {
+                // Fragments of 64 bytes from the server.
+                let server = server(Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE)));
+                let connected = lab::connect(server, transport).await;
+                let client = BlobsClient::new(connected.client.clone());
+                for now_or_later in ["", "wait:"] {
+                    let what = |word| Bytes::from(format!("{now_or_later}{word}"));
+                    assert_eq!(client.one(what("hi")).await.unwrap(), item("hi"), "{transport:?} {now_or_later}");
+                    assert_eq!(client.one(what("5000")).await.unwrap(), item("5000"), "{transport:?} {now_or_later}");
+                    let status = client.one(what("oops")).await.unwrap_err();
+                    assert_eq!(status.code(), Code::Internal, "{transport:?} {now_or_later}: {status}");
+                    let message = status.message();
+                    assert!(
+                        message.contains("encode a response") && message.contains("`bad` is not sent"),
+                        "{message}"
+                    );
+                    // Half an answer left in the write buffer would have broken the framing.
+                    assert_eq!(client.one(what("ok")).await.unwrap(), item("ok"), "{transport:?} {now_or_later}");
+                }
+                connected.shutdown().await;
+            }
         };
         tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
     }

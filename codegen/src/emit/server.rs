@@ -97,8 +97,7 @@ fn handler_method(service: &Service, models: &[Model]) -> TokenStream {
     let (signature, reject, words, input) = match models[0] {
         Model::RequestResponse => (
             quote! {
-                fn request_response(&self, call: #p::Call, data: #p::Bytes)
-                    -> #p::BoxFuture<'static, ::core::result::Result<#p::Payload, #p::Status>>
+                fn request_response(&self, call: #p::Call, data: #p::Bytes) -> #p::Response
             },
             quote!(#p::reject_unary),
             "request/response",

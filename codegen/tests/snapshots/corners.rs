@@ -189,13 +189,7 @@ impl<T: CornerCases> ::my_rpc::weft::__private::Handler for CornerCasesServer<T>
         &self,
         call: ::my_rpc::weft::__private::Call,
         data: ::my_rpc::weft::__private::Bytes,
-    ) -> ::my_rpc::weft::__private::BoxFuture<
-        'static,
-        ::core::result::Result<
-            ::my_rpc::weft::__private::Payload,
-            ::my_rpc::weft::__private::Status,
-        >,
-    > {
+    ) -> ::my_rpc::weft::__private::Response {
         match call.route() {
             "Corners/WithContext" => {
                 let service = <::std::sync::Arc<

@@ -217,10 +217,7 @@ impl<T: Greeter> ::weft::__private::Handler for GreeterServer<T> {
         &self,
         call: ::weft::__private::Call,
         data: ::weft::__private::Bytes,
-    ) -> ::weft::__private::BoxFuture<
-        'static,
-        ::core::result::Result<::weft::__private::Payload, ::weft::__private::Status>,
-    > {
+    ) -> ::weft::__private::Response {
         match call.route() {
             "greet.Greeter/SayHello" => {
                 let service = <::std::sync::Arc<

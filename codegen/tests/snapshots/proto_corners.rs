@@ -495,13 +495,7 @@ impl<T: Corners> ::renamed::weft::__private::Handler for CornersServer<T> {
         &self,
         call: ::renamed::weft::__private::Call,
         data: ::renamed::weft::__private::Bytes,
-    ) -> ::renamed::weft::__private::BoxFuture<
-        'static,
-        ::core::result::Result<
-            ::renamed::weft::__private::Payload,
-            ::renamed::weft::__private::Status,
-        >,
-    > {
+    ) -> ::renamed::weft::__private::Response {
         match call.route() {
             "acme.corners.v1.Corners/Lookup" => {
                 let service = <::std::sync::Arc<
@@ -930,13 +924,7 @@ impl<T: Legacy> ::renamed::weft::__private::Handler for LegacyServer<T> {
         &self,
         call: ::renamed::weft::__private::Call,
         data: ::renamed::weft::__private::Bytes,
-    ) -> ::renamed::weft::__private::BoxFuture<
-        'static,
-        ::core::result::Result<
-            ::renamed::weft::__private::Payload,
-            ::renamed::weft::__private::Status,
-        >,
-    > {
+    ) -> ::renamed::weft::__private::Response {
         match call.route() {
             "acme.corners.v1.Legacy/Call" => {
                 let service = <::std::sync::Arc<

@@ -303,10 +303,7 @@ impl<T: RouteGuide> ::weft::__private::Handler for RouteGuideServer<T> {
         &self,
         call: ::weft::__private::Call,
         data: ::weft::__private::Bytes,
-    ) -> ::weft::__private::BoxFuture<
-        'static,
-        ::core::result::Result<::weft::__private::Payload, ::weft::__private::Status>,
-    > {
+    ) -> ::weft::__private::Response {
         match call.route() {
             "routeguide.RouteGuide/GetFeature" => {
                 let service = <::std::sync::Arc<

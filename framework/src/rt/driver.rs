@@ -29,7 +29,7 @@
 use super::drive::Drive;
 use super::inbox::{self, Inbox, ReadyFlag, Taken, WeakSender};
 use super::reply::ReplySender;
-use super::responses::{Responses, Source};
+use super::responses::{Answer, Responses, Source};
 use super::server::Resolve;
 use super::stream::Inlet;
 use super::transport::Transport;
@@ -182,8 +182,10 @@ pub(crate) enum Inbound {
 #[derive(Default)]
 struct Entry {
     inbound: Option<Inbound>,
-    /// The application's stream of messages this side sends, while it has any to send.
-    producer: Option<Producer>,
+    /// The application's stream of messages this side sends, while it has any to send. Boxed:
+    /// most streams are request/responses, which have none, and every entry is moved into and
+    /// out of the driver's map.
+    producer: Option<Box<Producer>>,
     /// A request/response handler's task, to stop when the stream ends.
     task: Option<AbortHandle>,
     /// Fired when the stream ends early, for handlers watching [`Call::cancelled`].
@@ -899,10 +901,37 @@ impl<T: Transport> Driver<T> {
             }
             Kind::RequestResponse => {
                 let mut future = handler.request_response(call, data);
-                if let Some(result) = poll_once(&mut future) {
-                    // Answered without waiting: no task, no trip through the command channel.
+                // Answered without waiting: no task, no trip through the command channel.
+                let answered = match &mut future.0 {
+                    Answer::Encoded(encoded) => {
+                        // Straight into the write buffer, behind its frame's head.
+                        let start = length::begin_message(wbuf);
+                        match poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)) {
+                            Some(Ok(())) => {
+                                let _ = self.conn.finish_message(id, start, wbuf);
+                                true
+                            }
+                            Some(Err(status)) => {
+                                wbuf.truncate(start);
+                                self.send_status(id, &status);
+                                true
+                            }
+                            None => {
+                                wbuf.truncate(start);
+                                false
+                            }
+                        }
+                    }
+                    Answer::Payload(payload) => match poll_once_with(|cx| payload.as_mut().poll(cx)) {
+                        Some(result) => {
+                            self.answer(id, result, wbuf);
+                            true
+                        }
+                        None => false,
+                    },
+                };
+                if answered {
                     drop(future);
-                    self.answer(id, result, wbuf);
                     self.recycle(cancel);
                     return;
                 }
@@ -949,12 +978,12 @@ impl<T: Transport> Driver<T> {
 
     /// A producer for stream `id` with `credit` granted; it is polled on the next turn if it
     /// may send.
-    fn producer(&mut self, id: u32, stream: Responses, credit: u32) -> Producer {
+    fn producer(&mut self, id: u32, stream: Responses, credit: u32) -> Box<Producer> {
         let (waker, flag) = self.inbox.producer_waker(id);
         if credit > 0 {
             self.runnable.push(id);
         }
-        Producer { stream, credit: u64::from(credit), waker, flag }
+        Box::new(Producer { stream, credit: u64::from(credit), waker, flag })
     }
 
     /// Gives each runnable producer a turn, while the write buffer has room.
@@ -1159,10 +1188,14 @@ impl RouteCache {
 /// that is not ready is then spawned, and the task's first poll registers its real waker, so
 /// the no-op waker used here loses no wake-up.
 fn poll_once<T>(future: &mut crate::BoxFuture<'static, T>) -> Option<T> {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(value) => Some(value),
-        std::task::Poll::Pending => None,
+    poll_once_with(|cx| future.as_mut().poll(cx))
+}
+
+/// [`poll_once`] for any poll.
+fn poll_once_with<T>(poll: impl FnOnce(&mut std::task::Context<'_>) -> Poll<T>) -> Option<T> {
+    match poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        Poll::Ready(value) => Some(value),
+        Poll::Pending => None,
     }
 }
 

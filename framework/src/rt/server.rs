@@ -1,7 +1,7 @@
 use super::driver::{Driver, ShutdownHub};
 use super::transport::Transport;
 use crate::conn::Connection;
-use crate::{BoxFuture, Call, Client, Config, Payload, PayloadStream, Responses, Status};
+use crate::{BoxFuture, Call, Client, Config, PayloadStream, Response, Responses, Status};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fmt;
@@ -25,9 +25,8 @@ use tokio::task::{JoinHandle, JoinSet};
 /// `tokio::task::spawn_blocking`) and yield its results through a channel.
 pub trait Handler: Send + Sync + 'static {
     /// Request/response.
-    fn request_response(&self, call: Call, _data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
-        let status = unimplemented_route(&call);
-        Box::pin(async move { Err(status) })
+    fn request_response(&self, call: Call, _data: Bytes) -> Response {
+        Response::ready(Err(unimplemented_route(&call)))
     }
 
     /// Fire-and-forget.
@@ -108,7 +107,7 @@ impl Router {
 }
 
 impl Handler for Router {
-    fn request_response(&self, call: Call, data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+    fn request_response(&self, call: Call, data: Bytes) -> Response {
         match self.get(call.route()) {
             Some(h) => h.request_response(call, data),
             None => NoHandler.request_response(call, data),
@@ -224,7 +223,7 @@ impl fmt::Debug for Server {
 struct Shared(Arc<Inner>);
 
 impl Handler for Shared {
-    fn request_response(&self, call: Call, data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+    fn request_response(&self, call: Call, data: Bytes) -> Response {
         self.0.router.request_response(call, data)
     }
 

@@ -7,8 +7,8 @@
 use super::codec::{Arena, Codec, CodecError};
 use super::context::Context;
 use super::streaming::{Side, Streaming};
-use crate::rt::responses::Encode;
-use crate::{BoxFuture, BoxStream, Call, Payload, PayloadStream, Responses, Status, unimplemented_route};
+use crate::rt::responses::{Encode, EncodeOne};
+use crate::{BoxFuture, BoxStream, Call, Payload, PayloadStream, Response, Responses, Status, unimplemented_route};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use std::future::Future;
@@ -28,12 +28,7 @@ fn encode_status(route: &str, error: &CodecError) -> Status {
 }
 
 /// Request/response.
-pub fn serve_unary<C, Req, Resp, F, Fut>(
-    call: Call,
-    data: Bytes,
-    route: &'static str,
-    handler: F,
-) -> BoxFuture<'static, Result<Payload, Status>>
+pub fn serve_unary<C, Req, Resp, F, Fut>(call: Call, data: Bytes, route: &'static str, handler: F) -> Response
 where
     C: Codec<Req> + Codec<Resp>,
     Req: Send + 'static,
@@ -41,11 +36,48 @@ where
     F: FnOnce(Context, Req) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
 {
-    Box::pin(async move {
+    let answer = async move {
         let request = decode_request::<C, Req>(route, data)?;
-        let response = handler(Context::new(call), request).await?;
-        encode_response::<C, Resp>(route, response)
-    })
+        handler(Context::new(call), request).await
+    };
+    Response::encoded(Unary { answer, append: C::encode_append, encode: encode_response::<C, Resp>, route })
+}
+
+pin_project_lite::pin_project! {
+    /// A request/response's answer: the handler's message once it has one, encoded straight
+    /// into the write buffer when the driver asks ([`EncodeOne`]), else into a payload.
+    struct Unary<Fut, Resp> {
+        #[pin]
+        answer: Fut,
+        append: fn(Resp, &mut BytesMut) -> Result<(), CodecError>,
+        encode: fn(&'static str, Resp) -> Result<Payload, Status>,
+        route: &'static str,
+    }
+}
+
+impl<Fut, Resp> Future for Unary<Fut, Resp>
+where
+    Fut: Future<Output = Result<Resp, Status>>,
+{
+    type Output = Result<Payload, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let message = ready!(this.answer.poll(cx))?;
+        Poll::Ready((this.encode)(this.route, message))
+    }
+}
+
+impl<Fut, Resp> EncodeOne for Unary<Fut, Resp>
+where
+    Fut: Future<Output = Result<Resp, Status>> + Send,
+    Resp: Send,
+{
+    fn poll_encode(self: Pin<&mut Self>, cx: &mut task::Context<'_>, out: &mut BytesMut) -> Poll<Result<(), Status>> {
+        let this = self.project();
+        let message = ready!(this.answer.poll(cx))?;
+        Poll::Ready((this.append)(message, out).map_err(|e| encode_status(this.route, &e)))
+    }
 }
 
 /// Fire-and-forget. A request that does not decode is dropped: there is nobody to tell.
@@ -148,8 +180,8 @@ where
 }
 
 /// A request/response answered with `status`.
-pub fn reject_unary(status: Status) -> BoxFuture<'static, Result<Payload, Status>> {
-    Box::pin(std::future::ready(Err(status)))
+pub fn reject_unary(status: Status) -> Response {
+    Response::ready(Err(status))
 }
 
 /// A stream answered with `status`.

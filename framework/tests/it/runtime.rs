@@ -13,7 +13,9 @@ use tokio::sync::Notify;
 use weft::frame::length::{self, LengthDelimited};
 use weft::frame::metadata::COMPOSITE_METADATA_MIME;
 use weft::frame::{ErrorCode, ErrorFrame, Frame, Setup, VERSION};
-use weft::{BoxFuture, Call, Client, Code, Config, Handler, Payload, PayloadStream, Responses, Server, Status};
+use weft::{
+    BoxFuture, Call, Client, Code, Config, Handler, Payload, PayloadStream, Response, Responses, Server, Status,
+};
 
 const ROUTES: &[&str] = &[
     "test.Echo/Unary",
@@ -57,9 +59,9 @@ impl Drop for OnDrop {
 }
 
 impl Handler for Echo {
-    fn request_response(&self, call: Call, data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+    fn request_response(&self, call: Call, data: Bytes) -> Response {
         let this = self.clone();
-        Box::pin(async move {
+        Response::new(async move {
             match call.route() {
                 "test.Echo/Unary" => Ok(Payload::new(data)),
                 "test.Echo/Fail" => Err(Status::not_found(String::from_utf8_lossy(&data).into_owned())),
@@ -207,12 +209,12 @@ async fn every_model_with_tiny_fragments() {
 struct WhoAmI;
 
 impl Handler for WhoAmI {
-    fn request_response(&self, call: Call, _data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
+    fn request_response(&self, call: Call, _data: Bytes) -> Response {
         let mut answer = call.route().to_owned();
         for entry in &call.metadata().entries {
             answer.push_str(&format!(" {}={}", entry.mime, String::from_utf8_lossy(&entry.content)));
         }
-        Box::pin(async move { Ok(Payload::new(answer)) })
+        Response::new(async move { Ok(Payload::new(answer)) })
     }
 }
 
@@ -567,8 +569,8 @@ async fn a_channel_responder_that_stops_reading_still_answers() {
 struct AsksBack;
 
 impl Handler for AsksBack {
-    fn request_response(&self, call: Call, _data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
-        Box::pin(async move {
+    fn request_response(&self, call: Call, _data: Bytes) -> Response {
+        Response::new(async move {
             let peer = call.peer().expect("a responder knows its peer").clone();
             let name = peer.request_response(Call::new("client/Name"), Bytes::new()).await?;
             Ok(Payload::new(format!("hello, {}", String::from_utf8_lossy(&name.data))))
@@ -579,8 +581,8 @@ impl Handler for AsksBack {
 struct Named;
 
 impl Handler for Named {
-    fn request_response(&self, _call: Call, _data: Bytes) -> BoxFuture<'static, Result<Payload, Status>> {
-        Box::pin(async { Ok(Payload::new("the client")) })
+    fn request_response(&self, _call: Call, _data: Bytes) -> Response {
+        Response::new(async { Ok(Payload::new("the client")) })
     }
 }
 
