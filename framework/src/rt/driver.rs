@@ -430,6 +430,20 @@ impl<T: Transport> Driver<T> {
             Arc::new(TimerWake { fired: AtomicBool::new(false), task: std::sync::Mutex::new(Waker::noop().clone()) });
         let timer_waker = Waker::from(timer.clone());
         let mut timer_task: Option<Waker> = None;
+        // A client's socket read readiness is registered with a waker of its own too, which
+        // records that it fired and wakes whichever waker polled the read last (a reader's,
+        // see `Drive`, or the driver's task's): a client's turns are often woken by something
+        // else (the caller's next message), and then skip the read. A server's turns nearly
+        // all begin with a read: there it would cost more than it saves.
+        let read_wake = task_waker.as_ref().map(|_| {
+            let wake = Arc::new(ReadWake {
+                fired: AtomicBool::new(false),
+                target: std::sync::Mutex::new(Waker::noop().clone()),
+            });
+            (wake.clone(), Waker::from(wake))
+        });
+        let mut read_target: Option<Waker> = None;
+        let mut read_armed = true;
         let mut rearmed = true;
         loop {
             self.inbox.set_busy();
@@ -491,7 +505,24 @@ impl<T: Transport> Driver<T> {
                         self.transport_closed();
                     }
                 }
-                read = self.reader.read_buf(&mut rbuf), if reading && !congested => {
+                read = std::future::poll_fn(|cx| {
+                    let Some((wake, waker)) = &read_wake else {
+                        return std::pin::pin!(self.reader.read_buf(&mut rbuf)).poll(cx);
+                    };
+                    wake.follow(&mut read_target, cx.waker());
+                    // After a read that came up empty, the socket holds the read waker until
+                    // it has something: polling again before that only registers it again
+                    // (most of a read's cost outside the kernel). A turn woken by anything
+                    // else (the caller's next message to send) then skips the read.
+                    if !read_armed && !wake.fired.swap(false, Ordering::AcqRel) {
+                        return Poll::Pending;
+                    }
+                    let read = std::pin::pin!(self.reader.read_buf(&mut rbuf))
+                        .poll(&mut std::task::Context::from_waker(waker));
+                    // A read that got something is followed by another, until one comes up empty.
+                    read_armed = read.is_ready();
+                    read
+                }), if reading && !congested => {
                     match read {
                         Ok(0) | Err(_) => {
                             reading = false;
@@ -1212,6 +1243,35 @@ fn write_some<W: tokio::io::AsyncWrite + Unpin>(
         bytes::Buf::advance(wbuf, n);
     }
     written
+}
+
+/// The socket's read waker (see `Driver::run`): notes that the socket woke it, and wakes the
+/// task that polled the read last.
+struct ReadWake {
+    fired: AtomicBool,
+    /// Locked only when the polling task changes and when the socket wakes.
+    target: std::sync::Mutex<Waker>,
+}
+
+impl ReadWake {
+    /// Makes `waker` the one woken, unless `last` (a copy of the one there) wakes the same task.
+    fn follow(&self, last: &mut Option<Waker>, waker: &Waker) {
+        if !last.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *super::lock(&self.target) = waker.clone();
+            *last = Some(waker.clone());
+        }
+    }
+}
+
+impl std::task::Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        super::lock(&self.target).wake_by_ref();
+    }
 }
 
 /// The timer's waker (see `Driver::run`): notes that the timer fired, and wakes the task that
