@@ -509,14 +509,15 @@ impl<T: Transport> Driver<T> {
                     let Some((wake, waker)) = &read_wake else {
                         return std::pin::pin!(self.reader.read_buf(&mut rbuf)).poll(cx);
                     };
-                    wake.follow(&mut read_target, cx.waker());
                     // After a read that came up empty, the socket holds the read waker until
                     // it has something: polling again before that only registers it again
                     // (most of a read's cost outside the kernel). A turn woken by anything
-                    // else (the caller's next message to send) then skips the read.
+                    // else (the caller's next message to send) then skips the read; the socket
+                    // then wakes the waker of the last read, which wakes the driver's task.
                     if !read_armed && !wake.fired.swap(false, Ordering::AcqRel) {
                         return Poll::Pending;
                     }
+                    wake.follow(&mut read_target, cx.waker());
                     let read = std::pin::pin!(self.reader.read_buf(&mut rbuf))
                         .poll(&mut std::task::Context::from_waker(waker));
                     // A read that got something is followed by another, until one comes up empty.
