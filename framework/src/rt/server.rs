@@ -23,6 +23,45 @@ use tokio::task::{JoinHandle, JoinSet};
 /// room. So a stream's `poll_next` must not block the thread (blocking I/O, a long
 /// computation): that would hold up every call on the connection. Do such work in a task (or
 /// `tokio::task::spawn_blocking`) and yield its results through a channel.
+///
+/// A request/response answers with a [`Response`], a stream with [`Responses`]; both wrap any
+/// future or stream of payloads.
+///
+/// ```
+/// use bytes::Bytes;
+/// use futures_util::StreamExt;
+/// use weft::{Call, Handler, Payload, Response, Responses, Server, Status};
+///
+/// /// Answers `ping` with `pong`, and spells out what it is sent, a byte a message.
+/// struct Pong;
+///
+/// impl Handler for Pong {
+///     fn request_response(&self, _call: Call, data: Bytes) -> Response {
+///         Response::ready(match &data[..] {
+///             b"ping" => Ok(Payload::new("pong")),
+///             _ => Err(Status::invalid_argument("say ping")),
+///         })
+///     }
+///
+///     fn request_stream(&self, _call: Call, data: Bytes) -> Responses {
+///         let letters: Vec<_> = data.iter().map(|b| Ok(Payload::new(vec![*b]))).collect();
+///         Responses::new(futures_util::stream::iter(letters))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Status> {
+/// let server = Server::builder().add_handler(&["pong.Pong/Ping", "pong.Pong/Spell"], Pong).build();
+/// let client = server.connect_in_memory().await?;
+/// let answer = client.request_response(Call::new("pong.Pong/Ping"), Bytes::from("ping")).await?;
+/// assert_eq!(answer.data, "pong");
+/// let mut letters = client.request_stream(Call::new("pong.Pong/Spell"), Bytes::from("ab")).await?;
+/// assert_eq!(letters.next().await.unwrap()?.data, "a");
+/// assert_eq!(letters.next().await.unwrap()?.data, "b");
+/// assert!(letters.next().await.is_none());
+/// # Ok(())
+/// # }
+/// ```
 pub trait Handler: Send + Sync + 'static {
     /// Request/response.
     fn request_response(&self, call: Call, _data: Bytes) -> Response {
