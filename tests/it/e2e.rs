@@ -8,7 +8,7 @@ use weft::{Call, Code, Handler, Payload, PayloadStream, Request, Response, Respo
 
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn collect(mut s: weft::Streaming<Msg>) -> (Vec<Msg>, Option<Status>) {
+async fn collect<T>(mut s: weft::Streaming<T>) -> (Vec<T>, Option<Status>) {
     let mut items = Vec::new();
     loop {
         match s.message().await {
@@ -374,17 +374,6 @@ mod encoded_in_place {
         Server::builder().add_service(BlobsServer::new(Maker)).config(config).build()
     }
 
-    async fn collect_bytes(mut s: weft::Streaming<Bytes>) -> (Vec<Bytes>, Option<Status>) {
-        let mut items = Vec::new();
-        loop {
-            match s.message().await {
-                Ok(Some(m)) => items.push(m),
-                Ok(None) => return (items, None),
-                Err(e) => return (items, Some(e)),
-            }
-        }
-    }
-
     #[tokio::test]
     async fn messages_larger_than_a_fragment_arrive_whole_and_in_order_among_small_ones() {
         let run = async {
@@ -393,7 +382,7 @@ mod encoded_in_place {
             let server = server(Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE)));
             let client = BlobsClient::new(server.connect_in_memory().await.unwrap());
             let asked = "10,5000,3,a,200,b,64,1000";
-            let (got, status) = collect_bytes(client.blobs(Bytes::from(asked)).await.unwrap()).await;
+            let (got, status) = collect(client.blobs(Bytes::from(asked)).await.unwrap()).await;
             assert_eq!(status, None);
             let expected: Vec<Bytes> = asked.split(',').map(item).collect();
             assert_eq!(got.len(), expected.len());
@@ -410,13 +399,13 @@ mod encoded_in_place {
             for transport in lab::TRANSPORTS {
                 let connected = lab::connect(server(Config::default()), transport).await;
                 let client = BlobsClient::new(connected.client.clone());
-                let (got, status) = collect_bytes(client.blobs(Bytes::from("a,bad,c")).await.unwrap()).await;
+                let (got, status) = collect(client.blobs(Bytes::from("a,bad,c")).await.unwrap()).await;
                 assert_eq!(got, vec![Bytes::from("a")], "{transport:?}");
                 let status = status.expect("an error");
                 assert_eq!(status.code(), Code::Internal, "{transport:?}: {status}");
                 assert!(status.message().contains("`bad` is not sent"), "{transport:?}: {status}");
                 // Half a message left in the write buffer would have broken the framing.
-                let (again, status) = collect_bytes(client.blobs(Bytes::from("x,y")).await.unwrap()).await;
+                let (again, status) = collect(client.blobs(Bytes::from("x,y")).await.unwrap()).await;
                 assert_eq!((again, status), (vec![Bytes::from("x"), Bytes::from("y")], None), "{transport:?}");
                 connected.shutdown().await;
             }
@@ -431,7 +420,7 @@ mod encoded_in_place {
                 let connected = lab::connect(server(Config::default()), transport).await;
                 let client = BlobsClient::new(connected.client.clone());
                 let sent = ["a", "b", "bad", "c"].map(Bytes::from);
-                let (got, status) = collect_bytes(client.echo(futures_util::stream::iter(sent)).await.unwrap()).await;
+                let (got, status) = collect(client.echo(futures_util::stream::iter(sent)).await.unwrap()).await;
                 // The failure is reported as soon as the caller reads after it, possibly before
                 // the echoes of the messages sent ahead of it.
                 let echoes = [Bytes::from("a"), Bytes::from("b")];
@@ -441,7 +430,7 @@ mod encoded_in_place {
                 assert!(status.message().contains("`bad` is not sent"), "{transport:?}: {status}");
                 // Half a message left in the client's write buffer would have broken the framing.
                 let sent = ["x", "y"].map(Bytes::from);
-                let (again, status) = collect_bytes(client.echo(futures_util::stream::iter(sent)).await.unwrap()).await;
+                let (again, status) = collect(client.echo(futures_util::stream::iter(sent)).await.unwrap()).await;
                 assert_eq!((again, status), (vec![Bytes::from("x"), Bytes::from("y")], None), "{transport:?}");
                 connected.shutdown().await;
             }
@@ -456,8 +445,7 @@ mod encoded_in_place {
             let config = Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE));
             let client = BlobsClient::new(server.connect_in_memory_with(config).unwrap());
             let sent: Vec<Bytes> = "x,3000,y,64,z,1000".split(',').map(item).collect();
-            let (got, status) =
-                collect_bytes(client.echo(futures_util::stream::iter(sent.clone())).await.unwrap()).await;
+            let (got, status) = collect(client.echo(futures_util::stream::iter(sent.clone())).await.unwrap()).await;
             assert_eq!(status, None);
             assert!(
                 got == sent,

@@ -426,22 +426,14 @@ impl<T: Transport> Driver<T> {
         // the task that polls the driver: the driver's own (see `Drive`) or, for a server's
         // connection, whichever polled it last (`serve_connection` runs inside a caller's
         // future, which may move between tasks).
-        let timer =
-            Arc::new(TimerWake { fired: AtomicBool::new(false), task: std::sync::Mutex::new(Waker::noop().clone()) });
-        let timer_waker = Waker::from(timer.clone());
+        let (timer, timer_waker) = Flagged::new();
         let mut timer_task: Option<Waker> = None;
         // A client's socket read readiness is registered with a waker of its own too, which
         // records that it fired and wakes whichever waker polled the read last (a reader's,
         // see `Drive`, or the driver's task's): a client's turns are often woken by something
         // else (the caller's next message), and then skip the read. A server's turns nearly
         // all begin with a read: there it would cost more than it saves.
-        let read_wake = task_waker.as_ref().map(|_| {
-            let wake = Arc::new(ReadWake {
-                fired: AtomicBool::new(false),
-                target: std::sync::Mutex::new(Waker::noop().clone()),
-            });
-            (wake.clone(), Waker::from(wake))
-        });
+        let read_wake = task_waker.as_ref().map(|_| Flagged::new());
         let mut read_target: Option<Waker> = None;
         let mut read_armed = true;
         let mut rearmed = true;
@@ -514,7 +506,7 @@ impl<T: Transport> Driver<T> {
                     // (most of a read's cost outside the kernel). A turn woken by anything
                     // else (the caller's next message to send) then skips the read; the socket
                     // then wakes the waker of the last read, which wakes the driver's task.
-                    if !read_armed && !wake.fired.swap(false, Ordering::AcqRel) {
+                    if !read_armed && !wake.take() {
                         return Poll::Pending;
                     }
                     wake.follow(&mut read_target, cx.waker());
@@ -544,13 +536,9 @@ impl<T: Transport> Driver<T> {
                     on_task(&task_waker, cx, |cx| self.inbox.poll_take(cx, &mut self.taken, !congested && !self.orphaned))
                 }) => self.handle_taken(&mut wbuf, max_buffered),
                 _ = std::future::poll_fn(|cx| {
-                    let task = task_waker.as_ref().unwrap_or(cx.waker());
-                    if !timer_task.as_ref().is_some_and(|t| t.will_wake(task)) {
-                        // Set before `fired` is looked at: a firing after this wakes `task`.
-                        *super::lock(&timer.task) = task.clone();
-                        timer_task = Some(task.clone());
-                    }
-                    if !std::mem::take(&mut rearmed) && !timer.fired.swap(false, Ordering::AcqRel) {
+                    // Followed before the firing is looked at: a firing after this wakes this task.
+                    timer.follow(&mut timer_task, task_waker.as_ref().unwrap_or(cx.waker()));
+                    if !std::mem::take(&mut rearmed) && !timer.take() {
                         return Poll::Pending;
                     }
                     sleep.as_mut().poll(&mut std::task::Context::from_waker(&timer_waker))
@@ -1246,15 +1234,23 @@ fn write_some<W: tokio::io::AsyncWrite + Unpin>(
     written
 }
 
-/// The socket's read waker (see `Driver::run`): notes that the socket woke it, and wakes the
-/// task that polled the read last.
-struct ReadWake {
+/// A waker of the driver's own for one thing it waits on (the timer; a client's socket reads):
+/// it notes that it was woken, so that the driver polls that thing again only then (see
+/// `Driver::run`), and wakes the task that polled the driver last.
+struct Flagged {
     fired: AtomicBool,
-    /// Locked only when the polling task changes and when the socket wakes.
+    /// Locked only when the polling task changes and when the thing wakes.
     target: std::sync::Mutex<Waker>,
 }
 
-impl ReadWake {
+impl Flagged {
+    fn new() -> (Arc<Flagged>, Waker) {
+        let flagged =
+            Arc::new(Flagged { fired: AtomicBool::new(false), target: std::sync::Mutex::new(Waker::noop().clone()) });
+        let waker = Waker::from(flagged.clone());
+        (flagged, waker)
+    }
+
     /// Makes `waker` the one woken, unless `last` (a copy of the one there) wakes the same task.
     fn follow(&self, last: &mut Option<Waker>, waker: &Waker) {
         if !last.as_ref().is_some_and(|w| w.will_wake(waker)) {
@@ -1262,9 +1258,14 @@ impl ReadWake {
             *last = Some(waker.clone());
         }
     }
+
+    /// Whether it was woken since the last call.
+    fn take(&self) -> bool {
+        self.fired.swap(false, Ordering::AcqRel)
+    }
 }
 
-impl std::task::Wake for ReadWake {
+impl std::task::Wake for Flagged {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -1272,25 +1273,6 @@ impl std::task::Wake for ReadWake {
     fn wake_by_ref(self: &Arc<Self>) {
         self.fired.store(true, Ordering::Release);
         super::lock(&self.target).wake_by_ref();
-    }
-}
-
-/// The timer's waker (see `Driver::run`): notes that the timer fired, and wakes the task that
-/// polls the driver.
-struct TimerWake {
-    fired: AtomicBool,
-    /// Locked only when the polling task changes and when the timer fires.
-    task: std::sync::Mutex<Waker>,
-}
-
-impl std::task::Wake for TimerWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.fired.store(true, Ordering::Release);
-        super::lock(&self.task).wake_by_ref();
     }
 }
 
