@@ -1,7 +1,7 @@
 //! The `.proto` front-end: snapshots of what it generates (so that a change to the generator
 //! shows in review as a diff of `tests/snapshots/proto_*.rs`), and its build errors.
 //!
-//! Regenerate the snapshots with `WEFT_BLESS=1 cargo test -p weft-codegen --test proto`.
+//! Regenerate the snapshots with `WEFT_BLESS=1 cargo test -p weft-codegen --test it proto`.
 
 use std::path::{Path, PathBuf};
 

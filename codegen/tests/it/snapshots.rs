@@ -1,7 +1,7 @@
 //! Snapshot tests of the emitted code, formatted with prettyplease, so that a change to the
 //! generator shows in review as a diff of `tests/snapshots/*.rs`.
 //!
-//! Regenerate the snapshots with `WEFT_BLESS=1 cargo test -p weft-codegen --test snapshots`.
+//! Regenerate the snapshots with `WEFT_BLESS=1 cargo test -p weft-codegen --test it snapshots`.
 
 use proc_macro2::TokenStream;
 use quote::quote;
