@@ -3,3 +3,26 @@
 
 mod proto;
 mod snapshots;
+
+use std::path::Path;
+
+/// Compares `actual` with the snapshot `tests/snapshots/{name}.rs`, or writes it there when
+/// `WEFT_BLESS` is set.
+fn check(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.rs"));
+    if std::env::var_os("WEFT_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("no snapshot at {}; run with WEFT_BLESS=1 to write it", path.display()));
+    if expected != actual {
+        let first = expected.lines().zip(actual.lines()).position(|(e, a)| e != a);
+        panic!(
+            "the code generated for `{name}` differs from {} (first differing line: {}); \
+             if the change is intended, run with WEFT_BLESS=1 and review the diff\n\n{actual}",
+            path.display(),
+            first.map_or_else(|| "past the end of one of them".to_owned(), |l| (l + 1).to_string()),
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //!
 //! Regenerate the snapshots with `WEFT_BLESS=1 cargo test -p weft-codegen --test it proto`.
 
+use super::check;
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {
@@ -19,25 +20,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn check(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.rs"));
-    if std::env::var_os("WEFT_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("no snapshot at {}; run with WEFT_BLESS=1 to write it", path.display()));
-    if expected != actual {
-        let first = expected.lines().zip(actual.lines()).position(|(e, a)| e != a);
-        panic!(
-            "the code generated for `{name}` differs from {} (first differing line: {}); \
-             if the change is intended, run with WEFT_BLESS=1 and review the diff\n\n{actual}",
-            path.display(),
-            first.map_or_else(|| "past the end of one of them".to_owned(), |l| (l + 1).to_string()),
-        );
-    }
 }
 
 fn read(dir: &Path, file: &str) -> String {

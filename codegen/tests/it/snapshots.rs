@@ -3,33 +3,14 @@
 //!
 //! Regenerate the snapshots with `WEFT_BLESS=1 cargo test -p weft-codegen --test it snapshots`.
 
+use super::check;
 use proc_macro2::TokenStream;
 use quote::quote;
-use std::path::PathBuf;
 
 fn expand(attr: TokenStream, item: TokenStream) -> String {
     let tokens = weft_codegen::expand_service(attr, item);
     let file = syn::parse2::<syn::File>(tokens).expect("the expansion parses as a file");
     prettyplease::unparse(&file)
-}
-
-fn check(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.rs"));
-    if std::env::var_os("WEFT_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("no snapshot at {}; run with WEFT_BLESS=1 to write it", path.display()));
-    if expected != actual {
-        let first = expected.lines().zip(actual.lines()).position(|(e, a)| e != a);
-        panic!(
-            "the code emitted for `{name}` differs from {} (first differing line: {}); \
-             if the change is intended, run with WEFT_BLESS=1 and review the diff\n\n{actual}",
-            path.display(),
-            first.map_or_else(|| "past the end of one of them".to_owned(), |l| (l + 1).to_string()),
-        );
-    }
 }
 
 /// The trait of issue 4: one method of every interaction model.

@@ -961,9 +961,10 @@ impl Connection {
     /// [`frame::length::begin_message`] left at `start`: as [`send_next_into`] would, but without
     /// the copy. Where it may go at once the head is filled in where it is; where it may not
     /// (frames are queued ahead of it, or it needs fragmenting) its data is taken back out of
-    /// `out` and queued as [`send_next`] queues it. Returns whether it stayed in place (then
-    /// [`complete_in_place`] can still make it the stream's last). On an error nothing of it is
-    /// left in `out`.
+    /// `out` and queued as [`send_next`] queues it. Returns whether it stayed in place with this
+    /// side's direction still open, so that [`complete_in_place`] can still make it the
+    /// stream's last (a request/response's answer completes at once). On an error nothing of it
+    /// is left in `out`.
     ///
     /// [`send_next_into`]: Connection::send_next_into
     /// [`send_next`]: Connection::send_next

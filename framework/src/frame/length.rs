@@ -97,12 +97,18 @@ pub fn begin_message(buf: &mut BytesMut) -> usize {
 /// hold is the caller's bug, as for [`encode_frame`]: the length is masked to 24 bits.
 pub fn finish_message(frame: &mut [u8], stream_id: u32, complete: bool) {
     use super::flags::{COMPLETE, NEXT};
-    let len = ((frame.len() - PREFIX_SIZE) & MAX_FRAME_SIZE) as u32;
     let flags = NEXT | if complete { COMPLETE } else { 0 };
-    let type_and_flags = (u16::from(super::FrameType::Payload as u8) << 10) | flags;
-    frame[..PREFIX_SIZE].copy_from_slice(&len.to_be_bytes()[1..]);
-    frame[PREFIX_SIZE..PREFIX_SIZE + 4].copy_from_slice(&(stream_id & super::MAX_U31).to_be_bytes());
-    frame[PREFIX_SIZE + 4..MESSAGE_HEAD].copy_from_slice(&type_and_flags.to_be_bytes());
+    put_head(frame, frame.len() - PREFIX_SIZE, super::FrameType::Payload, stream_id, flags);
+}
+
+/// Writes a frame's prefix and header, for a frame of `len` bytes (after the prefix), into the
+/// first [`MESSAGE_HEAD`] bytes of `head`.
+#[inline(always)]
+fn put_head(head: &mut [u8], len: usize, frame_type: super::FrameType, stream_id: u32, flags: u16) {
+    let type_and_flags = (u16::from(frame_type as u8) << 10) | flags;
+    head[..PREFIX_SIZE].copy_from_slice(&((len & MAX_FRAME_SIZE) as u32).to_be_bytes()[1..]);
+    head[PREFIX_SIZE..PREFIX_SIZE + 4].copy_from_slice(&(stream_id & super::MAX_U31).to_be_bytes());
+    head[PREFIX_SIZE + 4..MESSAGE_HEAD].copy_from_slice(&type_and_flags.to_be_bytes());
 }
 
 /// Sets (C) on a PAYLOAD frame [`finish_message`] wrote: the message turned out to be its
@@ -169,12 +175,9 @@ fn encode_whole(
     let extra = if initial_n.is_some() { 4 } else { 0 };
     let len = HEADER_SIZE + extra + metadata.map_or(0, |m| PREFIX_SIZE + m.len()) + data.len();
     let flags = flags | if metadata.is_some() { super::flags::METADATA } else { 0 };
-    let type_and_flags = (u16::from(frame_type as u8) << 10) | flags;
-    let mut head = [0u8; PREFIX_SIZE + HEADER_SIZE + 4 + PREFIX_SIZE];
-    head[..PREFIX_SIZE].copy_from_slice(&((len & MAX_FRAME_SIZE) as u32).to_be_bytes()[1..]);
-    head[PREFIX_SIZE..PREFIX_SIZE + 4].copy_from_slice(&(stream_id & super::MAX_U31).to_be_bytes());
-    head[PREFIX_SIZE + 4..PREFIX_SIZE + 6].copy_from_slice(&type_and_flags.to_be_bytes());
-    let mut head_len = PREFIX_SIZE + HEADER_SIZE;
+    let mut head = [0u8; MESSAGE_HEAD + 4 + PREFIX_SIZE];
+    put_head(&mut head, len, frame_type, stream_id, flags);
+    let mut head_len = MESSAGE_HEAD;
     if let Some(n) = initial_n {
         head[head_len..head_len + 4].copy_from_slice(&(n & super::MAX_U31).to_be_bytes());
         head_len += 4;

@@ -942,7 +942,7 @@ impl<T: Transport> Driver<T> {
                             }
                         }
                     }
-                    Answer::Payload(payload) => match poll_once_with(|cx| payload.as_mut().poll(cx)) {
+                    Answer::Payload(payload) => match poll_once(payload) {
                         Some(result) => {
                             self.answer(id, result, wbuf);
                             true
@@ -1038,11 +1038,7 @@ impl<T: Transport> Driver<T> {
                 // so that it can carry (C) itself.
                 let mut held: Option<Payload> = None;
                 let end = loop {
-                    if producer.credit == 0 || taken >= PRODUCER_BATCH || size >= PRODUCER_BATCH_BYTES {
-                        if producer.credit > 0 {
-                            // Not finished: another turn after the others had theirs.
-                            self.runnable.push(id);
-                        }
+                    if turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                         break None;
                     }
                     match stream.as_mut().poll_next(&mut cx) {
@@ -1078,14 +1074,15 @@ impl<T: Transport> Driver<T> {
                 // written there this turn gets (C) if the next poll ends the stream.
                 let mut last = None;
                 let end = loop {
-                    if producer.credit == 0 || taken >= PRODUCER_BATCH || size >= PRODUCER_BATCH_BYTES {
-                        if producer.credit > 0 {
-                            self.runnable.push(id);
-                        }
+                    if turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                         break None;
                     }
                     let start = length::begin_message(wbuf);
-                    match stream.as_mut().poll_encode(&mut cx, wbuf) {
+                    let polled = stream.as_mut().poll_encode(&mut cx, wbuf);
+                    if !matches!(polled, Poll::Ready(Some(Ok(())))) {
+                        wbuf.truncate(start);
+                    }
+                    match polled {
                         Poll::Ready(Some(Ok(()))) => {
                             producer.credit -= 1;
                             taken += 1;
@@ -1095,14 +1092,9 @@ impl<T: Transport> Driver<T> {
                                 Ok(false) | Err(_) => None,
                             };
                         }
-                        other => {
-                            wbuf.truncate(start);
-                            match other {
-                                Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
-                                Poll::Ready(None) => break Some(End::Complete),
-                                _ => break None,
-                            }
-                        }
+                        Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
+                        Poll::Ready(None) => break Some(End::Complete),
+                        Poll::Pending => break None,
                     }
                 };
                 if let Some(End::Complete) = end {
@@ -1217,6 +1209,20 @@ fn poll_once_with<T>(poll: impl FnOnce(&mut std::task::Context<'_>) -> Poll<T>) 
         Poll::Ready(value) => Some(value),
         Poll::Pending => None,
     }
+}
+
+/// Whether a producer's turn is over, having taken `taken` messages of `size` bytes with
+/// `credit` left: out of credit, or at its batch's bounds. A producer stopped by its bounds
+/// with credit left is queued for another turn, after the others had theirs.
+#[inline]
+fn turn_is_over(runnable: &mut Vec<u32>, id: u32, credit: u64, taken: usize, size: usize) -> bool {
+    if credit > 0 && taken < PRODUCER_BATCH && size < PRODUCER_BATCH_BYTES {
+        return false;
+    }
+    if credit > 0 {
+        runnable.push(id);
+    }
+    true
 }
 
 /// Writes what it can of `wbuf` and takes that off its front. Not `write_buf`: the write
