@@ -501,30 +501,66 @@ mod encoded_in_place {
         }
     }
 
+    /// A raw peer on `server` that asks for the stream `asked` (see [`Maker::blobs`]), having
+    /// written SETUP and the request in one go.
+    async fn raw_stream(server: Server, asked: &'static str) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
+        let (mut peer, server_end) = tokio::io::duplex(1 << 16);
+        let serving = tokio::spawn(async move { server.serve_connection(server_end).await });
+        let mut wire = BytesMut::new();
+        let setup = Setup {
+            version: VERSION,
+            keepalive_interval: 10_000,
+            max_lifetime: 60_000,
+            resume_token: None,
+            lease: false,
+            metadata_mime: COMPOSITE_METADATA_MIME.into(),
+            data_mime: weft::DEFAULT_DATA_MIME.into(),
+            payload: Default::default(),
+        };
+        length::encode_frame(&Frame::Setup(setup), &mut wire);
+        let metadata = CompositeMetadata::with_route("weft.test.Blobs/Blobs").unwrap().to_bytes();
+        let payload = weft::frame::Payload { metadata: Some(metadata), data: Bytes::from(asked) };
+        let request = RequestStream { stream_id: 1, follows: false, initial_n: 100, payload };
+        length::encode_frame(&Frame::RequestStream(request), &mut wire);
+        peer.write_all(&wire).await.unwrap();
+        (peer, serving)
+    }
+
+    #[tokio::test]
+    async fn messages_written_in_place_keep_to_the_fragment_size_on_the_wire() {
+        let run = async {
+            let config = Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE));
+            let asked = "10,200,3,a,58,59,1000,b";
+            let (mut peer, serving) = raw_stream(server(config), asked).await;
+            let (mut buf, mut frames) = (BytesMut::new(), Vec::new());
+            read_until(&mut peer, &mut buf, &mut frames, |f| matches!(f, Frame::Payload(p) if p.complete)).await;
+            let mut messages = vec![BytesMut::new()];
+            for frame in &frames {
+                let mut wire = Vec::new();
+                frame.encode(&mut wire);
+                assert!(wire.len() <= MIN_FRAGMENT_SIZE, "a frame of {} bytes: {frame:?}", wire.len());
+                let Frame::Payload(p) = frame else { panic!("not a PAYLOAD: {frame:?}") };
+                // (A message queued behind a fragmented one is completed by a COMPLETE frame.)
+                if p.next || p.follows {
+                    messages.last_mut().unwrap().extend_from_slice(&p.payload.data);
+                }
+                if p.next && !p.follows {
+                    messages.push(BytesMut::new());
+                }
+            }
+            assert_eq!(messages.pop().as_deref(), Some(&b""[..]));
+            let expected: Vec<Bytes> = asked.split(',').map(item).collect();
+            assert_eq!(messages, expected);
+            drop(peer);
+            serving.await.unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
+    }
+
     #[tokio::test]
     async fn the_last_message_of_a_stream_carries_complete_itself() {
         let run = async {
-            let server = server(Config::default());
-            let (mut peer, server_end) = tokio::io::duplex(1 << 16);
-            let serving = tokio::spawn(async move { server.serve_connection(server_end).await });
-            let mut wire = BytesMut::new();
-            let setup = Setup {
-                version: VERSION,
-                keepalive_interval: 10_000,
-                max_lifetime: 60_000,
-                resume_token: None,
-                lease: false,
-                metadata_mime: COMPOSITE_METADATA_MIME.into(),
-                data_mime: weft::DEFAULT_DATA_MIME.into(),
-                payload: Default::default(),
-            };
-            length::encode_frame(&Frame::Setup(setup), &mut wire);
-            let metadata = CompositeMetadata::with_route("weft.test.Blobs/Blobs").unwrap().to_bytes();
-            let payload = weft::frame::Payload { metadata: Some(metadata), data: Bytes::from("a,b,c") };
-            let request = RequestStream { stream_id: 1, follows: false, initial_n: 100, payload };
-            length::encode_frame(&Frame::RequestStream(request), &mut wire);
-            peer.write_all(&wire).await.unwrap();
-
+            let (mut peer, serving) = raw_stream(server(Config::default()), "a,b,c").await;
             let mut buf = BytesMut::new();
             let mut frames = Vec::new();
             read_until(&mut peer, &mut buf, &mut frames, |f| matches!(f, Frame::Payload(p) if p.complete)).await;

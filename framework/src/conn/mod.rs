@@ -251,6 +251,51 @@ pub struct Message {
     pub last: bool,
 }
 
+/// A stream's messages written in place, one after another, with the stream looked up once:
+/// see [`Connection::messages_in_place`].
+#[derive(Debug)]
+pub struct InPlace<'a> {
+    id: u32,
+    credit: &'a mut u64,
+    max_data: usize,
+}
+
+impl InPlace<'_> {
+    /// [`Connection::finish_message`] for the message at `start` in `out`, if it can go in place
+    /// as it is: it fits one frame and the stream has credit left. Then its head is filled in,
+    /// a credit spent, and true returned; otherwise nothing changed, and the message is for
+    /// `finish_message`, which says why it cannot go.
+    #[inline]
+    pub fn finish(&mut self, start: usize, out: &mut BytesMut) -> bool {
+        if *self.credit == 0 || out.len() - start - frame::length::MESSAGE_HEAD > self.max_data {
+            return false;
+        }
+        *self.credit -= 1;
+        frame::length::finish_message(&mut out[start..], self.id, false);
+        true
+    }
+}
+
+/// A run of a stream's messages handed over from their frames' headers, with the stream looked
+/// up once: see [`Connection::receiving`].
+#[derive(Debug)]
+pub struct Receiving<'a> {
+    stream: &'a mut Stream,
+}
+
+impl Receiving<'_> {
+    /// [`Connection::accept_message`] for one more plain message (N alone) of `len` bytes: true
+    /// if it is handed over; otherwise nothing changed, and its frame is for `handle_frame`.
+    #[inline]
+    pub fn take(&mut self, len: usize) -> bool {
+        if self.stream.in_outstanding == 0 {
+            return false;
+        }
+        self.stream.received(len);
+        true
+    }
+}
+
 /// One side of an RSocket connection. See the [module docs](self).
 #[derive(Debug)]
 pub struct Connection {
@@ -513,34 +558,61 @@ impl Connection {
     /// forgotten the stream ([`Message::last`]; no [`Event::Complete`] follows). Everything
     /// else about the frame is handled, and queued, as usual.
     pub fn handle_payload(&mut self, p: PayloadFrame, now: Instant) -> Option<Message> {
-        let open = matches!(self.state, State::Open | State::Draining);
-        if !(p.next && !p.follows && open && self.events.is_empty()) {
-            self.handle_frame(Frame::Payload(p), now);
-            return None;
+        let len = p.payload.metadata.as_ref().map_or(0, Bytes::len) + p.payload.data.len();
+        match (p.next && !p.follows).then(|| self.accept_message(p.stream_id, p.complete, len, now)) {
+            Some(Some(last)) => Some(Message {
+                stream_id: p.stream_id,
+                metadata: p.payload.metadata.unwrap_or_default(),
+                data: p.payload.data,
+                last,
+            }),
+            _ => {
+                self.handle_frame(Frame::Payload(p), now);
+                None
+            }
         }
-        let id = p.stream_id;
-        let Some(stream) = self.streams.get_mut(&id) else {
-            self.handle_frame(Frame::Payload(p), now);
-            return None;
-        };
-        let whole = stream.reassembly.is_none() && !stream.pending_request && stream.inbound == Half::Open;
+    }
+
+    /// [`handle_payload`](Connection::handle_payload) for a whole message (N, not F) of `len`
+    /// bytes on stream `id`, known from its frame's header: whether it is handed over directly,
+    /// and if so whether it was the stream's last ([`Message::last`]). `None` leaves the
+    /// streams as they were: the frame is then for [`handle_frame`](Connection::handle_frame).
+    pub fn accept_message(&mut self, id: u32, complete: bool, len: usize, now: Instant) -> Option<bool> {
+        let stream = self.readable(id, now)?;
         // Protocol.md: a request/response PAYLOAD without C counts as complete.
-        let last = stream.kind == Kind::RequestResponse;
-        if !whole || (!last && (p.complete || stream.in_outstanding == 0)) {
-            self.handle_frame(Frame::Payload(p), now);
+        if stream.kind == Kind::RequestResponse {
+            self.remove_stream(id);
+            return Some(true);
+        }
+        if complete || stream.in_outstanding == 0 {
             return None;
         }
-        let metadata = p.payload.metadata.unwrap_or_default();
-        if last {
-            self.remove_stream(id);
-        } else {
-            stream.received(metadata.len() + p.payload.data.len());
+        stream.received(len);
+        Some(false)
+    }
+
+    /// [`accept_message`](Connection::accept_message) for a run of plain messages (N alone)
+    /// on stream `id`, a request/stream or channel, with the stream looked up once: `None` where
+    /// `accept_message` would not hand its messages over. The connection is borrowed meanwhile,
+    /// so nothing can happen to the stream between the run's messages.
+    pub fn receiving(&mut self, id: u32, now: Instant) -> Option<Receiving<'_>> {
+        let stream = self.readable(id, now).filter(|s| s.kind != Kind::RequestResponse)?;
+        Some(Receiving { stream })
+    }
+
+    /// Stream `id`, if a whole message on it may be handed over directly: the connection is
+    /// open, no event waits (so the order of events holds), and the stream reads whole messages.
+    /// Counts as a frame from the peer, as [`handle_frame`](Connection::handle_frame) would.
+    fn readable(&mut self, id: u32, now: Instant) -> Option<&mut Stream> {
+        if !(matches!(self.state, State::Open | State::Draining) && self.events.is_empty()) {
+            return None;
         }
         self.last_received = now;
         if self.side == Side::Client {
             self.peer_confirmed = true;
         }
-        Some(Message { stream_id: id, metadata, data: p.payload.data, last })
+        let stream = self.streams.get_mut(&id)?;
+        (stream.reassembly.is_none() && !stream.pending_request && stream.inbound == Half::Open).then_some(stream)
     }
 
     fn handle_setup_phase(&mut self, frame: Frame) {
@@ -991,6 +1063,23 @@ impl Connection {
                 Err(e)
             }
         }
+    }
+
+    /// [`finish_message`] for a run of messages of stream `id`, with the stream looked up once:
+    /// `None` unless the stream may write its messages in place now (nothing queued for
+    /// [`poll_transmit`](Connection::poll_transmit), its direction open, a request/stream or
+    /// channel). The connection is borrowed meanwhile, so nothing can queue a frame ahead of the
+    /// run's messages.
+    ///
+    /// [`finish_message`]: Connection::finish_message
+    pub fn messages_in_place(&mut self, id: u32) -> Option<InPlace<'_>> {
+        if !self.transmit.is_empty() {
+            return None;
+        }
+        let max_data = self.config.effective_fragment_size().saturating_sub(HEADER_SIZE);
+        let stream =
+            self.streams.get_mut(&id).filter(|s| s.outbound == Half::Open && s.kind != Kind::RequestResponse)?;
+        Some(InPlace { id, credit: &mut stream.out_credit, max_data })
     }
 
     /// Ends this side's direction of stream `id` with the message [`finish_message`] left in

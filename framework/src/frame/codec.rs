@@ -627,6 +627,24 @@ pub(crate) fn is_payload(bytes: &[u8]) -> bool {
     bytes.len() >= HEADER_SIZE && (u16::from_be_bytes([bytes[4], bytes[5]]) >> 10) as u8 == FrameType::Payload as u8
 }
 
+/// The stream id of a PAYLOAD frame that is one plain message, and whether it has (C): (N)
+/// set; (M), (F) and (I) clear; a stream id that is not 0. Its data is everything after the
+/// header. `None` for any other frame, which [`decode_payload_frame`] or [`decode`] then reads in
+/// full (and rejects, if need be): nearly every frame a stream's reader gets is a plain
+/// message, and its header alone says all there is to know about it.
+#[inline]
+pub(crate) fn plain_message(bytes: &[u8]) -> Option<(u32, bool)> {
+    const PLAIN: u16 = ((FrameType::Payload as u16) << 10) | NEXT;
+    let head = bytes.get(..HEADER_SIZE)?;
+    let stream_id = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) & MAX_U31;
+    let complete = match u16::from_be_bytes([head[4], head[5]]) {
+        PLAIN => false,
+        word if word == PLAIN | COMPLETE => true,
+        _ => return None,
+    };
+    (stream_id != 0).then_some((stream_id, complete))
+}
+
 /// [`decode`] for a frame that [`is_payload`] accepted, giving the [`PayloadFrame`] itself:
 /// the same result and the same errors, without building a [`Frame`] (the largest variant is
 /// several times a PAYLOAD's size, and a stream's messages are most of what is read).
@@ -705,6 +723,7 @@ mod tests {
                 payload: Payload { metadata: Some(Bytes::from_static(b"meta")), data: Bytes::from_static(b"data") },
             },
             PayloadFrame { stream_id: 2, follows: false, complete: true, next: false, payload: Payload::default() },
+            PayloadFrame { stream_id: 5, follows: false, complete: true, next: true, payload: Payload::data("last") },
         ];
         // The frames as written, then mutated: a byte changed, the frame cut short, a stream id
         // of 0, a metadata length past the end. Whatever the result, the two decoders agree.
@@ -715,7 +734,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let mut tried = 0;
+        let (mut tried, mut plain) = (0, 0);
         for frame in frames {
             let mut wire = Vec::new();
             Frame::Payload(frame).encode(&mut wire);
@@ -734,10 +753,20 @@ mod tests {
                 }
                 tried += 1;
                 let alone = decode_payload_frame(Bytes::from(bytes.clone())).map(Frame::Payload);
-                assert_eq!(alone, decode(Bytes::from(bytes.clone())), "{bytes:02x?}");
+                let full = decode(Bytes::from(bytes.clone()));
+                assert_eq!(alone, full, "{bytes:02x?}");
+                // What the header alone says of a plain message is what the full decode says.
+                if let Some((stream_id, complete)) = plain_message(&bytes) {
+                    plain += 1;
+                    let data = Bytes::copy_from_slice(&bytes[HEADER_SIZE..]);
+                    let payload = Payload { metadata: None, data };
+                    let expected = PayloadFrame { stream_id, follows: false, complete, next: true, payload };
+                    assert_eq!(full, Ok(Frame::Payload(expected)), "{bytes:02x?}");
+                }
             }
         }
         assert!(tried > 1_000, "only {tried} frames were PAYLOAD frames");
+        assert!(plain > 200, "only {plain} frames were plain messages");
         assert!(!is_payload(&[0, 0, 0, 1, 0x28]), "a header is six bytes");
         let mut cancel = Vec::new();
         Frame::Cancel(Cancel { stream_id: 1 }).encode(&mut cancel);

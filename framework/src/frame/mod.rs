@@ -30,7 +30,7 @@ mod error;
 pub mod length;
 pub mod metadata;
 
-pub(crate) use codec::{decode_payload_frame, is_payload};
+pub(crate) use codec::{decode_payload_frame, is_payload, plain_message};
 pub use error::{DecodeError, DecodeErrorKind};
 
 /// The largest frame RSocket allows: the 24-bit frame length field's maximum (Protocol.md,

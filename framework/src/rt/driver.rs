@@ -33,13 +33,13 @@ use super::responses::{Answer, Responses, Source};
 use super::server::Resolve;
 use super::stream::Inlet;
 use super::transport::Transport;
-use crate::conn::{CommandError, Connection, Event, IdMap, Kind, id_map};
+use crate::conn::{CommandError, Connection, Event, IdMap, Kind, Receiving, id_map};
 use crate::frame::length::{self, LengthDelimited};
 use crate::frame::metadata::CompositeMetadata;
 use crate::frame::{self, DecodeError, ErrorCode, Frame};
 use crate::payload::CancelSignal;
 use crate::{Call, Client, Handler, Payload, Status};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, Waker};
@@ -237,6 +237,21 @@ impl std::ops::Deref for Handles {
 
     fn deref(&self) -> &HandlesInner {
         &self.0
+    }
+}
+
+#[cfg(test)]
+impl Handles {
+    /// Handles of no connection: what is signalled to `inbox` goes nowhere.
+    pub(crate) fn detached(inbox: Arc<Inbox>, closed: watch::Receiver<Option<String>>) -> Handles {
+        Handles(Arc::new(HandlesInner {
+            inbox,
+            credit_batch: 1,
+            closed,
+            budget: Arc::new(Budget::new(1)),
+            drive: None,
+            unary_waiting: std::sync::atomic::AtomicUsize::new(0),
+        }))
     }
 }
 
@@ -597,12 +612,24 @@ impl<T: Transport> Driver<T> {
 
     fn handle_bytes(&mut self, rbuf: &mut BytesMut) {
         let now = Instant::now().into_std();
-        for bytes in self.framing.decode_all(rbuf) {
+        // A read of a stream is mostly a run of its plain messages: once one of them is on the
+        // stage, the ones after it go there too with the stream looked up once for the run.
+        let mut run: Option<Receiving<'_>> = None;
+        for mut bytes in self.framing.decode_all(rbuf) {
+            if let Some(r) = run.as_mut()
+                && frame::plain_message(&bytes) == Some((self.staged_id, false))
+                && r.take(bytes.len() - frame::HEADER_SIZE)
+            {
+                bytes.advance(frame::HEADER_SIZE);
+                self.staged.push(Ok(Payload { metadata: Bytes::new(), data: bytes }));
+                continue;
+            }
             if self.conn.is_closed() {
                 rbuf.clear();
                 return;
             }
             self.handle_frame_bytes(bytes, now);
+            run = if self.staged.is_empty() { None } else { self.conn.receiving(self.staged_id, now) };
         }
         // What is left: a partial frame, or a prefix that cannot be accepted.
         loop {
@@ -624,7 +651,16 @@ impl<T: Transport> Driver<T> {
     }
 
     /// One frame's bytes from the peer.
-    fn handle_frame_bytes(&mut self, bytes: Bytes, now: std::time::Instant) {
+    fn handle_frame_bytes(&mut self, mut bytes: Bytes, now: std::time::Instant) {
+        // Most frames are a stream's plain messages, whose header says all: handed over
+        // without decoding the frame or going through the connection's event queue.
+        if let Some((id, complete)) = frame::plain_message(&bytes)
+            && let Some(last) = self.conn.accept_message(id, complete, bytes.len() - frame::HEADER_SIZE, now)
+        {
+            bytes.advance(frame::HEADER_SIZE);
+            let payload = Payload { metadata: Bytes::new(), data: bytes };
+            return if last { self.answered(id, payload) } else { self.deliver(id, payload) };
+        }
         if !frame::is_payload(&bytes) {
             match Frame::decode(bytes) {
                 Ok(frame) => self.conn.handle_frame(frame, now),
@@ -632,8 +668,7 @@ impl<T: Transport> Driver<T> {
             }
             return;
         }
-        // Most frames are a stream's messages: decoded as PAYLOAD alone, and handed over
-        // without the connection's event queue (see `Connection::handle_payload`).
+        // The other PAYLOAD frames: decoded as such, without building a `Frame`.
         match frame::decode_payload_frame(bytes) {
             Ok(p) => match self.conn.handle_payload(p, now) {
                 Some(m) if m.last => self.answered(m.stream_id, Payload { metadata: m.metadata, data: m.data }),
@@ -1073,6 +1108,9 @@ impl<T: Transport> Driver<T> {
                 // Each message is encoded into `wbuf` behind its frame's head; the last one
                 // written there this turn gets (C) if the next poll ends the stream.
                 let mut last = None;
+                // The stream, looked up once for the turn's messages; a message that cannot
+                // go that way goes through `finish_message`, which says why.
+                let mut in_place = self.conn.messages_in_place(id);
                 let end = loop {
                     if turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                         break None;
@@ -1087,10 +1125,15 @@ impl<T: Transport> Driver<T> {
                             producer.credit -= 1;
                             taken += 1;
                             size += wbuf.len() - start;
+                            if in_place.as_mut().is_some_and(|run| run.finish(start, wbuf)) {
+                                last = Some(start);
+                                continue;
+                            }
                             last = match self.conn.finish_message(id, start, wbuf) {
                                 Ok(true) => Some(start),
                                 Ok(false) | Err(_) => None,
                             };
+                            in_place = self.conn.messages_in_place(id);
                         }
                         Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
                         Poll::Ready(None) => break Some(End::Complete),

@@ -90,6 +90,20 @@ pub(crate) fn inbound(handles: &Handles) -> (Inlet, PayloadStream) {
     (Inlet(shared), stream)
 }
 
+/// A stream that yields `items`, then ends, on a connection that is not there (for unit tests
+/// of what reads one).
+#[cfg(test)]
+pub(crate) fn from_items(items: impl IntoIterator<Item = Item>) -> PayloadStream {
+    let (inbox, _) = super::inbox::Inbox::new();
+    let (_, closed) = tokio::sync::watch::channel(None);
+    let handles = Handles::detached(inbox, closed);
+    let (inlet, stream) = inbound(&handles);
+    for item in items {
+        inlet.push(item);
+    }
+    stream
+}
+
 /// A stream of payloads arriving on one RSocket stream: the responses to a request/stream or
 /// channel, or — as a channel's responder sees them — the requester's messages.
 ///

@@ -78,7 +78,7 @@ where
     let (message, metadata) = request.into_parts();
     let data = encode_request::<C, Req>(route, message)?;
     let responses = client.request_stream(call_of(route, metadata), data).await?;
-    Ok(Streaming::decoding(Box::pin(responses), <C as Codec<Resp>>::decode, Side::Client, route))
+    Ok(Streaming::decoding(responses, <C as Codec<Resp>>::decode, Side::Client, route))
 }
 
 /// Channel.
@@ -117,8 +117,7 @@ where
         route,
     };
     let responses = client.open_channel(call_of(route, metadata), first, false, Responses::encoded(rest)).await?;
-    Ok(Streaming::decoding(Box::pin(responses), <C as Codec<Resp>>::decode, Side::Client, route)
-        .with_outbound_error(slot))
+    Ok(Streaming::decoding(responses, <C as Codec<Resp>>::decode, Side::Client, route).with_outbound_error(slot))
 }
 
 /// Client streaming: a channel whose server answers exactly one message.

@@ -134,7 +134,7 @@ where
     F: FnOnce(Context, Streaming<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<BoxStream<'static, Result<Resp, Status>>, Status>> + Send + 'static,
 {
-    let requests = Streaming::decoding(Box::pin(messages), <C as Codec<Req>>::decode, Side::Server, route);
+    let requests = Streaming::decoding(messages, <C as Codec<Req>>::decode, Side::Server, route);
     let responses = handler(Context::new(call), requests);
     Responses::encoded(Respond::new::<C>(responses, route))
 }
@@ -153,7 +153,7 @@ where
     F: FnOnce(Context, Streaming<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
 {
-    let requests = Streaming::decoding(Box::pin(messages), <C as Codec<Req>>::decode, Side::Server, route);
+    let requests = Streaming::decoding(messages, <C as Codec<Req>>::decode, Side::Server, route);
     let response = handler(Context::new(call), requests);
     Responses::new(futures_util::stream::once(async move { encode_response::<C, Resp>(route, response.await?) }))
 }

@@ -1,7 +1,7 @@
 //! [`Streaming`]: a typed stream of messages arriving from the peer.
 
 use super::codec::CodecError;
-use crate::{BoxStream, Payload, Status};
+use crate::{BoxStream, PayloadStream, Status};
 use bytes::Bytes;
 use futures_core::Stream;
 use std::fmt;
@@ -33,11 +33,12 @@ pub struct Streaming<T> {
 }
 
 enum Source<T> {
+    /// A connection's stream, held as it is rather than boxed: every message passes here.
     Payloads {
-        payloads: BoxStream<'static, Result<Payload, Status>>,
+        payloads: PayloadStream,
         decode: fn(Bytes) -> Result<T, CodecError>,
         side: Side,
-        route: Box<str>,
+        route: &'static str,
     },
     Messages(BoxStream<'static, Result<T, Status>>),
 }
@@ -58,16 +59,12 @@ pub(crate) type ErrorSlot = Arc<Mutex<Option<Status>>>;
 impl<T> Streaming<T> {
     /// A stream of messages decoded from payloads with `decode`.
     pub(crate) fn decoding(
-        payloads: BoxStream<'static, Result<Payload, Status>>,
+        payloads: PayloadStream,
         decode: fn(Bytes) -> Result<T, CodecError>,
         side: Side,
-        route: &str,
+        route: &'static str,
     ) -> Streaming<T> {
-        Streaming {
-            source: Source::Payloads { payloads, decode, side, route: route.into() },
-            outbound_error: None,
-            done: false,
-        }
+        Streaming { source: Source::Payloads { payloads, decode, side, route }, outbound_error: None, done: false }
     }
 
     pub(crate) fn with_outbound_error(mut self, slot: ErrorSlot) -> Streaming<T> {
@@ -120,7 +117,8 @@ impl<T> Stream for Streaming<T> {
     type Item = Result<T, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // Every field is Unpin (boxed streams, fn pointers), so Streaming<T> is too.
+        // Every field is Unpin (a boxed stream, a `PayloadStream`, fn pointers), so
+        // Streaming<T> is too.
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
@@ -130,7 +128,7 @@ impl<T> Stream for Streaming<T> {
         }
         let item = match &mut this.source {
             Source::Messages(messages) => ready!(messages.as_mut().poll_next(cx)),
-            Source::Payloads { payloads, decode, side, route } => ready!(payloads.as_mut().poll_next(cx))
+            Source::Payloads { payloads, decode, side, route } => ready!(Pin::new(payloads).poll_next(cx))
                 .map(|item| item.and_then(|payload| decode(payload.data).map_err(|e| decode_status(*side, route, &e)))),
         };
         // A request encode failure makes the client end its outbound stream; if the server then
@@ -168,6 +166,7 @@ impl<T> fmt::Debug for Streaming<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Payload;
     use futures_util::FutureExt;
 
     fn decode_u8(data: Bytes) -> Result<u8, CodecError> {
@@ -177,10 +176,8 @@ mod tests {
         }
     }
 
-    fn payloads(items: Vec<Result<&'static [u8], Status>>) -> BoxStream<'static, Result<Payload, Status>> {
-        Box::pin(futures_util::stream::iter(
-            items.into_iter().map(|i| i.map(|d| Payload::new(Bytes::from_static(d)))).collect::<Vec<_>>(),
-        ))
+    fn payloads(items: Vec<Result<&'static [u8], Status>>) -> PayloadStream {
+        crate::rt::stream::from_items(items.into_iter().map(|i| i.map(|d| Payload::new(Bytes::from_static(d)))))
     }
 
     #[test]

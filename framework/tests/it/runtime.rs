@@ -738,6 +738,77 @@ async fn a_stream_of_small_messages_earns_a_larger_window_within_its_bounds() {
     .await
 }
 
+/// The frames a raw server writes, all in one write, once two request/streams have arrived:
+/// stream A's messages `a0`..`a3` (C on the last) interleaved with stream B's `b0`.., one more
+/// than B's credit, and two after that.
+fn interleaved_messages(a: (u32, u32), b: (u32, u32)) -> BytesMut {
+    let message = |stream_id, data: String, complete| {
+        let payload = weft::frame::Payload::data(Bytes::from(data));
+        Frame::Payload(weft::frame::PayloadFrame { stream_id, follows: false, complete, next: true, payload })
+    };
+    let mut frames = vec![message(a.0, "a0".into(), false), message(a.0, "a1".into(), false)];
+    frames.push(message(b.0, "b0".into(), false));
+    frames.push(message(a.0, "a2".into(), false));
+    frames.extend((1..b.1 + 3).map(|i| message(b.0, format!("b{i}"), false)));
+    frames.push(message(a.0, "a3".into(), true));
+    assert!(a.1 >= 4, "stream A was granted {} messages", a.1);
+    let mut wire = BytesMut::new();
+    for frame in &frames {
+        length::encode_frame(frame, &mut wire);
+    }
+    wire
+}
+
+#[tokio::test]
+async fn messages_of_two_streams_in_one_read_reach_each_in_order_and_credit_holds_within_a_run() {
+    bounded(30, async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let framing = LengthDelimited::new(weft::frame::MAX_FRAME_SIZE);
+            let mut rbuf = BytesMut::new();
+            let mut requests = Vec::new();
+            while requests.len() < 2 {
+                while let Some(frame) = framing.decode_frame(&mut rbuf).unwrap() {
+                    if let Frame::RequestStream(r) = frame {
+                        requests.push((r.stream_id, r.initial_n));
+                    }
+                }
+                if requests.len() < 2 {
+                    assert!(socket.read_buf(&mut rbuf).await.unwrap() > 0, "the client went away");
+                }
+            }
+            socket.write_all(&interleaved_messages(requests[0], requests[1])).await.unwrap();
+            // What the client sends back: B's cancel, once it has read past B's credit.
+            (requests, read_until_closed(&mut socket).await)
+        });
+        let client = Client::connect(addr).await.unwrap();
+        let mut a = client.request_stream(Call::new("test.Echo/Range"), Bytes::new()).await.unwrap();
+        let mut b = client.request_stream(Call::new("test.Echo/Range"), Bytes::new()).await.unwrap();
+        let (a_items, b_items) = tokio::join!(a.by_ref().collect::<Vec<_>>(), b.by_ref().collect::<Vec<_>>());
+        let a_data: Vec<_> = a_items.into_iter().map(|item| item.unwrap().data).collect();
+        assert_eq!(a_data, ["a0", "a1", "a2", "a3"]);
+        let (last, granted) = b_items.split_last().unwrap();
+        let err = last.as_ref().unwrap_err();
+        assert!(err.message().contains("beyond the credit"), "{err}");
+        for (i, item) in granted.iter().enumerate() {
+            assert_eq!(item.as_ref().unwrap().data, format!("b{i}"));
+        }
+        drop(client);
+        let (requests, sent) = server.await.unwrap();
+        assert_eq!(requests[0].0, a.stream_id());
+        assert_eq!(requests[1].0, b.stream_id());
+        let cancels: Vec<_> =
+            sent.iter().filter_map(|f| if let Frame::Cancel(c) = f { Some(c.stream_id) } else { None }).collect();
+        assert_eq!(cancels, [b.stream_id()], "only the stream that overran its credit is cancelled");
+        // B's reader got exactly its credit's worth before the error.
+        let initial_n = Some(requests[1].1);
+        assert_eq!(Some(granted.len() as u32), initial_n);
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_busy_stream_does_not_starve_calls_on_the_same_connection() {
     bounded(60, async {
