@@ -1067,3 +1067,35 @@ async fn answers_to_a_read_of_many_requests_start_going_out_before_the_last_is_a
     })
     .await
 }
+
+#[tokio::test]
+async fn a_stream_of_small_messages_goes_out_in_few_large_writes() {
+    bounded(30, async {
+        let echo = Echo::default();
+        let server = server(&echo, Config::default());
+        let (client_end, server_end) = tokio::io::duplex(1 << 20);
+        let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let serving = tokio::spawn({
+            let transport = Recorded { io: server_end, writes: writes.clone() };
+            async move { server.serve_connection(transport).await }
+        });
+        let client = Client::over(client_end, Config::default());
+        let total = 50_000u64;
+        let mut items =
+            client.request_stream(Call::new("test.Echo/Range"), Bytes::from(total.to_string())).await.unwrap();
+        let mut count = 0u64;
+        while let Some(item) = items.next().await {
+            assert_eq!(item.unwrap().data, count.to_string());
+            count += 1;
+        }
+        assert_eq!(count, total);
+        let writes = writes.lock().unwrap().clone();
+        let written: usize = writes.iter().sum();
+        // One write per producer's turn (64 messages) would average ~1.7 KB here.
+        let average = written / writes.len();
+        assert!(average >= 8 * 1024, "{} writes of {average} bytes on average: {writes:?}", writes.len());
+        drop(client);
+        bounded(5, serving).await.unwrap();
+    })
+    .await
+}
