@@ -96,9 +96,9 @@ impl<T: prost::Message + Default + 'static> Codec<T> for ProstCodec {
     }
 
     fn encode_append(message: T, out: &mut BytesMut) -> Result<(), CodecError> {
-        // `encode` would check the room a `BytesMut` always has (it grows), measuring the
-        // message a second time to do so; `encode_raw` is what it calls then.
-        out.reserve(message.encoded_len());
+        // `encode` would measure the message to check the room a `BytesMut` always has: it
+        // grows as it is written (each put reserves what it writes), so `encode_raw`, which
+        // `encode` calls after the check, is all there is to do.
         message.encode_raw(out);
         Ok(())
     }

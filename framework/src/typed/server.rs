@@ -227,6 +227,9 @@ where
     }
 
     /// The handler's next message; after anything but a message, `None` for ever.
+    // Always inlined: called once a message, and the caller's match on its result then folds
+    // into this one's.
+    #[inline(always)]
     fn poll_message(&mut self, cx: &mut task::Context<'_>) -> Poll<Option<Result<Resp, Status>>> {
         loop {
             match &mut self.state {
