@@ -128,8 +128,15 @@ impl<T> Stream for Streaming<T> {
         }
         let item = match &mut this.source {
             Source::Messages(messages) => ready!(messages.as_mut().poll_next(cx)),
-            Source::Payloads { payloads, decode, side, route } => ready!(Pin::new(payloads).poll_next(cx))
-                .map(|item| item.and_then(|payload| decode(payload.data).map_err(|e| decode_status(*side, route, &e)))),
+            Source::Payloads { payloads, decode, side, route } => match ready!(Pin::new(payloads).poll_next(cx)) {
+                // Nearly every item: a message that decodes, which ends nothing.
+                Some(Ok(payload)) => match decode(payload.data) {
+                    Ok(message) => return Poll::Ready(Some(Ok(message))),
+                    Err(e) => Some(Err(decode_status(*side, route, &e))),
+                },
+                Some(Err(status)) => Some(Err(status)),
+                None => None,
+            },
         };
         // A request encode failure makes the client end its outbound stream; if the server then
         // ends its side normally, the failure is still what the caller must hear about.
