@@ -618,23 +618,29 @@ impl<T: Transport> Driver<T> {
     fn handle_bytes(&mut self, rbuf: &mut BytesMut) {
         let now = Instant::now().into_std();
         // A read of a stream is mostly a run of its plain messages: once one of them is on the
-        // stage, the ones after it go there too with the stream looked up once for the run.
+        // stage, the ones right after it go there too, with the stream looked up once for the
+        // run (when the second arrives: messages of streams taking turns need no run).
         let mut run: Option<Receiving<'_>> = None;
         for mut bytes in self.framing.decode_all(rbuf) {
-            if let Some(r) = run.as_mut()
-                && frame::plain_message(&bytes) == Some((self.staged_id, false))
-                && r.take(bytes.len() - frame::HEADER_SIZE)
-            {
-                bytes.advance(frame::HEADER_SIZE);
-                self.staged.push(Ok(Payload { metadata: Bytes::new(), data: bytes }));
-                continue;
+            if frame::plain_message(&bytes) == Some((self.staged_id, false)) && !self.staged.is_empty() {
+                if run.is_none() {
+                    run = self.conn.receiving(self.staged_id, now);
+                }
+                if let Some(r) = run.as_mut()
+                    && r.take(bytes.len() - frame::HEADER_SIZE)
+                {
+                    bytes.advance(frame::HEADER_SIZE);
+                    self.staged.push(Ok(Payload { metadata: Bytes::new(), data: bytes }));
+                    continue;
+                }
             }
+            // Anything else may change the connection: the run ends.
+            run = None;
             if self.conn.is_closed() {
                 rbuf.clear();
                 return;
             }
             self.handle_frame_bytes(bytes, now);
-            run = if self.staged.is_empty() { None } else { self.conn.receiving(self.staged_id, now) };
         }
         // What is left: a partial frame, or a prefix that cannot be accepted.
         loop {
