@@ -1037,18 +1037,23 @@ impl tokio::io::AsyncWrite for RecordingWriter {
     }
 }
 
+/// A client of an echo server (default configuration) whose connection records the size of
+/// each of its writes; and the server's connection task.
+fn recorded_echo() -> (Client, Arc<std::sync::Mutex<Vec<usize>>>, tokio::task::JoinHandle<()>) {
+    let server = server(&Echo::default(), Config::default());
+    let (client_end, server_end) = tokio::io::duplex(1 << 20);
+    let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let serving = tokio::spawn({
+        let transport = Recorded { io: server_end, writes: writes.clone() };
+        async move { server.serve_connection(transport).await }
+    });
+    (Client::over(client_end, Config::default()), writes, serving)
+}
+
 #[tokio::test]
 async fn answers_to_a_read_of_many_requests_start_going_out_before_the_last_is_answered() {
     bounded(30, async {
-        let echo = Echo::default();
-        let server = server(&echo, Config::default());
-        let (client_end, server_end) = tokio::io::duplex(1 << 20);
-        let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let serving = tokio::spawn({
-            let transport = Recorded { io: server_end, writes: writes.clone() };
-            async move { server.serve_connection(transport).await }
-        });
-        let client = Client::over(client_end, Config::default());
+        let (client, writes, serving) = recorded_echo();
         // 64 calls of 1 KiB, queued before the client's connection runs: one write of ~66 KiB,
         // which the server reads in one or two reads of up to 64 KiB.
         let body = Bytes::from(vec![b'x'; 1024]);
@@ -1071,15 +1076,7 @@ async fn answers_to_a_read_of_many_requests_start_going_out_before_the_last_is_a
 #[tokio::test]
 async fn a_stream_of_small_messages_goes_out_in_few_large_writes() {
     bounded(30, async {
-        let echo = Echo::default();
-        let server = server(&echo, Config::default());
-        let (client_end, server_end) = tokio::io::duplex(1 << 20);
-        let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let serving = tokio::spawn({
-            let transport = Recorded { io: server_end, writes: writes.clone() };
-            async move { server.serve_connection(transport).await }
-        });
-        let client = Client::over(client_end, Config::default());
+        let (client, writes, serving) = recorded_echo();
         let total = 50_000u64;
         let mut items =
             client.request_stream(Call::new("test.Echo/Range"), Bytes::from(total.to_string())).await.unwrap();
