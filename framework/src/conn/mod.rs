@@ -16,6 +16,13 @@
 //!    [`Connection::poll_event`] (what the application must learn), and
 //!    [`Connection::poll_timeout`] (when to call `handle_timeout` next).
 //!
+//! A stream's messages have shorter ways through, which skip the queues where the order of
+//! frames and events allows it, and otherwise leave the frame to the general path: read,
+//! [`Connection::handle_payload`], [`Connection::accept_message`] (from a frame's header alone)
+//! and [`Connection::receiving`] (a run of one stream's messages); written straight into the
+//! caller's write buffer, [`Connection::send_next_into`], [`Connection::finish_message`] and
+//! [`Connection::messages_in_place`] (a run of them).
+//!
 //! Either side is requester and responder at once: the client opens odd stream ids, the server
 //! even ones (Protocol.md, "Stream Identifiers"), so the [`Side`] decides who owns a stream.
 //!

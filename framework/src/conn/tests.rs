@@ -291,6 +291,82 @@ fn plain_messages_can_skip_the_event_queue_without_overtaking_an_event() {
 }
 
 #[test]
+fn a_run_of_messages_is_held_to_the_credit_and_the_event_order_as_single_messages_are() {
+    let (mut p, id) = stream_pair(Config::default().inbound_window(4));
+    // Four messages of credit: the run takes four, then leaves the fifth to `handle_frame`,
+    // which fails the stream for it.
+    let mut run = p.client.receiving(id, p.now).expect("a stream that reads whole messages");
+    assert!((0..4).all(|_| run.take(1)));
+    assert!(!run.take(1), "beyond the credit");
+    let fifth = PayloadFrame {
+        stream_id: id,
+        follows: false,
+        complete: false,
+        next: true,
+        payload: frame::Payload::data(b("5")),
+    };
+    assert_eq!(p.client.handle_payload(fifth, p.now), None);
+    assert!(
+        matches!(&events(&mut p.client)[..], [Event::Error { stream_id, code: ErrorCode::INVALID, .. }] if *stream_id == id)
+    );
+    assert!(p.client.receiving(id, p.now).is_none(), "the stream is gone");
+
+    // No run behind a queued event, nor on a request/response (its answer ends it).
+    let (mut p, id) = stream_pair(Config::default());
+    let other = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    let unary = p.client.open(Kind::RequestResponse, Bytes::new(), b("ping"), false).unwrap();
+    p.pump();
+    assert!(p.client.receiving(unary, p.now).is_none());
+    p.client.handle_frame(
+        Frame::Error(ErrorFrame { stream_id: other, code: ErrorCode::APPLICATION_ERROR, data: b("x") }),
+        p.now,
+    );
+    assert!(p.client.receiving(id, p.now).is_none(), "an event is waiting");
+    events(&mut p.client);
+    assert!(p.client.receiving(id, p.now).is_some());
+}
+
+#[test]
+fn messages_in_place_spend_the_credit_and_keep_to_one_frame_as_finish_message_does() {
+    let (mut p, id) = stream_pair(Config::default().inbound_window(3));
+    let max_data = p.server.config().effective_fragment_size() - HEADER_SIZE;
+    let mut out = BytesMut::new();
+    let mut run = p.server.messages_in_place(id).expect("a stream with credit and nothing queued");
+    let mut written = Vec::new();
+    for data in [&b"a"[..], b"b"] {
+        let start = frame::length::begin_message(&mut out);
+        out.extend_from_slice(data);
+        assert!(run.finish(start, &mut out));
+        written.push(start);
+    }
+    // Too large for one frame: left as it is, for `finish_message` (which fragments it).
+    let start = frame::length::begin_message(&mut out);
+    out.resize(start + frame::length::MESSAGE_HEAD + max_data + 1, 9);
+    assert!(!run.finish(start, &mut out));
+    assert_eq!(p.server.finish_message(id, start, &mut out), Ok(false));
+    assert_eq!(out.len(), start, "taken out, to be queued fragmented");
+    assert!(p.server.messages_in_place(id).is_none(), "frames are queued ahead");
+    // The credit was three: two in place, one fragmented; the next has none.
+    transmitted(&mut p.server);
+    let mut run = p.server.messages_in_place(id).expect("nothing queued any more");
+    let start = frame::length::begin_message(&mut out);
+    out.extend_from_slice(b"c");
+    assert!(!run.finish(start, &mut out));
+    assert_eq!(p.server.finish_message(id, start, &mut out), Err(CommandError::NoCredit(id)));
+    assert_eq!(out.len(), start);
+    // What was written in place is the PAYLOAD frames `send_next` would have sent.
+    let framing = frame::length::LengthDelimited::new(frame::MAX_FRAME_SIZE);
+    for data in ["a", "b"] {
+        let payload = frame::Payload::data(b(data));
+        let expected =
+            Frame::Payload(PayloadFrame { stream_id: id, follows: false, complete: false, next: true, payload });
+        assert_eq!(framing.decode_frame(&mut out).unwrap(), Some(expected));
+    }
+    assert!(out.is_empty());
+    assert_eq!(written, [0, 10]);
+}
+
+#[test]
 fn a_request_response_answer_can_skip_the_event_queue_and_ends_the_stream() {
     let answer = |id: u32, follows: bool| PayloadFrame {
         stream_id: id,
