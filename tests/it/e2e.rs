@@ -393,6 +393,13 @@ mod encoded_in_place {
         tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
     }
 
+    /// Asserts that `status` is what a call ends with when the message `bad` fails to encode.
+    fn encode_failed(status: Option<weft::Status>, transport: impl std::fmt::Debug) {
+        let status = status.expect("an error");
+        assert_eq!(status.code(), Code::Internal, "{transport:?}: {status}");
+        assert!(status.message().contains("`bad` is not sent"), "{transport:?}: {status}");
+    }
+
     #[tokio::test]
     async fn a_message_that_fails_to_encode_ends_its_stream_and_leaves_nothing_on_the_wire() {
         let run = async {
@@ -401,9 +408,7 @@ mod encoded_in_place {
                 let client = BlobsClient::new(connected.client.clone());
                 let (got, status) = collect(client.blobs(Bytes::from("a,bad,c")).await.unwrap()).await;
                 assert_eq!(got, vec![Bytes::from("a")], "{transport:?}");
-                let status = status.expect("an error");
-                assert_eq!(status.code(), Code::Internal, "{transport:?}: {status}");
-                assert!(status.message().contains("`bad` is not sent"), "{transport:?}: {status}");
+                encode_failed(status, transport);
                 // Half a message left in the write buffer would have broken the framing.
                 let (again, status) = collect(client.blobs(Bytes::from("x,y")).await.unwrap()).await;
                 assert_eq!((again, status), (vec![Bytes::from("x"), Bytes::from("y")], None), "{transport:?}");
@@ -425,9 +430,7 @@ mod encoded_in_place {
                 // the echoes of the messages sent ahead of it.
                 let echoes = [Bytes::from("a"), Bytes::from("b")];
                 assert!(got.len() <= 2 && got[..] == echoes[..got.len()], "{transport:?}: {got:?}");
-                let status = status.expect("an error");
-                assert_eq!(status.code(), Code::Internal, "{transport:?}: {status}");
-                assert!(status.message().contains("`bad` is not sent"), "{transport:?}: {status}");
+                encode_failed(status, transport);
                 // Half a message left in the client's write buffer would have broken the framing.
                 let sent = ["x", "y"].map(Bytes::from);
                 let (again, status) = collect(client.echo(futures_util::stream::iter(sent)).await.unwrap()).await;

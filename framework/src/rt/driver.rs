@@ -245,16 +245,21 @@ impl std::ops::Deref for Handles {
     }
 }
 
-#[cfg(test)]
 impl Handles {
-    /// Handles of no connection: what is signalled to `inbox` goes nowhere.
-    pub(crate) fn detached(inbox: Arc<Inbox>, closed: watch::Receiver<Option<String>>) -> Handles {
+    /// The handles of a connection configured by `config`, whose driver takes what is
+    /// signalled to `inbox` and says on `closed` when it is over.
+    pub(crate) fn new(
+        inbox: Arc<Inbox>,
+        config: &crate::Config,
+        closed: watch::Receiver<Option<String>>,
+        drive: Option<Arc<Drive>>,
+    ) -> Handles {
         Handles(Arc::new(HandlesInner {
             inbox,
-            credit_batch: 1,
+            credit_batch: config.credit_batch(),
             closed,
-            budget: Arc::new(Budget::new(1)),
-            drive: None,
+            budget: Arc::new(Budget::new(config.max_buffered_bytes)),
+            drive,
             unary_waiting: std::sync::atomic::AtomicUsize::new(0),
         }))
     }
@@ -389,14 +394,7 @@ impl<T: Transport> Driver<T> {
         let (closed, closed_rx) = watch::channel(None);
         let task_waker = drive.as_ref().map(|d| d.task_waker());
         let config = conn.config();
-        let handles = Handles(Arc::new(HandlesInner {
-            inbox: inbox.clone(),
-            credit_batch: config.credit_batch(),
-            closed: closed_rx,
-            budget: Arc::new(Budget::new(config.max_buffered_bytes)),
-            drive,
-            unary_waiting: std::sync::atomic::AtomicUsize::new(0),
-        }));
+        let handles = Handles::new(inbox.clone(), config, closed_rx, drive);
         let framing = LengthDelimited::new(config.max_frame_size);
         let driver = Driver {
             conn,
