@@ -321,6 +321,8 @@ pub struct Connection {
     last_received: Instant,
     next_keepalive: Option<Instant>,
     setup_deadline: Option<Instant>,
+    /// Changes whenever a deadline may have moved earlier: see `deadline_epoch`.
+    deadline_epoch: u32,
     /// Client: the server has sent something, so SETUP was accepted (Protocol.md: errors with
     /// SETUP codes are ignored after that).
     peer_confirmed: bool,
@@ -368,6 +370,7 @@ impl Connection {
             last_received: now,
             next_keepalive: None,
             setup_deadline: None,
+            deadline_epoch: 0,
             peer_confirmed: false,
         }
     }
@@ -429,6 +432,14 @@ impl Connection {
         [lifetime, self.next_keepalive, self.setup_deadline].into_iter().flatten().min()
     }
 
+    /// Changes whenever [`poll_timeout`](Self::poll_timeout)'s answer may have moved earlier
+    /// (a timeout handled, SETUP accepted) or gone (closed). In between, it only moves later,
+    /// as frames arrive (the peer's silence limit), so a driver with a timer set for it need
+    /// not ask again: a timer that fires early finds nothing due, and is set again.
+    pub(crate) fn deadline_epoch(&self) -> u32 {
+        self.deadline_epoch
+    }
+
     // ---- input --------------------------------------------------------------------------
 
     /// Timers: keepalive sending, max-lifetime and setup timeouts.
@@ -436,6 +447,7 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
+        self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         if let Some(deadline) = self.setup_deadline
             && now >= deadline
         {
@@ -663,6 +675,7 @@ impl Connection {
         // advisory (one implementation announces twice what it sends), so it is not used.
         self.max_lifetime = Duration::from_millis(u64::from(setup.max_lifetime));
         self.setup_deadline = None;
+        self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         self.state = State::Open;
         self.events.push_back(Event::SetupAccepted(Box::new(setup)));
     }

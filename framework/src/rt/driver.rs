@@ -26,6 +26,7 @@
 //!
 //! [`PayloadStream`]: super::stream::PayloadStream
 
+use super::alarm::Alarm;
 use super::drive::Drive;
 use super::inbox::{self, Inbox, ReadyFlag, Taken, WeakSender};
 use super::reply::ReplySender;
@@ -430,22 +431,27 @@ impl<T: Transport> Driver<T> {
         let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut reading = true;
         let max_buffered = self.conn.config().max_buffered_bytes;
-        // The timer lives as long as the loop: made anew on every turn, it would register with
-        // the timer wheel on every turn. (A server's shutdown arrives through the inbox, as
-        // `Control::Shutdown`, so that waiting for it costs a turn nothing.)
-        let mut sleep = std::pin::pin!(tokio::time::sleep_until(Instant::now()));
+        // The connection's deadlines are kept off tokio's timer wheel (see `Alarm`). (A
+        // server's shutdown arrives through the inbox, as `Control::Shutdown`, so that waiting
+        // for it costs a turn nothing.)
         let mut sleeping_until = None;
+        // What the deadlines were last looked at for (see below).
+        let mut armed_for = (0, None);
         // A reader that polls the driver (see `Drive`) is woken by the socket's reads, not by
         // the inbox or the timer: those wake the driver's task alone.
         let task_waker = self.task_waker.clone();
-        // With a waker of its own that records its firing, the timer is polled only once after
-        // each reset (to register) and when it fired, not on every turn (most turns are
-        // messages, and a timer's poll costs about a hundred instructions). Its firing wakes
-        // the task that polls the driver: the driver's own (see `Drive`) or, for a server's
-        // connection, whichever polled it last (`serve_connection` runs inside a caller's
-        // future, which may move between tasks).
+        // The alarm wakes a waker of the driver's own that records its firing, so a turn
+        // looks at the deadlines only when it fired. Its firing wakes the task that polls the
+        // driver: the driver's own (see `Drive`) or, for a server's connection, whichever
+        // polled it last (`serve_connection` runs inside a caller's future, which may move
+        // between tasks).
         let (timer, timer_waker) = Flagged::new();
+        let mut alarm = Alarm::new(timer_waker);
         let mut timer_task: Option<Waker> = None;
+        // A client's driver always follows its own task (see `Drive`): once is enough.
+        if let Some(task) = &task_waker {
+            timer.follow(&mut timer_task, task);
+        }
         // A client's socket read readiness is registered with a waker of its own too, which
         // records that it fired and wakes whichever waker polled the read last (a reader's,
         // see `Drive`, or the driver's task's): a client's turns are often woken by something
@@ -454,7 +460,6 @@ impl<T: Transport> Driver<T> {
         let read_wake = task_waker.as_ref().map(|_| Flagged::new());
         let mut read_target: Option<Waker> = None;
         let mut read_armed = true;
-        let mut rearmed = true;
         loop {
             self.inbox.set_busy();
             self.process(&weak, &mut wbuf);
@@ -481,23 +486,33 @@ impl<T: Transport> Driver<T> {
             if self.conn.is_closed() {
                 break;
             }
-            let timeout = self.conn.poll_timeout().map(Instant::from_std);
-            let deadline = match (timeout, self.grace_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            // The peer's silence deadline moves with every frame it sends; moving the timer as
-            // often would re-register it on most turns. A timer set for an earlier deadline is
-            // kept: when it fires, the connection checks the real deadlines (firing early does
-            // nothing) and the timer is set again for the next one.
-            match (deadline, sleeping_until) {
-                (Some(next), Some(armed)) if armed <= next => {}
-                (Some(next), _) => {
-                    sleep.as_mut().reset(next);
-                    sleeping_until = Some(next);
-                    rearmed = true;
+            // The peer's silence deadline moves with every frame it sends, and only later;
+            // moving the alarm as often would cost a lock on most turns. An alarm set for an
+            // earlier deadline is kept: when it fires, the connection checks the real deadlines
+            // (firing early does nothing) and the alarm is set again for the next one. So the
+            // deadlines are looked at only when none is set or one may have moved earlier.
+            if sleeping_until.is_none()
+                || self.conn.deadline_epoch() != armed_for.0
+                || self.grace_deadline != armed_for.1
+            {
+                armed_for = (self.conn.deadline_epoch(), self.grace_deadline);
+                let timeout = self.conn.poll_timeout().map(Instant::from_std);
+                let deadline = match (timeout, self.grace_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                match (deadline, sleeping_until) {
+                    (Some(next), Some(armed)) if armed <= next => {}
+                    (Some(next), _) => {
+                        alarm.set(next);
+                        sleeping_until = Some(next);
+                    }
+                    (None, Some(_)) => {
+                        alarm.cancel();
+                        sleeping_until = None;
+                    }
+                    (None, None) => {}
                 }
-                (None, _) => sleeping_until = None,
             }
             // Back-pressure: with too much unwritten, stop taking new work and stop reading
             // (the peer then feels TCP back-pressure) until the writes drain.
@@ -555,11 +570,13 @@ impl<T: Transport> Driver<T> {
                 }) => self.handle_taken(&mut wbuf, max_buffered),
                 _ = std::future::poll_fn(|cx| {
                     // Followed before the firing is looked at: a firing after this wakes this task.
-                    timer.follow(&mut timer_task, task_waker.as_ref().unwrap_or(cx.waker()));
-                    if !std::mem::take(&mut rearmed) && !timer.take() {
-                        return Poll::Pending;
+                    if task_waker.is_none() {
+                        timer.follow(&mut timer_task, cx.waker());
                     }
-                    sleep.as_mut().poll(&mut std::task::Context::from_waker(&timer_waker))
+                    if timer.take() {
+                        return Poll::Ready(());
+                    }
+                    alarm.poll_due()
                 }), if sleeping_until.is_some() => {
                     // Reset before it is polled again.
                     sleeping_until = None;

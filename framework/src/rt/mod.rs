@@ -1,5 +1,6 @@
 //! The tokio layer: the connection driver, the client handle, the server, transports.
 
+pub(crate) mod alarm;
 pub(crate) mod client;
 pub(crate) mod drive;
 pub(crate) mod driver;

@@ -380,6 +380,63 @@ async fn a_peer_that_stops_answering_keepalives_is_detected() {
     .await
 }
 
+/// A server that answers every KEEPALIVE asking for an answer, and counts those and the
+/// fire-and-forget requests it reads until the client goes away.
+async fn keepalive_answering_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<(usize, usize)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let framing = LengthDelimited::new(weft::frame::MAX_FRAME_SIZE);
+        let (mut buf, mut out) = (BytesMut::new(), BytesMut::new());
+        let (mut keepalives, mut fired) = (0, 0);
+        while matches!(socket.read_buf(&mut buf).await, Ok(n) if n > 0) {
+            while let Some(frame) = framing.decode_frame(&mut buf).unwrap() {
+                match frame {
+                    Frame::Keepalive(k) if k.respond => {
+                        keepalives += 1;
+                        let answer = weft::frame::Keepalive { respond: false, ..k };
+                        length::encode_frame(&Frame::Keepalive(answer), &mut out);
+                    }
+                    Frame::RequestFnf(_) => fired += 1,
+                    _ => {}
+                }
+            }
+            if !out.is_empty() && socket.write_all_buf(&mut out).await.is_err() {
+                break;
+            }
+        }
+        (keepalives, fired)
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn keepalives_go_out_on_time_while_the_connection_is_busy() {
+    bounded(30, async {
+        let (addr, server) = keepalive_answering_server().await;
+        let config = Config::default().keepalive(Duration::from_millis(50), Duration::from_secs(10));
+        let client = Client::connect_with(addr, config).await.unwrap();
+        // Traffic on every turn for 600 ms: the driver is busy all along, and its deadline
+        // must still come round (twelve KEEPALIVEs in that time, if the machine keeps up).
+        let start = std::time::Instant::now();
+        let mut sent = 0;
+        while start.elapsed() < Duration::from_millis(600) && sent < 100_000 {
+            client.fire_and_forget(Call::new("test.Echo/Fire"), Bytes::from_static(b"x")).await.unwrap();
+            sent += 1;
+            if sent % 16 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        assert!(!client.is_closed(), "the server answered every KEEPALIVE: the connection lives");
+        drop(client);
+        let (keepalives, fired) = bounded(5, server).await.unwrap();
+        assert_eq!(fired, sent, "every request arrived");
+        assert!(keepalives >= 4, "{keepalives} KEEPALIVEs in 600 ms at a 50 ms interval");
+    })
+    .await
+}
+
 fn setup_frame() -> Frame {
     Frame::Setup(Setup {
         version: VERSION,
