@@ -66,6 +66,12 @@ impl Config {
     /// Client: send KEEPALIVE every `interval`, and give up on a server that sends nothing for
     /// `max_lifetime`. Both are announced in SETUP. A server takes the client's values.
     /// Defaults: 20 s and 90 s. Zero durations are raised to one millisecond, the wire's unit.
+    ///
+    /// These deadlines (and the setup timeout and shutdown grace) are kept by one thread per
+    /// process, `weft-alarm`, started with the first connection, rather than by tokio's timer:
+    /// a runtime with a timer pending pays for it on every wait, and a busy connection waits
+    /// thousands of times a second for deadlines seconds away. So they follow the real clock:
+    /// `tokio::time::pause` does not hold them back.
     pub fn keepalive(mut self, interval: Duration, max_lifetime: Duration) -> Self {
         self.keepalive_interval = interval.max(Duration::from_millis(1));
         self.max_lifetime = max_lifetime.max(Duration::from_millis(1));

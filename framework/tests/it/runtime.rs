@@ -350,16 +350,26 @@ async fn dropping_a_call_cancels_the_handler() {
     .await
 }
 
-/// A server that accepts, reads SETUP and everything after, and never writes a byte.
-async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+/// A raw peer on 127.0.0.1: `serve` runs on the one connection it accepts.
+async fn raw_server<S, F, T>(serve: S) -> (std::net::SocketAddr, tokio::task::JoinHandle<T>)
+where
+    S: FnOnce(TcpStream) -> F + Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
+    let task = tokio::spawn(async move { serve(listener.accept().await.unwrap().0).await });
+    (addr, task)
+}
+
+/// A server that accepts, reads SETUP and everything after, and never writes a byte.
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    raw_server(|mut socket| async move {
         let mut sink = vec![0u8; 4096];
         while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
-    });
-    (addr, task)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -383,10 +393,7 @@ async fn a_peer_that_stops_answering_keepalives_is_detected() {
 /// A server that answers every KEEPALIVE asking for an answer, and counts those and the
 /// fire-and-forget requests it reads until the client goes away.
 async fn keepalive_answering_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<(usize, usize)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
+    raw_server(|mut socket| async move {
         let framing = LengthDelimited::new(weft::frame::MAX_FRAME_SIZE);
         let (mut buf, mut out) = (BytesMut::new(), BytesMut::new());
         let (mut keepalives, mut fired) = (0, 0);
@@ -407,8 +414,8 @@ async fn keepalive_answering_server() -> (std::net::SocketAddr, tokio::task::Joi
             }
         }
         (keepalives, fired)
-    });
-    (addr, task)
+    })
+    .await
 }
 
 #[tokio::test]
