@@ -34,13 +34,16 @@ pub(crate) struct Alarm {
 }
 
 enum Kind {
-    Thread(Arc<Slot>),
+    Thread {
+        alarms: &'static Alarms,
+        slot: Arc<Slot>,
+    },
     Tokio {
         sleep: Pin<Box<Sleep>>,
         waker: Waker,
-        /// Set since it was last polled: the next poll registers it with the wheel.
+        /// Set and not polled since: the next poll registers it with the wheel. Cleared by a
+        /// cancel too (a `Sleep` that fires anyway wakes the waker for nothing).
         fresh: bool,
-        armed: bool,
     },
 }
 
@@ -157,27 +160,21 @@ fn run(alarms: &'static Alarms) {
 impl Alarm {
     /// An alarm, not set, that wakes `waker` when it fires.
     pub(crate) fn new(waker: Waker) -> Alarm {
-        let kind = match alarms() {
-            Some(alarms) => {
-                lock(&alarms.queue).alive += 1;
-                Kind::Thread(Arc::new(Slot { waker, generation: AtomicU64::new(0) }))
-            }
-            None => return Alarm::on_tokio(waker),
-        };
-        Alarm { kind }
+        let Some(alarms) = alarms() else { return Alarm::on_tokio(waker) };
+        lock(&alarms.queue).alive += 1;
+        Alarm { kind: Kind::Thread { alarms, slot: Arc::new(Slot { waker, generation: AtomicU64::new(0) }) } }
     }
 
     /// The fallback: an alarm that is a tokio `Sleep`.
     fn on_tokio(waker: Waker) -> Alarm {
         let sleep = Box::pin(tokio::time::sleep_until(Instant::now()));
-        Alarm { kind: Kind::Tokio { sleep, waker, fresh: false, armed: false } }
+        Alarm { kind: Kind::Tokio { sleep, waker, fresh: false } }
     }
 
     /// Fires at `at` (tokio's clock), or soon after; replaces any earlier setting.
     pub(crate) fn set(&mut self, at: Instant) {
         match &mut self.kind {
-            Kind::Thread(slot) => {
-                let Some(alarms) = alarms() else { return };
+            Kind::Thread { alarms, slot } => {
                 let generation = slot.generation.fetch_add(1, Ordering::AcqRel) + 1;
                 let at = std::time::Instant::now() + at.saturating_duration_since(Instant::now());
                 let mut queue = lock(&alarms.queue);
@@ -189,10 +186,9 @@ impl Alarm {
                     alarms.changed.notify_one();
                 }
             }
-            Kind::Tokio { sleep, fresh, armed, .. } => {
+            Kind::Tokio { sleep, fresh, .. } => {
                 sleep.as_mut().reset(at);
                 *fresh = true;
-                *armed = true;
             }
         }
     }
@@ -200,10 +196,10 @@ impl Alarm {
     /// Will not fire for any setting made so far.
     pub(crate) fn cancel(&mut self) {
         match &mut self.kind {
-            Kind::Thread(slot) => {
+            Kind::Thread { slot, .. } => {
                 slot.generation.fetch_add(1, Ordering::AcqRel);
             }
-            Kind::Tokio { armed, .. } => *armed = false,
+            Kind::Tokio { fresh, .. } => *fresh = false,
         }
     }
 
@@ -212,9 +208,9 @@ impl Alarm {
     /// the thread wakes the waker.
     pub(crate) fn poll_due(&mut self) -> Poll<()> {
         match &mut self.kind {
-            Kind::Thread(_) => Poll::Pending,
-            Kind::Tokio { sleep, waker, fresh, armed } => {
-                if !*armed || !std::mem::take(fresh) {
+            Kind::Thread { .. } => Poll::Pending,
+            Kind::Tokio { sleep, waker, fresh } => {
+                if !std::mem::take(fresh) {
                     return Poll::Pending;
                 }
                 sleep.as_mut().poll(&mut Context::from_waker(waker))
@@ -225,7 +221,7 @@ impl Alarm {
 
 impl Drop for Alarm {
     fn drop(&mut self) {
-        if let (Kind::Thread(slot), Some(alarms)) = (&self.kind, alarms()) {
+        if let Kind::Thread { alarms, slot } = &self.kind {
             // Its entries are stale from now on, so the sweep can take them.
             slot.generation.fetch_add(1, Ordering::AcqRel);
             let mut queue = lock(&alarms.queue);
@@ -269,7 +265,7 @@ mod tests {
     async fn fires_once_at_its_deadline_and_only_for_its_current_setting() {
         let (count, waker, rx) = counter();
         let mut alarm = Alarm::new(waker);
-        assert!(matches!(alarm.kind, Kind::Thread(_)), "the thread starts");
+        assert!(matches!(alarm.kind, Kind::Thread { .. }), "the thread starts");
         let start = std::time::Instant::now();
         // Set, then moved later: the first setting is stale and must not fire.
         alarm.set(Instant::now() + Duration::from_millis(20));
