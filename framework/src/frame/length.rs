@@ -86,6 +86,8 @@ pub const MESSAGE_HEAD: usize = PREFIX_SIZE + HEADER_SIZE;
 /// let expected = PayloadFrame { stream_id: 5, follows: false, complete: false, next: true, payload: Payload::data(&b"hello"[..]) };
 /// assert_eq!(frame, Some(Frame::Payload(expected)));
 /// ```
+// Inlined: called once a message, from the driver (compiled in the user's crate).
+#[inline]
 pub fn begin_message(buf: &mut BytesMut) -> usize {
     let start = buf.len();
     buf.put_bytes(0, MESSAGE_HEAD);
@@ -95,6 +97,7 @@ pub fn begin_message(buf: &mut BytesMut) -> usize {
 /// Fills in the head [`begin_message`] left at the start of `frame`, which holds that head and
 /// the message's data (N, and C if `complete`; no metadata, no F). Data longer than a frame can
 /// hold is the caller's bug, as for [`encode_frame`]: the length is masked to 24 bits.
+#[inline]
 pub fn finish_message(frame: &mut [u8], stream_id: u32, complete: bool) {
     use super::flags::{COMPLETE, NEXT};
     let flags = NEXT | if complete { COMPLETE } else { 0 };
@@ -286,6 +289,8 @@ pub struct Frames(Bytes);
 impl Iterator for Frames {
     type Item = Bytes;
 
+    // Inlined: called once a frame, from the driver (compiled in the user's crate).
+    #[inline]
     fn next(&mut self) -> Option<Bytes> {
         // Every prefix here was checked by `decode_all`.
         let prefix = self.0.get(..PREFIX_SIZE)?;

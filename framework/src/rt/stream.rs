@@ -179,32 +179,65 @@ impl fmt::Debug for PayloadStream {
     }
 }
 
-impl futures_core::Stream for PayloadStream {
-    type Item = Result<Payload, Status>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+impl PayloadStream {
+    /// The item after `local` ran dry: refilled from the queue (running the driver first if it
+    /// can), or the end.
+    #[inline(never)]
+    fn poll_refill(&mut self, cx: &Context<'_>) -> Poll<Option<Item>> {
         if self.done {
             return Poll::Ready(None);
         }
-        if self.local.is_empty() && !self.fill(cx) {
+        if !self.fill(cx) {
             if self.closed {
                 self.done = true;
                 return Poll::Ready(None);
             }
             return Poll::Pending;
         }
+        Poll::Ready(self.yield_front())
+    }
+
+    /// The front of `local`, counted as consumed (an error ends the stream).
+    #[inline]
+    fn yield_front(&mut self) -> Option<Item> {
         let item = self.local.pop_front();
         match &item {
             Some(Ok(_)) => {
                 self.unacked += 1;
                 if self.unacked >= self.batch {
-                    let n = std::mem::take(&mut self.unacked);
-                    self.handles.inbox.control(Control::Consumed(self.id, n));
+                    self.report();
                 }
             }
-            Some(Err(_)) | None => self.done = true,
+            Some(Err(_)) | None => {
+                // Nothing follows the end (see `poll_next`).
+                self.done = true;
+                self.local.clear();
+            }
         }
-        Poll::Ready(item)
+        item
+    }
+
+    /// Tells the driver how many messages were consumed, so that it grants more credit.
+    #[cold]
+    fn report(&mut self) {
+        let n = std::mem::take(&mut self.unacked);
+        self.handles.inbox.control(Control::Consumed(self.id, n));
+    }
+}
+
+impl futures_core::Stream for PayloadStream {
+    type Item = Result<Payload, Status>;
+
+    // Inlined, with the refill out of line: every message of a stream passes here, from a
+    // caller compiled in the user's crate (the typed layer's `Streaming`).
+    #[inline]
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // `local` holds nothing once the stream is done: `done` is set only by what emptied it
+        // or found it empty, and nothing refills it after.
+        if self.local.is_empty() {
+            return self.poll_refill(cx);
+        }
+        Poll::Ready(self.yield_front())
     }
 }
 
