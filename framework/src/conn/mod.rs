@@ -52,7 +52,7 @@ use crate::config::Config;
 use crate::frame::metadata::COMPOSITE_METADATA_MIME;
 use crate::frame::{
     self, Cancel, DecodeError, ErrorCode, ErrorFrame, Frame, FrameType, HEADER_SIZE, Keepalive, MAX_U31, PayloadFrame,
-    RequestChannel, RequestN, RequestStream, Setup, VERSION,
+    RequestChannel, RequestFrame, RequestN, RequestStream, Setup, VERSION,
 };
 use bytes::{Bytes, BytesMut};
 use frame::length::RequestHead;
@@ -551,21 +551,44 @@ impl Connection {
                 // lenient choice and harms nothing, since its content is never acted on.
             }
             Frame::Error(e) => self.handle_error(e),
-            Frame::RequestResponse(r) => {
-                self.handle_request(r.stream_id, Kind::RequestResponse, r.follows, 0, false, r.payload)
-            }
-            Frame::RequestFnf(r) => {
-                self.handle_request(r.stream_id, Kind::FireAndForget, r.follows, 0, false, r.payload)
-            }
-            Frame::RequestStream(r) => {
-                self.handle_request(r.stream_id, Kind::RequestStream, r.follows, r.initial_n, false, r.payload)
-            }
-            Frame::RequestChannel(r) => {
-                self.handle_request(r.stream_id, Kind::Channel, r.follows, r.initial_n, r.complete, r.payload)
-            }
+            Frame::RequestResponse(r) => self.request(RequestFrame::Response(r)),
+            Frame::RequestFnf(r) => self.request(RequestFrame::Fnf(r)),
+            Frame::RequestStream(r) => self.request(RequestFrame::Stream(r)),
+            Frame::RequestChannel(r) => self.request(RequestFrame::Channel(r)),
             Frame::RequestN(r) => self.handle_request_n(r),
             Frame::Cancel(c) => self.handle_cancel(c.stream_id),
             Frame::Payload(p) => self.handle_payload_frame(p),
+        }
+    }
+
+    /// A request frame read from the peer, as [`handle_frame`](Connection::handle_frame) would
+    /// take it inside a [`Frame`] (see [`frame::decode_request_frame`]).
+    pub(crate) fn handle_request_frame(&mut self, request: RequestFrame, now: Instant) {
+        if matches!(self.state, State::Closed | State::AwaitingSetup) {
+            // Rare, and handled there: ignored once closed, refused before SETUP.
+            return self.handle_frame(request.into(), now);
+        }
+        self.last_received = now;
+        if self.side == Side::Client {
+            self.peer_confirmed = true;
+        }
+        self.request(request);
+    }
+
+    fn request(&mut self, request: RequestFrame) {
+        match request {
+            RequestFrame::Response(r) => {
+                self.handle_request(r.stream_id, Kind::RequestResponse, r.follows, 0, false, r.payload)
+            }
+            RequestFrame::Fnf(r) => {
+                self.handle_request(r.stream_id, Kind::FireAndForget, r.follows, 0, false, r.payload)
+            }
+            RequestFrame::Stream(r) => {
+                self.handle_request(r.stream_id, Kind::RequestStream, r.follows, r.initial_n, false, r.payload)
+            }
+            RequestFrame::Channel(r) => {
+                self.handle_request(r.stream_id, Kind::Channel, r.follows, r.initial_n, r.complete, r.payload)
+            }
         }
     }
 
@@ -724,10 +747,12 @@ impl Connection {
                 ),
             );
         }
-        if self.streams.contains_key(&id) {
+        // One look-up of the id per request: the vacant slot is where the stream goes.
+        let slot = match self.streams.entry(id) {
             // Protocol.md: a request on a stream id in use is ignored.
-            return;
-        }
+            std::collections::hash_map::Entry::Occupied(_) => return,
+            std::collections::hash_map::Entry::Vacant(slot) => slot,
+        };
         if self.state == State::Draining {
             self.transmit.push_back(error_frame(id, ErrorCode::REJECTED, "the connection is closing"));
             return;
@@ -754,17 +779,16 @@ impl Connection {
         if follows {
             let mut reassembly = Box::<Reassembly>::default();
             if let Err(message) = reassembly.push(&payload, self.config.max_message_size) {
-                self.streams.insert(id, stream);
+                slot.insert(stream);
                 return self.stream_protocol_error(id, message);
             }
             stream.reassembly = Some(reassembly);
             stream.pending_request = true;
-            self.streams.insert(id, stream);
+            slot.insert(stream);
             return;
         }
-        // Made ready before it goes into the map: one look-up of the id per request, not two.
-        let opened = Connection::open_responder(&mut stream, self.config.inbound_window);
-        self.streams.insert(id, stream);
+        // Made ready before it goes into the map.
+        let opened = Connection::open_responder(slot.insert(stream), self.config.inbound_window);
         self.emit_request(id, opened, payload.metadata.unwrap_or_default(), payload.data);
     }
 

@@ -903,3 +903,65 @@ fn graceful_close_refuses_new_streams_and_waits_for_open_ones() {
     assert_eq!(got[..2], [next(id, "done"), Event::Complete { stream_id: id }]);
     assert_eq!(got[2], Event::Closed(CloseReason::PeerClosed));
 }
+
+#[test]
+fn a_request_frame_handled_alone_is_handled_as_it_is_inside_a_frame() {
+    use crate::frame::Payload;
+    let requests = [
+        RequestFrame::Response(Request { stream_id: 1, follows: false, payload: Payload::data("a") }),
+        RequestFrame::Fnf(Request { stream_id: 3, follows: false, payload: Payload::data("b") }),
+        RequestFrame::Stream(RequestStream { stream_id: 5, follows: false, initial_n: 2, payload: Payload::data("c") }),
+        RequestFrame::Channel(RequestChannel {
+            stream_id: 7,
+            follows: true,
+            complete: false,
+            initial_n: 1,
+            payload: Payload::data("d"),
+        }),
+        // An id in use (ignored), and an id only a server may open (a connection error).
+        RequestFrame::Response(Request { stream_id: 1, follows: false, payload: Payload::data("again") }),
+        RequestFrame::Response(Request { stream_id: 2, follows: false, payload: Payload::data("even") }),
+    ];
+    // Each connection state a request can meet: before SETUP, open, draining, closed.
+    let states: [fn(&mut Connection, Instant); 4] = [
+        |_, _| {},
+        |c, now| c.handle_frame(setup(|_| {}), now),
+        |c, now| {
+            c.handle_frame(setup(|_| {}), now);
+            c.handle_frame(
+                Frame::RequestStream(RequestStream {
+                    stream_id: 9,
+                    follows: false,
+                    initial_n: 1,
+                    payload: Payload::data("held"),
+                }),
+                now,
+            );
+            c.close(true);
+        },
+        |c, now| {
+            c.handle_frame(setup(|_| {}), now);
+            c.close(false);
+        },
+    ];
+    for (i, state) in states.into_iter().enumerate() {
+        let now = Instant::now() + T0_OFFSET;
+        let (mut framed, mut alone) =
+            (Connection::server(Config::default(), now), Connection::server(Config::default(), now));
+        state(&mut framed, now);
+        state(&mut alone, now);
+        let later = now + Duration::from_millis(10);
+        for request in &requests {
+            framed.handle_frame(request.clone().into(), later);
+            alone.handle_request_frame(request.clone(), later);
+            let (framed_out, alone_out) = (transmitted(&mut framed), transmitted(&mut alone));
+            assert_eq!(format!("{framed_out:?}"), format!("{alone_out:?}"), "state {i}, {request:?}");
+            let (framed_events, alone_events) = (events(&mut framed), events(&mut alone));
+            assert_eq!(format!("{framed_events:?}"), format!("{alone_events:?}"), "state {i}, {request:?}");
+            assert_eq!(framed.is_closed(), alone.is_closed(), "state {i}");
+        }
+        // Heard from the peer alike (which moves the peer's silence limit), unless closed.
+        assert_eq!(framed.last_received, alone.last_received, "state {i}");
+        assert_eq!(framed.last_received == later, i != 3, "state {i}");
+    }
+}

@@ -659,6 +659,63 @@ pub(crate) fn decode_payload_frame(mut bytes: Bytes) -> Result<PayloadFrame, Dec
     decode_payload(&mut r, flags)
 }
 
+/// A request frame (REQUEST_RESPONSE, REQUEST_FNF, REQUEST_STREAM or REQUEST_CHANNEL), as
+/// [`decode_request_frame`] reads it: the frame's own variant, without the rest of [`Frame`]
+/// around it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum RequestFrame {
+    Response(Request),
+    Fnf(Request),
+    Stream(RequestStream),
+    Channel(RequestChannel),
+}
+
+impl From<RequestFrame> for Frame {
+    fn from(request: RequestFrame) -> Frame {
+        match request {
+            RequestFrame::Response(r) => Frame::RequestResponse(r),
+            RequestFrame::Fnf(r) => Frame::RequestFnf(r),
+            RequestFrame::Stream(r) => Frame::RequestStream(r),
+            RequestFrame::Channel(r) => Frame::RequestChannel(r),
+        }
+    }
+}
+
+/// Whether `bytes` hold the header of a request frame; [`decode_request_frame`] decodes it.
+pub(crate) fn is_request(bytes: &[u8]) -> bool {
+    bytes.len() >= HEADER_SIZE
+        && matches!(
+            FrameType::from_code((u16::from_be_bytes([bytes[4], bytes[5]]) >> 10) as u8),
+            Some(
+                FrameType::RequestResponse
+                    | FrameType::RequestFnf
+                    | FrameType::RequestStream
+                    | FrameType::RequestChannel
+            )
+        )
+}
+
+/// [`decode`] for a frame that [`is_request`] accepted: the same result and the same errors,
+/// without building a [`Frame`] (whose size is its largest variant's; a server reads a request
+/// frame per call).
+pub(crate) fn decode_request_frame(mut bytes: Bytes) -> Result<RequestFrame, DecodeError> {
+    debug_assert!(is_request(&bytes));
+    let stream_id = bytes.get_u32() & MAX_U31;
+    let type_and_flags = bytes.get_u16();
+    let flags = type_and_flags & FLAGS_MASK;
+    let frame_type = FrameType::from_code((type_and_flags >> 10) as u8).unwrap_or(FrameType::RequestResponse);
+    let mut r = Reader { buf: bytes, frame_type, stream_id };
+    if stream_id == 0 {
+        return Err(r.error(DecodeErrorKind::InvalidStreamId { expected_zero: false }));
+    }
+    Ok(match frame_type {
+        FrameType::RequestFnf => RequestFrame::Fnf(decode_request(&mut r, flags)?),
+        FrameType::RequestStream => RequestFrame::Stream(decode_request_stream(&mut r, flags)?),
+        FrameType::RequestChannel => RequestFrame::Channel(decode_request_channel(&mut r, flags)?),
+        _ => RequestFrame::Response(decode_request(&mut r, flags)?),
+    })
+}
+
 pub(super) fn decode(mut bytes: Bytes) -> Result<Frame, DecodeError> {
     if bytes.len() < HEADER_SIZE {
         // Name the stream if its four bytes made it: the connection may confine the damage.
@@ -710,6 +767,81 @@ pub(super) fn decode(mut bytes: Bytes) -> Result<Frame, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_frames_decode_alone_as_they_decode_as_frames() {
+        let meta = || Payload { metadata: Some(Bytes::from_static(b"route")), data: Bytes::from_static(b"data") };
+        let frames = [
+            Frame::RequestResponse(Request { stream_id: 1, follows: false, payload: meta() }),
+            Frame::RequestFnf(Request { stream_id: 3, follows: true, payload: Payload::data("x") }),
+            Frame::RequestStream(RequestStream { stream_id: 5, follows: false, initial_n: 7, payload: meta() }),
+            Frame::RequestChannel(RequestChannel {
+                stream_id: 0x7FFF_FFFF,
+                follows: false,
+                complete: true,
+                initial_n: 1,
+                payload: Payload::data("hi"),
+            }),
+        ];
+        // As written, then mutated (a byte changed, the frame cut short, a stream id of 0, a
+        // metadata length past the end): whatever the result, the two decoders agree.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut random = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut tried, mut decoded) = (0, 0);
+        for frame in frames {
+            let mut wire = Vec::new();
+            frame.encode(&mut wire);
+            assert_eq!(decode_request_frame(Bytes::from(wire.clone())).map(Frame::from), Ok(frame));
+            for round in 0..500 {
+                let mut bytes = wire.clone();
+                if round > 0 {
+                    let at = HEADER_SIZE - 2 + random() as usize % (bytes.len() - HEADER_SIZE + 2);
+                    bytes[at] = random() as u8;
+                    bytes.truncate(HEADER_SIZE + random() as usize % (bytes.len() - HEADER_SIZE + 1));
+                }
+                if round % 7 == 0 {
+                    bytes[..4].fill(0);
+                }
+                let full = decode(Bytes::from(bytes.clone()));
+                let is_request_type = matches!(
+                    full,
+                    Ok(Frame::RequestResponse(_)
+                        | Frame::RequestFnf(_)
+                        | Frame::RequestStream(_)
+                        | Frame::RequestChannel(_))
+                ) || matches!(&full, Err(e) if matches!(
+                    e.frame_type,
+                    Some(FrameType::RequestResponse | FrameType::RequestFnf | FrameType::RequestStream | FrameType::RequestChannel)
+                ));
+                assert_eq!(is_request(&bytes), is_request_type, "{bytes:02x?}");
+                if !is_request(&bytes) {
+                    continue;
+                }
+                tried += 1;
+                let alone = decode_request_frame(Bytes::from(bytes.clone())).map(Frame::from);
+                decoded += usize::from(alone.is_ok());
+                assert_eq!(alone, full, "{bytes:02x?}");
+            }
+        }
+        // The mutations reached both outcomes many times.
+        assert!(tried > 1_000 && decoded > 100 && tried - decoded > 100, "{tried} tried, {decoded} decoded");
+        // Nothing else is taken for a request.
+        let mut other = Vec::new();
+        Frame::Payload(PayloadFrame {
+            stream_id: 1,
+            follows: false,
+            complete: true,
+            next: true,
+            payload: Payload::data("a"),
+        })
+        .encode(&mut other);
+        assert!(!is_request(&other) && !is_request(&other[..HEADER_SIZE - 1]));
+    }
 
     #[test]
     fn payload_frames_decode_alone_as_they_decode_as_frames() {

@@ -30,7 +30,9 @@ mod error;
 pub mod length;
 pub mod metadata;
 
-pub(crate) use codec::{decode_payload_frame, is_payload, plain_message};
+pub(crate) use codec::{
+    RequestFrame, decode_payload_frame, decode_request_frame, is_payload, is_request, plain_message,
+};
 pub use error::{DecodeError, DecodeErrorKind};
 
 /// The largest frame RSocket allows: the 24-bit frame length field's maximum (Protocol.md,

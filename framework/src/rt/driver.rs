@@ -687,6 +687,14 @@ impl<T: Transport> Driver<T> {
             let payload = Payload { metadata: Bytes::new(), data: bytes };
             return if last { self.answered(id, payload) } else { self.deliver(id, payload) };
         }
+        // A request (one per call on a server): decoded as such, without building a `Frame`.
+        if frame::is_request(&bytes) {
+            match frame::decode_request_frame(bytes) {
+                Ok(request) => self.conn.handle_request_frame(request, now),
+                Err(e) => self.conn.handle_decode_error(&e, now),
+            }
+            return;
+        }
         if !frame::is_payload(&bytes) {
             match Frame::decode(bytes) {
                 Ok(frame) => self.conn.handle_frame(frame, now),
