@@ -2,7 +2,8 @@
 //!
 //! A frame is `[u32 length, big-endian][u8 kind][body]`, the length counting kind and body.
 //! Kinds: 0 echo (the server sends the frame back), 1 stream request (body: u64 count, u32
-//! size; the server answers with `count` frames of kind 2), 2 stream item.
+//! size; the server answers with `count` frames of kind 2), 2 stream item, 3 stream request
+//! for a diagnostic floor (as 1, each item a prost-encoded `Msg`; see [`prost_stream`]).
 //!
 //! Raw TCP has no multiplexing, so: one call in flight uses the socket directly; many calls in
 //! flight share one connection through a writer task and a reader task that match replies to
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 const ECHO: u8 = 0;
 const STREAM: u8 = 1;
 const ITEM: u8 = 2;
+const PROST_STREAM: u8 = 3;
 /// No frame the benchmark sends is larger; anything longer is a bug or an attack.
 const MAX_FRAME: usize = 1 << 20;
 
@@ -73,9 +75,39 @@ async fn connection(mut socket: TcpStream) -> Result<()> {
                 }
                 w.flush().await?;
             }
+            PROST_STREAM if body.len() == 12 => {
+                let count = u64::from_be_bytes(body[..8].try_into()?);
+                let size = u32::from_be_bytes(body[8..].try_into()?);
+                prost_stream(&mut w, count, size).await?;
+            }
             _ => return Err("bad frame kind".into()),
         }
     }
+}
+
+/// A diagnostic floor for protobuf streams (the client sets `WEFT_BENCH_RAW_PROST`; the
+/// orchestrator never does): the messages the RPC systems' servers stream (`produce`), each
+/// prost-encoded into a frame of its own and written 16 KiB at a time, which the client
+/// decodes one by one. What any RPC system that hands out decoded messages pays at least.
+async fn prost_stream<W: AsyncWriteExt + Unpin>(w: &mut W, count: u64, size: u32) -> Result<()> {
+    use futures_util::StreamExt;
+    use prost::Message;
+    let mut items = crate::messages::produce::<()>(crate::messages::StreamReq { count, size, hold: false });
+    let mut buf = bytes::BytesMut::with_capacity(32 * 1024);
+    while let Some(Ok(msg)) = items.next().await {
+        let at = buf.len();
+        bytes::BufMut::put_slice(&mut buf, &[0, 0, 0, 0, ITEM]);
+        msg.encode_raw(&mut buf);
+        let len = (buf.len() - at - 4) as u32;
+        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        if buf.len() >= 16 * 1024 {
+            w.write_all(&buf).await?;
+            buf.clear();
+        }
+    }
+    w.write_all(&buf).await?;
+    w.flush().await?;
+    Ok(())
 }
 
 async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, body: &mut Vec<u8>) -> Result<u8> {
@@ -119,9 +151,14 @@ pub type Pipe = mpsc::Sender<(Bytes, oneshot::Sender<()>)>;
 
 pub struct Raw;
 
+pub enum Stream {
+    Plain(BufReader<TcpStream>, Vec<u8>),
+    Prost(TcpStream, bytes::BytesMut),
+}
+
 impl System for Raw {
     type Conn = Rc<Inner>;
-    type Stream = (BufReader<TcpStream>, Vec<u8>);
+    type Stream = Stream;
     type Chan = Rc<Inner>;
 
     async fn connect(addr: SocketAddr) -> Result<Self::Conn> {
@@ -151,6 +188,13 @@ impl System for Raw {
     }
 
     async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream> {
+        if std::env::var_os("WEFT_BENCH_RAW_PROST").is_some() {
+            let mut socket = dial(conn.addr).await?;
+            let mut body = count.to_be_bytes().to_vec();
+            body.extend_from_slice(&(size as u32).to_be_bytes());
+            socket.write_all(&frame(PROST_STREAM, &body)).await?;
+            return Ok(Stream::Prost(socket, bytes::BytesMut::with_capacity(64 * 1024)));
+        }
         if hold {
             return Err("raw TCP has no streams to hold open".into());
         }
@@ -158,11 +202,36 @@ impl System for Raw {
         let mut body = count.to_be_bytes().to_vec();
         body.extend_from_slice(&(size as u32).to_be_bytes());
         socket.write_all(&frame(STREAM, &body)).await?;
-        Ok((BufReader::with_capacity(64 * 1024, socket), Vec::new()))
+        Ok(Stream::Plain(BufReader::with_capacity(64 * 1024, socket), Vec::new()))
     }
 
     async fn next(stream: &mut Self::Stream) -> Result<bool> {
-        match read_frame(&mut stream.0, &mut stream.1).await {
+        let (socket, body) = match stream {
+            Stream::Plain(s, b) => (s, b),
+            Stream::Prost(s, buf) => {
+                use prost::Message;
+                loop {
+                    if buf.len() >= 4 {
+                        let len = u32::from_be_bytes(buf[..4].try_into()?) as usize;
+                        if len == 0 || len > MAX_FRAME {
+                            return Err("bad frame length".into());
+                        }
+                        if buf.len() >= 4 + len {
+                            bytes::Buf::advance(buf, 5);
+                            let data = buf.split_to(len - 1).freeze();
+                            let msg = crate::messages::Msg::decode(data)?;
+                            std::hint::black_box(&msg);
+                            return Ok(true);
+                        }
+                    }
+                    buf.reserve(64 * 1024);
+                    if s.read_buf(buf).await? == 0 {
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        match read_frame(socket, body).await {
             Ok(ITEM) => Ok(true),
             Ok(_) => Err("unexpected frame in a stream".into()),
             Err(e) => match e.downcast_ref::<std::io::Error>() {
