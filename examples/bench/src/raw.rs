@@ -85,8 +85,8 @@ async fn connection(mut socket: TcpStream) -> Result<()> {
     }
 }
 
-/// A diagnostic floor for protobuf streams (the client sets `WEFT_BENCH_RAW_PROST`; the
-/// orchestrator never does): the messages the RPC systems' servers stream (`produce`), each
+/// A diagnostic floor for protobuf streams (`WEFT_BENCH_RAW_PROST` set for the client, as the
+/// orchestrator's children inherit it; the published table runs without): the messages the RPC systems' servers stream (`produce`), each
 /// prost-encoded into a frame of its own and written 16 KiB at a time, which the client
 /// decodes one by one. What any RPC system that hands out decoded messages pays at least.
 async fn prost_stream<W: AsyncWriteExt + Unpin>(w: &mut W, count: u64, size: u32) -> Result<()> {
@@ -151,8 +151,11 @@ pub type Pipe = mpsc::Sender<(Bytes, oneshot::Sender<()>)>;
 
 pub struct Raw;
 
+/// A raw stream: its own connection, read frame by frame.
 pub enum Stream {
+    /// Items of kind 2, their bodies read into the `Vec`.
     Plain(BufReader<TcpStream>, Vec<u8>),
+    /// The diagnostic floor's items (see [`prost_stream`]), decoded from the buffer.
     Prost(TcpStream, bytes::BytesMut),
 }
 
@@ -188,21 +191,18 @@ impl System for Raw {
     }
 
     async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream> {
-        if std::env::var_os("WEFT_BENCH_RAW_PROST").is_some() {
-            let mut socket = dial(conn.addr).await?;
-            let mut body = count.to_be_bytes().to_vec();
-            body.extend_from_slice(&(size as u32).to_be_bytes());
-            socket.write_all(&frame(PROST_STREAM, &body)).await?;
-            return Ok(Stream::Prost(socket, bytes::BytesMut::with_capacity(64 * 1024)));
-        }
         if hold {
             return Err("raw TCP has no streams to hold open".into());
         }
+        let prost = std::env::var_os("WEFT_BENCH_RAW_PROST").is_some();
         let mut socket = dial(conn.addr).await?;
         let mut body = count.to_be_bytes().to_vec();
         body.extend_from_slice(&(size as u32).to_be_bytes());
-        socket.write_all(&frame(STREAM, &body)).await?;
-        Ok(Stream::Plain(BufReader::with_capacity(64 * 1024, socket), Vec::new()))
+        socket.write_all(&frame(if prost { PROST_STREAM } else { STREAM }, &body)).await?;
+        Ok(match prost {
+            true => Stream::Prost(socket, bytes::BytesMut::with_capacity(64 * 1024)),
+            false => Stream::Plain(BufReader::with_capacity(64 * 1024, socket), Vec::new()),
+        })
     }
 
     async fn next(stream: &mut Self::Stream) -> Result<bool> {
