@@ -768,6 +768,34 @@ pub(super) fn decode(mut bytes: Bytes) -> Result<Frame, DecodeError> {
 mod tests {
     use super::*;
 
+    /// A reproducible stream of pseudo-random numbers.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    /// 500 frames made from `wire` (a whole frame): itself first, then with a byte changed and
+    /// cut short (which reaches the flags, lengths and metadata length), every seventh with a
+    /// stream id of 0.
+    fn mutations<'a>(wire: &'a [u8], random: &'a mut impl FnMut() -> u64) -> impl Iterator<Item = Vec<u8>> + 'a {
+        (0..500).map(move |round| {
+            let mut bytes = wire.to_vec();
+            if round > 0 {
+                let at = HEADER_SIZE - 2 + random() as usize % (bytes.len() - HEADER_SIZE + 2);
+                bytes[at] = random() as u8;
+                bytes.truncate(HEADER_SIZE + random() as usize % (bytes.len() - HEADER_SIZE + 1));
+            }
+            if round % 7 == 0 {
+                bytes[..4].fill(0);
+            }
+            bytes
+        })
+    }
+
     #[test]
     fn request_frames_decode_alone_as_they_decode_as_frames() {
         let meta = || Payload { metadata: Some(Bytes::from_static(b"route")), data: Bytes::from_static(b"data") };
@@ -783,30 +811,14 @@ mod tests {
                 payload: Payload::data("hi"),
             }),
         ];
-        // As written, then mutated (a byte changed, the frame cut short, a stream id of 0, a
-        // metadata length past the end): whatever the result, the two decoders agree.
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut random = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        // Whatever the mutation, the two decoders agree.
+        let mut random = xorshift(0x9E37_79B9_7F4A_7C15);
         let (mut tried, mut decoded) = (0, 0);
         for frame in frames {
             let mut wire = Vec::new();
             frame.encode(&mut wire);
             assert_eq!(decode_request_frame(Bytes::from(wire.clone())).map(Frame::from), Ok(frame));
-            for round in 0..500 {
-                let mut bytes = wire.clone();
-                if round > 0 {
-                    let at = HEADER_SIZE - 2 + random() as usize % (bytes.len() - HEADER_SIZE + 2);
-                    bytes[at] = random() as u8;
-                    bytes.truncate(HEADER_SIZE + random() as usize % (bytes.len() - HEADER_SIZE + 1));
-                }
-                if round % 7 == 0 {
-                    bytes[..4].fill(0);
-                }
+            for bytes in mutations(&wire, &mut random) {
                 let full = decode(Bytes::from(bytes.clone()));
                 let is_request_type = matches!(
                     full,
@@ -857,29 +869,13 @@ mod tests {
             PayloadFrame { stream_id: 2, follows: false, complete: true, next: false, payload: Payload::default() },
             PayloadFrame { stream_id: 5, follows: false, complete: true, next: true, payload: Payload::data("last") },
         ];
-        // The frames as written, then mutated: a byte changed, the frame cut short, a stream id
-        // of 0, a metadata length past the end. Whatever the result, the two decoders agree.
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut random = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        // Whatever the mutation, the two decoders agree.
+        let mut random = xorshift(0x2545_F491_4F6C_DD1D);
         let (mut tried, mut plain) = (0, 0);
         for frame in frames {
             let mut wire = Vec::new();
             Frame::Payload(frame).encode(&mut wire);
-            for round in 0..500 {
-                let mut bytes = wire.clone();
-                if round > 0 {
-                    let at = HEADER_SIZE - 2 + random() as usize % (bytes.len() - HEADER_SIZE + 2);
-                    bytes[at] = random() as u8;
-                    bytes.truncate(HEADER_SIZE + random() as usize % (bytes.len() - HEADER_SIZE + 1));
-                }
-                if round % 7 == 0 {
-                    bytes[..4].fill(0);
-                }
+            for bytes in mutations(&wire, &mut random) {
                 if !is_payload(&bytes) {
                     continue;
                 }
