@@ -505,7 +505,7 @@ impl Connection {
         }
         if self.streams.contains_key(&stream_id) {
             self.stream_protocol_error(stream_id, error.to_string());
-        } else if is_request_type(error.frame_type) && !self.is_local_id(stream_id) {
+        } else if error.frame_type.is_some_and(FrameType::is_request) && !self.is_local_id(stream_id) {
             // A malformed request: refuse that stream only.
             self.transmit.push_back(error_frame(stream_id, ErrorCode::INVALID, error.to_string()));
         }
@@ -564,13 +564,9 @@ impl Connection {
     /// A request frame read from the peer, as [`handle_frame`](Connection::handle_frame) would
     /// take it inside a [`Frame`] (see [`frame::decode_request_frame`]).
     pub(crate) fn handle_request_frame(&mut self, request: RequestFrame, now: Instant) {
-        if matches!(self.state, State::Closed | State::AwaitingSetup) {
+        if !self.heard_on_a_short_way(now) {
             // Rare, and handled there: ignored once closed, refused before SETUP.
             return self.handle_frame(request.into(), now);
-        }
-        self.last_received = now;
-        if self.side == Side::Client {
-            self.peer_confirmed = true;
         }
         self.request(request);
     }
@@ -646,15 +642,26 @@ impl Connection {
     /// open, no event waits (so the order of events holds), and the stream reads whole messages.
     /// Counts as a frame from the peer, as [`handle_frame`](Connection::handle_frame) would.
     fn readable(&mut self, id: u32, now: Instant) -> Option<&mut Stream> {
-        if !(matches!(self.state, State::Open | State::Draining) && self.events.is_empty()) {
+        if !self.events.is_empty() || !self.heard_on_a_short_way(now) {
             return None;
+        }
+        let stream = self.streams.get_mut(&id)?;
+        (stream.reassembly.is_none() && !stream.pending_request && stream.inbound == Half::Open).then_some(stream)
+    }
+
+    /// Whether a frame may skip [`handle_frame`](Connection::handle_frame) for a shorter way
+    /// in: the connection is open or draining (SETUP is behind it, and it is not closed). If
+    /// so, the frame counts as heard from the peer, as `handle_frame` would count it (any frame
+    /// but a connection ERROR confirms SETUP to a client, and the short ways take none).
+    fn heard_on_a_short_way(&mut self, now: Instant) -> bool {
+        if !matches!(self.state, State::Open | State::Draining) {
+            return false;
         }
         self.last_received = now;
         if self.side == Side::Client {
             self.peer_confirmed = true;
         }
-        let stream = self.streams.get_mut(&id)?;
-        (stream.reassembly.is_none() && !stream.pending_request && stream.inbound == Half::Open).then_some(stream)
+        true
     }
 
     fn handle_setup_phase(&mut self, frame: Frame) {
@@ -1402,13 +1409,6 @@ fn payload_frame(stream_id: u32, next: bool, complete: bool, payload: frame::Pay
 
 fn error_frame(stream_id: u32, code: ErrorCode, message: impl AsRef<str>) -> Frame {
     Frame::Error(ErrorFrame { stream_id, code, data: Bytes::copy_from_slice(message.as_ref().as_bytes()) })
-}
-
-fn is_request_type(t: Option<FrameType>) -> bool {
-    matches!(
-        t,
-        Some(FrameType::RequestResponse | FrameType::RequestFnf | FrameType::RequestStream | FrameType::RequestChannel)
-    )
 }
 
 fn millis(d: Duration) -> u32 {

@@ -74,6 +74,15 @@ impl FrameType {
         self as u8
     }
 
+    /// Whether a frame of this type opens a stream: REQUEST_RESPONSE, REQUEST_FNF,
+    /// REQUEST_STREAM or REQUEST_CHANNEL.
+    pub(crate) fn is_request(self) -> bool {
+        matches!(
+            self,
+            FrameType::RequestResponse | FrameType::RequestFnf | FrameType::RequestStream | FrameType::RequestChannel
+        )
+    }
+
     /// The spec's name for this type, e.g. `"REQUEST_STREAM"`.
     pub fn name(self) -> &'static str {
         match self {
@@ -684,15 +693,8 @@ impl From<RequestFrame> for Frame {
 /// Whether `bytes` hold the header of a request frame; [`decode_request_frame`] decodes it.
 pub(crate) fn is_request(bytes: &[u8]) -> bool {
     bytes.len() >= HEADER_SIZE
-        && matches!(
-            FrameType::from_code((u16::from_be_bytes([bytes[4], bytes[5]]) >> 10) as u8),
-            Some(
-                FrameType::RequestResponse
-                    | FrameType::RequestFnf
-                    | FrameType::RequestStream
-                    | FrameType::RequestChannel
-            )
-        )
+        && FrameType::from_code((u16::from_be_bytes([bytes[4], bytes[5]]) >> 10) as u8)
+            .is_some_and(FrameType::is_request)
 }
 
 /// [`decode`] for a frame that [`is_request`] accepted: the same result and the same errors,
@@ -712,6 +714,7 @@ pub(crate) fn decode_request_frame(mut bytes: Bytes) -> Result<RequestFrame, Dec
         FrameType::RequestFnf => RequestFrame::Fnf(decode_request(&mut r, flags)?),
         FrameType::RequestStream => RequestFrame::Stream(decode_request_stream(&mut r, flags)?),
         FrameType::RequestChannel => RequestFrame::Channel(decode_request_channel(&mut r, flags)?),
+        // REQUEST_RESPONSE: the one other type `is_request` accepts.
         _ => RequestFrame::Response(decode_request(&mut r, flags)?),
     })
 }
