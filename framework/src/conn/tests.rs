@@ -954,10 +954,8 @@ fn a_request_frame_handled_alone_is_handled_as_it_is_inside_a_frame() {
         for request in &requests {
             framed.handle_frame(request.clone().into(), later);
             alone.handle_request_frame(request.clone(), later);
-            let (framed_out, alone_out) = (transmitted(&mut framed), transmitted(&mut alone));
-            assert_eq!(format!("{framed_out:?}"), format!("{alone_out:?}"), "state {i}, {request:?}");
-            let (framed_events, alone_events) = (events(&mut framed), events(&mut alone));
-            assert_eq!(format!("{framed_events:?}"), format!("{alone_events:?}"), "state {i}, {request:?}");
+            assert_eq!(transmitted(&mut framed), transmitted(&mut alone), "state {i}, {request:?}");
+            assert_eq!(events(&mut framed), events(&mut alone), "state {i}, {request:?}");
             assert_eq!(framed.is_closed(), alone.is_closed(), "state {i}");
         }
         // Heard from the peer alike (which moves the peer's silence limit), unless closed.
