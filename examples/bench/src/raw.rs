@@ -86,9 +86,10 @@ async fn connection(mut socket: TcpStream) -> Result<()> {
 }
 
 /// A diagnostic floor for protobuf streams (`WEFT_BENCH_RAW_PROST` set for the client, as the
-/// orchestrator's children inherit it; the published table runs without): the messages the RPC systems' servers stream (`produce`), each
-/// prost-encoded into a frame of its own and written 16 KiB at a time, which the client
-/// decodes one by one. What any RPC system that hands out decoded messages pays at least.
+/// orchestrator's children inherit it; the published table runs without): the messages the RPC
+/// systems' servers stream (`produce`), each prost-encoded into a frame of its own and written
+/// 16 KiB at a time, which the client decodes one by one. What any RPC system that hands out
+/// decoded messages pays at least.
 async fn prost_stream<W: AsyncWriteExt + Unpin>(w: &mut W, count: u64, size: u32) -> Result<()> {
     use futures_util::StreamExt;
     use prost::Message;
@@ -207,29 +208,8 @@ impl System for Raw {
 
     async fn next(stream: &mut Self::Stream) -> Result<bool> {
         let (socket, body) = match stream {
-            Stream::Plain(s, b) => (s, b),
-            Stream::Prost(s, buf) => {
-                use prost::Message;
-                loop {
-                    if buf.len() >= 4 {
-                        let len = u32::from_be_bytes(buf[..4].try_into()?) as usize;
-                        if len == 0 || len > MAX_FRAME {
-                            return Err("bad frame length".into());
-                        }
-                        if buf.len() >= 4 + len {
-                            bytes::Buf::advance(buf, 5);
-                            let data = buf.split_to(len - 1).freeze();
-                            let msg = crate::messages::Msg::decode(data)?;
-                            std::hint::black_box(&msg);
-                            return Ok(true);
-                        }
-                    }
-                    buf.reserve(64 * 1024);
-                    if s.read_buf(buf).await? == 0 {
-                        return Ok(false);
-                    }
-                }
-            }
+            Stream::Plain(socket, body) => (socket, body),
+            Stream::Prost(socket, buf) => return next_prost(socket, buf).await,
         };
         match read_frame(socket, body).await {
             Ok(ITEM) => Ok(true),
@@ -254,6 +234,31 @@ impl System for Raw {
 /// Opens the shared connection: a writer task coalesces queued requests into one write, a
 /// reader task hands each reply to the oldest waiting caller (the server answers in order).
 /// Both are runtime tasks, as an RPC library's connection tasks are.
+/// The next item of the diagnostic floor's stream (see [`prost_stream`]), decoded from its
+/// frame's bytes without a copy, as the RPC systems' clients decode theirs; `false` at the end.
+async fn next_prost(socket: &mut TcpStream, buf: &mut bytes::BytesMut) -> Result<bool> {
+    use prost::Message;
+    loop {
+        if buf.len() >= 4 {
+            let len = u32::from_be_bytes(buf[..4].try_into()?) as usize;
+            if len == 0 || len > MAX_FRAME {
+                return Err("bad frame length".into());
+            }
+            if buf.len() >= 4 + len {
+                bytes::Buf::advance(buf, 5);
+                let data = buf.split_to(len - 1).freeze();
+                let msg = crate::messages::Msg::decode(data)?;
+                std::hint::black_box(&msg);
+                return Ok(true);
+            }
+        }
+        buf.reserve(64 * 1024);
+        if socket.read_buf(buf).await? == 0 {
+            return Ok(false);
+        }
+    }
+}
+
 async fn pipe(addr: SocketAddr) -> Result<Pipe> {
     let (r, w) = dial(addr).await?.into_split();
     let (tx, mut rx) = mpsc::channel::<(Bytes, oneshot::Sender<()>)>(1024);
