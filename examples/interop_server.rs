@@ -24,7 +24,7 @@ mod interop;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use interop::{Echo, EchoServer, MAX_STREAM_N};
+use interop::{Echo, EchoServer, MAX_CHANNEL_COUNT, MAX_STREAM_N};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -81,6 +81,43 @@ impl Echo for EchoService {
         Ok(msgs.map(|msg| msg))
     }
 
+    async fn channel_count(
+        &self,
+        mut msgs: Streaming<Bytes>,
+    ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
+        let first = msgs.message().await?.unwrap_or_default();
+        let n = parse_count(&first).filter(|n| (1..=MAX_CHANNEL_COUNT).contains(n)).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "ChannelCount wants an ASCII decimal 1..={MAX_CHANNEL_COUNT} first, got {:?}",
+                String::from_utf8_lossy(&first)
+            ))
+        })?;
+        // The requester's half is counted to its end by a task of its own, so it goes on
+        // whatever credit this half has; the response ends only after it (ERROR on a count
+        // other than N), so a requester that sees COMPLETE knows both halves completed.
+        let requester_half = AbortOnDrop(tokio::spawn(async move {
+            let mut received = 1;
+            while msgs.message().await?.is_some() {
+                received += 1;
+            }
+            if received == n {
+                Ok(())
+            } else {
+                Err(Status::invalid_argument(format!("ChannelCount {n}: the requester sent {received} payloads")))
+            }
+        }));
+        let items = futures_util::stream::iter((0..n).map(|i| Ok(Bytes::from(i.to_string()))));
+        let end = futures_util::stream::once(async move {
+            let mut requester_half = requester_half;
+            match (&mut requester_half.0).await {
+                Ok(counted) => counted,
+                Err(e) => Err(Status::internal(format!("ChannelCount: the counting task failed: {e}"))),
+            }
+        })
+        .filter_map(|counted| std::future::ready(counted.err().map(Err)));
+        Ok(items.chain(end))
+    }
+
     async fn fire(&self, key: Bytes) {
         let mut fires = self.fires.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *fires.by_key.entry(key).or_default() += 1;
@@ -91,6 +128,16 @@ impl Echo for EchoService {
         let fires = self.fires.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = if key.is_empty() { fires.total } else { fires.by_key.get(&key).copied().unwrap_or(0) };
         Ok(Bytes::from(count.to_string()))
+    }
+}
+
+/// A task that is aborted when this is dropped (a response stream that goes away, cancelled or
+/// with its connection, takes its helper with it).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -138,7 +185,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_count;
+    use super::{EchoService, parse_count};
+    use crate::interop::Echo;
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use weft::{Code, Streaming};
+
+    /// What `channel_count` answers to `inbound`: its items, then how it ended.
+    async fn channel_count(inbound: &[&'static str]) -> (Vec<Bytes>, Result<(), Code>) {
+        let msgs =
+            Streaming::from_messages(inbound.iter().map(|m| Bytes::from_static(m.as_bytes())).collect::<Vec<_>>());
+        let mut out = match EchoService::default().channel_count(msgs).await {
+            Ok(out) => Box::pin(out),
+            Err(status) => return (Vec::new(), Err(status.code())),
+        };
+        let mut items = Vec::new();
+        while let Some(item) = out.next().await {
+            match item {
+                Ok(item) => items.push(item),
+                Err(status) => return (items, Err(status.code())),
+            }
+        }
+        (items, Ok(()))
+    }
+
+    #[tokio::test]
+    async fn channel_count_sends_n_and_completes_after_n_inbound() {
+        let (items, end) = channel_count(&["3", "a", "b"]).await;
+        assert_eq!(items, ["0", "1", "2"]);
+        assert_eq!(end, Ok(()));
+        assert_eq!(channel_count(&["1"]).await, (vec![Bytes::from_static(b"0")], Ok(())));
+    }
+
+    #[tokio::test]
+    async fn channel_count_fails_on_another_inbound_count_or_a_bad_n() {
+        assert_eq!(channel_count(&["3", "a"]).await.1, Err(Code::InvalidArgument));
+        assert_eq!(channel_count(&["2", "a", "b"]).await.1, Err(Code::InvalidArgument));
+        for bad in [&["0"][..], &["1001"], &["x"], &[]] {
+            assert_eq!(channel_count(bad).await, (Vec::new(), Err(Code::InvalidArgument)), "{bad:?}");
+        }
+    }
 
     #[test]
     fn counts_are_plain_ascii_decimals_up_to_a_million() {

@@ -16,8 +16,11 @@ pub(crate) const DATA_MIME: &str = "application/octet-stream";
 /// The largest N `echo.Echo/ServerStream` accepts.
 pub(crate) const MAX_STREAM_N: u64 = 1_000_000;
 
-/// The interop service. Routes are `echo.Echo/{Unary, Error, ServerStream, Channel, Fire,
-/// FireCount}`, the same names the Python and JavaScript peers route on.
+/// The largest N `echo.Echo/ChannelCount` accepts (N payloads each way).
+pub(crate) const MAX_CHANNEL_COUNT: u64 = 1_000;
+
+/// The interop service. Routes are `echo.Echo/{Unary, Error, ServerStream, Channel,
+/// ChannelCount, Fire, FireCount}`, the same names the Python and JavaScript peers route on.
 #[weft::service(package = "echo", codec = weft::BytesCodec)]
 pub trait Echo {
     /// Answers with the request data unchanged (0 bytes included).
@@ -28,6 +31,11 @@ pub trait Echo {
     async fn server_stream(&self, n: Bytes) -> Result<impl Stream<Item = Result<Bytes, Status>>, Status>;
     /// Echoes every inbound payload, the first included; completes after the requester does.
     async fn channel(&self, msgs: Streaming<Bytes>) -> Result<impl Stream<Item = Result<Bytes, Status>>, Status>;
+    /// N payloads each way: the first inbound payload is an ASCII decimal N (1..=1,000), and
+    /// the requester sends N in all (that one included). Streams `"0"` .. `"N-1"` whatever the
+    /// inbound side does, then completes once the requester has completed too (ERROR if it
+    /// sent other than N).
+    async fn channel_count(&self, msgs: Streaming<Bytes>) -> Result<impl Stream<Item = Result<Bytes, Status>>, Status>;
     /// Counts one fire under the key that is its data.
     async fn fire(&self, key: Bytes);
     /// Data is a key: answers the ASCII decimal count of `Fire`s with that key (empty: total).

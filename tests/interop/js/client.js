@@ -30,6 +30,9 @@ const {
 } = require('./common');
 
 const CHECK_TIMEOUT_MS = 20000;
+// For a stream whose requester granted exactly as much credit as it carries to end. Nothing in
+// such a stream waits on anything slow: the bound only turns a hang into a failure.
+const EXACT_TIMEOUT_MS = 5000;
 const MAX_REQUEST_N = 0x7fffffff;
 
 class CheckFailed extends Error {}
@@ -67,15 +70,18 @@ console.warn = (...args) => {
   originalWarn(...args);
 };
 
-// Subscriber with explicit credit: `initial` on the request frame, then `batch` more
-// (REQUEST_N) each time everything granted has arrived; `take`: cancel after that many.
-function collect(flowable, {initial, batch = 0, take = 0}) {
-  const state = {items: [], completed: false, error: null, granted: initial};
+// Subscriber with explicit credit: `initial` on the request frame, then each of `steps` in
+// turn, else `batch`, more (REQUEST_N) each time everything granted has arrived; `take`:
+// cancel after that many.
+function collect(flowable, {initial, batch = 0, take = 0, steps = []}) {
+  const state = {items: [], completed: false, error: null, granted: initial, ended: false, subscription: null};
+  const more = [...steps];
   state.done = new Promise(resolve => {
     let subscription;
     flowable.subscribe({
       onSubscribe: s => {
         subscription = s;
+        state.subscription = s;
         s.request(initial);
       },
       onNext: payload => {
@@ -83,17 +89,20 @@ function collect(flowable, {initial, batch = 0, take = 0}) {
         if (take && state.items.length === take) {
           subscription.cancel();
           resolve();
-        } else if (batch && state.items.length === state.granted) {
-          state.granted += batch;
-          subscription.request(batch);
+        } else if (state.items.length === state.granted && (more.length || batch)) {
+          const n = more.length ? more.shift() : batch;
+          state.granted += n;
+          subscription.request(n);
         }
       },
       onComplete: () => {
         state.completed = true;
+        state.ended = true;
         resolve();
       },
       onError: error => {
         state.error = error;
+        state.ended = true;
         resolve();
       },
     });
@@ -106,8 +115,11 @@ function collect(flowable, {initial, batch = 0, take = 0}) {
 }
 
 // Publishes `payloads` within the demand the library passes on (the first goes into
-// REQUEST_CHANNEL, the rest as the responder sends REQUEST_N), then completes.
-function listFlowable(payloads) {
+// REQUEST_CHANNEL, the rest as the responder sends REQUEST_N), then completes. `progress`
+// (optional) records how many went out and whether the completion did.
+function listFlowable(payloads, progress = {}) {
+  progress.sent = 0;
+  progress.completed = false;
   return new Flowable(subscriber => {
     let index = 0;
     let cancelled = false;
@@ -120,9 +132,11 @@ function listFlowable(payloads) {
         while (!cancelled && n > 0 && index < payloads.length) {
           n--;
           subscriber.onNext(payloads[index++]);
+          progress.sent = index;
         }
         if (!cancelled && !completed && index === payloads.length) {
           completed = true;
+          progress.completed = true;
           subscriber.onComplete();
         }
       },
@@ -175,13 +189,43 @@ function makeChecks(socket) {
     expect(bad === -1, `got ${got.length} items, want ${n}; first difference at index ${bad}: got ${JSON.stringify(got[bad])}`);
     expect(state.completed, `all ${n} items arrived but no COMPLETE`);
   };
+  const openChannel = (route, datas, options, progress) => {
+    const payloads = datas.map((d, i) => (i === 0 ? request(route, d) : {data: Buffer.from(d)}));
+    return collect(socket.requestChannel(listFlowable(payloads, progress)), options);
+  };
   const channel = async (datas, options) => {
-    const payloads = datas.map((d, i) => (i === 0 ? request('Channel', d) : {data: Buffer.from(d)}));
-    const state = collect(socket.requestChannel(listFlowable(payloads)), options);
+    const state = openChannel('Channel', datas, options);
     await state.done;
     expect(state.error === null, state.outcome());
     return state;
   };
+  // Waits (at most EXACT_TIMEOUT_MS) for a stream whose requester granted exactly sum(grants)
+  // credit, `want` being what it must carry: the items in order, then its end. CANCELs it when
+  // it does not end in time, so the connection carries on.
+  const exactEnd = async (state, want, grants) => {
+    let timer;
+    await Promise.race([state.done, new Promise(resolve => (timer = setTimeout(resolve, EXACT_TIMEOUT_MS)))]);
+    clearTimeout(timer);
+    const got = state.items.map(b => b.toString('latin1'));
+    if (!state.ended) {
+      state.subscription.cancel();
+      const order = got.every((g, i) => g === want[i]) ? 'in order' : 'NOT in order';
+      throw new CheckFailed(
+        `${got.length} of ${want.length} items arrived (${order}), then no COMPLETE within ${EXACT_TIMEOUT_MS / 1000} s; ` +
+          `credit granted ${grants.join('+')} = ${grants.reduce((a, b) => a + b, 0)}, exactly the items due ` +
+          '(a PAYLOAD with only C needs no credit)',
+      );
+    }
+    expect(state.error === null, state.outcome());
+    expect(got.join(',') === want.join(','), `want ${want.length} items ${want[0]}..${want[want.length - 1]}, got ${got.length}: ${got.slice(0, 12)}`);
+    expect(state.completed, 'items arrived but no COMPLETE');
+  };
+  const exactStream = async (n, grants) => {
+    const state = collect(socket.requestStream(request('ServerStream', String(n))), {initial: grants[0], steps: grants.slice(1)});
+    await exactEnd(state, Array.from({length: n}, (_, i) => String(i)), grants);
+  };
+  const expectSentAll = (progress, count) =>
+    expect(progress.completed, `the requester's half did not complete: ${progress.sent} of ${count} payloads went out (the responder granted credit for them)`);
 
   return {
     cancelPending() {
@@ -270,6 +314,40 @@ function makeChecks(socket) {
       expect(got.join(',') === datas.join(','), `sent ch-0..ch-49, got ${got.length} echoes: ${got.slice(0, 6)}`);
       expect(state.completed, 'echoes arrived but no COMPLETE');
     },
+    async stream_exact_credit() {
+      // 10 items, credit 2 in REQUEST_STREAM, then REQUEST_N(3) and REQUEST_N(5), each once the
+      // credit so far is used up: the last item uses the last credit, and the stream must
+      // still complete.
+      await exactStream(10, [2, 3, 5]);
+    },
+    async stream_exact_single() {
+      // All the credit in REQUEST_STREAM, exactly the item count.
+      await exactStream(10, [10]);
+      await exactStream(1, [1]);
+    },
+    async channel_exact_credit() {
+      // Echo channel, 10 payloads; the echoes get credit 2 in REQUEST_CHANNEL, then
+      // REQUEST_N(3) and REQUEST_N(5): exactly the 10 echoes. Both halves must complete.
+      const datas = Array.from({length: 10}, (_, i) => `exact-${i}`);
+      const grants = [2, 3, 5];
+      const progress = {};
+      const state = openChannel('Channel', datas, {initial: grants[0], steps: grants.slice(1)}, progress);
+      await exactEnd(state, datas, grants);
+      expectSentAll(progress, datas.length);
+    },
+    async channel_count_exact() {
+      // ChannelCount: 10 payloads each way. The responder's "0".."9" get credit 2, 3, 5; the
+      // responder may grant exactly the 9 further payloads (the Python and JS servers do). The
+      // responder completes only after the requester has, with all 10 (else ERROR), so the
+      // COMPLETE seen here means both halves completed.
+      const n = 10;
+      const datas = [String(n), ...Array.from({length: n - 1}, (_, i) => `count-${i + 1}`)];
+      const grants = [2, 3, 5];
+      const progress = {};
+      const state = openChannel('ChannelCount', datas, {initial: grants[0], steps: grants.slice(1)}, progress);
+      await exactEnd(state, Array.from({length: n}, (_, i) => String(i)), grants);
+      expectSentAll(progress, n);
+    },
     async channel_single() {
       const state = await channel(['only'], {initial: 8});
       const got = state.items.map(b => b.toString('latin1'));
@@ -302,7 +380,9 @@ const CHECK_NAMES = [
   'unary_hello', 'unary_empty', 'unary_binary', 'unary_large', 'unary_many_in_flight',
   'error_message', 'unknown_route_errors',
   'stream_small', 'stream_zero', 'stream_flow_control', 'stream_cancel',
-  'channel_echo', 'channel_single', 'fire_and_forget_count',
+  'stream_exact_credit', 'stream_exact_single',
+  'channel_echo', 'channel_single', 'channel_exact_credit', 'channel_count_exact',
+  'fire_and_forget_count',
 ];
 
 // Frames of note seen during the running check, to explain a failure (read-only tap).

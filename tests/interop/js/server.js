@@ -132,6 +132,90 @@ function channelEcho(payloads) {
   }, MAX_REQUEST_N);
 }
 
+// `echo.Echo/ChannelCount`: N payloads each way, N in the first inbound one (`payloads`
+// replays it). Outbound: "0".."n-1" within the requester's demand, whatever the inbound side
+// does; the completion (or an error, when the requester sent other than n payloads) only once
+// the requester has completed. Inbound: asks for exactly the n-1 further payloads due, in two
+// steps (about half, then the rest once those arrived), so the requester's last payload uses
+// its last credit and its completion must still come.
+function channelCount(n, payloads) {
+  return new Flowable(subscriber => {
+    let next = 0;
+    let demand = 0;
+    let received = 0;
+    let granted = 0;
+    const half = Math.floor((n - 1) / 2);
+    const steps = [half, n - 1 - half].filter(step => step > 0);
+    let inbound = null;
+    let inboundDone = false;
+    let finished = false;
+    const drain = () => {
+      if (finished) {
+        return;
+      }
+      while (demand > 0 && next < n) {
+        demand--;
+        subscriber.onNext({data: Buffer.from(String(next++))});
+      }
+      if (next === n && inboundDone) {
+        finished = true;
+        if (received === n) {
+          subscriber.onComplete();
+        } else {
+          subscriber.onError(new Error(`ChannelCount ${n}: the requester sent ${received} payloads`));
+        }
+      }
+    };
+    subscriber.onSubscribe({
+      cancel: () => {
+        finished = true;
+      },
+      request: k => {
+        demand = Math.min(demand + k, Number.MAX_SAFE_INTEGER);
+        drain();
+      },
+    });
+    payloads.subscribe({
+      onSubscribe: subscription => {
+        inbound = subscription;
+        // The replayed payload from REQUEST_CHANNEL: no REQUEST_N goes out for it.
+        granted = 1;
+        subscription.request(1);
+      },
+      onNext: () => {
+        received++;
+        if (received === granted && steps.length > 0) {
+          const step = steps.shift();
+          granted += step;
+          inbound.request(step);
+        }
+      },
+      onComplete: () => {
+        inboundDone = true;
+        drain();
+      },
+      onError: () => {
+        inboundDone = true;
+        finished = true;
+      },
+    });
+  }, MAX_REQUEST_N);
+}
+
+function routeChannel(route, first, payloads) {
+  if (route === SVC + 'Channel') {
+    return channelEcho(payloads);
+  }
+  if (route === SVC + 'ChannelCount') {
+    const text = toBuffer(first.data).toString('latin1');
+    if (!/^[0-9]+$/.test(text) || Number(text) < 1 || Number(text) > 1000) {
+      return Flowable.error(new Error(`ChannelCount wants an ASCII decimal 1..1000 first, got ${JSON.stringify(text)}`));
+    }
+    return channelCount(Number(text), payloads);
+  }
+  return Flowable.error(unknownRoute(route, 'channel'));
+}
+
 const handler = {
   requestResponse(payload) {
     const route = routeOf(payload.metadata);
@@ -220,10 +304,7 @@ const handler = {
           if (first === null) {
             first = payload;
             const route = routeOf(payload.metadata);
-            routed =
-              route === SVC + 'Channel'
-                ? channelEcho(replay)
-                : Flowable.error(unknownRoute(route, 'channel'));
+            routed = routeChannel(route, first, replay);
             if (cancelled) {
               return;
             }

@@ -29,6 +29,9 @@ from rsocket.rsocket_client import RSocketClient
 from rsocket.transports.tcp import TransportTCP
 
 CHECK_TIMEOUT = 20.0  # seconds per check
+# Seconds for a stream whose requester granted exactly as much credit as it carries to end.
+# Nothing in such a stream waits on anything slow: the bound only turns a hang into a failure.
+EXACT_TIMEOUT = 5.0
 SVC = 'echo.Echo/'
 
 
@@ -68,14 +71,16 @@ def describe_error(exception: BaseException) -> str:
 
 
 class Collector(Subscriber):
-    """Subscriber with explicit credit: `initial` granted on the request frame, then `batch`
-    more (REQUEST_N) each time everything granted so far has arrived. `take`: cancel after
-    that many items. Records any item beyond the credit granted."""
+    """Subscriber with explicit credit: `initial` granted on the request frame, then each of
+    `steps` in turn, else `batch`, more (REQUEST_N) each time everything granted so far has
+    arrived. `take`: cancel after that many items. Records any item beyond the credit
+    granted."""
 
-    def __init__(self, initial: int, batch: int = 0, take: int = 0):
+    def __init__(self, initial: int, batch: int = 0, take: int = 0, steps=()):
         self.granted = initial
         self.batch = batch
         self.take = take
+        self.steps = list(steps)
         self.items = []
         self.completed = False
         self.error = None
@@ -96,9 +101,10 @@ class Collector(Subscriber):
         elif self.take and len(self.items) == self.take:
             self.subscription.cancel()
             self.done.set()
-        elif self.batch and len(self.items) == self.granted:
-            self.granted += self.batch
-            self.subscription.request(self.batch)
+        elif len(self.items) == self.granted and (self.steps or self.batch):
+            more = self.steps.pop(0) if self.steps else self.batch
+            self.granted += more
+            self.subscription.request(more)
 
     def on_complete(self):
         self.completed = True
@@ -126,6 +132,16 @@ class ListPublisher(Publisher, Subscription):
         self._cancelled = False
         self.max_outstanding_demand = 0
         self._demand = 0
+
+    @property
+    def completed(self) -> bool:
+        """True once every payload went out and then the completion (this half is done)."""
+        return self._completed
+
+    @property
+    def sent(self) -> int:
+        """Payloads handed to the library so far."""
+        return self._index
 
     def subscribe(self, subscriber):
         self._subscriber = subscriber
@@ -216,10 +232,14 @@ class Checks:
         except CheckFailed as failure:
             raise CheckFailed('after the unknown-route errors: %s' % failure)
 
-    async def stream(self, n: int, initial: int, batch: int = 0, take: int = 0) -> Collector:
-        collector = Collector(initial, batch, take)
+    def open_stream(self, n: int, initial: int, batch: int = 0, take: int = 0, steps=()) -> Collector:
+        collector = Collector(initial, batch, take, steps)
         self.c.request_stream(request('ServerStream', str(n).encode())) \
             .initial_request_n(initial).subscribe(collector)
+        return collector
+
+    async def stream(self, n: int, initial: int, batch: int = 0, take: int = 0) -> Collector:
+        collector = self.open_stream(n, initial, batch, take)
         await collector.done.wait()
         expect(collector.overrun is None, 'flow control broken: ' + str(collector.overrun))
         expect(collector.error is None, collector.outcome())
@@ -255,12 +275,17 @@ class Checks:
         except CheckFailed as failure:
             raise CheckFailed('after CANCEL: %s' % failure)
 
-    async def channel(self, datas, initial: int, batch: int) -> Collector:
-        first = request('Channel', datas[0])
+    def open_channel(self, route_name: str, datas, initial: int, batch: int = 0, steps=()):
+        """(collector of what comes back, publisher of datas[1:] or None)."""
+        first = request(route_name, datas[0])
         rest = ListPublisher([Payload(d) for d in datas[1:]]) if len(datas) > 1 else None
-        collector = Collector(initial, batch)
+        collector = Collector(initial, batch, steps=steps)
         # With no publisher rsocket-py sets C on REQUEST_CHANNEL (a one-payload channel).
         self.c.request_channel(first, publisher=rest).initial_request_n(initial).subscribe(collector)
+        return collector, rest
+
+    async def channel(self, datas, initial: int, batch: int) -> Collector:
+        collector, _ = self.open_channel('Channel', datas, initial, batch)
         await collector.done.wait()
         expect(collector.overrun is None, 'flow control broken: ' + str(collector.overrun))
         expect(collector.error is None, collector.outcome())
@@ -277,6 +302,67 @@ class Checks:
         collector = await self.channel([b'only'], initial=8, batch=0)
         expect(collector.items == [b'only'], 'want one echo b\'only\', got %s' % collector.items[:5])
         expect(collector.completed, 'echo arrived but no COMPLETE')
+
+    async def exact_end(self, collector: Collector, want, grants):
+        """Waits (at most EXACT_TIMEOUT) for a stream whose requester granted exactly
+        sum(grants) credit, `want` being what it must carry: the items in order, then its end.
+        CANCELs it when it does not end in time, so the connection carries on."""
+        try:
+            await asyncio.wait_for(collector.done.wait(), EXACT_TIMEOUT)
+        except asyncio.TimeoutError:
+            collector.subscription.cancel()
+            got = collector.items
+            order = 'in order' if got == want[:len(got)] else 'NOT in order'
+            raise CheckFailed(
+                '%d of %d items arrived (%s), then no COMPLETE within %.0f s; credit granted %s = %d, '
+                'exactly the items due (a PAYLOAD with only C needs no credit)' % (
+                    len(got), len(want), order, EXACT_TIMEOUT, '+'.join(map(str, grants)), sum(grants)))
+        expect(collector.overrun is None, 'flow control broken: ' + str(collector.overrun))
+        expect(collector.error is None, collector.outcome())
+        expect(collector.items == want, 'want %d items %s..%s, got %d: %s' % (
+            len(want), short(want[0]), short(want[-1]), len(collector.items),
+            [short(x) for x in collector.items[:12]]))
+        expect(collector.completed, 'items arrived but no COMPLETE')
+
+    async def exact_stream(self, n: int, grants):
+        collector = self.open_stream(n, initial=grants[0], steps=grants[1:])
+        await self.exact_end(collector, [str(i).encode() for i in range(n)], grants)
+
+    async def stream_exact_credit(self):
+        # 10 items, credit 2 in REQUEST_STREAM, then REQUEST_N(3) and REQUEST_N(5), each once
+        # the credit so far is used up: the last item uses the last credit, and the stream must
+        # still complete.
+        await self.exact_stream(10, [2, 3, 5])
+
+    async def stream_exact_single(self):
+        # All the credit in REQUEST_STREAM, exactly the item count.
+        await self.exact_stream(10, [10])
+        await self.exact_stream(1, [1])
+
+    def expect_sent_all(self, publisher: ListPublisher, count: int):
+        expect(publisher.completed, "the requester's half did not complete: %d of %d further payloads "
+               'went out (the responder granted credit for them)' % (publisher.sent, count))
+
+    async def channel_exact_credit(self):
+        # Echo channel, 10 payloads; the echoes get credit 2 in REQUEST_CHANNEL, then
+        # REQUEST_N(3) and REQUEST_N(5): exactly the 10 echoes. Both halves must complete.
+        datas = [('exact-%d' % i).encode() for i in range(10)]
+        grants = [2, 3, 5]
+        collector, publisher = self.open_channel('Channel', datas, grants[0], steps=grants[1:])
+        await self.exact_end(collector, datas, grants)
+        self.expect_sent_all(publisher, len(datas) - 1)
+
+    async def channel_count_exact(self):
+        # ChannelCount: 10 payloads each way. The responder's "0".."9" get credit 2, 3, 5; the
+        # responder may grant exactly the 9 further payloads (the Python and JS servers do). The
+        # responder completes only after the requester has, with all 10 (else ERROR), so the
+        # COMPLETE seen here means both halves completed.
+        n = 10
+        datas = [str(n).encode()] + [('count-%d' % i).encode() for i in range(1, n)]
+        grants = [2, 3, 5]
+        collector, publisher = self.open_channel('ChannelCount', datas, grants[0], steps=grants[1:])
+        await self.exact_end(collector, [str(i).encode() for i in range(n)], grants)
+        self.expect_sent_all(publisher, n - 1)
 
     async def fire_and_forget_count(self):
         key = ('py-fire-%s' % uuid.uuid4().hex).encode()
@@ -299,7 +385,9 @@ CHECK_NAMES = [
     'unary_hello', 'unary_empty', 'unary_binary', 'unary_large', 'unary_many_in_flight',
     'error_message', 'unknown_route_errors',
     'stream_small', 'stream_zero', 'stream_flow_control', 'stream_cancel',
-    'channel_echo', 'channel_single', 'fire_and_forget_count',
+    'stream_exact_credit', 'stream_exact_single',
+    'channel_echo', 'channel_single', 'channel_exact_credit', 'channel_count_exact',
+    'fire_and_forget_count',
 ]
 
 

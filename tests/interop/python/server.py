@@ -162,6 +162,86 @@ class ChannelEcho(Publisher, Subscription, Subscriber):
             self._released = 0
 
 
+class ChannelCount(Publisher, Subscription, Subscriber):
+    """`echo.Echo/ChannelCount`: N payloads each way, N in the first inbound one.
+
+    Outbound: "0".."n-1" within the requester's credit, whatever the inbound side does; the
+    completion (or ERROR, when the requester sent other than n payloads) only once the
+    requester has completed. Inbound: grants exactly the n-1 further payloads due, in two steps
+    (about half, then the rest once those arrived), so a requester's last payload uses its last
+    credit and its completion must still come.
+    """
+
+    def __init__(self, n: int):
+        self._n = n
+        self._next = 0
+        self._demand = 0
+        self._received = 1  # the payload inside REQUEST_CHANNEL
+        self._granted = 1
+        half = (n - 1) // 2
+        self._steps = [step for step in (half, n - 1 - half) if step > 0]
+        self._inbound = None
+        self._inbound_done = False
+        self._outbound = None
+        self._finished = False
+
+    # Publisher / Subscription (outbound)
+    def subscribe(self, subscriber: Subscriber):
+        self._outbound = subscriber
+        subscriber.on_subscribe(self)
+
+    def request(self, n: int):
+        self._demand += n
+        self._drain()
+
+    def cancel(self):
+        self._finished = True
+        if self._inbound is not None and not self._inbound_done:
+            self._inbound.cancel()
+
+    # Subscriber (inbound)
+    def on_subscribe(self, subscription: Subscription):
+        self._inbound = subscription
+        self._grant()
+
+    def on_next(self, value, is_complete=False):
+        self._received += 1
+        if is_complete:
+            self._inbound_done = True
+        else:
+            self._grant()
+        self._drain()
+
+    def on_complete(self):
+        self._inbound_done = True
+        self._drain()
+
+    def on_error(self, exception):
+        self._inbound_done = True
+        self._finished = True
+
+    def _grant(self):
+        if self._received == self._granted and self._steps:
+            step = self._steps.pop(0)
+            self._granted += step
+            self._inbound.request(step)
+
+    def _drain(self):
+        if self._outbound is None or self._finished:
+            return
+        while self._demand > 0 and self._next < self._n:
+            self._demand -= 1
+            self._outbound.on_next(Payload(str(self._next).encode('ascii')))
+            self._next += 1
+        if self._next == self._n and self._inbound_done:
+            self._finished = True
+            if self._received == self._n:
+                self._outbound.on_complete()
+            else:
+                self._outbound.on_error(RuntimeError(
+                    'ChannelCount %d: the requester sent %d payloads' % (self._n, self._received)))
+
+
 def make_router(fire_counts: collections.Counter) -> RequestRouter:
     router = RequestRouter()
 
@@ -186,6 +266,14 @@ def make_router(fire_counts: collections.Counter) -> RequestRouter:
     async def channel(payload: Payload):
         echo = ChannelEcho(payload)
         return echo, echo
+
+    @router.channel('echo.Echo/ChannelCount')
+    async def channel_count(payload: Payload):
+        text = data_of(payload).decode('ascii', errors='replace')
+        if not text.isdigit() or not 1 <= int(text) <= 1000:
+            raise ValueError('ChannelCount wants an ASCII decimal 1..1000 first, got %r' % text)
+        count = ChannelCount(int(text))
+        return count, count
 
     @router.fire_and_forget('echo.Echo/Fire')
     async def fire(payload: Payload):
