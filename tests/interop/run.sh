@@ -128,12 +128,15 @@ free_port() {
   "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# True once something accepts TCP connections on 127.0.0.1:$1.
+# True once something accepts TCP connections on 127.0.0.1:$1. A connection to itself (TCP
+# simultaneous open: the kernel picked $1 as the source port while nothing listened there) is
+# not a listener.
 port_open() {
   "$PYTHON" -c 'import socket, sys
 s = socket.socket(); s.settimeout(0.5)
 try:
     s.connect(("127.0.0.1", int(sys.argv[1])))
+    sys.exit(1 if s.getsockname() == s.getpeername() else 0)
 except OSError:
     sys.exit(1)
 finally:
