@@ -963,3 +963,173 @@ fn a_request_frame_handled_alone_is_handled_as_it_is_inside_a_frame() {
         assert_eq!(framed.last_received == later, i != 3, "state {i}");
     }
 }
+
+// ---- exact credit ----------------------------------------------------------------------
+// Protocol.md, "Request Stream": REQUEST_N counts the PAYLOADs with N; a PAYLOAD with C alone
+// and an ERROR need none. A requester that grants exactly the messages it will get (in one
+// REQUEST_N or several) must still see the end.
+
+/// A server connection past SETUP that `frames` were fed to, with its output drained.
+fn server_fed(frames: impl IntoIterator<Item = Frame>) -> (Connection, Instant) {
+    let now = Instant::now();
+    let mut server = Connection::server(Config::default(), now);
+    server.handle_frame(setup(|_| {}), now);
+    for f in frames {
+        server.handle_frame(wire(&f), now);
+    }
+    transmitted(&mut server);
+    events(&mut server);
+    (server, now)
+}
+
+fn request_stream(stream_id: u32, initial_n: u32) -> Frame {
+    Frame::RequestStream(RequestStream { stream_id, follows: false, initial_n, payload: Default::default() })
+}
+
+fn request_n(stream_id: u32, n: u32) -> Frame {
+    Frame::RequestN(RequestN { stream_id, n })
+}
+
+/// Sends `count` messages on `id`, each within credit.
+fn send_items(conn: &mut Connection, id: u32, count: u32) {
+    for i in 0..count {
+        conn.send_next(id, Bytes::new(), b(&i.to_string()), false).unwrap();
+    }
+}
+
+#[test]
+fn a_stream_whose_credit_runs_out_at_its_last_message_still_completes() {
+    // The credit in one grant, and in several (2 + 3 + 5, as the Python client grants it).
+    for grants in [&[10u32][..], &[2, 3, 5]] {
+        let (mut server, now) = server_fed([request_stream(1, grants[0])]);
+        for (i, &n) in grants.iter().enumerate() {
+            if i > 0 {
+                server.handle_frame(request_n(1, n), now);
+            }
+            send_items(&mut server, 1, n);
+            assert_eq!(server.send_next(1, Bytes::new(), b("more"), false), Err(CommandError::NoCredit(1)));
+        }
+        // Out of credit, the end still goes: a PAYLOAD with C alone.
+        server.send_complete(1).unwrap();
+        let out = transmitted(&mut server);
+        assert_eq!(out.iter().filter(|f| matches!(f, Frame::Payload(p) if p.next)).count(), 10, "{grants:?}");
+        assert_eq!(
+            out.last(),
+            Some(&Frame::Payload(PayloadFrame {
+                stream_id: 1,
+                follows: false,
+                complete: true,
+                next: false,
+                payload: Default::default()
+            })),
+            "{grants:?}"
+        );
+        assert!(!server.contains(1), "{grants:?}: the stream is over");
+    }
+}
+
+#[test]
+fn a_stream_ends_alike_before_its_credit_runs_out_and_with_an_error_after_it() {
+    // Ending with credit left: the last message carries C.
+    let (mut server, _) = server_fed([request_stream(1, 10)]);
+    send_items(&mut server, 1, 2);
+    server.send_next(1, Bytes::new(), b("2"), true).unwrap();
+    assert!(matches!(transmitted(&mut server).last(), Some(Frame::Payload(p)) if p.next && p.complete));
+    assert!(!server.contains(1));
+    // Failing once the credit is spent: ERROR needs no credit either.
+    let (mut server, now) = server_fed([request_stream(1, 2)]);
+    send_items(&mut server, 1, 2);
+    server.handle_frame(request_n(1, 1), now);
+    send_items(&mut server, 1, 1);
+    server.send_error(1, ErrorCode::APPLICATION_ERROR, "ran out").unwrap();
+    assert!(matches!(
+        transmitted(&mut server).last(),
+        Some(Frame::Error(ErrorFrame { stream_id: 1, code: ErrorCode::APPLICATION_ERROR, .. }))
+    ));
+    assert!(!server.contains(1) && !server.is_closed());
+}
+
+#[test]
+fn a_requester_out_of_credit_still_takes_the_end_and_the_error() {
+    for end in [
+        Frame::Payload(PayloadFrame {
+            stream_id: 1,
+            follows: false,
+            complete: true,
+            next: false,
+            payload: Default::default(),
+        }),
+        Frame::Error(ErrorFrame { stream_id: 1, code: ErrorCode::APPLICATION_ERROR, data: b("late") }),
+    ] {
+        let mut p = Pair::new(Config::default().inbound_window(2), Config::default());
+        let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+        p.pump();
+        events(&mut p.server);
+        send_items(&mut p.server, id, 2);
+        p.pump();
+        assert_eq!(events(&mut p.client), vec![next(id, "0"), next(id, "1")]);
+        // The client's credit is used up and it has granted no more: the end still counts.
+        p.client.handle_frame(wire(&end), p.now);
+        let got = events(&mut p.client);
+        match end {
+            Frame::Error(_) => assert!(
+                matches!(&got[..], [Event::Error { stream_id: 1, code: ErrorCode::APPLICATION_ERROR, .. }]),
+                "{got:?}"
+            ),
+            _ => assert_eq!(got, vec![Event::Complete { stream_id: id }]),
+        }
+        assert!(transmitted(&mut p.client).is_empty(), "nothing refused");
+        assert!(!p.client.contains(id));
+    }
+}
+
+#[test]
+fn a_channel_on_exact_credit_completes_both_halves() {
+    // The requester (the raw peer here) grants the responder 1 + 2 messages and sends 3 of its
+    // own, the first inside REQUEST_CHANNEL, within the 2 more the responder grants it.
+    let channel = Frame::RequestChannel(RequestChannel {
+        stream_id: 1,
+        follows: false,
+        complete: false,
+        initial_n: 1,
+        payload: frame::Payload::data(b("m0")),
+    });
+    let now = Instant::now();
+    let mut server = Connection::server(Config::default().inbound_window(2), now);
+    server.handle_frame(setup(|_| {}), now);
+    server.handle_frame(wire(&channel), now);
+    assert_eq!(transmitted(&mut server), vec![request_n(1, 2)], "the responder grants its window at once");
+    send_items(&mut server, 1, 1);
+    assert_eq!(server.send_next(1, Bytes::new(), b("x"), false), Err(CommandError::NoCredit(1)));
+    server.handle_frame(request_n(1, 2), now);
+    send_items(&mut server, 1, 2);
+    // The requester's messages: exactly the two granted, the last with C.
+    for (data, complete) in [("m1", false), ("m2", true)] {
+        let f = Frame::Payload(PayloadFrame {
+            stream_id: 1,
+            follows: false,
+            complete,
+            next: true,
+            payload: frame::Payload::data(b(data)),
+        });
+        server.handle_frame(wire(&f), now);
+    }
+    let got = events(&mut server);
+    assert_eq!(got[3..], [next(1, "m1"), next(1, "m2"), Event::Complete { stream_id: 1 }]);
+    // The responder's half ends out of credit too.
+    server.send_complete(1).unwrap();
+    assert!(matches!(transmitted(&mut server).last(), Some(Frame::Payload(p)) if p.complete && !p.next));
+    assert!(!server.contains(1) && server.stream_count() == 0);
+
+    // And a requester that is itself out of credit: its C alone is taken.
+    let mut p = Pair::new(Config::default(), Config::default().inbound_window(2));
+    let id = p.client.open(Kind::Channel, Bytes::new(), b("first"), false).unwrap();
+    p.pump();
+    assert_eq!(events(&mut p.client), vec![Event::RequestN { stream_id: id, n: 2 }]);
+    send_items(&mut p.client, id, 2);
+    assert_eq!(p.client.send_next(id, Bytes::new(), b("2"), false), Err(CommandError::NoCredit(id)));
+    p.client.send_complete(id).unwrap();
+    p.pump();
+    let got = events(&mut p.server);
+    assert_eq!(got[1..], [next(id, "0"), next(id, "1"), Event::Complete { stream_id: id }]);
+}

@@ -10,8 +10,9 @@
 //! The streams this side writes to (a responder's stream, a channel requester's messages) are
 //! **producers** polled by the driver itself, each with a waker of its own that marks it ready
 //! in the [`Inbox`]: no task, no channel and no wake-up between a message and the write buffer. A
-//! producer is polled only while it has credit (the peer's REQUEST_N), so a stream with no
-//! credit is not polled, and only while the write buffer has room. A request/response handler
+//! producer is polled only while it has credit (the peer's REQUEST_N), and only while the
+//! write buffer has room; out of credit it is polled once more, to learn whether it has ended
+//! (its end needs no credit), and a message that poll yields waits for credit: one per stream. A request/response handler
 //! that does not answer at its first poll (see [`poll_once`]) runs as a task of its own.
 //! Inbound messages go to the reader through a queue per stream ([`super::stream`]): a run of
 //! one stream's messages in a read costs one lock and at most one wake-up.
@@ -226,6 +227,10 @@ struct Producer {
     stream: Responses,
     /// Messages the peer has granted and not yet been sent.
     credit: u64,
+    /// A message polled while there was no credit for it (see `Driver::run_producer`): sent
+    /// first once credit comes. The stream is not polled again meanwhile, so a producer holds
+    /// at most this one message beyond what its peer asked for.
+    ahead: Option<Payload>,
     /// Wakes the driver with this producer marked ready.
     waker: Waker,
     flag: Arc<ReadyFlag>,
@@ -790,6 +795,7 @@ impl<T: Transport> Driver<T> {
             Event::RequestN { stream_id, n } => {
                 if let Some(producer) = self.entries.get_mut(&stream_id).and_then(|e| e.producer.as_mut()) {
                     if producer.credit == 0 {
+                        // Idle for want of credit, perhaps holding a message for it.
                         self.runnable.push(stream_id);
                     }
                     producer.credit = producer.credit.saturating_add(u64::from(n));
@@ -1065,14 +1071,12 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    /// A producer for stream `id` with `credit` granted; it is polled on the next turn if it
-    /// may send.
+    /// A producer for stream `id` with `credit` granted; it is polled on the next turn, with
+    /// no credit too (a stream that ends at once must complete: see `run_producer`).
     fn producer(&mut self, id: u32, stream: Responses, credit: u32) -> Box<Producer> {
         let (waker, flag) = self.inbox.producer_waker(id);
-        if credit > 0 {
-            self.runnable.push(id);
-        }
-        Box::new(Producer { stream, credit: u64::from(credit), waker, flag })
+        self.runnable.push(id);
+        Box::new(Producer { stream, credit: u64::from(credit), ahead: None, waker, flag })
     }
 
     /// Gives each runnable producer a turn, while the write buffer has room; round after
@@ -1105,22 +1109,44 @@ impl<T: Transport> Driver<T> {
 
     /// One turn of producer `id`: takes messages from its stream while it has credit and they
     /// are ready, up to a batch, and sends them.
+    ///
+    /// Out of credit, the stream is still polled once (unless a message already waits in
+    /// [`Producer::ahead`]): the peer owes no credit for the stream's end (a PAYLOAD with C
+    /// alone, or an ERROR), so a requester that grants exactly the messages it expects must
+    /// still see the stream complete, and only a poll can tell that it has. A message that
+    /// poll yields waits in `ahead`, one per stream at most, until credit comes.
     fn run_producer(&mut self, id: u32, wbuf: &mut BytesMut) {
         let Some(producer) = self.entries.get_mut(&id).and_then(|e| e.producer.as_mut()) else { return };
+        if producer.credit == 0 && producer.ahead.is_some() {
+            // Nothing can go until the peer grants more; its REQUEST_N makes this runnable.
+            return;
+        }
         // Cleared before polling, so a wake-up during the poll marks it ready again.
         producer.flag.clear();
         let mut cx = std::task::Context::from_waker(&producer.waker);
         let (mut taken, mut size) = (0, 0);
+        let ahead = producer.ahead.take();
         let end = match &mut producer.stream.0 {
             Source::Payloads(stream) => {
                 // Each message is held back until the next poll tells whether it was the last,
                 // so that it can carry (C) itself.
                 let mut held: Option<Payload> = None;
+                if let Some(payload) = ahead {
+                    producer.credit -= 1;
+                    taken += 1;
+                    size += payload.metadata.len() + payload.data.len();
+                    held = Some(payload);
+                }
                 let end = loop {
-                    if turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
+                    let probe = producer.credit == 0;
+                    if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                         break None;
                     }
                     match stream.as_mut().poll_next(&mut cx) {
+                        Poll::Ready(Some(Ok(payload))) if probe => {
+                            producer.ahead = Some(payload);
+                            break None;
+                        }
                         Poll::Ready(Some(Ok(payload))) => {
                             producer.credit -= 1;
                             taken += 1;
@@ -1152,15 +1178,36 @@ impl<T: Transport> Driver<T> {
                 // Each message is encoded into `wbuf` behind its frame's head; the last one
                 // written there this turn gets (C) if the next poll ends the stream.
                 let mut last = None;
+                if let Some(Payload { data, .. }) = ahead {
+                    // (An encoded stream's messages carry no metadata.)
+                    let start = length::begin_message(wbuf);
+                    wbuf.extend_from_slice(&data);
+                    producer.credit -= 1;
+                    taken += 1;
+                    size += data.len();
+                    last = match self.conn.finish_message(id, start, wbuf) {
+                        Ok(true) => Some(start),
+                        Ok(false) | Err(_) => None,
+                    };
+                }
                 // The stream, looked up once for the turn's messages; a message that cannot
                 // go that way goes through `finish_message`, which says why.
                 let mut in_place = self.conn.messages_in_place(id);
                 let end = loop {
-                    if turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
+                    let probe = producer.credit == 0;
+                    if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                         break None;
                     }
                     let start = length::begin_message(wbuf);
                     let polled = stream.as_mut().poll_encode(&mut cx, wbuf);
+                    if probe && matches!(polled, Poll::Ready(Some(Ok(())))) {
+                        // Rare (the stream had a message ready beyond the peer's credit): a
+                        // copy, so that the write buffer holds only what may be written.
+                        producer.ahead =
+                            Some(Payload::new(Bytes::copy_from_slice(&wbuf[start + length::MESSAGE_HEAD..])));
+                        wbuf.truncate(start);
+                        break None;
+                    }
                     if !matches!(polled, Poll::Ready(Some(Ok(())))) {
                         wbuf.truncate(start);
                     }
