@@ -44,6 +44,9 @@
 //!   second SETUP, METADATA_PUSH on a non-zero stream, SETUP errors after establishment.
 
 mod ids;
+mod rules;
+#[cfg(test)]
+mod spec_tests;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -57,6 +60,7 @@ use crate::frame::{
 use bytes::{Bytes, BytesMut};
 use frame::length::RequestHead;
 pub(crate) use ids::{IdMap, id_map};
+use rules::Verdict;
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -326,6 +330,9 @@ pub struct Connection {
     /// Client: the server has sent something, so SETUP was accepted (Protocol.md: errors with
     /// SETUP codes are ignored after that).
     peer_confirmed: bool,
+    /// While draining: why the connection will close once its last stream ends (this side
+    /// closed it, or the peer sent ERROR\[CONNECTION_CLOSE\]).
+    drain_reason: Option<CloseReason>,
 }
 
 impl Connection {
@@ -372,6 +379,7 @@ impl Connection {
             setup_deadline: None,
             deadline_epoch: 0,
             peer_confirmed: false,
+            drain_reason: None,
         }
     }
 
@@ -455,7 +463,7 @@ impl Connection {
             return self.connection_error(ErrorCode::INVALID_SETUP, message);
         }
         if self.state != State::AwaitingSetup && now >= self.last_received + self.max_lifetime {
-            self.transmit.push_back(error_frame(
+            self.push_connection_frame(error_frame(
                 0,
                 ErrorCode::CONNECTION_ERROR,
                 format!("no frame received for {} ms", self.max_lifetime.as_millis()),
@@ -467,7 +475,7 @@ impl Connection {
         {
             // The client sends KEEPALIVE every interval whatever other traffic there is: some
             // implementations close connections that send none even while busy.
-            self.transmit.push_back(Frame::Keepalive(Keepalive {
+            self.push_connection_frame(Frame::Keepalive(Keepalive {
                 respond: true,
                 last_received_position: 0,
                 data: Bytes::new(),
@@ -483,33 +491,21 @@ impl Connection {
             return;
         }
         self.last_received = now;
-        if error.is_ignorable() {
-            return;
+        match rules::decode_error(error, self.state) {
+            Verdict::Ignore(_) => {}
+            Verdict::Connection(code) => self.connection_error(code, error.to_string()),
+            Verdict::Stream => {
+                let stream_id = error.stream_id.unwrap_or(0);
+                if self.streams.contains_key(&stream_id) {
+                    self.stream_protocol_error(stream_id, error.to_string());
+                } else if error.frame_type.is_some_and(FrameType::is_request) && !self.is_local_id(stream_id) {
+                    // A malformed request: refuse that stream only.
+                    self.transmit.push_back(error_frame(stream_id, ErrorCode::INVALID, error.to_string()));
+                }
+                // Anything else names a stream that does not exist: ignored, as for a valid
+                // frame ("Receiving a PAYLOAD on an unknown Stream ID [...] MUST be ignored").
+            }
         }
-        let stream_id = error.stream_id.unwrap_or(0);
-        let stream_frame = matches!(
-            error.frame_type,
-            Some(
-                FrameType::RequestResponse
-                    | FrameType::RequestFnf
-                    | FrameType::RequestStream
-                    | FrameType::RequestChannel
-                    | FrameType::RequestN
-                    | FrameType::Cancel
-                    | FrameType::Payload
-                    | FrameType::Error
-            )
-        );
-        if stream_id == 0 || !stream_frame || self.state == State::AwaitingSetup {
-            return self.connection_error(ErrorCode::CONNECTION_ERROR, error.to_string());
-        }
-        if self.streams.contains_key(&stream_id) {
-            self.stream_protocol_error(stream_id, error.to_string());
-        } else if error.frame_type.is_some_and(FrameType::is_request) && !self.is_local_id(stream_id) {
-            // A malformed request: refuse that stream only.
-            self.transmit.push_back(error_frame(stream_id, ErrorCode::INVALID, error.to_string()));
-        }
-        // Anything else names a stream that does not exist: ignored, as for a valid frame.
     }
 
     /// A frame read from the peer.
@@ -525,19 +521,16 @@ impl Connection {
             self.peer_confirmed = true;
         }
         match frame {
-            Frame::Setup(_) => {
-                // Protocol.md: a server ignores a SETUP after accepting one; a client ignores
-                // any SETUP.
-            }
-            Frame::Resume(_) | Frame::ResumeOk(_) => {
-                self.connection_error(ErrorCode::CONNECTION_ERROR, "resumption is not supported on this connection")
-            }
-            Frame::Lease(_) => {
-                // Leasing was not negotiated (SETUP never sets L); a LEASE changes nothing.
-            }
+            // See `rules` for each.
+            Frame::Setup(_) => rules::ignore(rules::SECOND_SETUP),
+            Frame::Resume(_) | Frame::ResumeOk(_) | Frame::Lease(_) => rules::ignore(rules::NOT_NEGOTIATED),
+            Frame::Ext(_) => rules::ignore(rules::EXTENSION),
             Frame::Keepalive(k) => {
                 if k.respond {
-                    self.transmit.push_back(Frame::Keepalive(Keepalive {
+                    // "Reception of a KEEPALIVE frame with the (R)espond flag set MUST cause a
+                    // client or server to send back a KEEPALIVE with the (R)espond flag NOT
+                    // set": ahead of queued stream data, so a busy stream cannot delay it.
+                    self.push_connection_frame(Frame::Keepalive(Keepalive {
                         respond: false,
                         last_received_position: 0,
                         data: k.data,
@@ -545,11 +538,6 @@ impl Connection {
                 }
             }
             Frame::MetadataPush(m) => self.events.push_back(Event::MetadataPush(m.metadata)),
-            Frame::Ext(_) => {
-                // No extension is understood. An EXT without (I) may be answered with
-                // CONNECTION_ERROR (Protocol.md, "Handling Ignore Flag"); staying up is the
-                // lenient choice and harms nothing, since its content is never acted on.
-            }
             Frame::Error(e) => self.handle_error(e),
             Frame::RequestResponse(r) => self.request(RequestFrame::Response(r)),
             Frame::RequestFnf(r) => self.request(RequestFrame::Fnf(r)),
@@ -688,11 +676,6 @@ impl Connection {
             Some((ErrorCode::REJECTED_SETUP, "resumption is not supported".to_owned()))
         } else if setup.lease {
             Some((ErrorCode::UNSUPPORTED_SETUP, "leasing is not supported".to_owned()))
-        } else if setup.metadata_mime != COMPOSITE_METADATA_MIME {
-            Some((
-                ErrorCode::UNSUPPORTED_SETUP,
-                format!("metadata MIME type must be {COMPOSITE_METADATA_MIME}, got {}", setup.metadata_mime),
-            ))
         } else if setup.keepalive_interval == 0 || setup.max_lifetime == 0 {
             Some((ErrorCode::INVALID_SETUP, "keepalive interval and max lifetime must be > 0".to_owned()))
         } else {
@@ -711,27 +694,26 @@ impl Connection {
     }
 
     fn handle_error(&mut self, e: ErrorFrame) {
-        if e.stream_id == 0 {
-            if self.side == Side::Server && e.code.is_connection_error() && e.code.0 <= 4 {
-                // Protocol.md: a server ignores SETUP and RESUME errors.
-                return;
-            }
-            if self.side == Side::Client && e.code.0 <= 4 && self.peer_confirmed {
-                return;
-            }
-            let reason = if e.code == ErrorCode::CONNECTION_CLOSE {
-                CloseReason::PeerClosed
-            } else {
-                CloseReason::PeerError { code: e.code, message: e.message().into_owned() }
-            };
-            return self.terminate(reason);
+        // On any stream: a server ignores SETUP and RESUME errors, a client once SETUP was
+        // accepted (see `rules::SETUP_ERROR`).
+        if rules::is_setup_error(e.code) && (self.side == Side::Server || self.peer_confirmed) {
+            return rules::ignore(rules::SETUP_ERROR);
         }
-        if self.remove_stream(e.stream_id).is_some() {
+        if e.stream_id == 0 {
+            if e.code == ErrorCode::CONNECTION_CLOSE {
+                // "Sender or Receiver of this frame MUST wait for outstanding streams to
+                // terminate before closing the connection. New requests MAY not be accepted."
+                return self.drain(CloseReason::PeerClosed);
+            }
+            return self.terminate(CloseReason::PeerError { code: e.code, message: e.message().into_owned() });
+        }
+        if self.streams.contains_key(&e.stream_id) {
             self.events.push_back(Event::Error {
                 stream_id: e.stream_id,
                 code: e.code,
                 message: e.message().into_owned(),
             });
+            self.remove_stream(e.stream_id);
         }
     }
 
@@ -744,7 +726,16 @@ impl Connection {
         complete: bool,
         payload: frame::Payload,
     ) {
-        if self.is_local_id(id) {
+        // One look-up of the id per request: the vacant slot is where the stream goes. An id in
+        // use is checked first: even one of this side's own ids is then ignored, not an error.
+        let slot = match self.streams.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => return rules::ignore(rules::REQUEST_IN_USE),
+            std::collections::hash_map::Entry::Vacant(slot) => slot,
+        };
+        if (id % 2 == 1) == (self.side == Side::Client) {
+            // "A client MUST generate odd Stream IDs, and a server MUST generate even Stream
+            // IDs": a peer that opens one of this side's ids breaks the rule every later stream
+            // id depends on.
             return self.connection_error(
                 ErrorCode::CONNECTION_ERROR,
                 format!(
@@ -754,12 +745,6 @@ impl Connection {
                 ),
             );
         }
-        // One look-up of the id per request: the vacant slot is where the stream goes.
-        let slot = match self.streams.entry(id) {
-            // Protocol.md: a request on a stream id in use is ignored.
-            std::collections::hash_map::Entry::Occupied(_) => return,
-            std::collections::hash_map::Entry::Vacant(slot) => slot,
-        };
         if self.state == State::Draining {
             self.transmit.push_back(error_frame(id, ErrorCode::REJECTED, "the connection is closing"));
             return;
@@ -851,8 +836,8 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&id) else { return };
         match stream.role {
             Role::Responder => {
-                self.remove_stream(id);
                 self.events.push_back(Event::Cancelled { stream_id: id });
+                self.remove_stream(id);
             }
             Role::Requester => {
                 // A channel's responder stops reading (rsocket-java does this): stop sending.
@@ -907,9 +892,9 @@ impl Connection {
         if stream.kind == Kind::RequestResponse {
             // Protocol.md: a request/response PAYLOAD without C counts as complete. A C-only
             // PAYLOAD is an empty response (the Python implementation answers empty data so).
-            self.remove_stream(id);
             self.events.push_back(Event::Next { stream_id: id, metadata, data });
             self.events.push_back(Event::Complete { stream_id: id });
+            self.remove_stream(id);
             return;
         }
         if next {
@@ -1233,17 +1218,58 @@ impl Connection {
         self.streams.get(&id).map_or(1, Stream::credit_batch)
     }
 
-    /// Closes the connection. `graceful`: refuse new streams and close once the open ones
-    /// end (the driver enforces the grace period by calling this again with `false`).
+    /// Closes the connection.
+    ///
+    /// `graceful`: ERROR\[CONNECTION_CLOSE\] goes out at once, new streams are refused either
+    /// way, and the connection closes once the open streams end ("Sender or Receiver of this
+    /// frame MUST wait for outstanding streams to terminate before closing the connection").
+    /// Not graceful (or a grace period that ran out: the driver calls this again with
+    /// `false`): the open streams are cut, which is a CONNECTION_ERROR; with none open it is
+    /// a CONNECTION_CLOSE.
     pub fn close(&mut self, graceful: bool) {
         match self.state {
             State::Closed => {}
-            _ if graceful && !self.streams.is_empty() => self.state = State::Draining,
-            _ => {
-                self.transmit.push_back(error_frame(0, ErrorCode::CONNECTION_CLOSE, "closing"));
+            _ if graceful => {
+                if self.state != State::Draining {
+                    self.push_connection_frame(error_frame(0, ErrorCode::CONNECTION_CLOSE, "closing"));
+                }
+                self.drain(CloseReason::Local);
+            }
+            _ if self.streams.is_empty() => {
+                self.push_connection_frame(error_frame(0, ErrorCode::CONNECTION_CLOSE, "closing"));
                 self.terminate(CloseReason::Local);
             }
+            _ => {
+                let message = format!("closing: {} streams cut before they ended", self.streams.len());
+                self.connection_error(ErrorCode::CONNECTION_ERROR, message);
+                // This side chose to close: say so, rather than blame the peer.
+                if let Some(Event::Closed(reason)) = self.events.back_mut() {
+                    *reason = CloseReason::Local;
+                }
+            }
         }
+    }
+
+    /// Refuses new streams from now on and closes once the open ones end, for `reason`.
+    fn drain(&mut self, reason: CloseReason) {
+        if self.streams.is_empty() {
+            return self.terminate(reason);
+        }
+        self.state = State::Draining;
+        self.drain_reason.get_or_insert(reason);
+    }
+
+    /// Server: refuses the SETUP that [`Event::SetupAccepted`] reported (the layer above
+    /// decides what it accepts: the protocol does not interpret MIME types), with
+    /// ERROR\[`code`\] on stream 0, and closes. Nothing that came after the SETUP is acted on:
+    /// the events it queued are dropped.
+    pub fn reject_setup(&mut self, code: ErrorCode, message: &str) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.events.clear();
+        self.transmit.clear();
+        self.connection_error(code, message);
     }
 
     // ---- internals ----------------------------------------------------------------------
@@ -1261,20 +1287,34 @@ impl Connection {
         } else {
             self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
         }
-        self.remove_stream(id);
         if !pending_request {
             self.events.push_back(Event::Error { stream_id: id, code: ErrorCode::INVALID, message });
         }
+        self.remove_stream(id);
     }
 
     fn connection_error(&mut self, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
-        self.transmit.push_back(error_frame(0, code, &message));
+        // Every stream fails with the connection: what they had queued is not sent after the
+        // ERROR that ends them.
+        self.transmit.retain(|f| f.stream_id() == 0);
+        self.push_connection_frame(error_frame(0, code, &message));
         self.terminate(CloseReason::ProtocolError { code, message });
+    }
+
+    /// Queues a frame of stream 0 ahead of queued stream frames, behind those of stream 0
+    /// (SETUP first, then the others in order): "Frames with Stream ID 0 SHOULD have a
+    /// higher priority [...] since all those frames may impact the performance of the system"
+    /// (Negotiation). A KEEPALIVE answer stuck behind a large stream's frames could make the
+    /// peer give up on the connection.
+    fn push_connection_frame(&mut self, frame: Frame) {
+        let at = self.transmit.iter().position(|f| f.stream_id() != 0).unwrap_or(self.transmit.len());
+        self.transmit.insert(at, frame);
     }
 
     fn terminate(&mut self, reason: CloseReason) {
         self.state = State::Closed;
+        self.drain_reason = None;
         self.streams.clear();
         self.peer_streams = 0;
         self.next_keepalive = None;
@@ -1282,13 +1322,16 @@ impl Connection {
         self.events.push_back(Event::Closed(reason));
     }
 
+    /// Forgets stream `id`. The last stream of a draining connection closes it, so whatever
+    /// the stream's end tells the application is queued before this is called.
     fn remove_stream(&mut self, id: u32) -> Option<Stream> {
         let stream = self.streams.remove(&id)?;
         if stream.role == Role::Responder {
             self.peer_streams -= 1;
         }
         if self.state == State::Draining && self.streams.is_empty() {
-            self.close(false);
+            let reason = self.drain_reason.take().unwrap_or(CloseReason::Local);
+            self.terminate(reason);
         }
         Some(stream)
     }

@@ -37,7 +37,7 @@ use super::stream::Inlet;
 use super::transport::Transport;
 use crate::conn::{CommandError, Connection, Event, IdMap, Kind, Receiving, id_map};
 use crate::frame::length::{self, LengthDelimited};
-use crate::frame::metadata::CompositeMetadata;
+use crate::frame::metadata::{COMPOSITE_METADATA_MIME, CompositeMetadata};
 use crate::frame::{self, DecodeError, ErrorCode, Frame};
 use crate::payload::CancelSignal;
 use crate::{Call, Client, Handler, Payload, Status};
@@ -763,7 +763,17 @@ impl<T: Transport> Driver<T> {
             self.flush_staged();
         }
         match event {
-            Event::SetupAccepted(_) | Event::MetadataPush(_) => {}
+            Event::SetupAccepted(setup) => {
+                // The protocol does not interpret MIME types ("The protocol implementation MUST
+                // NOT interpret the MIME type itself"); this layer reads request metadata as
+                // composite metadata, and MIME types compare without regard to case.
+                if !setup.metadata_mime.eq_ignore_ascii_case(COMPOSITE_METADATA_MIME) {
+                    let message =
+                        format!("metadata MIME type must be {COMPOSITE_METADATA_MIME}, got {}", setup.metadata_mime);
+                    self.conn.reject_setup(ErrorCode::UNSUPPORTED_SETUP, &message);
+                }
+            }
+            Event::MetadataPush(_) => {}
             Event::Request { stream_id, kind, metadata, data, complete, initial_n } => {
                 self.spawn_handler(stream_id, kind, metadata, data, complete, initial_n, weak, wbuf)
             }
@@ -962,14 +972,14 @@ impl<T: Transport> Driver<T> {
         let (route, service) = match self.routes.get(&metadata) {
             Some(known) => known,
             None => match CompositeMetadata::decode_route(&metadata) {
-                Ok(Some(route)) => {
+                Some(route) => {
                     let route: Arc<str> = route.into();
                     let service = self.resolver.as_ref().and_then(|r| r.resolve(&route));
                     self.routes.put(&metadata, route, service)
                 }
-                Ok(None) => return self.refuse(id, kind, Status::unimplemented("the request carries no route")),
-                Err(e) => {
-                    return self.refuse(id, kind, Status::invalid_argument(format!("bad request metadata: {e}")));
+                None => {
+                    let status = Status::unimplemented("the request's metadata carries no readable route");
+                    return self.refuse(id, kind, status);
                 }
             },
         };
