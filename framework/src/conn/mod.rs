@@ -403,6 +403,11 @@ impl Connection {
         self.streams.contains_key(&id)
     }
 
+    /// Whether stream `id` is one this side opened (its id has this side's parity).
+    pub(crate) fn side_opened(&self, id: u32) -> bool {
+        self.is_local_id(id)
+    }
+
     /// Number of live streams, both directions.
     pub fn stream_count(&self) -> usize {
         self.streams.len()

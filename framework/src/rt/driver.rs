@@ -35,6 +35,7 @@ use super::responses::{Answer, Responses, Source};
 use super::server::Resolve;
 use super::stream::Inlet;
 use super::transport::Transport;
+use super::unwind;
 use crate::conn::{CommandError, Connection, Event, IdMap, Kind, Receiving, id_map};
 use crate::frame::length::{self, LengthDelimited};
 use crate::frame::metadata::{COMPOSITE_METADATA_MIME, CompositeMetadata};
@@ -49,6 +50,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+
+/// What a panic is blamed on, in the status the call ends with (see [`unwind`]).
+const HANDLER: &str = "the handler";
+const STREAM: &str = "the stream of messages";
 
 /// Commands queued for the driver at most (see [`Inbox`]).
 pub(crate) const COMMAND_CAPACITY: usize = 1024;
@@ -995,44 +1000,61 @@ impl<T: Transport> Driver<T> {
         let mut entry = Entry::default();
         match kind {
             Kind::FireAndForget => {
-                let mut future = handler.fire_and_forget(call, data);
-                if poll_once(&mut future).is_some() {
-                    drop(future);
-                    self.recycle(cancel);
-                } else {
-                    tokio::spawn(future);
+                // Nobody waits for an answer: a panic (reported by the panic hook) ends the
+                // call and nothing else.
+                let Ok(mut future) = unwind::guard(|| handler.fire_and_forget(call, data)) else { return };
+                match unwind::guard(|| poll_once(&mut future)) {
+                    Ok(Some(())) | Err(_) => {
+                        drop(future);
+                        self.recycle(cancel);
+                    }
+                    Ok(None) => drop(tokio::spawn(unwind::CatchUnwind::new(future))),
                 }
                 return;
             }
             Kind::RequestResponse => {
-                let mut future = handler.request_response(call, data);
+                let mut future = match unwind::guard(|| handler.request_response(call, data)) {
+                    Ok(future) => future,
+                    Err(panicked) => return self.send_status(id, &panicked.status(HANDLER)),
+                };
                 // Answered without waiting: no task, no trip through the command channel.
                 let answered = match &mut future.0 {
                     Answer::Encoded(encoded) => {
                         // Straight into the write buffer, behind its frame's head.
                         let start = length::begin_message(wbuf);
-                        match poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)) {
-                            Some(Ok(())) => {
+                        let polled = unwind::guard(|| poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)));
+                        match polled {
+                            Ok(Some(Ok(()))) => {
                                 let _ = self.conn.finish_message(id, start, wbuf);
                                 true
                             }
-                            Some(Err(status)) => {
+                            Ok(Some(Err(status))) => {
                                 wbuf.truncate(start);
                                 self.send_status(id, &status);
                                 true
                             }
-                            None => {
+                            Err(panicked) => {
+                                // Half an answer may be in the buffer: none of it goes.
+                                wbuf.truncate(start);
+                                self.send_status(id, &panicked.status(HANDLER));
+                                true
+                            }
+                            Ok(None) => {
                                 wbuf.truncate(start);
                                 false
                             }
                         }
                     }
-                    Answer::Payload(payload) => match poll_once(payload) {
-                        Some(result) => {
+                    Answer::Payload(payload) => match unwind::guard(|| poll_once(payload)) {
+                        Ok(Some(result)) => {
                             self.answer(id, result, wbuf);
                             true
                         }
-                        None => false,
+                        Err(panicked) => {
+                            self.send_status(id, &panicked.status(HANDLER));
+                            true
+                        }
+                        Ok(None) => false,
                     },
                 };
                 if answered {
@@ -1042,7 +1064,9 @@ impl<T: Transport> Driver<T> {
                 }
                 let budget = self.handles.budget.clone();
                 let task = tokio::spawn(async move {
-                    let result = future.await;
+                    // A panic after the first poll answers INTERNAL too: the caller must not
+                    // wait for an answer that never comes.
+                    let result = unwind::CatchUnwind::new(future).await.unwrap_or_else(|p| Err(p.status(HANDLER)));
                     let reserved = match &result {
                         Ok(payload) => budget.reserve(payload.metadata.len() + payload.data.len()).await,
                         Err(_) => Reserved::none(),
@@ -1053,7 +1077,10 @@ impl<T: Transport> Driver<T> {
                 entry.cancel = Some(cancel);
             }
             Kind::RequestStream => {
-                let stream = handler.request_stream(call, data);
+                let stream = match unwind::guard(|| handler.request_stream(call, data)) {
+                    Ok(stream) => stream,
+                    Err(panicked) => return self.send_status(id, &panicked.status(HANDLER)),
+                };
                 entry.producer = Some(self.producer(id, stream, initial_n));
                 entry.cancel = Some(cancel);
             }
@@ -1064,7 +1091,14 @@ impl<T: Transport> Driver<T> {
                 if !complete {
                     entry.inbound = Some(Inbound::Many(inlet));
                 }
-                let stream = handler.request_channel(call, messages);
+                let stream = match unwind::guard(|| handler.request_channel(call, messages)) {
+                    Ok(stream) => stream,
+                    Err(panicked) => {
+                        // The stream's reader (the handler's messages) went with the panic.
+                        self.send_status(id, &panicked.status(HANDLER));
+                        return;
+                    }
+                };
                 entry.producer = Some(self.producer(id, stream, initial_n));
                 entry.cancel = Some(cancel);
             }
@@ -1152,7 +1186,9 @@ impl<T: Transport> Driver<T> {
                     if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                         break None;
                     }
-                    match stream.as_mut().poll_next(&mut cx) {
+                    let polled = unwind::guard(|| stream.as_mut().poll_next(&mut cx))
+                        .unwrap_or_else(|panicked| Poll::Ready(Some(Err(panicked.status(STREAM)))));
+                    match polled {
                         Poll::Ready(Some(Ok(payload))) if probe => {
                             producer.ahead = Some(payload);
                             break None;
@@ -1209,7 +1245,9 @@ impl<T: Transport> Driver<T> {
                         break None;
                     }
                     let start = length::begin_message(wbuf);
-                    let polled = stream.as_mut().poll_encode(&mut cx, wbuf);
+                    // (A panic may leave half a message in the buffer: it is cut off below.)
+                    let polled = unwind::guard(|| stream.as_mut().poll_encode(&mut cx, wbuf))
+                        .unwrap_or_else(|panicked| Poll::Ready(Some(Err(panicked.status(STREAM)))));
                     if probe && matches!(polled, Poll::Ready(Some(Ok(())))) {
                         // Rare (the stream had a message ready beyond the peer's credit): a
                         // copy, so that the write buffer holds only what may be written.
@@ -1255,6 +1293,13 @@ impl<T: Transport> Driver<T> {
         let Some(end) = end else { return };
         if let End::Error(status) = end {
             self.send_status(id, &status);
+            // A requester's own stream failed (its outbound half of a channel): its reader
+            // learns why its call ended.
+            if let Some(Entry { inbound: Some(Inbound::Many(inlet)), .. }) = self.entries.get(&id)
+                && self.conn.side_opened(id)
+            {
+                inlet.push(Err(status));
+            }
         }
         if let Some(entry) = self.entries.get_mut(&id) {
             // The stream ended on its own: nothing to stop, nobody cancelled.

@@ -1,6 +1,7 @@
 //! The framework crate's one integration-test binary.
 
 mod credit;
+mod faults;
 mod frames;
 mod peer;
 mod runtime;

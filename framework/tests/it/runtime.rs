@@ -1030,29 +1030,6 @@ async fn a_stream_read_on_another_runtime_is_delivered_by_the_connections_own() 
     .await
 }
 
-#[tokio::test]
-async fn a_channels_messages_that_panic_end_the_connection_not_the_reader() {
-    bounded(30, async {
-        let (_, running, client) = echo_over_tcp().await;
-        // The first message rides in the request; the second is taken by the connection (from
-        // the reader's poll of it, or its own task's) once the responder grants credit.
-        let messages = stream::iter(0..3).map(|i| {
-            assert!(i < 1, "the application's stream panicked");
-            Payload::new(i.to_string())
-        });
-        let mut replies = client.request_channel(Call::new("test.Echo/Chat"), messages).await.unwrap();
-        let mut got = Vec::new();
-        while let Some(Ok(reply)) = replies.next().await {
-            got.push(text(&reply).to_owned());
-        }
-        assert!(got.len() <= 1, "{got:?}");
-        bounded(5, client.closed()).await;
-        assert!(client.is_closed());
-        running.shutdown().await;
-    })
-    .await
-}
-
 /// A transport that records the size of every write its side makes.
 struct Recorded {
     io: tokio::io::DuplexStream,
