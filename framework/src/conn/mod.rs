@@ -333,6 +333,11 @@ pub struct Connection {
     /// While draining: why the connection will close once its last stream ends (this side
     /// closed it, or the peer sent ERROR\[CONNECTION_CLOSE\]).
     drain_reason: Option<CloseReason>,
+    /// Bytes held in unfinished fragmented messages, all streams together.
+    reassembling: usize,
+    /// When the oldest unfinished fragmented message may have run out of time (at or after
+    /// its real deadline: one that finished early leaves it, and firing early finds nothing).
+    reassembly_deadline: Option<Instant>,
 }
 
 impl Connection {
@@ -380,6 +385,8 @@ impl Connection {
             deadline_epoch: 0,
             peer_confirmed: false,
             drain_reason: None,
+            reassembling: 0,
+            reassembly_deadline: None,
         }
     }
 
@@ -442,7 +449,7 @@ impl Connection {
             State::AwaitingSetup => None,
             _ => Some(self.last_received + self.max_lifetime),
         };
-        [lifetime, self.next_keepalive, self.setup_deadline].into_iter().flatten().min()
+        [lifetime, self.next_keepalive, self.setup_deadline, self.reassembly_deadline].into_iter().flatten().min()
     }
 
     /// Changes whenever [`poll_timeout`](Self::poll_timeout)'s answer may have moved earlier
@@ -474,6 +481,9 @@ impl Connection {
                 format!("no frame received for {} ms", self.max_lifetime.as_millis()),
             ));
             return self.terminate(CloseReason::KeepaliveTimeout(self.max_lifetime));
+        }
+        if self.reassembly_deadline.is_some_and(|d| now >= d) {
+            self.expire_reassemblies(now);
         }
         if let Some(at) = self.next_keepalive
             && now >= at
@@ -689,9 +699,10 @@ impl Connection {
         if let Some((code, message)) = rejection {
             return self.connection_error(code, message);
         }
-        // The client's max lifetime bounds how long it may stay silent. Its interval is only
-        // advisory (one implementation announces twice what it sends), so it is not used.
-        self.max_lifetime = Duration::from_millis(u64::from(setup.max_lifetime));
+        // The client's max lifetime bounds how long it may stay silent, up to the server's
+        // cap. Its interval is only advisory (one implementation announces twice what it
+        // sends), so it is not used.
+        self.max_lifetime = Duration::from_millis(u64::from(setup.max_lifetime)).min(self.config.max_peer_lifetime);
         self.setup_deadline = None;
         self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         self.state = State::Open;
@@ -774,15 +785,9 @@ impl Connection {
         let mut stream = Stream::responder(kind, initial_n, complete);
         self.peer_streams += 1;
         if follows {
-            let mut reassembly = Box::<Reassembly>::default();
-            if let Err(message) = reassembly.push(&payload, self.config.max_message_size) {
-                slot.insert(stream);
-                return self.stream_protocol_error(id, message);
-            }
-            stream.reassembly = Some(reassembly);
             stream.pending_request = true;
             slot.insert(stream);
-            return;
+            return self.reassemble(id, &payload);
         }
         // Made ready before it goes into the map.
         let opened = Connection::open_responder(slot.insert(stream), self.config.inbound_window);
@@ -857,17 +862,17 @@ impl Connection {
 
     fn handle_payload_frame(&mut self, p: PayloadFrame) {
         let id = p.stream_id;
-        let max = self.config.max_message_size;
         let Some(stream) = self.streams.get_mut(&id) else { return };
-        if let Some(reassembly) = stream.reassembly.as_mut() {
-            if let Err(message) = reassembly.push(&p.payload, max) {
-                return self.stream_protocol_error(id, message);
-            }
+        if stream.reassembly.is_some() {
+            self.reassemble(id, &p.payload);
             // Protocol.md: a PAYLOAD with both F and C ignores F.
             if p.follows && !p.complete {
                 return;
             }
-            let (metadata, data) = stream.reassembly.take().map(|r| r.finish()).unwrap_or_default();
+            let Some(stream) = self.streams.get_mut(&id) else { return };
+            let Some(reassembly) = stream.reassembly.take() else { return };
+            self.reassembling -= reassembly.len;
+            let (metadata, data) = reassembly.finish();
             if stream.pending_request {
                 if p.complete && stream.kind == Kind::Channel {
                     stream.inbound = Half::Closed;
@@ -880,15 +885,57 @@ impl Connection {
             return;
         }
         if p.follows && !p.complete {
-            let mut reassembly = Box::<Reassembly>::default();
-            if let Err(message) = reassembly.push(&p.payload, max) {
-                return self.stream_protocol_error(id, message);
-            }
-            stream.reassembly = Some(reassembly);
-            return;
+            return self.reassemble(id, &p.payload);
         }
         let metadata = p.payload.metadata.unwrap_or_default();
         self.deliver(id, p.next, p.complete, metadata, p.payload.data)
+    }
+
+    /// Adds a fragment to stream `id`'s unfinished message, starting one if there is none,
+    /// within the message size limit and the connection's budget (`Config::reassembly_limits`);
+    /// beyond either, the stream ends. Check that the stream still has its message after.
+    fn reassemble(&mut self, id: u32, payload: &frame::Payload) {
+        let (max_message, budget) = (self.config.max_message_size, self.config.max_reassembly_bytes);
+        let now = self.last_received;
+        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let add = payload.metadata.as_ref().map_or(0, Bytes::len) + payload.data.len();
+        if self.reassembling + add > budget {
+            let message = format!("unfinished fragmented messages on this connection exceed {budget} bytes");
+            return self.stream_protocol_error(id, message);
+        }
+        let reassembly = stream.reassembly.get_or_insert_with(|| Box::new(Reassembly::new(now)));
+        if let Err(message) = reassembly.push(payload, max_message) {
+            return self.stream_protocol_error(id, message);
+        }
+        self.reassembling += add;
+        let deadline = reassembly.started + self.config.reassembly_timeout;
+        if self.reassembly_deadline.is_none_or(|d| deadline < d) {
+            self.reassembly_deadline = Some(deadline);
+            self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
+        }
+    }
+
+    /// Ends the streams whose fragmented message is not finished in time, and finds when the
+    /// next one may run out.
+    fn expire_reassemblies(&mut self, now: Instant) {
+        let timeout = self.config.reassembly_timeout;
+        let mut late = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (&id, stream) in self.streams.iter() {
+            if let Some(r) = &stream.reassembly {
+                let deadline = r.started + timeout;
+                if deadline <= now {
+                    late.push(id);
+                } else {
+                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                }
+            }
+        }
+        self.reassembly_deadline = next;
+        for id in late {
+            let message = format!("fragmented message not finished within {} ms", timeout.as_millis());
+            self.stream_protocol_error(id, message);
+        }
     }
 
     /// Delivers a whole inbound message and/or completion on `id`.
@@ -1180,7 +1227,9 @@ impl Connection {
             Role::Responder => {
                 if stream.kind == Kind::Channel && stream.inbound == Half::Open {
                     stream.inbound = Half::Closed;
-                    stream.reassembly = None;
+                    if let Some(r) = stream.reassembly.take() {
+                        self.reassembling -= r.len;
+                    }
                     self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
                     self.reap(id);
                 }
@@ -1320,6 +1369,8 @@ impl Connection {
     fn terminate(&mut self, reason: CloseReason) {
         self.state = State::Closed;
         self.drain_reason = None;
+        self.reassembling = 0;
+        self.reassembly_deadline = None;
         self.streams.clear();
         self.peer_streams = 0;
         self.next_keepalive = None;
@@ -1331,6 +1382,9 @@ impl Connection {
     /// the stream's end tells the application is queued before this is called.
     fn remove_stream(&mut self, id: u32) -> Option<Stream> {
         let stream = self.streams.remove(&id)?;
+        if let Some(r) = &stream.reassembly {
+            self.reassembling -= r.len;
+        }
         if stream.role == Role::Responder {
             self.peer_streams -= 1;
         }

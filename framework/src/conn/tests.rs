@@ -1130,3 +1130,90 @@ fn a_channel_on_exact_credit_completes_both_halves() {
     let got = events(&mut p.server);
     assert_eq!(got[1..], [next(id, "0"), next(id, "1"), Event::Complete { stream_id: id }]);
 }
+
+// ---- limits on what a peer can make this side hold ------------------------------------
+
+/// A fragment (F) of `len` bytes on `id`, a REQUEST_FNF's first if `request`.
+fn fragment(id: u32, len: usize, request: bool) -> Frame {
+    let payload = frame::Payload::data(Bytes::from(vec![7u8; len]));
+    if request {
+        Frame::RequestFnf(Request { stream_id: id, follows: true, payload })
+    } else {
+        Frame::Payload(PayloadFrame { stream_id: id, follows: true, complete: false, next: true, payload })
+    }
+}
+
+fn last_fragment(id: u32, len: usize) -> Frame {
+    let payload = frame::Payload::data(Bytes::from(vec![7u8; len]));
+    Frame::Payload(PayloadFrame { stream_id: id, follows: false, complete: false, next: true, payload })
+}
+
+#[test]
+fn unfinished_fragmented_messages_share_one_budget_per_connection() {
+    let config = Config::default().reassembly_limits(100, Duration::from_secs(60));
+    let now = Instant::now();
+    let mut server = Connection::server(config, now);
+    server.handle_frame(setup(|_| {}), now);
+    events(&mut server);
+    // Two requests begun: 60 bytes, then 30 more fit; another 20 on a third do not.
+    server.handle_frame(wire(&fragment(1, 60, true)), now);
+    server.handle_frame(wire(&fragment(3, 30, true)), now);
+    server.handle_frame(wire(&fragment(5, 20, true)), now);
+    let out = transmitted(&mut server);
+    assert!(
+        matches!(&out[..], [Frame::Error(ErrorFrame { stream_id: 5, code: ErrorCode::INVALID, data })] if String::from_utf8_lossy(data).contains("exceed 100 bytes")),
+        "{out:?}"
+    );
+    assert!(server.contains(1) && server.contains(3) && !server.contains(5));
+    // Finishing one frees its share: the third can now begin, and the first goes on.
+    server.handle_frame(wire(&last_fragment(3, 5)), now);
+    assert!(matches!(&events(&mut server)[..], [Event::Request { stream_id: 3, data, .. }] if data.len() == 35));
+    server.handle_frame(wire(&fragment(7, 35, true)), now);
+    server.handle_frame(wire(&last_fragment(1, 5)), now);
+    assert!(transmitted(&mut server).is_empty());
+    assert!(matches!(&events(&mut server)[..], [Event::Request { stream_id: 1, data, .. }] if data.len() == 65));
+    // A stream that ends mid-message gives its share back too.
+    server.handle_frame(wire(&Frame::Cancel(Cancel { stream_id: 7 })), now);
+    server.handle_frame(wire(&fragment(9, 100, true)), now);
+    assert!(transmitted(&mut server).is_empty(), "the cancelled message's bytes were given back");
+    assert!(server.contains(9));
+}
+
+#[test]
+fn a_fragmented_message_not_finished_in_time_ends_its_stream() {
+    let config = Config::default().reassembly_limits(1 << 20, Duration::from_secs(5));
+    let now = Instant::now();
+    let mut server = Connection::server(config, now);
+    server.handle_frame(setup(|s| s.max_lifetime = 60_000), now);
+    events(&mut server);
+    server.handle_frame(wire(&request_stream(1, 4)), now);
+    server.handle_frame(wire(&fragment(3, 10, true)), now);
+    events(&mut server);
+    assert!(server.poll_timeout().is_some_and(|t| t <= now + Duration::from_secs(5)));
+    // A second one, begun later, has its own deadline.
+    let later = now + Duration::from_secs(3);
+    server.handle_frame(wire(&fragment(5, 10, true)), later);
+    server.handle_timeout(now + Duration::from_secs(5));
+    let out = transmitted(&mut server);
+    assert!(matches!(&out[..], [Frame::Error(ErrorFrame { stream_id: 3, code: ErrorCode::INVALID, .. })]), "{out:?}");
+    assert!(server.contains(1) && server.contains(5) && !server.is_closed());
+    assert_eq!(server.poll_timeout(), Some(later + Duration::from_secs(5)));
+    server.handle_timeout(later + Duration::from_secs(5));
+    assert!(matches!(&transmitted(&mut server)[..], [Frame::Error(ErrorFrame { stream_id: 5, .. })]));
+    assert!(server.contains(1), "a stream with nothing unfinished is not touched");
+}
+
+#[test]
+fn the_server_caps_the_silence_a_client_asks_for() {
+    let config = Config::default().max_peer_lifetime(Duration::from_secs(60));
+    let now = Instant::now();
+    let mut server = Connection::server(config, now);
+    server.handle_frame(setup(|s| s.max_lifetime = MAX_U31), now);
+    events(&mut server);
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(60)));
+    server.handle_timeout(now + Duration::from_secs(60));
+    assert!(server.is_closed());
+    assert!(
+        matches!(&events(&mut server)[..], [Event::Closed(CloseReason::KeepaliveTimeout(d))] if *d == Duration::from_secs(60))
+    );
+}

@@ -378,6 +378,8 @@ pub(crate) struct Driver<T: Transport> {
     routes: RouteCache,
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
+    /// Permits for fire-and-forget handlers running as tasks (`Config::max_concurrent_fire_and_forget`).
+    fire_and_forget: Arc<Semaphore>,
     grace_deadline: Option<Instant>,
     /// What the driver registers with its inbox and timer when others may poll it too (see
     /// [`Drive`]): then only the socket's read readiness gets the poller's own waker.
@@ -407,6 +409,7 @@ impl<T: Transport> Driver<T> {
         let config = conn.config();
         let handles = Handles::new(inbox.clone(), config, closed_rx, drive);
         let framing = LengthDelimited::new(config.max_frame_size);
+        let fire_and_forget = Arc::new(Semaphore::new(config.max_concurrent_fire_and_forget));
         let driver = Driver {
             conn,
             reader,
@@ -427,6 +430,7 @@ impl<T: Transport> Driver<T> {
             spare_cancels: Vec::new(),
             routes: RouteCache::default(),
             orphaned: false,
+            fire_and_forget,
             grace_deadline: None,
             task_waker,
             _close: inbox::CloseOnDrop(inbox),
@@ -470,6 +474,7 @@ impl<T: Transport> Driver<T> {
         let read_wake = task_waker.as_ref().map(|_| Flagged::new());
         let mut read_target: Option<Waker> = None;
         let mut read_armed = true;
+        let fire_and_forget = self.fire_and_forget.clone();
         loop {
             self.inbox.set_busy();
             self.process(&weak, &mut wbuf);
@@ -527,6 +532,8 @@ impl<T: Transport> Driver<T> {
             // Back-pressure: with too much unwritten, stop taking new work and stop reading
             // (the peer then feels TCP back-pressure) until the writes drain.
             let congested = wbuf.len() >= max_buffered;
+            // Likewise with as many fire-and-forget handlers running as the connection allows.
+            let fnf_full = fire_and_forget.available_permits() == 0;
             // `read_buf` on a full buffer would grow it by a few bytes and read that little;
             // keep room for a real read. The buffer holds at most one partial frame (bounded by
             // the maximum frame size) plus one chunk, since whole frames are taken off at once.
@@ -558,7 +565,7 @@ impl<T: Transport> Driver<T> {
                     // A read that got something is followed by another, until one comes up empty.
                     read_armed = read.is_ready();
                     read
-                }), if reading && !congested => {
+                }), if reading && !congested && !fnf_full => {
                     match read {
                         Ok(0) | Err(_) => {
                             reading = false;
@@ -596,6 +603,8 @@ impl<T: Transport> Driver<T> {
                     }
                     self.conn.handle_timeout(now.into_std());
                 }
+                // Fire-and-forget handlers at their limit: reading waits for one to finish.
+                _ = fire_and_forget.acquire(), if fnf_full => {}
             }
         }
         // Flush what is left (the final ERROR, answers already produced) before closing.
@@ -1008,7 +1017,15 @@ impl<T: Transport> Driver<T> {
                         drop(future);
                         self.recycle(cancel);
                     }
-                    Ok(None) => drop(tokio::spawn(unwind::CatchUnwind::new(future))),
+                    Ok(None) => {
+                        // Without a permit (a read's worth of requests can pass the limit) the
+                        // task still runs: reading stops until the count is below the limit.
+                        let permit = self.fire_and_forget.clone().try_acquire_owned().ok();
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            let _ = unwind::CatchUnwind::new(future).await;
+                        });
+                    }
                 }
                 return;
             }

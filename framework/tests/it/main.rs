@@ -3,5 +3,6 @@
 mod credit;
 mod faults;
 mod frames;
+mod limits;
 mod peer;
 mod runtime;
