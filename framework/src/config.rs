@@ -40,6 +40,10 @@ pub struct Config {
     pub(crate) max_buffered_bytes: usize,
     pub(crate) setup_timeout: Duration,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) max_peer_lifetime: Duration,
+    pub(crate) max_reassembly_bytes: usize,
+    pub(crate) reassembly_timeout: Duration,
+    pub(crate) max_concurrent_fire_and_forget: usize,
 }
 
 impl Default for Config {
@@ -58,6 +62,10 @@ impl Default for Config {
             max_buffered_bytes: 4 * 1024 * 1024,
             setup_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            max_peer_lifetime: Duration::from_secs(300),
+            max_reassembly_bytes: 32 * 1024 * 1024,
+            reassembly_timeout: Duration::from_secs(30),
+            max_concurrent_fire_and_forget: 1024,
         }
     }
 }
@@ -171,6 +179,42 @@ impl Config {
     /// Server: how long a graceful shutdown waits for in-flight streams. Default: 10 s.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// Server: the longest max lifetime a client may ask for in SETUP (how long it may stay
+    /// silent before the server gives up on it); a longer one is cut to this, so that a
+    /// client asking for days cannot hold a dead connection that long. Default: 5 minutes.
+    pub fn max_peer_lifetime(mut self, max: Duration) -> Self {
+        self.max_peer_lifetime = max.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Bytes a connection holds at most in fragmented messages the peer has begun and not
+    /// finished, all streams together, and how long one may take to finish. A fragment
+    /// beyond the budget, or a message unfinished after `timeout`, ends its stream with
+    /// ERROR\[INVALID\] (CANCEL where this side requested it); the connection carries on.
+    /// Each message is also bounded by [`max_message_size`](Config::max_message_size).
+    /// Defaults: 32 MiB and 30 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = weft::Config::default().reassembly_limits(4 << 20, Duration::from_secs(5));
+    /// # let _ = config;
+    /// ```
+    pub fn reassembly_limits(mut self, max_bytes: usize, timeout: Duration) -> Self {
+        self.max_reassembly_bytes = max_bytes;
+        self.reassembly_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Fire-and-forget handlers that may run at once on one connection (those that finish at
+    /// their first poll do not count). At the limit the connection stops reading until one
+    /// finishes, so the peer feels TCP back-pressure instead of the server spawning without
+    /// bound; what one read already holds is still served. Default: 1,024. Values below 1
+    /// are raised to 1.
+    pub fn max_concurrent_fire_and_forget(mut self, n: usize) -> Self {
+        self.max_concurrent_fire_and_forget = n.max(1);
         self
     }
 

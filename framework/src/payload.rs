@@ -169,11 +169,10 @@ impl Metadata {
     }
 }
 
-/// Decodes a block that `CompositeMetadata::decode_route` accepted, so this cannot fail (the two
-/// share one walk over the entries); were it to, the handler would see no entries rather than
-/// a panic.
+/// The entries of a request's block, read as leniently as its route was (see
+/// `CompositeMetadata::decode_route`): what cannot be read is skipped, never fatal.
 fn decode_checked(block: &Bytes) -> CompositeMetadata {
-    CompositeMetadata::decode(block.clone()).unwrap_or_default()
+    CompositeMetadata::decode_lenient(block.clone())
 }
 
 /// A one-shot signal, fired when a call is cancelled.

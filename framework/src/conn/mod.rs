@@ -44,6 +44,9 @@
 //!   second SETUP, METADATA_PUSH on a non-zero stream, SETUP errors after establishment.
 
 mod ids;
+mod rules;
+#[cfg(test)]
+mod spec_tests;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -57,6 +60,7 @@ use crate::frame::{
 use bytes::{Bytes, BytesMut};
 use frame::length::RequestHead;
 pub(crate) use ids::{IdMap, id_map};
+use rules::Verdict;
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -326,6 +330,14 @@ pub struct Connection {
     /// Client: the server has sent something, so SETUP was accepted (Protocol.md: errors with
     /// SETUP codes are ignored after that).
     peer_confirmed: bool,
+    /// While draining: why the connection will close once its last stream ends (this side
+    /// closed it, or the peer sent ERROR\[CONNECTION_CLOSE\]).
+    drain_reason: Option<CloseReason>,
+    /// Bytes held in unfinished fragmented messages, all streams together.
+    reassembling: usize,
+    /// When the oldest unfinished fragmented message may have run out of time (at or after
+    /// its real deadline: one that finished early leaves it, and firing early finds nothing).
+    reassembly_deadline: Option<Instant>,
 }
 
 impl Connection {
@@ -372,6 +384,9 @@ impl Connection {
             setup_deadline: None,
             deadline_epoch: 0,
             peer_confirmed: false,
+            drain_reason: None,
+            reassembling: 0,
+            reassembly_deadline: None,
         }
     }
 
@@ -393,6 +408,11 @@ impl Connection {
     /// Whether stream `id` is live.
     pub fn contains(&self, id: u32) -> bool {
         self.streams.contains_key(&id)
+    }
+
+    /// Whether stream `id` is one this side opened (its id has this side's parity).
+    pub(crate) fn side_opened(&self, id: u32) -> bool {
+        self.is_local_id(id)
     }
 
     /// Number of live streams, both directions.
@@ -429,7 +449,7 @@ impl Connection {
             State::AwaitingSetup => None,
             _ => Some(self.last_received + self.max_lifetime),
         };
-        [lifetime, self.next_keepalive, self.setup_deadline].into_iter().flatten().min()
+        [lifetime, self.next_keepalive, self.setup_deadline, self.reassembly_deadline].into_iter().flatten().min()
     }
 
     /// Changes whenever [`poll_timeout`](Self::poll_timeout)'s answer may have moved earlier
@@ -455,19 +475,22 @@ impl Connection {
             return self.connection_error(ErrorCode::INVALID_SETUP, message);
         }
         if self.state != State::AwaitingSetup && now >= self.last_received + self.max_lifetime {
-            self.transmit.push_back(error_frame(
+            self.push_connection_frame(error_frame(
                 0,
                 ErrorCode::CONNECTION_ERROR,
                 format!("no frame received for {} ms", self.max_lifetime.as_millis()),
             ));
             return self.terminate(CloseReason::KeepaliveTimeout(self.max_lifetime));
         }
+        if self.reassembly_deadline.is_some_and(|d| now >= d) {
+            self.expire_reassemblies(now);
+        }
         if let Some(at) = self.next_keepalive
             && now >= at
         {
             // The client sends KEEPALIVE every interval whatever other traffic there is: some
             // implementations close connections that send none even while busy.
-            self.transmit.push_back(Frame::Keepalive(Keepalive {
+            self.push_connection_frame(Frame::Keepalive(Keepalive {
                 respond: true,
                 last_received_position: 0,
                 data: Bytes::new(),
@@ -483,33 +506,21 @@ impl Connection {
             return;
         }
         self.last_received = now;
-        if error.is_ignorable() {
-            return;
+        match rules::decode_error(error, self.state) {
+            Verdict::Ignore(_) => {}
+            Verdict::Connection(code) => self.connection_error(code, error.to_string()),
+            Verdict::Stream => {
+                let stream_id = error.stream_id.unwrap_or(0);
+                if self.streams.contains_key(&stream_id) {
+                    self.stream_protocol_error(stream_id, error.to_string());
+                } else if error.frame_type.is_some_and(FrameType::is_request) && !self.is_local_id(stream_id) {
+                    // A malformed request: refuse that stream only.
+                    self.transmit.push_back(error_frame(stream_id, ErrorCode::INVALID, error.to_string()));
+                }
+                // Anything else names a stream that does not exist: ignored, as for a valid
+                // frame ("Receiving a PAYLOAD on an unknown Stream ID [...] MUST be ignored").
+            }
         }
-        let stream_id = error.stream_id.unwrap_or(0);
-        let stream_frame = matches!(
-            error.frame_type,
-            Some(
-                FrameType::RequestResponse
-                    | FrameType::RequestFnf
-                    | FrameType::RequestStream
-                    | FrameType::RequestChannel
-                    | FrameType::RequestN
-                    | FrameType::Cancel
-                    | FrameType::Payload
-                    | FrameType::Error
-            )
-        );
-        if stream_id == 0 || !stream_frame || self.state == State::AwaitingSetup {
-            return self.connection_error(ErrorCode::CONNECTION_ERROR, error.to_string());
-        }
-        if self.streams.contains_key(&stream_id) {
-            self.stream_protocol_error(stream_id, error.to_string());
-        } else if error.frame_type.is_some_and(FrameType::is_request) && !self.is_local_id(stream_id) {
-            // A malformed request: refuse that stream only.
-            self.transmit.push_back(error_frame(stream_id, ErrorCode::INVALID, error.to_string()));
-        }
-        // Anything else names a stream that does not exist: ignored, as for a valid frame.
     }
 
     /// A frame read from the peer.
@@ -525,19 +536,16 @@ impl Connection {
             self.peer_confirmed = true;
         }
         match frame {
-            Frame::Setup(_) => {
-                // Protocol.md: a server ignores a SETUP after accepting one; a client ignores
-                // any SETUP.
-            }
-            Frame::Resume(_) | Frame::ResumeOk(_) => {
-                self.connection_error(ErrorCode::CONNECTION_ERROR, "resumption is not supported on this connection")
-            }
-            Frame::Lease(_) => {
-                // Leasing was not negotiated (SETUP never sets L); a LEASE changes nothing.
-            }
+            // See `rules` for each.
+            Frame::Setup(_) => rules::ignore(rules::SECOND_SETUP),
+            Frame::Resume(_) | Frame::ResumeOk(_) | Frame::Lease(_) => rules::ignore(rules::NOT_NEGOTIATED),
+            Frame::Ext(_) => rules::ignore(rules::EXTENSION),
             Frame::Keepalive(k) => {
                 if k.respond {
-                    self.transmit.push_back(Frame::Keepalive(Keepalive {
+                    // "Reception of a KEEPALIVE frame with the (R)espond flag set MUST cause a
+                    // client or server to send back a KEEPALIVE with the (R)espond flag NOT
+                    // set": ahead of queued stream data, so a busy stream cannot delay it.
+                    self.push_connection_frame(Frame::Keepalive(Keepalive {
                         respond: false,
                         last_received_position: 0,
                         data: k.data,
@@ -545,11 +553,6 @@ impl Connection {
                 }
             }
             Frame::MetadataPush(m) => self.events.push_back(Event::MetadataPush(m.metadata)),
-            Frame::Ext(_) => {
-                // No extension is understood. An EXT without (I) may be answered with
-                // CONNECTION_ERROR (Protocol.md, "Handling Ignore Flag"); staying up is the
-                // lenient choice and harms nothing, since its content is never acted on.
-            }
             Frame::Error(e) => self.handle_error(e),
             Frame::RequestResponse(r) => self.request(RequestFrame::Response(r)),
             Frame::RequestFnf(r) => self.request(RequestFrame::Fnf(r)),
@@ -688,11 +691,6 @@ impl Connection {
             Some((ErrorCode::REJECTED_SETUP, "resumption is not supported".to_owned()))
         } else if setup.lease {
             Some((ErrorCode::UNSUPPORTED_SETUP, "leasing is not supported".to_owned()))
-        } else if setup.metadata_mime != COMPOSITE_METADATA_MIME {
-            Some((
-                ErrorCode::UNSUPPORTED_SETUP,
-                format!("metadata MIME type must be {COMPOSITE_METADATA_MIME}, got {}", setup.metadata_mime),
-            ))
         } else if setup.keepalive_interval == 0 || setup.max_lifetime == 0 {
             Some((ErrorCode::INVALID_SETUP, "keepalive interval and max lifetime must be > 0".to_owned()))
         } else {
@@ -701,9 +699,10 @@ impl Connection {
         if let Some((code, message)) = rejection {
             return self.connection_error(code, message);
         }
-        // The client's max lifetime bounds how long it may stay silent. Its interval is only
-        // advisory (one implementation announces twice what it sends), so it is not used.
-        self.max_lifetime = Duration::from_millis(u64::from(setup.max_lifetime));
+        // The client's max lifetime bounds how long it may stay silent, up to the server's
+        // cap. Its interval is only advisory (one implementation announces twice what it
+        // sends), so it is not used.
+        self.max_lifetime = Duration::from_millis(u64::from(setup.max_lifetime)).min(self.config.max_peer_lifetime);
         self.setup_deadline = None;
         self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         self.state = State::Open;
@@ -711,27 +710,26 @@ impl Connection {
     }
 
     fn handle_error(&mut self, e: ErrorFrame) {
-        if e.stream_id == 0 {
-            if self.side == Side::Server && e.code.is_connection_error() && e.code.0 <= 4 {
-                // Protocol.md: a server ignores SETUP and RESUME errors.
-                return;
-            }
-            if self.side == Side::Client && e.code.0 <= 4 && self.peer_confirmed {
-                return;
-            }
-            let reason = if e.code == ErrorCode::CONNECTION_CLOSE {
-                CloseReason::PeerClosed
-            } else {
-                CloseReason::PeerError { code: e.code, message: e.message().into_owned() }
-            };
-            return self.terminate(reason);
+        // On any stream: a server ignores SETUP and RESUME errors, a client once SETUP was
+        // accepted (see `rules::SETUP_ERROR`).
+        if rules::is_setup_error(e.code) && (self.side == Side::Server || self.peer_confirmed) {
+            return rules::ignore(rules::SETUP_ERROR);
         }
-        if self.remove_stream(e.stream_id).is_some() {
+        if e.stream_id == 0 {
+            if e.code == ErrorCode::CONNECTION_CLOSE {
+                // "Sender or Receiver of this frame MUST wait for outstanding streams to
+                // terminate before closing the connection. New requests MAY not be accepted."
+                return self.drain(CloseReason::PeerClosed);
+            }
+            return self.terminate(CloseReason::PeerError { code: e.code, message: e.message().into_owned() });
+        }
+        if self.streams.contains_key(&e.stream_id) {
             self.events.push_back(Event::Error {
                 stream_id: e.stream_id,
                 code: e.code,
                 message: e.message().into_owned(),
             });
+            self.remove_stream(e.stream_id);
         }
     }
 
@@ -744,7 +742,16 @@ impl Connection {
         complete: bool,
         payload: frame::Payload,
     ) {
-        if self.is_local_id(id) {
+        // One look-up of the id per request: the vacant slot is where the stream goes. An id in
+        // use is checked first: even one of this side's own ids is then ignored, not an error.
+        let slot = match self.streams.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => return rules::ignore(rules::REQUEST_IN_USE),
+            std::collections::hash_map::Entry::Vacant(slot) => slot,
+        };
+        if (id % 2 == 1) == (self.side == Side::Client) {
+            // "A client MUST generate odd Stream IDs, and a server MUST generate even Stream
+            // IDs": a peer that opens one of this side's ids breaks the rule every later stream
+            // id depends on.
             return self.connection_error(
                 ErrorCode::CONNECTION_ERROR,
                 format!(
@@ -754,12 +761,6 @@ impl Connection {
                 ),
             );
         }
-        // One look-up of the id per request: the vacant slot is where the stream goes.
-        let slot = match self.streams.entry(id) {
-            // Protocol.md: a request on a stream id in use is ignored.
-            std::collections::hash_map::Entry::Occupied(_) => return,
-            std::collections::hash_map::Entry::Vacant(slot) => slot,
-        };
         if self.state == State::Draining {
             self.transmit.push_back(error_frame(id, ErrorCode::REJECTED, "the connection is closing"));
             return;
@@ -784,15 +785,9 @@ impl Connection {
         let mut stream = Stream::responder(kind, initial_n, complete);
         self.peer_streams += 1;
         if follows {
-            let mut reassembly = Box::<Reassembly>::default();
-            if let Err(message) = reassembly.push(&payload, self.config.max_message_size) {
-                slot.insert(stream);
-                return self.stream_protocol_error(id, message);
-            }
-            stream.reassembly = Some(reassembly);
             stream.pending_request = true;
             slot.insert(stream);
-            return;
+            return self.reassemble(id, &payload);
         }
         // Made ready before it goes into the map.
         let opened = Connection::open_responder(slot.insert(stream), self.config.inbound_window);
@@ -851,8 +846,8 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&id) else { return };
         match stream.role {
             Role::Responder => {
-                self.remove_stream(id);
                 self.events.push_back(Event::Cancelled { stream_id: id });
+                self.remove_stream(id);
             }
             Role::Requester => {
                 // A channel's responder stops reading (rsocket-java does this): stop sending.
@@ -867,17 +862,17 @@ impl Connection {
 
     fn handle_payload_frame(&mut self, p: PayloadFrame) {
         let id = p.stream_id;
-        let max = self.config.max_message_size;
         let Some(stream) = self.streams.get_mut(&id) else { return };
-        if let Some(reassembly) = stream.reassembly.as_mut() {
-            if let Err(message) = reassembly.push(&p.payload, max) {
-                return self.stream_protocol_error(id, message);
-            }
+        if stream.reassembly.is_some() {
+            self.reassemble(id, &p.payload);
             // Protocol.md: a PAYLOAD with both F and C ignores F.
             if p.follows && !p.complete {
                 return;
             }
-            let (metadata, data) = stream.reassembly.take().map(|r| r.finish()).unwrap_or_default();
+            let Some(stream) = self.streams.get_mut(&id) else { return };
+            let Some(reassembly) = stream.reassembly.take() else { return };
+            self.reassembling -= reassembly.len;
+            let (metadata, data) = reassembly.finish();
             if stream.pending_request {
                 if p.complete && stream.kind == Kind::Channel {
                     stream.inbound = Half::Closed;
@@ -890,15 +885,57 @@ impl Connection {
             return;
         }
         if p.follows && !p.complete {
-            let mut reassembly = Box::<Reassembly>::default();
-            if let Err(message) = reassembly.push(&p.payload, max) {
-                return self.stream_protocol_error(id, message);
-            }
-            stream.reassembly = Some(reassembly);
-            return;
+            return self.reassemble(id, &p.payload);
         }
         let metadata = p.payload.metadata.unwrap_or_default();
         self.deliver(id, p.next, p.complete, metadata, p.payload.data)
+    }
+
+    /// Adds a fragment to stream `id`'s unfinished message, starting one if there is none,
+    /// within the message size limit and the connection's budget (`Config::reassembly_limits`);
+    /// beyond either, the stream ends. Check that the stream still has its message after.
+    fn reassemble(&mut self, id: u32, payload: &frame::Payload) {
+        let (max_message, budget) = (self.config.max_message_size, self.config.max_reassembly_bytes);
+        let now = self.last_received;
+        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let add = payload.metadata.as_ref().map_or(0, Bytes::len) + payload.data.len();
+        if self.reassembling + add > budget {
+            let message = format!("unfinished fragmented messages on this connection exceed {budget} bytes");
+            return self.stream_protocol_error(id, message);
+        }
+        let reassembly = stream.reassembly.get_or_insert_with(|| Box::new(Reassembly::new(now)));
+        if let Err(message) = reassembly.push(payload, max_message) {
+            return self.stream_protocol_error(id, message);
+        }
+        self.reassembling += add;
+        let deadline = reassembly.started + self.config.reassembly_timeout;
+        if self.reassembly_deadline.is_none_or(|d| deadline < d) {
+            self.reassembly_deadline = Some(deadline);
+            self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
+        }
+    }
+
+    /// Ends the streams whose fragmented message is not finished in time, and finds when the
+    /// next one may run out.
+    fn expire_reassemblies(&mut self, now: Instant) {
+        let timeout = self.config.reassembly_timeout;
+        let mut late = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (&id, stream) in self.streams.iter() {
+            if let Some(r) = &stream.reassembly {
+                let deadline = r.started + timeout;
+                if deadline <= now {
+                    late.push(id);
+                } else {
+                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                }
+            }
+        }
+        self.reassembly_deadline = next;
+        for id in late {
+            let message = format!("fragmented message not finished within {} ms", timeout.as_millis());
+            self.stream_protocol_error(id, message);
+        }
     }
 
     /// Delivers a whole inbound message and/or completion on `id`.
@@ -907,9 +944,9 @@ impl Connection {
         if stream.kind == Kind::RequestResponse {
             // Protocol.md: a request/response PAYLOAD without C counts as complete. A C-only
             // PAYLOAD is an empty response (the Python implementation answers empty data so).
-            self.remove_stream(id);
             self.events.push_back(Event::Next { stream_id: id, metadata, data });
             self.events.push_back(Event::Complete { stream_id: id });
+            self.remove_stream(id);
             return;
         }
         if next {
@@ -1190,7 +1227,9 @@ impl Connection {
             Role::Responder => {
                 if stream.kind == Kind::Channel && stream.inbound == Half::Open {
                     stream.inbound = Half::Closed;
-                    stream.reassembly = None;
+                    if let Some(r) = stream.reassembly.take() {
+                        self.reassembling -= r.len;
+                    }
                     self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
                     self.reap(id);
                 }
@@ -1233,17 +1272,58 @@ impl Connection {
         self.streams.get(&id).map_or(1, Stream::credit_batch)
     }
 
-    /// Closes the connection. `graceful`: refuse new streams and close once the open ones
-    /// end (the driver enforces the grace period by calling this again with `false`).
+    /// Closes the connection.
+    ///
+    /// `graceful`: ERROR\[CONNECTION_CLOSE\] goes out at once, new streams are refused either
+    /// way, and the connection closes once the open streams end ("Sender or Receiver of this
+    /// frame MUST wait for outstanding streams to terminate before closing the connection").
+    /// Not graceful (or a grace period that ran out: the driver calls this again with
+    /// `false`): the open streams are cut, which is a CONNECTION_ERROR; with none open it is
+    /// a CONNECTION_CLOSE.
     pub fn close(&mut self, graceful: bool) {
         match self.state {
             State::Closed => {}
-            _ if graceful && !self.streams.is_empty() => self.state = State::Draining,
-            _ => {
-                self.transmit.push_back(error_frame(0, ErrorCode::CONNECTION_CLOSE, "closing"));
+            _ if graceful => {
+                if self.state != State::Draining {
+                    self.push_connection_frame(error_frame(0, ErrorCode::CONNECTION_CLOSE, "closing"));
+                }
+                self.drain(CloseReason::Local);
+            }
+            _ if self.streams.is_empty() => {
+                self.push_connection_frame(error_frame(0, ErrorCode::CONNECTION_CLOSE, "closing"));
                 self.terminate(CloseReason::Local);
             }
+            _ => {
+                let message = format!("closing: {} streams cut before they ended", self.streams.len());
+                self.connection_error(ErrorCode::CONNECTION_ERROR, message);
+                // This side chose to close: say so, rather than blame the peer.
+                if let Some(Event::Closed(reason)) = self.events.back_mut() {
+                    *reason = CloseReason::Local;
+                }
+            }
         }
+    }
+
+    /// Refuses new streams from now on and closes once the open ones end, for `reason`.
+    fn drain(&mut self, reason: CloseReason) {
+        if self.streams.is_empty() {
+            return self.terminate(reason);
+        }
+        self.state = State::Draining;
+        self.drain_reason.get_or_insert(reason);
+    }
+
+    /// Server: refuses the SETUP that [`Event::SetupAccepted`] reported (the layer above
+    /// decides what it accepts: the protocol does not interpret MIME types), with
+    /// ERROR\[`code`\] on stream 0, and closes. Nothing that came after the SETUP is acted on:
+    /// the events it queued are dropped.
+    pub fn reject_setup(&mut self, code: ErrorCode, message: &str) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.events.clear();
+        self.transmit.clear();
+        self.connection_error(code, message);
     }
 
     // ---- internals ----------------------------------------------------------------------
@@ -1261,20 +1341,36 @@ impl Connection {
         } else {
             self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
         }
-        self.remove_stream(id);
         if !pending_request {
             self.events.push_back(Event::Error { stream_id: id, code: ErrorCode::INVALID, message });
         }
+        self.remove_stream(id);
     }
 
     fn connection_error(&mut self, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
-        self.transmit.push_back(error_frame(0, code, &message));
+        // Every stream fails with the connection: what they had queued is not sent after the
+        // ERROR that ends them.
+        self.transmit.retain(|f| f.stream_id() == 0);
+        self.push_connection_frame(error_frame(0, code, &message));
         self.terminate(CloseReason::ProtocolError { code, message });
+    }
+
+    /// Queues a frame of stream 0 ahead of queued stream frames, behind those of stream 0
+    /// (SETUP first, then the others in order): "Frames with Stream ID 0 SHOULD have a
+    /// higher priority [...] since all those frames may impact the performance of the system"
+    /// (Negotiation). A KEEPALIVE answer stuck behind a large stream's frames could make the
+    /// peer give up on the connection.
+    fn push_connection_frame(&mut self, frame: Frame) {
+        let at = self.transmit.iter().position(|f| f.stream_id() != 0).unwrap_or(self.transmit.len());
+        self.transmit.insert(at, frame);
     }
 
     fn terminate(&mut self, reason: CloseReason) {
         self.state = State::Closed;
+        self.drain_reason = None;
+        self.reassembling = 0;
+        self.reassembly_deadline = None;
         self.streams.clear();
         self.peer_streams = 0;
         self.next_keepalive = None;
@@ -1282,13 +1378,19 @@ impl Connection {
         self.events.push_back(Event::Closed(reason));
     }
 
+    /// Forgets stream `id`. The last stream of a draining connection closes it, so whatever
+    /// the stream's end tells the application is queued before this is called.
     fn remove_stream(&mut self, id: u32) -> Option<Stream> {
         let stream = self.streams.remove(&id)?;
+        if let Some(r) = &stream.reassembly {
+            self.reassembling -= r.len;
+        }
         if stream.role == Role::Responder {
             self.peer_streams -= 1;
         }
         if self.state == State::Draining && self.streams.is_empty() {
-            self.close(false);
+            let reason = self.drain_reason.take().unwrap_or(CloseReason::Local);
+            self.terminate(reason);
         }
         Some(stream)
     }

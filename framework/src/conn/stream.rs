@@ -21,6 +21,7 @@
 use super::{Kind, append};
 use crate::frame;
 use bytes::{Bytes, BytesMut};
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Half {
@@ -128,21 +129,30 @@ impl Stream {
 }
 
 /// Fragments of one message, gathered until the last arrives.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Reassembly {
     metadata: Option<BytesMut>,
     data: Option<BytesMut>,
-    len: usize,
+    pub(super) len: usize,
+    /// When its first fragment arrived (for `Config::reassembly_limits`).
+    pub(super) started: Instant,
 }
 
 impl Reassembly {
+    pub(super) fn new(started: Instant) -> Reassembly {
+        Reassembly { metadata: None, data: None, len: 0, started }
+    }
+
     /// Appends a fragment, refusing to grow beyond `max` bytes.
     pub(super) fn push(&mut self, payload: &frame::Payload, max: usize) -> Result<(), String> {
         let add = payload.metadata.as_ref().map_or(0, Bytes::len) + payload.data.len();
-        self.len = self.len.saturating_add(add);
-        if self.len > max {
+        // Counted only once accepted: the connection's budget subtracts `len` when the
+        // message goes, so a refused fragment must leave it as it was.
+        let len = self.len.saturating_add(add);
+        if len > max {
             return Err(format!("fragmented message exceeds the maximum message size of {max} bytes"));
         }
+        self.len = len;
         if let Some(m) = &payload.metadata {
             append(&mut self.metadata, m);
         }

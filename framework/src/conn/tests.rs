@@ -7,16 +7,16 @@ use crate::frame::{DecodeErrorKind, Ext, Lease, MetadataPush, Request, Version};
 
 const T0_OFFSET: Duration = Duration::from_secs(1000);
 
-struct Pair {
-    client: Connection,
-    server: Connection,
-    now: Instant,
+pub(super) struct Pair {
+    pub(super) client: Connection,
+    pub(super) server: Connection,
+    pub(super) now: Instant,
     /// Frames each side wrote, in order, for assertions.
-    to_server: Vec<Frame>,
-    to_client: Vec<Frame>,
+    pub(super) to_server: Vec<Frame>,
+    pub(super) to_client: Vec<Frame>,
 }
 
-fn wire(frame: &Frame) -> Frame {
+pub(super) fn wire(frame: &Frame) -> Frame {
     let mut buf = BytesMut::new();
     frame.encode(&mut buf);
     assert_eq!(buf.len(), frame.encoded_len());
@@ -24,7 +24,7 @@ fn wire(frame: &Frame) -> Frame {
 }
 
 impl Pair {
-    fn new(client: Config, server: Config) -> Pair {
+    pub(super) fn new(client: Config, server: Config) -> Pair {
         let now = Instant::now() + T0_OFFSET;
         let mut pair = Pair {
             client: Connection::client(client, now),
@@ -38,12 +38,12 @@ impl Pair {
         pair
     }
 
-    fn default() -> Pair {
+    pub(super) fn default() -> Pair {
         Pair::new(Config::default(), Config::default())
     }
 
     /// Moves frames both ways until neither side has anything to send.
-    fn pump(&mut self) {
+    pub(super) fn pump(&mut self) {
         for _ in 0..10_000 {
             let mut moved = false;
             while let Some(f) = self.client.poll_transmit() {
@@ -70,19 +70,19 @@ impl Pair {
     }
 }
 
-fn events(conn: &mut Connection) -> Vec<Event> {
+pub(super) fn events(conn: &mut Connection) -> Vec<Event> {
     std::iter::from_fn(|| conn.poll_event()).collect()
 }
 
-fn transmitted(conn: &mut Connection) -> Vec<Frame> {
+pub(super) fn transmitted(conn: &mut Connection) -> Vec<Frame> {
     std::iter::from_fn(|| conn.poll_transmit()).collect()
 }
 
-fn b(s: &str) -> Bytes {
+pub(super) fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
 
-fn next(stream_id: u32, data: &str) -> Event {
+pub(super) fn next(stream_id: u32, data: &str) -> Event {
     Event::Next { stream_id, metadata: Bytes::new(), data: b(data) }
 }
 
@@ -698,7 +698,7 @@ fn silent_peer_closes_the_connection_and_fails_its_streams() {
     assert_eq!(p.client.open(Kind::RequestResponse, Bytes::new(), Bytes::new(), false), Err(CommandError::Closed));
 }
 
-fn setup(f: impl FnOnce(&mut Setup)) -> Frame {
+pub(super) fn setup(f: impl FnOnce(&mut Setup)) -> Frame {
     let mut s = Setup {
         version: VERSION,
         keepalive_interval: 1000,
@@ -728,7 +728,6 @@ fn setup_is_validated() {
     rejects_setup(setup(|s| s.version = Version { major: 2, minor: 0 }), ErrorCode::UNSUPPORTED_SETUP);
     rejects_setup(setup(|s| s.resume_token = Some(b("t"))), ErrorCode::REJECTED_SETUP);
     rejects_setup(setup(|s| s.lease = true), ErrorCode::UNSUPPORTED_SETUP);
-    rejects_setup(setup(|s| s.metadata_mime = "application/json".into()), ErrorCode::UNSUPPORTED_SETUP);
     rejects_setup(setup(|s| s.keepalive_interval = 0), ErrorCode::INVALID_SETUP);
     let request = Frame::RequestResponse(Request { stream_id: 1, follows: false, payload: Default::default() });
     rejects_setup(request, ErrorCode::INVALID_SETUP);
@@ -783,7 +782,7 @@ fn unexpected_frames_are_ignored_as_the_spec_says() {
         setup(|_| {}),
         Frame::Error(ErrorFrame { stream_id: 0, code: ErrorCode::REJECTED_SETUP, data: b("x") }),
         Frame::Lease(Lease { ttl: 1, number_of_requests: 1, metadata: None }),
-        Frame::Ext(Ext { stream_id: 0, ignore: true, extended_type: 9, payload: Default::default() }),
+        Frame::Ext(Ext { stream_id: 0, ignore: true, metadata: false, extended_type: 9, body: Bytes::new() }),
     ];
     for f in ignored {
         p.server.handle_frame(f, now);
@@ -855,13 +854,11 @@ fn decode_errors_close_what_they_belong_to() {
     let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
     p.pump();
     events(&mut p.server);
-    let err = |frame_type, stream_id, kind| DecodeError { frame_type, stream_id, kind };
+    let err = |frame_type, stream_id, kind| DecodeError { frame_type, stream_id, kind, ignore: false };
     let truncated = DecodeErrorKind::Truncated { field: "initial request n" };
     // An ignorable unknown frame: nothing happens.
-    p.server.handle_decode_error(
-        &err(None, Some(0), DecodeErrorKind::UnknownFrameType { code: 0x30, ignorable: true }),
-        p.now,
-    );
+    let unknown = DecodeErrorKind::UnknownFrameType { code: 0x30, ignorable: true };
+    p.server.handle_decode_error(&DecodeError { ignore: true, ..err(None, Some(0), unknown) }, p.now);
     // A malformed request for a new stream: that stream is refused, nothing else.
     p.server.handle_decode_error(&err(Some(FrameType::RequestStream), Some(101), truncated.clone()), p.now);
     assert!(matches!(
@@ -962,4 +959,261 @@ fn a_request_frame_handled_alone_is_handled_as_it_is_inside_a_frame() {
         assert_eq!(framed.last_received, alone.last_received, "state {i}");
         assert_eq!(framed.last_received == later, i != 3, "state {i}");
     }
+}
+
+// ---- exact credit ----------------------------------------------------------------------
+// Protocol.md, "Request Stream": REQUEST_N counts the PAYLOADs with N; a PAYLOAD with C alone
+// and an ERROR need none. A requester that grants exactly the messages it will get (in one
+// REQUEST_N or several) must still see the end.
+
+/// A server connection past SETUP that `frames` were fed to, with its output drained.
+pub(super) fn server_fed(frames: impl IntoIterator<Item = Frame>) -> (Connection, Instant) {
+    let now = Instant::now();
+    let mut server = Connection::server(Config::default(), now);
+    server.handle_frame(setup(|_| {}), now);
+    for f in frames {
+        server.handle_frame(wire(&f), now);
+    }
+    transmitted(&mut server);
+    events(&mut server);
+    (server, now)
+}
+
+pub(super) fn request_stream(stream_id: u32, initial_n: u32) -> Frame {
+    Frame::RequestStream(RequestStream { stream_id, follows: false, initial_n, payload: Default::default() })
+}
+
+pub(super) fn request_n(stream_id: u32, n: u32) -> Frame {
+    Frame::RequestN(RequestN { stream_id, n })
+}
+
+/// Sends `count` messages on `id`, each within credit.
+fn send_items(conn: &mut Connection, id: u32, count: u32) {
+    for i in 0..count {
+        conn.send_next(id, Bytes::new(), b(&i.to_string()), false).unwrap();
+    }
+}
+
+#[test]
+fn a_stream_whose_credit_runs_out_at_its_last_message_still_completes() {
+    // The credit in one grant, and in several (2 + 3 + 5, as the Python client grants it).
+    for grants in [&[10u32][..], &[2, 3, 5]] {
+        let (mut server, now) = server_fed([request_stream(1, grants[0])]);
+        for (i, &n) in grants.iter().enumerate() {
+            if i > 0 {
+                server.handle_frame(request_n(1, n), now);
+            }
+            send_items(&mut server, 1, n);
+            assert_eq!(server.send_next(1, Bytes::new(), b("more"), false), Err(CommandError::NoCredit(1)));
+        }
+        // Out of credit, the end still goes: a PAYLOAD with C alone.
+        server.send_complete(1).unwrap();
+        let out = transmitted(&mut server);
+        assert_eq!(out.iter().filter(|f| matches!(f, Frame::Payload(p) if p.next)).count(), 10, "{grants:?}");
+        assert_eq!(
+            out.last(),
+            Some(&Frame::Payload(PayloadFrame {
+                stream_id: 1,
+                follows: false,
+                complete: true,
+                next: false,
+                payload: Default::default()
+            })),
+            "{grants:?}"
+        );
+        assert!(!server.contains(1), "{grants:?}: the stream is over");
+    }
+}
+
+#[test]
+fn a_stream_ends_alike_before_its_credit_runs_out_and_with_an_error_after_it() {
+    // Ending with credit left: the last message carries C.
+    let (mut server, _) = server_fed([request_stream(1, 10)]);
+    send_items(&mut server, 1, 2);
+    server.send_next(1, Bytes::new(), b("2"), true).unwrap();
+    assert!(matches!(transmitted(&mut server).last(), Some(Frame::Payload(p)) if p.next && p.complete));
+    assert!(!server.contains(1));
+    // Failing once the credit is spent: ERROR needs no credit either.
+    let (mut server, now) = server_fed([request_stream(1, 2)]);
+    send_items(&mut server, 1, 2);
+    server.handle_frame(request_n(1, 1), now);
+    send_items(&mut server, 1, 1);
+    server.send_error(1, ErrorCode::APPLICATION_ERROR, "ran out").unwrap();
+    assert!(matches!(
+        transmitted(&mut server).last(),
+        Some(Frame::Error(ErrorFrame { stream_id: 1, code: ErrorCode::APPLICATION_ERROR, .. }))
+    ));
+    assert!(!server.contains(1) && !server.is_closed());
+}
+
+#[test]
+fn a_requester_out_of_credit_still_takes_the_end_and_the_error() {
+    for end in [
+        Frame::Payload(PayloadFrame {
+            stream_id: 1,
+            follows: false,
+            complete: true,
+            next: false,
+            payload: Default::default(),
+        }),
+        Frame::Error(ErrorFrame { stream_id: 1, code: ErrorCode::APPLICATION_ERROR, data: b("late") }),
+    ] {
+        let mut p = Pair::new(Config::default().inbound_window(2), Config::default());
+        let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+        p.pump();
+        events(&mut p.server);
+        send_items(&mut p.server, id, 2);
+        p.pump();
+        assert_eq!(events(&mut p.client), vec![next(id, "0"), next(id, "1")]);
+        // The client's credit is used up and it has granted no more: the end still counts.
+        p.client.handle_frame(wire(&end), p.now);
+        let got = events(&mut p.client);
+        match end {
+            Frame::Error(_) => assert!(
+                matches!(&got[..], [Event::Error { stream_id: 1, code: ErrorCode::APPLICATION_ERROR, .. }]),
+                "{got:?}"
+            ),
+            _ => assert_eq!(got, vec![Event::Complete { stream_id: id }]),
+        }
+        assert!(transmitted(&mut p.client).is_empty(), "nothing refused");
+        assert!(!p.client.contains(id));
+    }
+}
+
+#[test]
+fn a_channel_on_exact_credit_completes_both_halves() {
+    // The requester (the raw peer here) grants the responder 1 + 2 messages and sends 3 of its
+    // own, the first inside REQUEST_CHANNEL, within the 2 more the responder grants it.
+    let channel = Frame::RequestChannel(RequestChannel {
+        stream_id: 1,
+        follows: false,
+        complete: false,
+        initial_n: 1,
+        payload: frame::Payload::data(b("m0")),
+    });
+    let now = Instant::now();
+    let mut server = Connection::server(Config::default().inbound_window(2), now);
+    server.handle_frame(setup(|_| {}), now);
+    server.handle_frame(wire(&channel), now);
+    assert_eq!(transmitted(&mut server), vec![request_n(1, 2)], "the responder grants its window at once");
+    send_items(&mut server, 1, 1);
+    assert_eq!(server.send_next(1, Bytes::new(), b("x"), false), Err(CommandError::NoCredit(1)));
+    server.handle_frame(request_n(1, 2), now);
+    send_items(&mut server, 1, 2);
+    // The requester's messages: exactly the two granted, the last with C.
+    for (data, complete) in [("m1", false), ("m2", true)] {
+        let f = Frame::Payload(PayloadFrame {
+            stream_id: 1,
+            follows: false,
+            complete,
+            next: true,
+            payload: frame::Payload::data(b(data)),
+        });
+        server.handle_frame(wire(&f), now);
+    }
+    let got = events(&mut server);
+    assert_eq!(got[3..], [next(1, "m1"), next(1, "m2"), Event::Complete { stream_id: 1 }]);
+    // The responder's half ends out of credit too.
+    server.send_complete(1).unwrap();
+    assert!(matches!(transmitted(&mut server).last(), Some(Frame::Payload(p)) if p.complete && !p.next));
+    assert!(!server.contains(1) && server.stream_count() == 0);
+
+    // And a requester that is itself out of credit: its C alone is taken.
+    let mut p = Pair::new(Config::default(), Config::default().inbound_window(2));
+    let id = p.client.open(Kind::Channel, Bytes::new(), b("first"), false).unwrap();
+    p.pump();
+    assert_eq!(events(&mut p.client), vec![Event::RequestN { stream_id: id, n: 2 }]);
+    send_items(&mut p.client, id, 2);
+    assert_eq!(p.client.send_next(id, Bytes::new(), b("2"), false), Err(CommandError::NoCredit(id)));
+    p.client.send_complete(id).unwrap();
+    p.pump();
+    let got = events(&mut p.server);
+    assert_eq!(got[1..], [next(id, "0"), next(id, "1"), Event::Complete { stream_id: id }]);
+}
+
+// ---- limits on what a peer can make this side hold ------------------------------------
+
+/// A fragment (F) of `len` bytes on `id`, a REQUEST_FNF's first if `request`.
+fn fragment(id: u32, len: usize, request: bool) -> Frame {
+    let payload = frame::Payload::data(Bytes::from(vec![7u8; len]));
+    if request {
+        Frame::RequestFnf(Request { stream_id: id, follows: true, payload })
+    } else {
+        Frame::Payload(PayloadFrame { stream_id: id, follows: true, complete: false, next: true, payload })
+    }
+}
+
+fn last_fragment(id: u32, len: usize) -> Frame {
+    let payload = frame::Payload::data(Bytes::from(vec![7u8; len]));
+    Frame::Payload(PayloadFrame { stream_id: id, follows: false, complete: false, next: true, payload })
+}
+
+#[test]
+fn unfinished_fragmented_messages_share_one_budget_per_connection() {
+    let config = Config::default().reassembly_limits(100, Duration::from_secs(60));
+    let now = Instant::now();
+    let mut server = Connection::server(config, now);
+    server.handle_frame(setup(|_| {}), now);
+    events(&mut server);
+    // Two requests begun: 60 bytes, then 30 more fit; another 20 on a third do not.
+    server.handle_frame(wire(&fragment(1, 60, true)), now);
+    server.handle_frame(wire(&fragment(3, 30, true)), now);
+    server.handle_frame(wire(&fragment(5, 20, true)), now);
+    let out = transmitted(&mut server);
+    assert!(
+        matches!(&out[..], [Frame::Error(ErrorFrame { stream_id: 5, code: ErrorCode::INVALID, data })] if String::from_utf8_lossy(data).contains("exceed 100 bytes")),
+        "{out:?}"
+    );
+    assert!(server.contains(1) && server.contains(3) && !server.contains(5));
+    // Finishing one frees its share: the third can now begin, and the first goes on.
+    server.handle_frame(wire(&last_fragment(3, 5)), now);
+    assert!(matches!(&events(&mut server)[..], [Event::Request { stream_id: 3, data, .. }] if data.len() == 35));
+    server.handle_frame(wire(&fragment(7, 35, true)), now);
+    server.handle_frame(wire(&last_fragment(1, 5)), now);
+    assert!(transmitted(&mut server).is_empty());
+    assert!(matches!(&events(&mut server)[..], [Event::Request { stream_id: 1, data, .. }] if data.len() == 65));
+    // A stream that ends mid-message gives its share back too.
+    server.handle_frame(wire(&Frame::Cancel(Cancel { stream_id: 7 })), now);
+    server.handle_frame(wire(&fragment(9, 100, true)), now);
+    assert!(transmitted(&mut server).is_empty(), "the cancelled message's bytes were given back");
+    assert!(server.contains(9));
+}
+
+#[test]
+fn a_fragmented_message_not_finished_in_time_ends_its_stream() {
+    let config = Config::default().reassembly_limits(1 << 20, Duration::from_secs(5));
+    let now = Instant::now();
+    let mut server = Connection::server(config, now);
+    server.handle_frame(setup(|s| s.max_lifetime = 60_000), now);
+    events(&mut server);
+    server.handle_frame(wire(&request_stream(1, 4)), now);
+    server.handle_frame(wire(&fragment(3, 10, true)), now);
+    events(&mut server);
+    assert!(server.poll_timeout().is_some_and(|t| t <= now + Duration::from_secs(5)));
+    // A second one, begun later, has its own deadline.
+    let later = now + Duration::from_secs(3);
+    server.handle_frame(wire(&fragment(5, 10, true)), later);
+    server.handle_timeout(now + Duration::from_secs(5));
+    let out = transmitted(&mut server);
+    assert!(matches!(&out[..], [Frame::Error(ErrorFrame { stream_id: 3, code: ErrorCode::INVALID, .. })]), "{out:?}");
+    assert!(server.contains(1) && server.contains(5) && !server.is_closed());
+    assert_eq!(server.poll_timeout(), Some(later + Duration::from_secs(5)));
+    server.handle_timeout(later + Duration::from_secs(5));
+    assert!(matches!(&transmitted(&mut server)[..], [Frame::Error(ErrorFrame { stream_id: 5, .. })]));
+    assert!(server.contains(1), "a stream with nothing unfinished is not touched");
+}
+
+#[test]
+fn the_server_caps_the_silence_a_client_asks_for() {
+    let config = Config::default().max_peer_lifetime(Duration::from_secs(60));
+    let now = Instant::now();
+    let mut server = Connection::server(config, now);
+    server.handle_frame(setup(|s| s.max_lifetime = MAX_U31), now);
+    events(&mut server);
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(60)));
+    server.handle_timeout(now + Duration::from_secs(60));
+    assert!(server.is_closed());
+    assert!(
+        matches!(&events(&mut server)[..], [Event::Closed(CloseReason::KeepaliveTimeout(d))] if *d == Duration::from_secs(60))
+    );
 }

@@ -192,11 +192,17 @@ struct Reader {
     buf: Bytes,
     frame_type: FrameType,
     stream_id: u32,
+    /// The frame's (I)gnore flag, for its errors: see [`DecodeError::ignore`].
+    ignore: bool,
 }
 
 impl Reader {
+    fn new(buf: Bytes, frame_type: FrameType, stream_id: u32, flags: u16) -> Reader {
+        Reader { buf, frame_type, stream_id, ignore: flags & IGNORE != 0 }
+    }
+
     fn error(&self, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError { frame_type: Some(self.frame_type), stream_id: Some(self.stream_id), kind }
+        DecodeError { frame_type: Some(self.frame_type), stream_id: Some(self.stream_id), kind, ignore: self.ignore }
     }
 
     fn need(&self, n: usize, field: &'static str) -> Result<(), DecodeError> {
@@ -243,16 +249,20 @@ impl Reader {
         Ok(self.buf.split_to(len))
     }
 
-    /// A MIME type behind a 1-byte length. The spec says it "SHOULD be a US-ASCII string"; the
-    /// [`Setup`] fields are documented as ASCII, so anything else is refused here rather than
-    /// handed on as a string that can never match a MIME type.
-    fn mime(&mut self, length_field: &'static str, field: &'static str) -> Result<String, DecodeError> {
+    /// A MIME type behind a 1-byte length. The spec says it "SHOULD be a US-ASCII string" and
+    /// that "the protocol implementation MUST NOT interpret the MIME type itself": so a string
+    /// that is not ASCII is no reason to refuse the frame; whether the type is acceptable is
+    /// for the layer above to decide. Each byte that is not UTF-8 is read as `?`: the string
+    /// keeps its length, so the frame re-encodes to one that decodes to the same value.
+    fn mime(&mut self, length_field: &'static str) -> Result<String, DecodeError> {
         let len = self.u8(length_field)?;
         let bytes = self.take(usize::from(len), length_field)?;
-        match std::str::from_utf8(&bytes) {
-            Ok(s) if s.is_ascii() => Ok(s.to_owned()),
-            _ => Err(self.error(DecodeErrorKind::InvalidText { field })),
+        let mut mime = String::with_capacity(bytes.len());
+        for chunk in bytes.utf8_chunks() {
+            mime.push_str(chunk.valid());
+            mime.extend(std::iter::repeat_n('?', chunk.invalid().len()));
         }
+        Ok(mime)
     }
 
     /// Everything left in the frame.
@@ -324,8 +334,8 @@ fn decode_setup(r: &mut Reader, flags: u16) -> Result<Setup, DecodeError> {
     } else {
         None
     };
-    let metadata_mime = r.mime("metadata mime type length", "metadata mime type")?;
-    let data_mime = r.mime("data mime type length", "data mime type")?;
+    let metadata_mime = r.mime("metadata mime type length")?;
+    let data_mime = r.mime("data mime type length")?;
     let payload = r.payload(flags & METADATA != 0)?;
     Ok(Setup {
         version: Version { major, minor },
@@ -570,21 +580,27 @@ fn decode_resume_ok(r: &mut Reader) -> Result<ResumeOk, DecodeError> {
 
 // ---------------------------------------------------------------------------------------------
 // EXT (0x3F), any stream. Flags: I, M.
-//   0 + u31 extended type | [u24 metadata length | metadata] | data
-// The spec leaves the body to the extended type; Weft reads it with the common metadata layout
-// so that an extension that follows it can be handled without re-parsing, and keeps it opaque.
+//   0 + u31 extended type | body
+// The spec leaves the body to the extended type ("Depends on Extended Type..."), so it is kept
+// as opaque bytes, M included as a flag: reading it with the common metadata layout would turn
+// an extension that lays it out otherwise into a malformed frame.
 // ---------------------------------------------------------------------------------------------
 
 fn encode_ext<B: BufMut>(f: &Ext, buf: &mut B) {
-    put_header(buf, f.stream_id, FrameType::Ext, flag(f.ignore, IGNORE) | metadata_flag(&f.payload));
+    put_header(buf, f.stream_id, FrameType::Ext, flag(f.ignore, IGNORE) | flag(f.metadata, METADATA));
     buf.put_u32(f.extended_type & MAX_U31);
-    put_payload(buf, &f.payload);
+    buf.put_slice(&f.body);
 }
 
 fn decode_ext(r: &mut Reader, flags: u16) -> Result<Ext, DecodeError> {
     let extended_type = r.u31("extended type")?;
-    let payload = r.payload(flags & METADATA != 0)?;
-    Ok(Ext { stream_id: r.stream_id, ignore: flags & IGNORE != 0, extended_type, payload })
+    Ok(Ext {
+        stream_id: r.stream_id,
+        ignore: flags & IGNORE != 0,
+        metadata: flags & METADATA != 0,
+        extended_type,
+        body: r.rest(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -607,7 +623,7 @@ pub(super) fn encoded_len(frame: &Frame) -> usize {
             Frame::MetadataPush(f) => f.metadata.len(),
             Frame::Resume(f) => resume_len(f),
             Frame::ResumeOk(_) => 8,
-            Frame::Ext(f) => 4 + payload_len(&f.payload),
+            Frame::Ext(f) => 4 + f.body.len(),
         }
 }
 
@@ -661,7 +677,7 @@ pub(crate) fn decode_payload_frame(mut bytes: Bytes) -> Result<PayloadFrame, Dec
     debug_assert!(is_payload(&bytes));
     let stream_id = bytes.get_u32() & MAX_U31;
     let flags = bytes.get_u16() & FLAGS_MASK;
-    let mut r = Reader { buf: bytes, frame_type: FrameType::Payload, stream_id };
+    let mut r = Reader::new(bytes, FrameType::Payload, stream_id, flags);
     if stream_id == 0 {
         return Err(r.error(DecodeErrorKind::InvalidStreamId { expected_zero: false }));
     }
@@ -706,7 +722,7 @@ pub(crate) fn decode_request_frame(mut bytes: Bytes) -> Result<RequestFrame, Dec
     let type_and_flags = bytes.get_u16();
     let flags = type_and_flags & FLAGS_MASK;
     let frame_type = FrameType::from_code((type_and_flags >> 10) as u8).unwrap_or(FrameType::RequestResponse);
-    let mut r = Reader { buf: bytes, frame_type, stream_id };
+    let mut r = Reader::new(bytes, frame_type, stream_id, flags);
     if stream_id == 0 {
         return Err(r.error(DecodeErrorKind::InvalidStreamId { expected_zero: false }));
     }
@@ -727,6 +743,7 @@ pub(super) fn decode(mut bytes: Bytes) -> Result<Frame, DecodeError> {
             frame_type: None,
             stream_id,
             kind: DecodeErrorKind::Truncated { field: "frame header" },
+            ignore: false,
         });
     }
     let stream_id = bytes.get_u32() & MAX_U31;
@@ -736,10 +753,11 @@ pub(super) fn decode(mut bytes: Bytes) -> Result<Frame, DecodeError> {
     let Some(frame_type) = FrameType::from_code(code) else {
         // "Handling Ignore Flag": whether the frame may be skipped is the receiver's decision,
         // so it travels in the error.
-        let kind = DecodeErrorKind::UnknownFrameType { code, ignorable: flags & IGNORE != 0 };
-        return Err(DecodeError { frame_type: None, stream_id: Some(stream_id), kind });
+        let ignore = flags & IGNORE != 0;
+        let kind = DecodeErrorKind::UnknownFrameType { code, ignorable: ignore };
+        return Err(DecodeError { frame_type: None, stream_id: Some(stream_id), kind, ignore });
     };
-    let mut r = Reader { buf: bytes, frame_type, stream_id };
+    let mut r = Reader::new(bytes, frame_type, stream_id, flags);
     let bad_stream = match frame_type.stream_rule() {
         StreamRule::Zero => (stream_id != 0).then_some(true),
         StreamRule::NonZero => (stream_id == 0).then_some(false),

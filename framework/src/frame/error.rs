@@ -20,6 +20,10 @@ pub struct DecodeError {
     pub stream_id: Option<u32>,
     /// What was wrong.
     pub kind: DecodeErrorKind,
+    /// The frame's (I)gnore flag, when the header was readable: the sender said that a
+    /// receiver that cannot understand the frame may skip it (Protocol.md, "Handling Ignore
+    /// Flag"), which holds for a frame that cannot be read as much as for one of an unknown type.
+    pub ignore: bool,
 }
 
 /// What was wrong with a frame.
@@ -74,9 +78,9 @@ pub enum DecodeErrorKind {
 }
 
 impl DecodeError {
-    /// Whether the spec lets a receiver skip this frame: an unknown type with the (I)gnore flag.
+    /// Whether the spec lets a receiver skip this frame: it carried the (I)gnore flag.
     pub fn is_ignorable(&self) -> bool {
-        matches!(self.kind, DecodeErrorKind::UnknownFrameType { ignorable: true, .. })
+        self.ignore
     }
 }
 
@@ -136,7 +140,7 @@ mod tests {
     use super::*;
 
     fn err(frame_type: Option<FrameType>, stream_id: Option<u32>, kind: DecodeErrorKind) -> String {
-        DecodeError { frame_type, stream_id, kind }.to_string()
+        DecodeError { frame_type, stream_id, kind, ignore: false }.to_string()
     }
 
     #[test]
@@ -182,10 +186,11 @@ mod tests {
     }
 
     #[test]
-    fn only_unknown_types_with_ignore_flag_are_ignorable() {
-        let e = |kind| DecodeError { frame_type: None, stream_id: Some(1), kind };
-        assert!(e(DecodeErrorKind::UnknownFrameType { code: 0x20, ignorable: true }).is_ignorable());
-        assert!(!e(DecodeErrorKind::UnknownFrameType { code: 0x20, ignorable: false }).is_ignorable());
-        assert!(!e(DecodeErrorKind::Truncated { field: "request n" }).is_ignorable());
+    fn frames_with_the_ignore_flag_are_ignorable_whatever_was_wrong() {
+        let e = |kind, ignore| DecodeError { frame_type: None, stream_id: Some(1), kind, ignore };
+        assert!(e(DecodeErrorKind::UnknownFrameType { code: 0x20, ignorable: true }, true).is_ignorable());
+        assert!(!e(DecodeErrorKind::UnknownFrameType { code: 0x20, ignorable: false }, false).is_ignorable());
+        assert!(e(DecodeErrorKind::Truncated { field: "request n" }, true).is_ignorable());
+        assert!(!e(DecodeErrorKind::Truncated { field: "request n" }, false).is_ignorable());
     }
 }

@@ -242,7 +242,7 @@ impl LengthDelimited {
     pub fn decode(&self, src: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
         let Some(prefix) = src.get(..PREFIX_SIZE) else { return Ok(None) };
         let len = prefix_len(prefix);
-        let error = |kind| DecodeError { frame_type: None, stream_id: None, kind };
+        let error = |kind| DecodeError { frame_type: None, stream_id: None, kind, ignore: false };
         if len > self.max_frame_size {
             return Err(error(DecodeErrorKind::TooLarge { declared: len, max: self.max_frame_size }));
         }

@@ -416,23 +416,33 @@ impl CompositeMetadata {
         Ok(CompositeMetadata { entries })
     }
 
-    /// The route of an encoded composite metadata block, checked as [`decode`] followed by
-    /// [`route`] would check it (every entry, every tag of the routing entry), without building
-    /// the entries: what the server does with every request.
+    /// The route of a request's composite metadata block, read as leniently as the block
+    /// allows, without building the entries: what the server does with every request.
     ///
-    /// [`decode`]: CompositeMetadata::decode
-    /// [`route`]: CompositeMetadata::route
-    pub(crate) fn decode_route(bytes: &Bytes) -> Result<Option<String>, MetadataError> {
-        let mut route = None;
-        let mut routing_seen = false;
-        for entry in RawEntries::new(bytes.clone()) {
-            let entry = entry?;
-            if !routing_seen && entry.mime.is_well_known(well_known::ROUTING) {
-                routing_seen = true;
-                route = RoutingMetadata::decode_route(&entry.content)?.map(str::to_owned);
-            }
-        }
-        Ok(route)
+    /// Request metadata comes from any implementation, and an entry the responder cannot read
+    /// is no reason to refuse a request whose route it can (Protocol.md, "Handling the
+    /// Unexpected": lenient processing). So an entry with a MIME type that is not ASCII is
+    /// skipped; a routing entry whose first tag cannot be read (it overruns the entry, or is
+    /// not UTF-8) is skipped as if absent (the next routing entry, if any, names the route: a
+    /// later tag never does, since it could name another method); tags after the route are
+    /// not looked at. Only where the block's own framing breaks (an entry's length runs past
+    /// its end) does the walk stop, keeping what came before.
+    pub(crate) fn decode_route(bytes: &Bytes) -> Option<String> {
+        RawEntries::lenient(bytes.clone())
+            .map_while(Result::ok)
+            .filter(|entry| entry.readable && entry.mime.is_well_known(well_known::ROUTING))
+            .find_map(|entry| RoutingMetadata::tags(&entry.content).next().and_then(Result::ok).map(str::to_owned))
+    }
+
+    /// The entries of a request's block as [`decode_route`](CompositeMetadata::decode_route)
+    /// reads it: every entry it can read, those it cannot skipped.
+    pub(crate) fn decode_lenient(bytes: Bytes) -> CompositeMetadata {
+        let entries = RawEntries::lenient(bytes)
+            .map_while(Result::ok)
+            .filter(|entry| entry.readable)
+            .map(|e| MetadataEntry { mime: e.mime.into_mime(), content: e.content })
+            .collect();
+        CompositeMetadata { entries }
     }
 
     /// Composite metadata with one routing entry (under the well-known id) naming `route`:
@@ -532,6 +542,8 @@ impl RawMime {
 struct RawEntry {
     mime: RawMime,
     content: Bytes,
+    /// False for an entry a lenient walk passed over (its MIME type is not ASCII).
+    readable: bool,
 }
 
 /// The entries of an encoded composite block, each checked; after an error, nothing more.
@@ -541,11 +553,18 @@ struct RawEntries {
     rest: Bytes,
     total: usize,
     index: usize,
+    /// Entries whose MIME type is not ASCII are yielded as unreadable instead of failing the
+    /// walk (their lengths still frame them, so the walk can go on).
+    lenient: bool,
 }
 
 impl RawEntries {
     fn new(bytes: Bytes) -> RawEntries {
-        RawEntries { total: bytes.len(), rest: bytes, index: 0 }
+        RawEntries { total: bytes.len(), rest: bytes, index: 0, lenient: false }
+    }
+
+    fn lenient(bytes: Bytes) -> RawEntries {
+        RawEntries { lenient: true, ..RawEntries::new(bytes) }
     }
 
     fn next_entry(&mut self) -> Result<RawEntry, MetadataError> {
@@ -564,11 +583,12 @@ impl RawEntries {
                 return Err(fail(format!("MIME type of {len} bytes runs past the end ({} left)", rest.len())));
             }
             let name = rest.split_to(len);
-            if !name.is_ascii() {
+            if !name.is_ascii() && !self.lenient {
                 return Err(fail("MIME type is not ASCII".into()));
             }
             RawMime::Name(name)
         };
+        let readable = !matches!(&mime, RawMime::Name(name) if !name.is_ascii());
         if rest.len() < 3 {
             return Err(fail(format!("`{}` entry's content length is truncated", mime.into_mime())));
         }
@@ -580,7 +600,7 @@ impl RawEntries {
                 rest.len()
             )));
         }
-        Ok(RawEntry { mime, content: rest.split_to(len) })
+        Ok(RawEntry { mime, content: rest.split_to(len), readable })
     }
 }
 
@@ -661,7 +681,7 @@ impl RoutingMetadata {
     }
 
     /// The tags of encoded routing metadata, each checked: length and UTF-8.
-    fn tags(bytes: &[u8]) -> impl Iterator<Item = Result<&str, MetadataError>> {
+    pub(super) fn tags(bytes: &[u8]) -> impl Iterator<Item = Result<&str, MetadataError>> {
         let mut rest = bytes;
         let mut index = 0;
         std::iter::from_fn(move || {

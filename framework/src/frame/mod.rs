@@ -357,10 +357,14 @@ pub struct Ext {
     pub stream_id: u32,
     /// (I)gnore: the frame may be dropped by a peer that does not understand it.
     pub ignore: bool,
+    /// (M)etadata, as the sender set it: what it means is the extended type's business.
+    pub metadata: bool,
     /// Extended type (31 bits).
     pub extended_type: u32,
-    /// Metadata (length-prefixed when present) and the rest of the frame as data.
-    pub payload: Payload,
+    /// Everything after the extended type, as sent. The spec leaves its layout to the
+    /// extended type ("Depends on Extended Type"), so it is not read as metadata and data: an
+    /// extension Weft does not know can never make a frame malformed.
+    pub body: Bytes,
 }
 
 /// One RSocket frame.

@@ -116,7 +116,9 @@ impl Client {
     /// The first item of `messages` rides in the REQUEST_CHANNEL frame, so this waits for it;
     /// if `messages` ends before yielding one, the channel opens with an empty first message
     /// that is also the last (RSocket has no channel without a first message). Later items are
-    /// sent as the responder grants credit: `messages` is not polled while it has granted none.
+    /// sent as the responder grants credit: out of credit, `messages` is polled once more (to
+    /// learn whether it has ended, which needs no credit), and a message it yields then waits
+    /// for the responder's next grant.
     pub async fn request_channel<S>(&self, call: Call, messages: S) -> Result<PayloadStream, Status>
     where
         S: futures_core::Stream<Item = Payload> + Send + 'static,

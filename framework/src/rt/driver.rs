@@ -10,8 +10,9 @@
 //! The streams this side writes to (a responder's stream, a channel requester's messages) are
 //! **producers** polled by the driver itself, each with a waker of its own that marks it ready
 //! in the [`Inbox`]: no task, no channel and no wake-up between a message and the write buffer. A
-//! producer is polled only while it has credit (the peer's REQUEST_N), so a stream with no
-//! credit is not polled, and only while the write buffer has room. A request/response handler
+//! producer is polled only while it has credit (the peer's REQUEST_N), and only while the
+//! write buffer has room; out of credit it is polled once more, to learn whether it has ended
+//! (its end needs no credit), and a message that poll yields waits for credit: one per stream. A request/response handler
 //! that does not answer at its first poll (see [`poll_once`]) runs as a task of its own.
 //! Inbound messages go to the reader through a queue per stream ([`super::stream`]): a run of
 //! one stream's messages in a read costs one lock and at most one wake-up.
@@ -34,9 +35,10 @@ use super::responses::{Answer, Responses, Source};
 use super::server::Resolve;
 use super::stream::Inlet;
 use super::transport::Transport;
+use super::unwind;
 use crate::conn::{CommandError, Connection, Event, IdMap, Kind, Receiving, id_map};
 use crate::frame::length::{self, LengthDelimited};
-use crate::frame::metadata::CompositeMetadata;
+use crate::frame::metadata::{COMPOSITE_METADATA_MIME, CompositeMetadata};
 use crate::frame::{self, DecodeError, ErrorCode, Frame};
 use crate::payload::CancelSignal;
 use crate::{Call, Client, Handler, Payload, Status};
@@ -48,6 +50,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+
+/// What a panic is blamed on, in the status the call ends with (see [`unwind`]).
+const HANDLER: &str = "the handler";
+const STREAM: &str = "the stream of messages";
 
 /// Commands queued for the driver at most (see [`Inbox`]).
 pub(crate) const COMMAND_CAPACITY: usize = 1024;
@@ -226,6 +232,10 @@ struct Producer {
     stream: Responses,
     /// Messages the peer has granted and not yet been sent.
     credit: u64,
+    /// A message polled while there was no credit for it (see `Driver::run_producer`): sent
+    /// first once credit comes. The stream is not polled again meanwhile, so a producer holds
+    /// at most this one message beyond what its peer asked for.
+    ahead: Option<Payload>,
     /// Wakes the driver with this producer marked ready.
     waker: Waker,
     flag: Arc<ReadyFlag>,
@@ -368,6 +378,8 @@ pub(crate) struct Driver<T: Transport> {
     routes: RouteCache,
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
+    /// Permits for fire-and-forget handlers running as tasks (`Config::max_concurrent_fire_and_forget`).
+    fire_and_forget: Arc<Semaphore>,
     grace_deadline: Option<Instant>,
     /// What the driver registers with its inbox and timer when others may poll it too (see
     /// [`Drive`]): then only the socket's read readiness gets the poller's own waker.
@@ -397,6 +409,7 @@ impl<T: Transport> Driver<T> {
         let config = conn.config();
         let handles = Handles::new(inbox.clone(), config, closed_rx, drive);
         let framing = LengthDelimited::new(config.max_frame_size);
+        let fire_and_forget = Arc::new(Semaphore::new(config.max_concurrent_fire_and_forget));
         let driver = Driver {
             conn,
             reader,
@@ -417,6 +430,7 @@ impl<T: Transport> Driver<T> {
             spare_cancels: Vec::new(),
             routes: RouteCache::default(),
             orphaned: false,
+            fire_and_forget,
             grace_deadline: None,
             task_waker,
             _close: inbox::CloseOnDrop(inbox),
@@ -460,6 +474,7 @@ impl<T: Transport> Driver<T> {
         let read_wake = task_waker.as_ref().map(|_| Flagged::new());
         let mut read_target: Option<Waker> = None;
         let mut read_armed = true;
+        let fire_and_forget = self.fire_and_forget.clone();
         loop {
             self.inbox.set_busy();
             self.process(&weak, &mut wbuf);
@@ -517,6 +532,8 @@ impl<T: Transport> Driver<T> {
             // Back-pressure: with too much unwritten, stop taking new work and stop reading
             // (the peer then feels TCP back-pressure) until the writes drain.
             let congested = wbuf.len() >= max_buffered;
+            // Likewise with as many fire-and-forget handlers running as the connection allows.
+            let fnf_full = fire_and_forget.available_permits() == 0;
             // `read_buf` on a full buffer would grow it by a few bytes and read that little;
             // keep room for a real read. The buffer holds at most one partial frame (bounded by
             // the maximum frame size) plus one chunk, since whole frames are taken off at once.
@@ -548,7 +565,7 @@ impl<T: Transport> Driver<T> {
                     // A read that got something is followed by another, until one comes up empty.
                     read_armed = read.is_ready();
                     read
-                }), if reading && !congested => {
+                }), if reading && !congested && !fnf_full => {
                     match read {
                         Ok(0) | Err(_) => {
                             reading = false;
@@ -586,6 +603,8 @@ impl<T: Transport> Driver<T> {
                     }
                     self.conn.handle_timeout(now.into_std());
                 }
+                // Fire-and-forget handlers at their limit: reading waits for one to finish.
+                _ = fire_and_forget.acquire(), if fnf_full => {}
             }
         }
         // Flush what is left (the final ERROR, answers already produced) before closing.
@@ -758,7 +777,17 @@ impl<T: Transport> Driver<T> {
             self.flush_staged();
         }
         match event {
-            Event::SetupAccepted(_) | Event::MetadataPush(_) => {}
+            Event::SetupAccepted(setup) => {
+                // The protocol does not interpret MIME types ("The protocol implementation MUST
+                // NOT interpret the MIME type itself"); this layer reads request metadata as
+                // composite metadata, and MIME types compare without regard to case.
+                if !setup.metadata_mime.eq_ignore_ascii_case(COMPOSITE_METADATA_MIME) {
+                    let message =
+                        format!("metadata MIME type must be {COMPOSITE_METADATA_MIME}, got {}", setup.metadata_mime);
+                    self.conn.reject_setup(ErrorCode::UNSUPPORTED_SETUP, &message);
+                }
+            }
+            Event::MetadataPush(_) => {}
             Event::Request { stream_id, kind, metadata, data, complete, initial_n } => {
                 self.spawn_handler(stream_id, kind, metadata, data, complete, initial_n, weak, wbuf)
             }
@@ -790,6 +819,7 @@ impl<T: Transport> Driver<T> {
             Event::RequestN { stream_id, n } => {
                 if let Some(producer) = self.entries.get_mut(&stream_id).and_then(|e| e.producer.as_mut()) {
                     if producer.credit == 0 {
+                        // Idle for want of credit, perhaps holding a message for it.
                         self.runnable.push(stream_id);
                     }
                     producer.credit = producer.credit.saturating_add(u64::from(n));
@@ -956,14 +986,14 @@ impl<T: Transport> Driver<T> {
         let (route, service) = match self.routes.get(&metadata) {
             Some(known) => known,
             None => match CompositeMetadata::decode_route(&metadata) {
-                Ok(Some(route)) => {
+                Some(route) => {
                     let route: Arc<str> = route.into();
                     let service = self.resolver.as_ref().and_then(|r| r.resolve(&route));
                     self.routes.put(&metadata, route, service)
                 }
-                Ok(None) => return self.refuse(id, kind, Status::unimplemented("the request carries no route")),
-                Err(e) => {
-                    return self.refuse(id, kind, Status::invalid_argument(format!("bad request metadata: {e}")));
+                None => {
+                    let status = Status::unimplemented("the request's metadata carries no readable route");
+                    return self.refuse(id, kind, status);
                 }
             },
         };
@@ -979,44 +1009,69 @@ impl<T: Transport> Driver<T> {
         let mut entry = Entry::default();
         match kind {
             Kind::FireAndForget => {
-                let mut future = handler.fire_and_forget(call, data);
-                if poll_once(&mut future).is_some() {
-                    drop(future);
-                    self.recycle(cancel);
-                } else {
-                    tokio::spawn(future);
+                // Nobody waits for an answer: a panic (reported by the panic hook) ends the
+                // call and nothing else.
+                let Ok(mut future) = unwind::guard(|| handler.fire_and_forget(call, data)) else { return };
+                match unwind::guard(|| poll_once(&mut future)) {
+                    Ok(Some(())) | Err(_) => {
+                        drop(future);
+                        self.recycle(cancel);
+                    }
+                    Ok(None) => {
+                        // Without a permit (a read's worth of requests can pass the limit) the
+                        // task still runs: reading stops until the count is below the limit.
+                        let permit = self.fire_and_forget.clone().try_acquire_owned().ok();
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            let _ = unwind::CatchUnwind::new(future).await;
+                        });
+                    }
                 }
                 return;
             }
             Kind::RequestResponse => {
-                let mut future = handler.request_response(call, data);
+                let mut future = match unwind::guard(|| handler.request_response(call, data)) {
+                    Ok(future) => future,
+                    Err(panicked) => return self.send_status(id, &panicked.status(HANDLER)),
+                };
                 // Answered without waiting: no task, no trip through the command channel.
                 let answered = match &mut future.0 {
                     Answer::Encoded(encoded) => {
                         // Straight into the write buffer, behind its frame's head.
                         let start = length::begin_message(wbuf);
-                        match poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)) {
-                            Some(Ok(())) => {
+                        let polled = unwind::guard(|| poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)));
+                        match polled {
+                            Ok(Some(Ok(()))) => {
                                 let _ = self.conn.finish_message(id, start, wbuf);
                                 true
                             }
-                            Some(Err(status)) => {
+                            Ok(Some(Err(status))) => {
                                 wbuf.truncate(start);
                                 self.send_status(id, &status);
                                 true
                             }
-                            None => {
+                            Err(panicked) => {
+                                // Half an answer may be in the buffer: none of it goes.
+                                wbuf.truncate(start);
+                                self.send_status(id, &panicked.status(HANDLER));
+                                true
+                            }
+                            Ok(None) => {
                                 wbuf.truncate(start);
                                 false
                             }
                         }
                     }
-                    Answer::Payload(payload) => match poll_once(payload) {
-                        Some(result) => {
+                    Answer::Payload(payload) => match unwind::guard(|| poll_once(payload)) {
+                        Ok(Some(result)) => {
                             self.answer(id, result, wbuf);
                             true
                         }
-                        None => false,
+                        Err(panicked) => {
+                            self.send_status(id, &panicked.status(HANDLER));
+                            true
+                        }
+                        Ok(None) => false,
                     },
                 };
                 if answered {
@@ -1026,7 +1081,9 @@ impl<T: Transport> Driver<T> {
                 }
                 let budget = self.handles.budget.clone();
                 let task = tokio::spawn(async move {
-                    let result = future.await;
+                    // A panic after the first poll answers INTERNAL too: the caller must not
+                    // wait for an answer that never comes.
+                    let result = unwind::CatchUnwind::new(future).await.unwrap_or_else(|p| Err(p.status(HANDLER)));
                     let reserved = match &result {
                         Ok(payload) => budget.reserve(payload.metadata.len() + payload.data.len()).await,
                         Err(_) => Reserved::none(),
@@ -1037,7 +1094,10 @@ impl<T: Transport> Driver<T> {
                 entry.cancel = Some(cancel);
             }
             Kind::RequestStream => {
-                let stream = handler.request_stream(call, data);
+                let stream = match unwind::guard(|| handler.request_stream(call, data)) {
+                    Ok(stream) => stream,
+                    Err(panicked) => return self.send_status(id, &panicked.status(HANDLER)),
+                };
                 entry.producer = Some(self.producer(id, stream, initial_n));
                 entry.cancel = Some(cancel);
             }
@@ -1048,7 +1108,14 @@ impl<T: Transport> Driver<T> {
                 if !complete {
                     entry.inbound = Some(Inbound::Many(inlet));
                 }
-                let stream = handler.request_channel(call, messages);
+                let stream = match unwind::guard(|| handler.request_channel(call, messages)) {
+                    Ok(stream) => stream,
+                    Err(panicked) => {
+                        // The stream's reader (the handler's messages) went with the panic.
+                        self.send_status(id, &panicked.status(HANDLER));
+                        return;
+                    }
+                };
                 entry.producer = Some(self.producer(id, stream, initial_n));
                 entry.cancel = Some(cancel);
             }
@@ -1065,14 +1132,12 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    /// A producer for stream `id` with `credit` granted; it is polled on the next turn if it
-    /// may send.
+    /// A producer for stream `id` with `credit` granted; it is polled on the next turn, with
+    /// no credit too (a stream that ends at once must complete: see `run_producer`).
     fn producer(&mut self, id: u32, stream: Responses, credit: u32) -> Box<Producer> {
         let (waker, flag) = self.inbox.producer_waker(id);
-        if credit > 0 {
-            self.runnable.push(id);
-        }
-        Box::new(Producer { stream, credit: u64::from(credit), waker, flag })
+        self.runnable.push(id);
+        Box::new(Producer { stream, credit: u64::from(credit), ahead: None, waker, flag })
     }
 
     /// Gives each runnable producer a turn, while the write buffer has room; round after
@@ -1105,22 +1170,46 @@ impl<T: Transport> Driver<T> {
 
     /// One turn of producer `id`: takes messages from its stream while it has credit and they
     /// are ready, up to a batch, and sends them.
+    ///
+    /// Out of credit, the stream is still polled once (unless a message already waits in
+    /// [`Producer::ahead`]): the peer owes no credit for the stream's end (a PAYLOAD with C
+    /// alone, or an ERROR), so a requester that grants exactly the messages it expects must
+    /// still see the stream complete, and only a poll can tell that it has. A message that
+    /// poll yields waits in `ahead`, one per stream at most, until credit comes.
     fn run_producer(&mut self, id: u32, wbuf: &mut BytesMut) {
         let Some(producer) = self.entries.get_mut(&id).and_then(|e| e.producer.as_mut()) else { return };
+        if producer.credit == 0 && producer.ahead.is_some() {
+            // Nothing can go until the peer grants more; its REQUEST_N makes this runnable.
+            return;
+        }
         // Cleared before polling, so a wake-up during the poll marks it ready again.
         producer.flag.clear();
         let mut cx = std::task::Context::from_waker(&producer.waker);
         let (mut taken, mut size) = (0, 0);
+        let ahead = producer.ahead.take();
         let end = match &mut producer.stream.0 {
             Source::Payloads(stream) => {
                 // Each message is held back until the next poll tells whether it was the last,
                 // so that it can carry (C) itself.
                 let mut held: Option<Payload> = None;
+                if let Some(payload) = ahead {
+                    producer.credit -= 1;
+                    taken += 1;
+                    size += payload.metadata.len() + payload.data.len();
+                    held = Some(payload);
+                }
                 let end = loop {
-                    if turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
+                    let probe = producer.credit == 0;
+                    if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                         break None;
                     }
-                    match stream.as_mut().poll_next(&mut cx) {
+                    let polled = unwind::guard(|| stream.as_mut().poll_next(&mut cx))
+                        .unwrap_or_else(|panicked| Poll::Ready(Some(Err(panicked.status(STREAM)))));
+                    match polled {
+                        Poll::Ready(Some(Ok(payload))) if probe => {
+                            producer.ahead = Some(payload);
+                            break None;
+                        }
                         Poll::Ready(Some(Ok(payload))) => {
                             producer.credit -= 1;
                             taken += 1;
@@ -1152,15 +1241,38 @@ impl<T: Transport> Driver<T> {
                 // Each message is encoded into `wbuf` behind its frame's head; the last one
                 // written there this turn gets (C) if the next poll ends the stream.
                 let mut last = None;
+                if let Some(Payload { data, .. }) = ahead {
+                    // (An encoded stream's messages carry no metadata.)
+                    let start = length::begin_message(wbuf);
+                    wbuf.extend_from_slice(&data);
+                    producer.credit -= 1;
+                    taken += 1;
+                    size += data.len();
+                    last = match self.conn.finish_message(id, start, wbuf) {
+                        Ok(true) => Some(start),
+                        Ok(false) | Err(_) => None,
+                    };
+                }
                 // The stream, looked up once for the turn's messages; a message that cannot
                 // go that way goes through `finish_message`, which says why.
                 let mut in_place = self.conn.messages_in_place(id);
                 let end = loop {
-                    if turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
+                    let probe = producer.credit == 0;
+                    if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                         break None;
                     }
                     let start = length::begin_message(wbuf);
-                    let polled = stream.as_mut().poll_encode(&mut cx, wbuf);
+                    // (A panic may leave half a message in the buffer: it is cut off below.)
+                    let polled = unwind::guard(|| stream.as_mut().poll_encode(&mut cx, wbuf))
+                        .unwrap_or_else(|panicked| Poll::Ready(Some(Err(panicked.status(STREAM)))));
+                    if probe && matches!(polled, Poll::Ready(Some(Ok(())))) {
+                        // Rare (the stream had a message ready beyond the peer's credit): a
+                        // copy, so that the write buffer holds only what may be written.
+                        producer.ahead =
+                            Some(Payload::new(Bytes::copy_from_slice(&wbuf[start + length::MESSAGE_HEAD..])));
+                        wbuf.truncate(start);
+                        break None;
+                    }
                     if !matches!(polled, Poll::Ready(Some(Ok(())))) {
                         wbuf.truncate(start);
                     }
@@ -1198,6 +1310,13 @@ impl<T: Transport> Driver<T> {
         let Some(end) = end else { return };
         if let End::Error(status) = end {
             self.send_status(id, &status);
+            // A requester's own stream failed (its outbound half of a channel): its reader
+            // learns why its call ended.
+            if let Some(Entry { inbound: Some(Inbound::Many(inlet)), .. }) = self.entries.get(&id)
+                && self.conn.side_opened(id)
+            {
+                inlet.push(Err(status));
+            }
         }
         if let Some(entry) = self.entries.get_mut(&id) {
             // The stream ended on its own: nothing to stop, nobody cancelled.

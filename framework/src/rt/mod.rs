@@ -10,6 +10,7 @@ pub(crate) mod responses;
 pub(crate) mod server;
 pub(crate) mod stream;
 pub(crate) mod transport;
+pub(crate) mod unwind;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};

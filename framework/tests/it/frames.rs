@@ -85,7 +85,7 @@ fn flag_letters(frame: &Frame) -> BTreeSet<char> {
         Frame::RequestChannel(f) => vec![(m(&f.payload), 'M'), (f.follows, 'F'), (f.complete, 'C')],
         Frame::Payload(f) => vec![(m(&f.payload), 'M'), (f.follows, 'F'), (f.complete, 'C'), (f.next, 'N')],
         Frame::MetadataPush(_) => vec![(true, 'M')],
-        Frame::Ext(f) => vec![(f.ignore, 'I'), (m(&f.payload), 'M')],
+        Frame::Ext(f) => vec![(f.ignore, 'I'), (f.metadata, 'M')],
         Frame::RequestN(_) | Frame::Cancel(_) | Frame::Error(_) | Frame::Resume(_) | Frame::ResumeOk(_) => Vec::new(),
     };
     set.iter().filter(|(on, _)| *on).map(|(_, c)| *c).collect()
@@ -308,8 +308,10 @@ fn corpus() -> Vec<Frame> {
     for stream_id in [0, 9] {
         for ignore in bools {
             for extended_type in [1, MAX_U31] {
-                for payload in payloads() {
-                    frames.push(Frame::Ext(Ext { stream_id, ignore, extended_type, payload }));
+                for metadata in bools {
+                    for body in [Bytes::new(), Bytes::from_static(b"\x00\x00\x09opaque")] {
+                        frames.push(Frame::Ext(Ext { stream_id, ignore, metadata, extended_type, body }));
+                    }
                 }
             }
         }
@@ -620,14 +622,20 @@ fn fixture_resume_resume_ok_and_ext() {
         ]),
     );
     assert_wire(
-        Frame::Ext(Ext { stream_id: 5, ignore: true, extended_type: 0x1234, payload: Payload::new("m", "ext") }),
+        Frame::Ext(Ext {
+            stream_id: 5,
+            ignore: true,
+            metadata: true,
+            extended_type: 0x1234,
+            body: Bytes::from_static(b"\x00\x00\x01mext"),
+        }),
         hex(&[
             "00000005", // stream id 5
             "ff00",     // type 0x3F EXT << 10 | I | M
             "00001234", // extended type
-            "000001",   // metadata length 1
-            "6d",       //   "m"
-            "657874",   // data "ext"
+            "000001",   // the body, opaque: here laid out as a metadata length 1,
+            "6d",       //   "m",
+            "657874",   //   and data "ext"
         ]),
     );
 }
@@ -877,7 +885,7 @@ fn fixture_custom_mime_length_byte_is_length_minus_one() {
 // =============================================================================================
 
 fn kind_at(ty: FrameType, stream_id: u32, kind: DecodeErrorKind) -> DecodeError {
-    DecodeError { frame_type: Some(ty), stream_id: Some(stream_id), kind }
+    DecodeError { frame_type: Some(ty), stream_id: Some(stream_id), kind, ignore: false }
 }
 
 fn truncated(field: &'static str) -> DecodeErrorKind {
@@ -948,8 +956,6 @@ fn lengths_that_overrun_the_frame() {
         (&["00000001", "2960", "000100", "61626364"], T::Payload, 1, overrun("metadata length", 256, 4)),
         // REQUEST_STREAM: metadata length 0xFFFFFF, nothing left.
         (&["00000001", "1900", "00000001", "ffffff"], T::RequestStream, 1, overrun("metadata length", 0xFF_FFFF, 0)),
-        // EXT with M: metadata length 2, 1 byte left.
-        (&["00000000", "fd00", "00000001", "000002", "61"], T::Ext, 0, overrun("metadata length", 2, 1)),
         // SETUP with R: token length 16, 2 bytes left.
         (
             &["00000000", "0480", "0001", "0000", "00000001", "00000001", "0010", "0102"],
@@ -992,7 +998,12 @@ fn oversized_declared_lengths_are_refused_before_buffering() {
     let e = framing.decode_frame(&mut src).unwrap_err();
     assert_eq!(
         e,
-        DecodeError { frame_type: None, stream_id: None, kind: DecodeErrorKind::TooLarge { declared: 65, max: 64 } }
+        DecodeError {
+            frame_type: None,
+            stream_id: None,
+            kind: DecodeErrorKind::TooLarge { declared: 65, max: 64 },
+            ignore: false,
+        }
     );
     assert_eq!(src.len(), 3, "nothing consumed");
     // A whole, valid frame over the limit is refused just the same.
@@ -1021,11 +1032,17 @@ fn oversized_declared_lengths_are_refused_before_buffering() {
 
 #[test]
 fn invalid_text() {
-    // SETUP MIME types must be ASCII: invalid UTF-8, and valid UTF-8 that is not ASCII.
-    for (mime, field) in [(&["0161", "01ff"][..], "data mime type"), (&["02c3a9", "0161"], "metadata mime type")] {
+    // SETUP MIME types are not interpreted by the protocol, so text that is not ASCII is no
+    // decode error: UTF-8 is kept, and each byte that is not UTF-8 read as `?` (the same
+    // length, so the frame re-encodes to what it decoded to).
+    for (mime, metadata_mime, data_mime) in [(&["0161", "01ff"][..], "a", "?"), (&["02c3a9", "0161"], "\u{e9}", "a")] {
         let wire = hex(&[&["00000000", "0400", "0001", "0000", "00000001", "00000001"][..], mime].concat());
-        assert_eq!(decode_err(wire), kind_at(FrameType::Setup, 0, DecodeErrorKind::InvalidText { field }));
+        let Ok(Frame::Setup(setup)) = Frame::decode(wire) else { panic!("{mime:?} does not decode") };
+        assert_eq!((setup.metadata_mime.as_str(), setup.data_mime.as_str()), (metadata_mime, data_mime));
     }
+    // An EXT's body is opaque: what would be a metadata length overrunning it is just bytes.
+    let ext = hex(&["00000000", "fd00", "00000001", "000002", "61"]);
+    assert!(matches!(Frame::decode(ext), Ok(Frame::Ext(e)) if e.metadata && e.body[..] == [0, 0, 2, 0x61]));
     // A route that is not UTF-8: the frame and the composite block are fine, the routing is not.
     let metadata = hex(&["fe", "000003", "02", "c328"]);
     let composite = CompositeMetadata::decode(metadata).unwrap();
@@ -1109,7 +1126,7 @@ fn unknown_frame_types() {
     for (word, code, ignorable) in cases {
         let e = decode_err(hex(&["00000005", word, "00000001"]));
         let kind = DecodeErrorKind::UnknownFrameType { code, ignorable };
-        assert_eq!(e, DecodeError { frame_type: None, stream_id: Some(5), kind }, "{word}");
+        assert_eq!(e, DecodeError { frame_type: None, stream_id: Some(5), kind, ignore: ignorable }, "{word}");
         assert_eq!(e.is_ignorable(), ignorable);
     }
     let e = decode_err(hex(&["00000005", "3e00"]));

@@ -1,4 +1,8 @@
 //! The framework crate's one integration-test binary.
 
+mod credit;
+mod faults;
 mod frames;
+mod limits;
+mod peer;
 mod runtime;
