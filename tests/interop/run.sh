@@ -184,6 +184,9 @@ run_pair() {
   echo
   echo "==> $pair (127.0.0.1:$port)"
 
+  # Emptied here, not by the background job's redirection: that may happen after the readiness
+  # loop below has already read the last run's `listening` line from this file.
+  : >"$server_log"
   timeout "$SERVER_TIMEOUT" "${server[@]}" "127.0.0.1:$port" >"$server_log" 2>&1 &
   local spid=$!
   SERVER_PIDS+=("$spid")
