@@ -3,6 +3,7 @@
 mod credit;
 mod faults;
 mod frames;
+mod hostile;
 mod limits;
 mod peer;
 mod runtime;

@@ -88,6 +88,18 @@ impl Peer {
         }
     }
 
+    /// Frames until the other side closes (within [`WAIT`] of each other).
+    pub(crate) async fn until_closed(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        loop {
+            match self.read_within(WAIT).await {
+                Read::Frame(frame) => frames.push(frame),
+                Read::Closed => return frames,
+                Read::Nothing => panic!("the connection stayed open; frames so far: {frames:?}"),
+            }
+        }
+    }
+
     /// Whether no frame arrives within `wait` (and the connection stays open).
     pub(crate) async fn quiet_for(&mut self, wait: Duration) -> Result<(), Read> {
         match self.read_within(wait).await {
