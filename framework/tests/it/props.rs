@@ -142,7 +142,7 @@ fn frame_decoder_and_framing_hold_on_mutated_fixtures_and_random_bytes() {
     }
     run_cases(
         "frame_bytes",
-        20_000,
+        40_000,
         |rng| match rng.below(5) {
             0 => {
                 let len = rng.below(48);
@@ -181,7 +181,7 @@ fn metadata_decoders_hold_on_mutated_fixtures_and_random_bytes() {
     }
     run_cases(
         "metadata_bytes",
-        20_000,
+        40_000,
         |rng| match rng.below(5) {
             0 => {
                 let len = rng.below(40);
