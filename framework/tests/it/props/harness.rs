@@ -28,8 +28,7 @@ use weft::frame::{
 const FIXTURES: &str = include_str!("../../fixtures/rsocket-frames.jsonl");
 
 /// The `hex` column of every fixture record of `kind` ("frame" or "composite-metadata"),
-/// decoded. The file's format is one flat JSON object per line whose hex value never needs
-/// escaping, so finding the key is enough.
+/// decoded.
 pub(crate) fn fixture_bytes(kind: &str) -> Vec<Vec<u8>> {
     fixture_records(kind).collect()
 }
@@ -40,6 +39,8 @@ fn fixture_frames() -> &'static [Vec<u8>] {
     FRAMES.get_or_init(|| fixture_bytes("frame"))
 }
 
+/// The file's format is one flat JSON object per line whose hex value never needs escaping,
+/// so finding the keys is enough; no JSON parser is needed.
 fn fixture_records(kind: &str) -> impl Iterator<Item = Vec<u8>> {
     let kind_field = format!("\"kind\": \"{kind}\"");
     FIXTURES.lines().filter(move |line| line.contains(&kind_field)).filter_map(|line| {
@@ -268,26 +269,24 @@ pub(crate) fn metadata_bytes(input: &[u8]) {
 // The connection
 // =============================================================================================
 
-/// Bugs found by these checks and not fixed yet, tolerated unless [`strict`] is on so that the
-/// fuzzers and the property test can look past them; each has an ignored regression test in
-/// `props.rs` that runs strict. Remove the tolerance with the fix.
-///
-/// - Event after `Closed`: when a draining connection (`close(true)`) loses its last stream to
-///   a frame from the peer (a request/response's answer, an ERROR, a CANCEL), the connection
-///   closes inside `remove_stream` and only then queues the stream's event, so `Closed` is not
-///   the last event and an application that stops at `Closed` loses, say, the answer.
-pub(crate) const KNOWN_BUGS: usize = 1;
-
 thread_local! {
     static STRICT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Whether known bugs fail the checks on this thread.
+/// Whether known bugs fail the checks on this thread; see [`strictly`].
 fn strict() -> bool {
     STRICT.with(std::cell::Cell::get)
 }
 
-/// Runs `f` with the known bugs (see [`KNOWN_BUGS`]) failing the checks.
+/// Runs `f` with the known bugs failing the checks. They are bugs these checks found and that
+/// are not fixed yet, tolerated otherwise so that the fuzzers and the property test can look
+/// past them; each has an ignored regression test in `props.rs` that runs strictly. Remove
+/// the tolerance with the fix.
+///
+/// - Event after `Closed`: when a draining connection (`close(true)`) loses its last stream to
+///   a frame from the peer (a request/response's answer, an ERROR, a CANCEL), the connection
+///   closes inside `remove_stream` and only then queues the stream's event, so `Closed` is not
+///   the last event, and an application that stops at `Closed` loses, say, the answer.
 pub(crate) fn strictly<R>(f: impl FnOnce() -> R) -> R {
     STRICT.with(|s| s.set(true));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
@@ -428,7 +427,7 @@ impl Observed {
             events += 1;
             assert!(events <= 8, "one step queued more than 8 events");
             if self.closed {
-                // Known bug, unfixed (see `KNOWN_BUGS`): a draining connection whose last
+                // Known bug, unfixed (see `strictly`): a draining connection whose last
                 // stream ends queues that stream's last event after `Closed`, in the same step.
                 let known = closed_now
                     && !strict()
