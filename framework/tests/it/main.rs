@@ -6,4 +6,5 @@ mod frames;
 mod hostile;
 mod limits;
 mod peer;
+mod props;
 mod runtime;
