@@ -1,4 +1,5 @@
 //! The framework crate's one integration-test binary.
 
+mod churn;
 mod frames;
 mod runtime;
