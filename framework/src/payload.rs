@@ -115,8 +115,11 @@ impl Call {
         self.cancel.as_ref().is_some_and(CancelSignal::is_cancelled)
     }
 
-    /// Resolves when the requester cancels this call or the connection goes away. A handler's
-    /// own future is dropped then anyway; this is for work it handed to other tasks.
+    /// Resolves when the requester cancels this call or the connection goes away. A
+    /// request/response or stream handler's own future is dropped then anyway; this is for
+    /// work it handed to other tasks. A fire-and-forget handler still running when its
+    /// connection closes is not stopped (nobody waits for its outcome, and a requester may
+    /// fire and close at once), so one that could wait long should watch this too.
     pub async fn cancelled(&self) {
         match &self.cancel {
             Some(cancel) => cancel.cancelled().await,

@@ -114,8 +114,13 @@ pub(crate) enum Opened {
 /// inbox, and a shutdown queues [`Control::Shutdown`] in every inbox still alive (and in any
 /// registered later). A signal in the inbox costs a running connection nothing, where a watch
 /// channel polled on every turn of every driver cost each turn a few hundred instructions.
+///
+/// It also counts the server's live connections (see [`Live`]).
 #[derive(Debug, Default)]
-pub(crate) struct ShutdownHub(std::sync::Mutex<HubState>);
+pub(crate) struct ShutdownHub {
+    state: std::sync::Mutex<HubState>,
+    live: std::sync::atomic::AtomicUsize,
+}
 
 #[derive(Debug, Default)]
 struct HubState {
@@ -128,7 +133,7 @@ struct HubState {
 
 impl ShutdownHub {
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
-        super::lock(&self.0)
+        super::lock(&self.state)
     }
 
     fn register(&self, inbox: &Arc<Inbox>) {
@@ -161,6 +166,68 @@ impl ShutdownHub {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().inboxes.len()
+    }
+
+    /// Counts a connection as live until the returned guard is dropped.
+    pub(crate) fn live(self: &Arc<Self>) -> Live {
+        self.live.fetch_add(1, Ordering::Relaxed);
+        Live(self.clone())
+    }
+
+    /// Connections accepted and not yet over.
+    pub(crate) fn connections(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+/// A live connection of a server, counted by its [`ShutdownHub`] until dropped: held by the
+/// connection's task, so it is dropped however the connection ends (closed, or its task
+/// dropped before or while it ran). One count a connection, never per message.
+#[derive(Debug)]
+pub(crate) struct Live(Arc<ShutdownHub>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The fire-and-forget handlers of a connection that did not finish at their first poll and
+/// run as tasks of their own.
+///
+/// Nobody waits for them, so they are not stopped when the connection closes (a requester that
+/// fires and then closes at once still gets its work done). But they are told, through
+/// [`Call::cancelled`], as a request/response handler is: without that, a handler that waits
+/// for its call to be cancelled, or for something only the connection would have ended, lived
+/// on after its connection, holding its call's handles of the dead connection and the read
+/// buffer its request's bytes are slices of. Only tasks are kept here, not calls answered at
+/// once, and finished ones are dropped as the list grows, so it stays at about twice the
+/// running ones.
+#[derive(Default)]
+struct Fires {
+    running: Vec<(AbortHandle, CancelSignal)>,
+    /// Running after the last sweep of finished ones: the next sweep comes when the list has
+    /// doubled, so tracking stays O(1) amortised.
+    swept: usize,
+}
+
+impl Fires {
+    fn track(&mut self, task: AbortHandle, cancel: CancelSignal) {
+        if self.running.len() >= 2 * self.swept.max(16) {
+            self.running.retain(|(task, _)| !task.is_finished());
+            self.swept = self.running.len();
+        }
+        self.running.push((task, cancel));
+    }
+
+    /// Tells every handler still running that its connection is gone.
+    fn connection_closed(&mut self) {
+        for (task, cancel) in self.running.drain(..) {
+            if !task.is_finished() {
+                cancel.fire();
+            }
+        }
+        self.swept = 0;
     }
 }
 
@@ -375,6 +442,8 @@ pub(crate) struct Driver<T: Transport> {
     staged_id: u32,
     /// Cancel signals of calls answered at once, for the next calls (see `Driver::recycle`).
     spare_cancels: Vec<CancelSignal>,
+    /// Fire-and-forget handlers running as tasks of their own (see [`Fires`]).
+    fires: Fires,
     routes: RouteCache,
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
@@ -428,6 +497,7 @@ impl<T: Transport> Driver<T> {
             staged: Vec::new(),
             staged_id: 0,
             spare_cancels: Vec::new(),
+            fires: Fires::default(),
             routes: RouteCache::default(),
             orphaned: false,
             fire_and_forget,
@@ -882,6 +952,7 @@ impl<T: Transport> Driver<T> {
         for (_, entry) in self.entries.drain() {
             entry.fail(Status::unavailable(reason));
         }
+        self.fires.connection_closed();
     }
 
     /// Forgets the driver's side of a stream the connection no longer knows.
@@ -1021,10 +1092,11 @@ impl<T: Transport> Driver<T> {
                         // Without a permit (a read's worth of requests can pass the limit) the
                         // task still runs: reading stops until the count is below the limit.
                         let permit = self.fire_and_forget.clone().try_acquire_owned().ok();
-                        tokio::spawn(async move {
+                        let task = tokio::spawn(async move {
                             let _permit = permit;
                             let _ = unwind::CatchUnwind::new(future).await;
                         });
+                        self.fires.track(task.abort_handle(), cancel);
                     }
                 }
                 return;
@@ -1572,6 +1644,28 @@ mod tests {
         let (late, _late) = Inbox::new();
         hub.register(&late);
         assert_eq!(shutdowns(&late), 1, "a connection accepted after the shutdown is told at once");
+    }
+
+    #[tokio::test]
+    async fn running_fires_are_told_when_the_connection_closes_and_finished_ones_forgotten() {
+        let mut fires = Fires::default();
+        for _ in 0..1_000 {
+            let task = tokio::spawn(async {});
+            let abort = task.abort_handle();
+            task.await.unwrap();
+            fires.track(abort, CancelSignal::default());
+        }
+        assert!(fires.running.len() <= 32, "{} kept for no running handler", fires.running.len());
+        let waiting = CancelSignal::default();
+        let task = tokio::spawn({
+            let waiting = waiting.clone();
+            async move { waiting.cancelled().await }
+        });
+        fires.track(task.abort_handle(), waiting.clone());
+        fires.connection_closed();
+        assert!(waiting.is_cancelled());
+        tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("the handler ended").unwrap();
+        assert!(fires.running.is_empty());
     }
 
     #[test]

@@ -171,13 +171,16 @@ impl Inbox {
     }
 
     /// Driver: it is gone. Queued commands are dropped (their callers learn it through their
-    /// reply channels), and senders waiting for room fail.
+    /// reply channels), and senders waiting for room fail. The driver's waker goes too: handles
+    /// may outlive the connection (a handler's task holds its call's), and a waker keeps the
+    /// finished task's memory allocated.
     pub(crate) fn close(&self) {
         let dropped = {
             let mut state = self.lock();
             state.closed = true;
             state.controls.clear();
-            std::mem::take(&mut state.commands)
+            state.ready = Vec::new();
+            (std::mem::take(&mut state.commands), state.waker.take())
         };
         self.room.close();
         drop(dropped);

@@ -27,6 +27,15 @@ use tokio::task::{JoinHandle, JoinSet};
 /// A request/response answers with a [`Response`], a stream with [`Responses`]; both wrap any
 /// future or stream of payloads.
 ///
+/// When a connection closes, however its peer left, the futures and streams of its calls are
+/// dropped, except a fire-and-forget handler's future that is still running: that one runs
+/// on, and its [`Call::cancelled`] resolves.
+///
+/// A request's bytes (`data`, a channel's messages, the call's metadata) are slices of the
+/// connection's read buffer, not copies. Keeping one beyond the call (as a key in a map, say)
+/// keeps that whole buffer allocated, 64 KiB or more, even after the connection is gone: keep
+/// a copy (`Bytes::copy_from_slice`) instead.
+///
 /// ```
 /// use bytes::Bytes;
 /// use futures_util::StreamExt;
@@ -334,8 +343,11 @@ async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Rece
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _peer)) = accepted {
-                    let (server, hub) = (server.clone(), hub.clone());
-                    connections.spawn(async move { server.serve(stream, Some(&hub)).await });
+                    let (server, hub, live) = (server.clone(), hub.clone(), hub.live());
+                    connections.spawn(async move {
+                        let _live = live;
+                        server.serve(stream, Some(&hub)).await
+                    });
                 }
                 // An accept error (out of file descriptors, a connection reset before it was
                 // accepted) concerns one connection; the listener carries on.
@@ -365,6 +377,38 @@ impl RunningServer {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// How many connections it serves now: accepted, and not yet closed (by the peer, a
+    /// transport error, a protocol error, or a shutdown). A connection that closed is no
+    /// longer counted once its task has ended and released what it held, so this returning
+    /// to 0 means every connection is gone, however its peer left.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft::{Call, Client, Server};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder().build().bind("127.0.0.1:0").await?;
+    /// let client = Client::connect(running.local_addr()).await?;
+    /// // Answered (UNIMPLEMENTED: this server serves nothing), so the connection is served.
+    /// let answer = client.request_response(Call::new("no.Such/Method"), "hi".into()).await;
+    /// assert!(answer.is_err());
+    /// assert_eq!(running.connections(), 1);
+    /// drop(client);
+    /// for _ in 0..500 {
+    ///     if running.connections() == 0 {
+    ///         break;
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    /// }
+    /// assert_eq!(running.connections(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connections(&self) -> usize {
+        self.hub.connections()
     }
 
     /// Stops accepting, lets in-flight streams finish within the configured grace period

@@ -112,6 +112,10 @@ impl<T: prost::Message + Default + 'static> Codec<T> for ProstCodec {
 ///
 /// Use it for services whose methods take and return [`Bytes`], e.g. to carry an encoding Weft
 /// knows nothing of: `#[weft::service(codec = weft::BytesCodec)]`.
+///
+/// Uncopied means that a request a server receives is a slice of its connection's read
+/// buffer: a method that keeps it beyond the call keeps that whole buffer (see
+/// [`Handler`](crate::Handler)), so keep a copy (`Bytes::copy_from_slice`) instead.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BytesCodec;
 

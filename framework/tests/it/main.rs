@@ -1,5 +1,6 @@
 //! The framework crate's one integration-test binary.
 
+mod churn;
 mod credit;
 mod faults;
 mod frames;
