@@ -44,6 +44,7 @@ pub struct Config {
     pub(crate) max_reassembly_bytes: usize,
     pub(crate) reassembly_timeout: Duration,
     pub(crate) max_concurrent_fire_and_forget: usize,
+    pub(crate) max_connections: usize,
 }
 
 impl Default for Config {
@@ -66,6 +67,7 @@ impl Default for Config {
             max_reassembly_bytes: 32 * 1024 * 1024,
             reassembly_timeout: Duration::from_secs(30),
             max_concurrent_fire_and_forget: 1024,
+            max_connections: 10_000,
         }
     }
 }
@@ -205,6 +207,14 @@ impl Config {
     pub fn reassembly_limits(mut self, max_bytes: usize, timeout: Duration) -> Self {
         self.max_reassembly_bytes = max_bytes;
         self.reassembly_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Server: connections served at once by a server bound with `Server::bind`. One more is
+    /// refused at once with ERROR\[REJECTED_SETUP\] saying why, and closed; the others are
+    /// not disturbed. Default: 10,000. Values below 1 are raised to 1.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
         self
     }
 

@@ -344,8 +344,14 @@ async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Rece
             accepted = listener.accept() => {
                 if let Ok((stream, _peer)) = accepted {
                     let (server, hub, live) = (server.clone(), hub.clone(), hub.live());
+                    let max = server.inner.config.max_connections;
                     connections.spawn(async move {
                         let _live = live;
+                        // Counted first (this one included), so that a burst of connections
+                        // cannot slip past the limit between two checks.
+                        if hub.connections() > max {
+                            return refuse_connection(stream, max).await;
+                        }
                         server.serve(stream, Some(&hub)).await
                     });
                 }
@@ -359,6 +365,32 @@ async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Rece
     drop(listener);
     // Each connection was told through the hub and drains within the grace period.
     while connections.join_next().await.is_some() {}
+}
+
+/// Tells a connection beyond `Config::max_connections` why it is refused, with
+/// ERROR\[REJECTED_SETUP\] on stream 0 ("The server rejected the setup, it can specify the
+/// reason in the payload"), and closes it. What the peer sent meanwhile (its SETUP) is read and
+/// dropped for a moment before the close, so that the close does not reset the connection
+/// ahead of the ERROR: a socket closed with unread data sends RST, and a peer's kernel may
+/// then drop what it had not yet handed to the peer.
+async fn refuse_connection(mut stream: tokio::net::TcpStream, max: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let message = format!("the server serves at most {max} connections at once; try again later");
+    let error = crate::frame::Frame::Error(crate::frame::ErrorFrame {
+        stream_id: 0,
+        code: crate::frame::ErrorCode::REJECTED_SETUP,
+        data: Bytes::from(message),
+    });
+    let mut out = bytes::BytesMut::new();
+    crate::frame::length::encode_frame(&error, &mut out);
+    let linger = async {
+        stream.write_all(&out).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), linger).await;
 }
 
 /// A server accepting connections in the background. Dropping it shuts it down as

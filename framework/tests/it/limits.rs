@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use weft::frame::length;
 use weft::frame::{ErrorCode, ErrorFrame, Frame, Payload as WirePayload, PayloadFrame, Request};
-use weft::{BoxFuture, Call, Config, Handler, Server};
+use weft::{BoxFuture, Call, Client, Config, Handler, Server};
 
 /// Fire-and-forget handlers that wait for the test to let them finish.
 #[derive(Clone)]
@@ -130,3 +130,52 @@ async fn a_fragmented_request_beyond_the_reassembly_budget_is_refused_alone() {
 struct NoHandler;
 
 impl Handler for NoHandler {}
+
+#[tokio::test]
+async fn connections_beyond_the_servers_limit_are_refused_with_rejected_setup() {
+    let run = async {
+        let config = Config::default().max_connections(2);
+        let running = Server::builder().add_handler(&["f.F/Echo"], Echo).config(config).build();
+        let running = running.bind("127.0.0.1:0").await.unwrap();
+        let addr = running.local_addr();
+        let first = Client::connect(addr).await.unwrap();
+        let second = Client::connect(addr).await.unwrap();
+        for client in [&first, &second] {
+            let reply = client.request_response(Call::new("f.F/Echo"), Bytes::from("hi")).await.unwrap();
+            assert_eq!(reply.data, "hi");
+        }
+        // A third is told why, and closed; the two go on.
+        let mut third = Peer::setup(addr).await;
+        let frames = third.until_closed().await;
+        assert!(
+            matches!(&frames[..], [Frame::Error(e @ ErrorFrame { stream_id: 0, code: ErrorCode::REJECTED_SETUP, .. })] if e.message().contains("at most 2 connections")),
+            "{frames:?}"
+        );
+        let refused = Client::connect(addr).await.unwrap();
+        let status = refused.request_response(Call::new("f.F/Echo"), Bytes::new()).await.unwrap_err();
+        assert!(status.message().contains("at most 2 connections"), "{status}");
+        let reply = first.request_response(Call::new("f.F/Echo"), Bytes::from("still")).await.unwrap();
+        assert_eq!(reply.data, "still");
+        // Once one goes, a new one is served.
+        drop(second);
+        for _ in 0..500 {
+            if running.connections() <= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let again = Client::connect(addr).await.unwrap();
+        let reply = again.request_response(Call::new("f.F/Echo"), Bytes::from("again")).await.unwrap();
+        assert_eq!(reply.data, "again");
+        running.shutdown().await;
+    };
+    tokio::time::timeout(Duration::from_secs(30), run).await.expect("in time");
+}
+
+struct Echo;
+
+impl Handler for Echo {
+    fn request_response(&self, _call: Call, data: Bytes) -> weft::Response {
+        weft::Response::ready(Ok(weft::Payload::new(data)))
+    }
+}

@@ -9,3 +9,4 @@ mod limits;
 mod peer;
 mod props;
 mod runtime;
+mod setup;
