@@ -32,8 +32,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use weft::frame::length;
-use weft::frame::metadata::{COMPOSITE_METADATA_MIME, CompositeMetadata, MimeType};
-use weft::frame::{self, Frame, Setup, VERSION};
+use weft::frame::metadata::{CompositeMetadata, MimeType};
+use weft::frame::{self, Frame};
 use weft::{
     BoxFuture, Call, Client, Config, Handler, Io, Payload, PayloadStream, Response, Responses, RunningServer, Server,
 };
@@ -171,17 +171,7 @@ fn metadata(route: &str, peer: u64) -> Option<Bytes> {
 /// calls there are.
 fn burst(peer: u64, unary: u32) -> (BytesMut, usize) {
     let mut wire = BytesMut::new();
-    let setup = Setup {
-        version: VERSION,
-        keepalive_interval: 1000,
-        max_lifetime: 10_000,
-        resume_token: None,
-        lease: false,
-        metadata_mime: COMPOSITE_METADATA_MIME.into(),
-        data_mime: "application/octet-stream".into(),
-        payload: Default::default(),
-    };
-    length::encode_frame(&Frame::Setup(setup), &mut wire);
+    length::encode_frame(&crate::peer::setup_frame(), &mut wire);
     let mut ids = (0..).map(|i| 2 * i + 1);
     let mut id = || ids.next().unwrap();
     let payload =

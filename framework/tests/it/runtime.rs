@@ -1,6 +1,7 @@
 //! The payload-level runtime end to end: hand-written handlers, real sockets on 127.0.0.1
 //! and the in-memory transport. Every test is bounded by a timeout so a hang fails fast.
 
+use crate::peer::setup_frame;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
 use std::future::Future;
@@ -11,8 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use weft::frame::length::{self, LengthDelimited};
-use weft::frame::metadata::COMPOSITE_METADATA_MIME;
-use weft::frame::{ErrorCode, ErrorFrame, Frame, Setup, VERSION};
+use weft::frame::{ErrorCode, ErrorFrame, Frame, Setup};
 use weft::{
     BoxFuture, Call, Client, Code, Config, Handler, Payload, PayloadStream, Response, Responses, Server, Status,
 };
@@ -443,19 +443,6 @@ async fn keepalives_go_out_on_time_while_the_connection_is_busy() {
         assert!(keepalives >= 4, "{keepalives} KEEPALIVEs in 600 ms at a 50 ms interval");
     })
     .await
-}
-
-fn setup_frame() -> Frame {
-    Frame::Setup(Setup {
-        version: VERSION,
-        keepalive_interval: 1000,
-        max_lifetime: 10_000,
-        resume_token: None,
-        lease: false,
-        metadata_mime: COMPOSITE_METADATA_MIME.into(),
-        data_mime: "application/octet-stream".into(),
-        payload: Default::default(),
-    })
 }
 
 /// Reads frames until the peer closes; returns them.
