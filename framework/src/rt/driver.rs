@@ -1585,7 +1585,15 @@ pub(crate) fn status_from_error(code: ErrorCode, message: &str) -> Status {
 
 fn command_status(e: &CommandError, handles: &Handles) -> Status {
     match e {
-        CommandError::Closed => Status::unavailable(closed_reason(handles)),
+        // Not closed yet: closing (this side or the peer began a graceful close, which lets
+        // open streams finish but takes no new ones).
+        CommandError::Closed => Status::unavailable(
+            handles
+                .closed
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "the connection is closing: it takes no new streams".to_owned()),
+        ),
         other => Status::unavailable(other.to_string()),
     }
 }

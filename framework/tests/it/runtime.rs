@@ -568,6 +568,21 @@ async fn graceful_shutdown_lets_streams_finish_and_refuses_new_connections() {
         let mut items = client.request_stream(Call::new("test.Echo/Range"), "100".into()).await.unwrap();
         assert_eq!(text(&items.next().await.unwrap().unwrap()), "0");
         let shutdown = tokio::spawn(running.shutdown());
+        // The server says CONNECTION_CLOSE at once: the client drains too, its stream goes on,
+        // and a new call on the connection is refused saying why.
+        let mut refused = None;
+        for _ in 0..200 {
+            match client.request_response(Call::new("test.Echo/Unary"), Bytes::new()).await {
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(status) => {
+                    refused = Some(status);
+                    break;
+                }
+            }
+        }
+        let refused = refused.expect("a call refused while the connection drains");
+        assert_eq!(refused.code(), Code::Unavailable, "{refused}");
+        assert!(refused.message().contains("closing"), "{refused}");
         let mut n = 1;
         while let Some(item) = items.next().await {
             assert_eq!(text(&item.unwrap()), n.to_string());
