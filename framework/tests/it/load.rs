@@ -138,6 +138,19 @@ fn fire_message(conn: u64, seq: u32) -> Bytes {
     message(tag, size(tag) % 600)
 }
 
+/// How `got` differs from `expected`, for a failure message.
+fn differ(got: &[u8], expected: &[u8]) -> String {
+    let tag = |m: &[u8]| intact(m).map_or_else(|| "not intact".to_owned(), |t| format!("intact, tag {t}"));
+    let first = got.iter().zip(expected).position(|(a, b)| a != b).unwrap_or(got.len().min(expected.len()));
+    format!(
+        "{} bytes ({}) where {} bytes ({}) were expected, first difference at byte {first}",
+        got.len(),
+        tag(got),
+        expected.len(),
+        tag(expected)
+    )
+}
+
 /// A fresh tag for a call or a connection, unique in the process.
 fn next_tag() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -410,7 +423,11 @@ impl Worker {
         let answer = within("a unary call", self.client.request_response(Call::new("load.L/Unary"), request.clone()))
             .await
             .map_err(|e| self.failed("a unary call", &e))?;
-        assert!(answer.data == request, "unary {tag}: the answer is not the request ({} bytes)", answer.data.len());
+        assert!(
+            answer.data == request,
+            "unary {tag}: the answer is not the request: {}",
+            differ(&answer.data, &request)
+        );
         assert!(answer.metadata.is_empty(), "unary {tag}: metadata in the answer");
         Checked::add(&self.checked.unary, 1);
         Ok(())
@@ -460,7 +477,12 @@ impl Worker {
             match within(what, stream.next()).await {
                 Some(Ok(item)) => {
                     assert!(i < n, "{what}: an item beyond its {n}");
-                    assert!(item.data == expected(i), "{what}: item {i} of {n} is not what was sent");
+                    let expected = expected(i);
+                    assert!(
+                        item.data == expected,
+                        "{what}: item {i} of {n} is wrong: {}",
+                        differ(&item.data, &expected)
+                    );
                     assert!(item.metadata.is_empty(), "{what}: metadata in item {i}");
                     i += 1;
                 }
@@ -596,7 +618,11 @@ async fn raw_connection(addr: SocketAddr, plan: Plan, early: bool, checked: Arc<
         }
         match raw.peer.read_within(CALL_WAIT).await {
             Read::Frame(frame) => raw.on_frame(frame).await,
-            other => panic!("raw connection {}: {other:?} with {} calls open", plan.conn, raw.open.len()),
+            other => {
+                let open: Vec<_> =
+                    raw.open.iter().map(|(&id, c)| format!("{}: {}/{}", c.what(id), c.got, c.granted)).collect();
+                panic!("raw connection {}: {other:?} with calls open (received/granted): {open:?}", plan.conn)
+            }
         }
     }
     assert!(raw.open.is_empty(), "raw connection {}: calls still open after a million frames", plan.conn);
@@ -734,7 +760,7 @@ impl RawPeer {
                 Expect::Many { tag, channel: false, .. } => stream_item(*tag, i),
                 Expect::Many { tag, channel: true, .. } => reversed(&channel_message(*tag, i)),
             };
-            assert!(data == expected[..], "{what}: message {i} is not what was expected ({} bytes)", data.len());
+            assert!(data == expected[..], "{what}: message {i} is not what was expected: {}", differ(&data, &expected));
         }
         if complete {
             let call = self.open.remove(&id).unwrap();
