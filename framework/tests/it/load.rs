@@ -865,8 +865,18 @@ async fn load(run: Run) -> String {
         });
     }
     let mut fired = Vec::new();
-    while let Some(joined) = slots.join_next().await {
-        fired.extend(joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
+    // The most connections the server held at once, looked at every 50 ms (for the report).
+    let mut peak = 0;
+    let mut look = tokio::time::interval(Duration::from_millis(50));
+    // Bounded: each slot ends (its calls bounded by CALL_WAIT), and by the count.
+    for _ in 0..100_000_000u64 {
+        tokio::select! {
+            joined = slots.join_next() => match joined {
+                Some(joined) => fired.extend(joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))),
+                None => break,
+            },
+            _ = look.tick() => peak = peak.max(running.connections()),
+        }
     }
     // Every fire-and-forget sent on a connection that was not cut reached the server once; on
     // one that was, some may not have.
@@ -914,14 +924,14 @@ async fn load(run: Run) -> String {
     }
     assert_eq!(running.connections(), 0, "connections still served after every peer went");
     running.shutdown().await;
-    format!("{} in {:.1} s", checked.report(), started.elapsed().as_secs_f64())
+    format!("{}; at most {peak} connections open at once; {:.1} s", checked.report(), started.elapsed().as_secs_f64())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_is_exact_under_load_and_churn() {
-    // 16 connections at a time, 48 in all, each with 8 calls at once.
+    // 24 connections at a time, 72 in all, each with 8 calls at once.
     let until = Instant::now() + Duration::from_secs(30);
-    let run = Run { connections: 16, generations: 3, until, concurrency: 8, calls: 40 };
+    let run = Run { connections: 24, generations: 3, until, concurrency: 8, calls: 40 };
     let report = tokio::time::timeout(Duration::from_secs(60), load(run)).await.expect("the load test timed out");
     eprintln!("load: {report}");
 }
