@@ -241,14 +241,14 @@ struct Cuttable {
 }
 
 #[derive(Default)]
-struct Cut {
+pub(crate) struct Cut {
     done: AtomicBool,
     /// The driver, waiting on the socket: the cut wakes it.
     reader: Mutex<Option<Waker>>,
 }
 
 impl Cut {
-    fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.done.store(true, Ordering::SeqCst);
         if let Some(waker) = self.reader.lock().unwrap().take() {
             waker.wake();
@@ -293,12 +293,16 @@ impl AsyncWrite for Cuttable {
 
 /// A Weft client over a socket that `cut` ends abruptly (with an RST if `rst`).
 async fn cuttable_client(addr: std::net::SocketAddr, rst: bool) -> (Client, Arc<Cut>) {
+    cuttable_client_with(addr, rst, Config::default().data_mime("application/octet-stream")).await
+}
+
+/// [`cuttable_client`] with `config` (also used by the load test).
+pub(crate) async fn cuttable_client_with(addr: std::net::SocketAddr, rst: bool, config: Config) -> (Client, Arc<Cut>) {
     let stream = TcpStream::connect(addr).await.unwrap();
     if rst {
         stream.set_zero_linger().unwrap();
     }
     let cut = Arc::new(Cut::default());
-    let config = Config::default().data_mime("application/octet-stream");
     (Client::over(Io(Cuttable { stream, cut: cut.clone() }), config), cut)
 }
 

@@ -6,6 +6,7 @@ mod faults;
 mod frames;
 mod hostile;
 mod limits;
+mod load;
 mod peer;
 mod props;
 mod runtime;

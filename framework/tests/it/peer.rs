@@ -100,6 +100,15 @@ impl Peer {
         }
     }
 
+    /// Goes without the RSocket close: with a TCP RST if `rst` (a zero linger), else a plain
+    /// close.
+    pub(crate) fn vanish(self, rst: bool) {
+        if rst {
+            self.socket.set_zero_linger().expect("a zero linger");
+        }
+        drop(self);
+    }
+
     /// Whether no frame arrives within `wait` (and the connection stays open).
     pub(crate) async fn quiet_for(&mut self, wait: Duration) -> Result<(), Read> {
         match self.read_within(wait).await {
