@@ -545,6 +545,7 @@ impl<T: Transport> Driver<T> {
         let mut read_target: Option<Waker> = None;
         let mut read_armed = true;
         let fire_and_forget = self.fire_and_forget.clone();
+        let mut fnf_wait = None;
         loop {
             self.inbox.set_busy();
             self.process(&weak, &mut wbuf);
@@ -603,7 +604,12 @@ impl<T: Transport> Driver<T> {
             // (the peer then feels TCP back-pressure) until the writes drain.
             let congested = wbuf.len() >= max_buffered;
             // Likewise with as many fire-and-forget handlers running as the connection allows.
+            // The wait for a permit is made only then: a future in the select below is made on
+            // every turn, whether or not its branch is enabled.
             let fnf_full = fire_and_forget.available_permits() == 0;
+            if fnf_full && fnf_wait.is_none() {
+                fnf_wait = Some(Box::pin(fire_and_forget.clone().acquire_owned()));
+            }
             // `read_buf` on a full buffer would grow it by a few bytes and read that little;
             // keep room for a real read. The buffer holds at most one partial frame (bounded by
             // the maximum frame size) plus one chunk, since whole frames are taken off at once.
@@ -674,7 +680,10 @@ impl<T: Transport> Driver<T> {
                     self.conn.handle_timeout(now.into_std());
                 }
                 // Fire-and-forget handlers at their limit: reading waits for one to finish.
-                _ = fire_and_forget.acquire(), if fnf_full => {}
+                _ = std::future::poll_fn(|cx| match fnf_wait.as_mut() {
+                    Some(wait) => wait.as_mut().poll(cx).map(drop),
+                    None => Poll::Pending,
+                }), if fnf_full => fnf_wait = None,
             }
         }
         // Flush what is left (the final ERROR, answers already produced) before closing.
@@ -1082,13 +1091,14 @@ impl<T: Transport> Driver<T> {
             Kind::FireAndForget => {
                 // Nobody waits for an answer: a panic (reported by the panic hook) ends the
                 // call and nothing else.
-                let Ok(mut future) = unwind::guard(|| handler.fire_and_forget(call, data)) else { return };
-                match unwind::guard(|| poll_once(&mut future)) {
-                    Ok(Some(())) | Err(_) => {
-                        drop(future);
-                        self.recycle(cancel);
-                    }
-                    Ok(None) => {
+                let first = unwind::guard(|| {
+                    let mut future = handler.fire_and_forget(call, data);
+                    poll_once(&mut future).is_none().then_some(future)
+                });
+                match first {
+                    Err(_) => {}
+                    Ok(None) => self.recycle(cancel),
+                    Ok(Some(future)) => {
                         // Without a permit (a read's worth of requests can pass the limit) the
                         // task still runs: reading stops until the count is below the limit.
                         let permit = self.fire_and_forget.clone().try_acquire_owned().ok();
@@ -1102,49 +1112,49 @@ impl<T: Transport> Driver<T> {
                 return;
             }
             Kind::RequestResponse => {
-                let mut future = match unwind::guard(|| handler.request_response(call, data)) {
-                    Ok(future) => future,
-                    Err(panicked) => return self.send_status(id, &panicked.status(HANDLER)),
+                // The handler is called and its future polled once under one guard (a guard
+                // is a call that what it guards cannot be inlined through).
+                let before = wbuf.len();
+                let first = unwind::guard(|| {
+                    let mut future = handler.request_response(call, data);
+                    let polled = match &mut future.0 {
+                        // Straight into the write buffer, behind its frame's head.
+                        Answer::Encoded(encoded) => {
+                            let start = length::begin_message(wbuf);
+                            First::Encoded(start, poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)))
+                        }
+                        Answer::Payload(payload) => First::Payload(poll_once(payload)),
+                    };
+                    (future, polled)
+                });
+                let (future, polled) = match first {
+                    Ok(first) => first,
+                    Err(panicked) => {
+                        // Half an answer may be in the buffer: none of it goes.
+                        wbuf.truncate(before);
+                        return self.send_status(id, &panicked.status(HANDLER));
+                    }
                 };
                 // Answered without waiting: no task, no trip through the command channel.
-                let answered = match &mut future.0 {
-                    Answer::Encoded(encoded) => {
-                        // Straight into the write buffer, behind its frame's head.
-                        let start = length::begin_message(wbuf);
-                        let polled = unwind::guard(|| poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)));
-                        match polled {
-                            Ok(Some(Ok(()))) => {
-                                let _ = self.conn.finish_message(id, start, wbuf);
-                                true
-                            }
-                            Ok(Some(Err(status))) => {
-                                wbuf.truncate(start);
-                                self.send_status(id, &status);
-                                true
-                            }
-                            Err(panicked) => {
-                                // Half an answer may be in the buffer: none of it goes.
-                                wbuf.truncate(start);
-                                self.send_status(id, &panicked.status(HANDLER));
-                                true
-                            }
-                            Ok(None) => {
-                                wbuf.truncate(start);
-                                false
-                            }
-                        }
+                let answered = match polled {
+                    First::Encoded(start, Some(Ok(()))) => {
+                        let _ = self.conn.finish_message(id, start, wbuf);
+                        true
                     }
-                    Answer::Payload(payload) => match unwind::guard(|| poll_once(payload)) {
-                        Ok(Some(result)) => {
-                            self.answer(id, result, wbuf);
-                            true
-                        }
-                        Err(panicked) => {
-                            self.send_status(id, &panicked.status(HANDLER));
-                            true
-                        }
-                        Ok(None) => false,
-                    },
+                    First::Encoded(start, Some(Err(status))) => {
+                        wbuf.truncate(start);
+                        self.send_status(id, &status);
+                        true
+                    }
+                    First::Encoded(start, None) => {
+                        wbuf.truncate(start);
+                        false
+                    }
+                    First::Payload(Some(result)) => {
+                        self.answer(id, result, wbuf);
+                        true
+                    }
+                    First::Payload(None) => false,
                 };
                 if answered {
                     drop(future);
@@ -1270,31 +1280,37 @@ impl<T: Transport> Driver<T> {
                     size += payload.metadata.len() + payload.data.len();
                     held = Some(payload);
                 }
-                let end = loop {
-                    let probe = producer.credit == 0;
-                    if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
-                        break None;
-                    }
-                    let polled = unwind::guard(|| stream.as_mut().poll_next(&mut cx))
-                        .unwrap_or_else(|panicked| Poll::Ready(Some(Err(panicked.status(STREAM)))));
-                    match polled {
-                        Poll::Ready(Some(Ok(payload))) if probe => {
-                            producer.ahead = Some(payload);
+                // One guard for the turn, not one a message: a guard is a call the message's
+                // poll cannot be inlined through. After a panic, the message held back is
+                // still sent, ahead of the error.
+                let turn = unwind::guard(|| {
+                    // (The turn's counts are the closure's own: see the other source's.)
+                    let (mut taken, mut size) = (taken, size);
+                    loop {
+                        let probe = producer.credit == 0;
+                        if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                             break None;
                         }
-                        Poll::Ready(Some(Ok(payload))) => {
-                            producer.credit -= 1;
-                            taken += 1;
-                            size += payload.metadata.len() + payload.data.len();
-                            if let Some(previous) = held.replace(payload) {
-                                let _ = self.conn.send_next_into(id, previous.metadata, previous.data, false, wbuf);
+                        match stream.as_mut().poll_next(&mut cx) {
+                            Poll::Ready(Some(Ok(payload))) if probe => {
+                                producer.ahead = Some(payload);
+                                break None;
                             }
+                            Poll::Ready(Some(Ok(payload))) => {
+                                producer.credit -= 1;
+                                taken += 1;
+                                size += payload.metadata.len() + payload.data.len();
+                                if let Some(previous) = held.replace(payload) {
+                                    let _ = self.conn.send_next_into(id, previous.metadata, previous.data, false, wbuf);
+                                }
+                            }
+                            Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
+                            Poll::Ready(None) => break Some(End::Complete),
+                            Poll::Pending => break None,
                         }
-                        Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
-                        Poll::Ready(None) => break Some(End::Complete),
-                        Poll::Pending => break None,
                     }
-                };
+                });
+                let end = turn.unwrap_or_else(|panicked| Some(End::Error(panicked.status(STREAM))));
                 match (held, &end) {
                     (Some(last), Some(End::Complete)) => {
                         let _ = self.conn.send_next_into(id, last.metadata, last.data, true, wbuf);
@@ -1325,49 +1341,66 @@ impl<T: Transport> Driver<T> {
                         Ok(false) | Err(_) => None,
                     };
                 }
-                // The stream, looked up once for the turn's messages; a message that cannot
-                // go that way goes through `finish_message`, which says why.
-                let mut in_place = self.conn.messages_in_place(id);
-                let end = loop {
-                    let probe = producer.credit == 0;
-                    if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
-                        break None;
-                    }
-                    let start = length::begin_message(wbuf);
-                    // (A panic may leave half a message in the buffer: it is cut off below.)
-                    let polled = unwind::guard(|| stream.as_mut().poll_encode(&mut cx, wbuf))
-                        .unwrap_or_else(|panicked| Poll::Ready(Some(Err(panicked.status(STREAM)))));
-                    if probe && matches!(polled, Poll::Ready(Some(Ok(())))) {
-                        // Rare (the stream had a message ready beyond the peer's credit): a
-                        // copy, so that the write buffer holds only what may be written.
-                        producer.ahead =
-                            Some(Payload::new(Bytes::copy_from_slice(&wbuf[start + length::MESSAGE_HEAD..])));
-                        wbuf.truncate(start);
-                        break None;
-                    }
-                    if !matches!(polled, Poll::Ready(Some(Ok(())))) {
-                        wbuf.truncate(start);
-                    }
-                    match polled {
-                        Poll::Ready(Some(Ok(()))) => {
-                            producer.credit -= 1;
-                            taken += 1;
-                            size += wbuf.len() - start;
-                            if in_place.as_mut().is_some_and(|run| run.finish(start, wbuf)) {
-                                last = Some(start);
-                                continue;
-                            }
-                            last = match self.conn.finish_message(id, start, wbuf) {
-                                Ok(true) => Some(start),
-                                Ok(false) | Err(_) => None,
-                            };
-                            in_place = self.conn.messages_in_place(id);
+                // Where the message being encoded starts, while it is: a panic in its encoding
+                // leaves half of it in the buffer, cut off after the guard.
+                // (A cell: written in the guarded turn, read after it unwound.)
+                let encoding = std::cell::Cell::new(None);
+                // One guard for the turn, not one a message (see the other source's).
+                let turn = unwind::guard(|| {
+                    // The turn's counts are the closure's own, not borrowed from outside it:
+                    // kept in registers across the loop.
+                    let (mut taken, mut size, mut last) = (taken, size, last);
+                    // The stream, looked up once for the turn's messages; a message that cannot
+                    // go that way goes through `finish_message`, which says why.
+                    let mut in_place = self.conn.messages_in_place(id);
+                    let end = loop {
+                        let probe = producer.credit == 0;
+                        if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
+                            break None;
                         }
-                        Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
-                        Poll::Ready(None) => break Some(End::Complete),
-                        Poll::Pending => break None,
+                        let start = length::begin_message(wbuf);
+                        encoding.set(Some(start));
+                        let polled = stream.as_mut().poll_encode(&mut cx, wbuf);
+                        encoding.set(None);
+                        if probe && matches!(polled, Poll::Ready(Some(Ok(())))) {
+                            // Rare (the stream had a message ready beyond the peer's credit): a
+                            // copy, so that the write buffer holds only what may be written.
+                            producer.ahead =
+                                Some(Payload::new(Bytes::copy_from_slice(&wbuf[start + length::MESSAGE_HEAD..])));
+                            wbuf.truncate(start);
+                            break None;
+                        }
+                        if !matches!(polled, Poll::Ready(Some(Ok(())))) {
+                            wbuf.truncate(start);
+                        }
+                        match polled {
+                            Poll::Ready(Some(Ok(()))) => {
+                                producer.credit -= 1;
+                                taken += 1;
+                                size += wbuf.len() - start;
+                                if in_place.as_mut().is_some_and(|run| run.finish(start, wbuf)) {
+                                    last = Some(start);
+                                    continue;
+                                }
+                                last = match self.conn.finish_message(id, start, wbuf) {
+                                    Ok(true) => Some(start),
+                                    Ok(false) | Err(_) => None,
+                                };
+                                in_place = self.conn.messages_in_place(id);
+                            }
+                            Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
+                            Poll::Ready(None) => break Some(End::Complete),
+                            Poll::Pending => break None,
+                        }
+                    };
+                    (end, last)
+                });
+                let (end, last) = turn.unwrap_or_else(|panicked| {
+                    if let Some(start) = encoding.get() {
+                        wbuf.truncate(start);
                     }
-                };
+                    (Some(End::Error(panicked.status(STREAM))), None)
+                });
                 if let Some(End::Complete) = end {
                     match last {
                         Some(start) => self.conn.complete_in_place(id, start, wbuf),
@@ -1469,6 +1502,13 @@ impl RouteCache {
         }
         (route, service)
     }
+}
+
+/// What a request/response handler's first poll gave: an encoded answer (where its frame
+/// starts in the write buffer) or a payload, if it answered at once.
+enum First {
+    Encoded(usize, Option<Result<(), Status>>),
+    Payload(Option<Result<Payload, Status>>),
 }
 
 /// Polls a handler's future once, on the driver's task.
