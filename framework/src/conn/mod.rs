@@ -31,17 +31,20 @@
 //! The rule, applied in [`Connection::handle_decode_error`] and the `handle_*` methods:
 //!
 //! * **Connection errors** — the peer broke framing or the connection's own protocol: a frame
-//!   that cannot be decoded and does not name a stream, a frame type it must not send here, a
-//!   request before SETUP, a bad SETUP, a request on a stream id of the wrong parity, silence
-//!   beyond the max lifetime. Answer: ERROR on stream 0 (CONNECTION_ERROR, or the SETUP codes),
+//!   that cannot be decoded and does not name a stream, one whose metadata length overruns it,
+//!   an unknown frame type without (I), anything but SETUP first, a bad SETUP, a request on a
+//!   stream id of the wrong parity, silence beyond the max lifetime. Answer: ERROR on stream 0 (CONNECTION_ERROR, or the SETUP codes),
 //!   then close; every open stream fails.
 //! * **Stream errors** — the frame was framed correctly and names a stream, but is malformed,
 //!   exceeds the credit granted, or reassembles beyond the size limit. Answer: that stream alone
 //!   ends (ERROR\[INVALID\] when this side responds on it, CANCEL when this side requested it);
 //!   every other stream and the connection carry on.
 //! * **Ignored** — what Protocol.md's "Handling the Unexpected" says to ignore: frames for
-//!   unknown streams, a request on a stream id in use, an ignorable unknown frame type, a
-//!   second SETUP, METADATA_PUSH on a non-zero stream, SETUP errors after establishment.
+//!   unknown streams (stream 0 included), a request on a stream id in use, a frame with the
+//!   (I)gnore flag that cannot be read, a second SETUP, connection frames on a non-zero stream,
+//!   SETUP errors after establishment, frames of features never negotiated.
+//!
+//! The verdicts, rule by rule with the sentence each comes from, are in `rules.rs`.
 
 mod ids;
 mod rules;
@@ -410,11 +413,6 @@ impl Connection {
         self.streams.contains_key(&id)
     }
 
-    /// Whether stream `id` is one this side opened (its id has this side's parity).
-    pub(crate) fn side_opened(&self, id: u32) -> bool {
-        self.is_local_id(id)
-    }
-
     /// Number of live streams, both directions.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
@@ -744,11 +742,12 @@ impl Connection {
     ) {
         // One look-up of the id per request: the vacant slot is where the stream goes. An id in
         // use is checked first: even one of this side's own ids is then ignored, not an error.
+        let local = self.is_local_id(id);
         let slot = match self.streams.entry(id) {
             std::collections::hash_map::Entry::Occupied(_) => return rules::ignore(rules::REQUEST_IN_USE),
             std::collections::hash_map::Entry::Vacant(slot) => slot,
         };
-        if (id % 2 == 1) == (self.side == Side::Client) {
+        if local {
             // "A client MUST generate odd Stream IDs, and a server MUST generate even Stream
             // IDs": a peer that opens one of this side's ids breaks the rule every later stream
             // id depends on.
@@ -1294,12 +1293,10 @@ impl Connection {
                 self.terminate(CloseReason::Local);
             }
             _ => {
+                // This side chose to close: the reason is its own, not the peer's fault.
                 let message = format!("closing: {} streams cut before they ended", self.streams.len());
-                self.connection_error(ErrorCode::CONNECTION_ERROR, message);
-                // This side chose to close: say so, rather than blame the peer.
-                if let Some(Event::Closed(reason)) = self.events.back_mut() {
-                    *reason = CloseReason::Local;
-                }
+                self.send_connection_error(ErrorCode::CONNECTION_ERROR, &message);
+                self.terminate(CloseReason::Local);
             }
         }
     }
@@ -1328,7 +1325,8 @@ impl Connection {
 
     // ---- internals ----------------------------------------------------------------------
 
-    fn is_local_id(&self, id: u32) -> bool {
+    /// Whether stream id `id` is one this side opens (its parity is this side's).
+    pub(crate) fn is_local_id(&self, id: u32) -> bool {
         (id % 2 == 1) == (self.side == Side::Client)
     }
 
@@ -1347,13 +1345,19 @@ impl Connection {
         self.remove_stream(id);
     }
 
+    /// Ends the connection for the peer's fault: ERROR\[`code`\] on stream 0, then close.
     fn connection_error(&mut self, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
+        self.send_connection_error(code, &message);
+        self.terminate(CloseReason::ProtocolError { code, message });
+    }
+
+    /// Queues ERROR\[`code`\] on stream 0, the connection's last frame.
+    fn send_connection_error(&mut self, code: ErrorCode, message: &str) {
         // Every stream fails with the connection: what they had queued is not sent after the
         // ERROR that ends them.
         self.transmit.retain(|f| f.stream_id() == 0);
-        self.push_connection_frame(error_frame(0, code, &message));
-        self.terminate(CloseReason::ProtocolError { code, message });
+        self.push_connection_frame(error_frame(0, code, message));
     }
 
     /// Queues a frame of stream 0 ahead of queued stream frames, behind those of stream 0

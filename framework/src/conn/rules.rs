@@ -71,11 +71,10 @@ pub(super) fn decode_error(error: &DecodeError, state: State) -> Verdict {
         }
         // "Receiving a METADATA_PUSH with a non-0 Stream ID MUST be ignored." The other
         // connection frames on a stream are "not accounted for" alike.
-        (Some(MetadataPush | Keepalive | Lease), InvalidStreamId { .. }) => {
+        (Some(MetadataPush | Keepalive), InvalidStreamId { .. }) => {
             Verdict::Ignore("a connection frame on a non-zero stream is ignored")
         }
-        (Some(Resume | ResumeOk), _) => Verdict::Ignore(NOT_NEGOTIATED),
-        (Some(Lease), _) => Verdict::Ignore(NOT_NEGOTIATED),
+        (Some(Resume | ResumeOk | Lease), _) => Verdict::Ignore(NOT_NEGOTIATED),
         // "If Metadata Length is not equal to this value, the frame is invalid and the receiver
         // MUST send an ERROR[CONNECTION_ERROR] frame and close the underlying transport
         // connection on reception unless the frame's IGNORE flag is set." (Metadata Optional

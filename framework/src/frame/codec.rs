@@ -594,13 +594,7 @@ fn encode_ext<B: BufMut>(f: &Ext, buf: &mut B) {
 
 fn decode_ext(r: &mut Reader, flags: u16) -> Result<Ext, DecodeError> {
     let extended_type = r.u31("extended type")?;
-    Ok(Ext {
-        stream_id: r.stream_id,
-        ignore: flags & IGNORE != 0,
-        metadata: flags & METADATA != 0,
-        extended_type,
-        body: r.rest(),
-    })
+    Ok(Ext { stream_id: r.stream_id, ignore: r.ignore, metadata: flags & METADATA != 0, extended_type, body: r.rest() })
 }
 
 // ---------------------------------------------------------------------------------------------

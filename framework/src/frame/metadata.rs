@@ -428,18 +428,15 @@ impl CompositeMetadata {
     /// not looked at. Only where the block's own framing breaks (an entry's length runs past
     /// its end) does the walk stop, keeping what came before.
     pub(crate) fn decode_route(bytes: &Bytes) -> Option<String> {
-        RawEntries::lenient(bytes.clone())
-            .map_while(Result::ok)
-            .filter(|entry| entry.readable && entry.mime.is_well_known(well_known::ROUTING))
+        RawEntries::readable(bytes.clone())
+            .filter(|entry| entry.mime.is_well_known(well_known::ROUTING))
             .find_map(|entry| RoutingMetadata::tags(&entry.content).next().and_then(Result::ok).map(str::to_owned))
     }
 
     /// The entries of a request's block as [`decode_route`](CompositeMetadata::decode_route)
     /// reads it: every entry it can read, those it cannot skipped.
     pub(crate) fn decode_lenient(bytes: Bytes) -> CompositeMetadata {
-        let entries = RawEntries::lenient(bytes)
-            .map_while(Result::ok)
-            .filter(|entry| entry.readable)
+        let entries = RawEntries::readable(bytes)
             .map(|e| MetadataEntry { mime: e.mime.into_mime(), content: e.content })
             .collect();
         CompositeMetadata { entries }
@@ -542,8 +539,6 @@ impl RawMime {
 struct RawEntry {
     mime: RawMime,
     content: Bytes,
-    /// False for an entry a lenient walk passed over (its MIME type is not ASCII).
-    readable: bool,
 }
 
 /// The entries of an encoded composite block, each checked; after an error, nothing more.
@@ -553,8 +548,8 @@ struct RawEntries {
     rest: Bytes,
     total: usize,
     index: usize,
-    /// Entries whose MIME type is not ASCII are yielded as unreadable instead of failing the
-    /// walk (their lengths still frame them, so the walk can go on).
+    /// Entries whose MIME type is not ASCII are yielded instead of failing the walk (their
+    /// lengths still frame them, so the walk can go on); see `RawEntries::readable`.
     lenient: bool,
 }
 
@@ -563,8 +558,12 @@ impl RawEntries {
         RawEntries { total: bytes.len(), rest: bytes, index: 0, lenient: false }
     }
 
-    fn lenient(bytes: Bytes) -> RawEntries {
+    /// The entries of a block that can be read, read leniently: those whose MIME type is not
+    /// ASCII are passed over, and the walk ends where the block's framing breaks.
+    fn readable(bytes: Bytes) -> impl Iterator<Item = RawEntry> {
         RawEntries { lenient: true, ..RawEntries::new(bytes) }
+            .map_while(Result::ok)
+            .filter(|entry| !matches!(&entry.mime, RawMime::Name(name) if !name.is_ascii()))
     }
 
     fn next_entry(&mut self) -> Result<RawEntry, MetadataError> {
@@ -588,7 +587,6 @@ impl RawEntries {
             }
             RawMime::Name(name)
         };
-        let readable = !matches!(&mime, RawMime::Name(name) if !name.is_ascii());
         if rest.len() < 3 {
             return Err(fail(format!("`{}` entry's content length is truncated", mime.into_mime())));
         }
@@ -600,7 +598,7 @@ impl RawEntries {
                 rest.len()
             )));
         }
-        Ok(RawEntry { mime, content: rest.split_to(len), readable })
+        Ok(RawEntry { mime, content: rest.split_to(len) })
     }
 }
 
@@ -681,7 +679,7 @@ impl RoutingMetadata {
     }
 
     /// The tags of encoded routing metadata, each checked: length and UTF-8.
-    pub(super) fn tags(bytes: &[u8]) -> impl Iterator<Item = Result<&str, MetadataError>> {
+    fn tags(bytes: &[u8]) -> impl Iterator<Item = Result<&str, MetadataError>> {
         let mut rest = bytes;
         let mut index = 0;
         std::iter::from_fn(move || {

@@ -1415,12 +1415,12 @@ impl<T: Transport> Driver<T> {
         let Some(end) = end else { return };
         if let End::Error(status) = end {
             self.send_status(id, &status);
-            // A requester's own stream failed (its outbound half of a channel): its reader
-            // learns why its call ended.
-            if let Some(Entry { inbound: Some(Inbound::Many(inlet)), .. }) = self.entries.get(&id)
-                && self.conn.side_opened(id)
+            // A requester's own stream failed (its outbound half of a channel): the call is
+            // over, and its reader learns why.
+            if self.conn.is_local_id(id)
+                && let Some(entry) = self.entries.remove(&id)
             {
-                inlet.push(Err(status));
+                return entry.fail(status);
             }
         }
         if let Some(entry) = self.entries.get_mut(&id) {
@@ -1627,20 +1627,21 @@ fn command_status(e: &CommandError, handles: &Handles) -> Status {
     match e {
         // Not closed yet: closing (this side or the peer began a graceful close, which lets
         // open streams finish but takes no new ones).
-        CommandError::Closed => Status::unavailable(
-            handles
-                .closed
-                .borrow()
-                .clone()
-                .unwrap_or_else(|| "the connection is closing: it takes no new streams".to_owned()),
-        ),
+        CommandError::Closed => {
+            Status::unavailable(closed_reason_or(handles, "the connection is closing: it takes no new streams"))
+        }
         other => Status::unavailable(other.to_string()),
     }
 }
 
 /// Why the connection is closed, for error messages.
 pub(crate) fn closed_reason(handles: &Handles) -> String {
-    handles.closed.borrow().clone().unwrap_or_else(|| "the connection is closed".to_owned())
+    closed_reason_or(handles, "the connection is closed")
+}
+
+/// Why the connection closed, or `otherwise` while it has not.
+fn closed_reason_or(handles: &Handles, otherwise: &str) -> String {
+    handles.closed.borrow().clone().unwrap_or_else(|| otherwise.to_owned())
 }
 
 #[cfg(test)]
