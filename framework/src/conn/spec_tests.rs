@@ -3,7 +3,7 @@
 //! decodes them, then handed to the connection as a frame or as a decode error. The verdicts
 //! live in one place, [`super::rules`].
 
-use super::tests::{Pair, b, events, next, request_n, request_stream, server_fed, setup, transmitted};
+use super::tests::{Pair, b, events, next, request_n, request_stream, server_fed, setup, stream_pair, transmitted};
 use super::*;
 use crate::frame::flags::{IGNORE, METADATA};
 use crate::frame::{Ext, Lease, MetadataPush, Request};
@@ -168,9 +168,7 @@ fn a_second_setup_is_ignored_even_when_malformed() {
 /// "A client MUST ignore a SETUP frame."
 #[test]
 fn a_client_ignores_setup() {
-    let mut p = Pair::default();
-    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
+    let (mut p, id) = stream_pair(Config::default());
     let now = p.now;
     feed(&mut p.client, &encode(&setup(|_| {})), now);
     feed(&mut p.client, &encode(&setup(|_| {}))[..9], now);
@@ -213,9 +211,7 @@ fn a_server_ignores_setup_errors_on_any_stream() {
 /// client assumes a SETUP is rejected if it receives an ERROR."
 #[test]
 fn a_client_ignores_setup_errors_after_establishment_only() {
-    let mut p = Pair::default();
-    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
+    let (mut p, id) = stream_pair(Config::default());
     p.server.send_next(id, Bytes::new(), b("hello"), false).unwrap();
     p.pump();
     assert_eq!(events(&mut p.client), vec![next(id, "hello")]);
@@ -301,10 +297,7 @@ fn a_metadata_length_that_overruns_its_frame_is_a_connection_error_unless_ignore
 /// terminate before closing the connection. New requests MAY not be accepted."
 #[test]
 fn connection_close_waits_for_outstanding_streams_on_both_sides() {
-    let mut p = Pair::default();
-    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
-    events(&mut p.server);
+    let (mut p, id) = stream_pair(Config::default());
     // The sender says so at once...
     p.server.close(true);
     p.pump();

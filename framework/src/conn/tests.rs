@@ -181,7 +181,7 @@ fn stream_credit_is_never_exceeded_and_is_replenished_in_batches() {
 
 /// A pair whose client (configured with `client`) opened a request/stream the server has
 /// accepted; the stream's id.
-fn stream_pair(client: Config) -> (Pair, u32) {
+pub(super) fn stream_pair(client: Config) -> (Pair, u32) {
     let mut p = Pair::new(client, Config::default());
     let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
     p.pump();
@@ -1058,10 +1058,7 @@ fn a_requester_out_of_credit_still_takes_the_end_and_the_error() {
         }),
         Frame::Error(ErrorFrame { stream_id: 1, code: ErrorCode::APPLICATION_ERROR, data: b("late") }),
     ] {
-        let mut p = Pair::new(Config::default().inbound_window(2), Config::default());
-        let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-        p.pump();
-        events(&mut p.server);
+        let (mut p, id) = stream_pair(Config::default().inbound_window(2));
         send_items(&mut p.server, id, 2);
         p.pump();
         assert_eq!(events(&mut p.client), vec![next(id, "0"), next(id, "1")]);

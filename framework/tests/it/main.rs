@@ -10,4 +10,5 @@ mod load;
 mod peer;
 mod props;
 mod runtime;
+mod seeded;
 mod setup;

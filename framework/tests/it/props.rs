@@ -8,33 +8,10 @@
 
 mod harness;
 
+use crate::seeded::{Rng, mutate, to_hex};
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
-
-/// splitmix64: tiny, seeded, and good enough to wander through the decoders' branches.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Each test stops generating cases after this long, however many it was asked for, so that a
 /// slow machine makes it shorter rather than stuck; it reports how many it ran.
@@ -66,63 +43,12 @@ fn run_one(name: &str, input: &[u8], check: fn(&[u8])) {
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
             .unwrap_or_default();
-        panic!("{name} failed on input {}: {message}", hex(input));
+        panic!("{name} failed on input {}: {message}", to_hex(input));
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(hex: &str) -> Vec<u8> {
     (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect()
-}
-
-/// `input` changed in one to three ways, as a fuzzer would change it.
-fn mutate(rng: &mut Rng, input: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = input.to_vec();
-    for _ in 0..=rng.below(3) {
-        match rng.below(8) {
-            0 if !out.is_empty() => {
-                let bit = rng.below(out.len() * 8);
-                out[bit / 8] ^= 1 << (bit % 8);
-            }
-            1 => out.truncate(rng.below(out.len() + 1)),
-            2 => {
-                let extra = rng.below(40);
-                out.extend(rng.bytes(extra));
-            }
-            // A length field (24-bit metadata length, 16-bit token, 8-bit MIME length, or the
-            // transport prefix) made short, long or huge.
-            3 if out.len() >= 3 => {
-                let at = rng.below(out.len() - 2);
-                let value: [u8; 3] =
-                    *rng.pick(&[[0xFF, 0xFF, 0xFF], [0, 0, 0], [0, 0, 6], [0x7F, 0xFF, 0xFF], [0, 1, 0]]);
-                out[at..at + 3].copy_from_slice(&value);
-            }
-            4 if !out.is_empty() => {
-                let at = rng.below(out.len());
-                out[at] = rng.next() as u8;
-            }
-            // Splice: this input's head with another's tail.
-            5 => {
-                let other = rng.pick(others);
-                let cut = rng.below(out.len() + 1);
-                let from = rng.below(other.len() + 1);
-                out.truncate(cut);
-                out.extend_from_slice(&other[from..]);
-            }
-            6 => {
-                let at = rng.below(out.len() + 1);
-                out.insert(at, rng.next() as u8);
-            }
-            _ if !out.is_empty() => {
-                out.remove(rng.below(out.len()));
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Fixture frames, each with the transport's 3-byte length prefix.
