@@ -37,6 +37,8 @@ pub struct Config {
     pub(crate) inbound_window: u32,
     pub(crate) max_inbound_window: u32,
     pub(crate) inbound_window_bytes: usize,
+    pub(crate) max_unread_bytes: usize,
+    pub(crate) unread_stall: Duration,
     pub(crate) max_buffered_bytes: usize,
     pub(crate) setup_timeout: Duration,
     pub(crate) shutdown_grace: Duration,
@@ -60,6 +62,8 @@ impl Default for Config {
             inbound_window: 256,
             max_inbound_window: 8192,
             inbound_window_bytes: 1024 * 1024,
+            max_unread_bytes: 64 * 1024 * 1024,
+            unread_stall: Duration::from_secs(5),
             max_buffered_bytes: 4 * 1024 * 1024,
             setup_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
@@ -139,14 +143,15 @@ impl Config {
     /// Lets a stream's window grow beyond [`inbound_window`](Config::inbound_window) when its
     /// messages are small: each time credit is granted back, the window doubles (up to
     /// `max_messages`) if twice the window's worth of messages, at the average size seen since
-    /// the last grant, still fits in `bytes`, and halves (down to `inbound_window`) once the
-    /// window's worth no longer fits.
+    /// the last grant, still fits in `bytes`, and halves (down to 2 messages, below
+    /// `inbound_window` for large messages) once the window's worth no longer fits.
     ///
     /// RSocket counts credit in messages, and a stream cannot go faster than a window per
     /// round trip: a window that suits 1 KiB messages starves a stream of 16-byte ones. This
     /// keeps the buffered bytes per stream near `bytes` instead. A peer can still exceed it by
     /// sending larger messages than before on credit already granted; the window then shrinks
-    /// from the next grant on. Default: up to 8,192 messages and 1 MiB.
+    /// from the next grant on, and [`unread_limits`](Config::unread_limits) is the hard
+    /// limit. Default: up to 8,192 messages and 1 MiB.
     ///
     /// ```
     /// let config = weft::Config::default().inbound_window(64).inbound_window_growth(1024, 256 * 1024);
@@ -161,6 +166,34 @@ impl Config {
     /// The credit window a stream starts with; see [`Config::inbound_window`].
     pub fn inbound_window_size(&self) -> u32 {
         self.inbound_window
+    }
+
+    /// Bytes a connection holds at most in messages received and not yet read by the
+    /// application, all streams together, and how long its readers may make no progress while
+    /// it holds more.
+    ///
+    /// Credit counts messages, not bytes: a peer may send the granted window of messages of
+    /// any size up to [`max_message_size`](Config::max_message_size), faster than they are
+    /// read. Beyond `max_bytes` unread, the connection stops reading (the peer feels TCP
+    /// back-pressure; what one read already holds is still handed over) until the application
+    /// reads. If no stream's reader makes progress for `stall`, the stream holding the most
+    /// unread bytes ends, with CANCEL to the peer where this side requested it, ERROR where
+    /// the peer did, and [`Code::ResourceExhausted`](crate::Code::ResourceExhausted) for its
+    /// reader, and reading resumes: one stuck reader holds up the connection's other streams
+    /// for `stall` at most. The window growth
+    /// ([`inbound_window_growth`](Config::inbound_window_growth)) keeps a stream's credit near
+    /// its share in bytes, so a reader that keeps up rarely meets the limit. Defaults: 64 MiB
+    /// and 5 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = weft::Config::default().unread_limits(8 << 20, Duration::from_secs(1));
+    /// # let _ = config;
+    /// ```
+    pub fn unread_limits(mut self, max_bytes: usize, stall: Duration) -> Self {
+        self.max_unread_bytes = max_bytes;
+        self.unread_stall = stall.max(Duration::from_millis(1));
+        self
     }
 
     /// Outgoing bytes a connection holds before senders are made to wait: applied twice, to
@@ -248,7 +281,9 @@ impl Config {
         if u64::from(window) * 2 <= fits {
             window.saturating_mul(2).min(self.max_inbound_window)
         } else if u64::from(window) > fits {
-            (window / 2).max(self.inbound_window)
+            // Below the base too: a window of large messages is what fills memory. Two keep
+            // one message in flight while the other is read.
+            (window / 2).max(2)
         } else {
             window
         }
@@ -274,7 +309,10 @@ mod tests {
         // 192 bytes each (128 + 64): 5 fit.
         assert_eq!(c.next_window(16, 128 * 10, 10), 8);
         assert_eq!(c.next_window(8, 128 * 10, 10), 4);
-        assert_eq!(c.next_window(4, 128 * 10, 10), 4, "never below the base");
+        assert_eq!(c.next_window(4, 128 * 10, 10), 4);
+        // 512 bytes each: 2 fit, below the base; 1,024: 1 fits, but the window keeps two.
+        assert_eq!(c.next_window(4, 448 * 10, 10), 2, "below the base for large messages");
+        assert_eq!(c.next_window(2, 960 * 10, 10), 2, "never below two");
         assert_eq!(c.next_window(4, 0, 0), 4, "no messages, no evidence");
         // A fixed window, and the growth cap.
         assert_eq!(Config::default().inbound_window(4).next_window(4, 0, 10), 4);
@@ -288,6 +326,9 @@ mod tests {
         assert_eq!(c.next_window(256, 18 * 100, 100), 512);
         assert_eq!(c.next_window(4096, 18 * 100, 100), 8192);
         assert_eq!(c.next_window(8192, 18 * 100, 100), 8192);
-        assert_eq!(c.next_window(256, 64 * 1024 * 10, 10), 256);
+        assert_eq!(c.next_window(256, 1024 * 10, 10), 512);
+        assert_eq!(c.next_window(256, 64 * 1024 * 10, 10), 128, "64 KiB messages: 15 fit in 1 MiB");
+        assert_eq!(c.next_window(16, 64 * 1024 * 10, 10), 8);
+        assert_eq!(c.next_window(8, 64 * 1024 * 10, 10), 8);
     }
 }

@@ -39,6 +39,10 @@
 //!   exceeds the credit granted, or reassembles beyond the size limit. Answer: that stream alone
 //!   ends (ERROR\[INVALID\] when this side responds on it, CANCEL when this side requested it);
 //!   every other stream and the connection carry on.
+//! * **Limits** — messages within the credit granted, but beyond `Config::unread_limits`
+//!   unread, stop the connection reading ([`Connection::accepts_input`]); if no reader makes
+//!   progress for the stall time, the stream holding the most ends alike, as
+//!   RESOURCE_EXHAUSTED (ERROR\[APPLICATION_ERROR\] with Weft's error text, or CANCEL).
 //! * **Ignored** — what Protocol.md's "Handling the Unexpected" says to ignore: frames for
 //!   unknown streams (stream 0 included), a request on a stream id in use, a frame with the
 //!   (I)gnore flag that cannot be read, a second SETUP, connection frames on a non-zero stream,
@@ -295,6 +299,8 @@ impl InPlace<'_> {
 #[derive(Debug)]
 pub struct Receiving<'a> {
     stream: &'a mut Stream,
+    /// The connection's unread bytes.
+    unread: &'a mut u64,
 }
 
 impl Receiving<'_> {
@@ -305,7 +311,7 @@ impl Receiving<'_> {
         if self.stream.in_outstanding == 0 {
             return false;
         }
-        self.stream.received(len);
+        self.stream.received(len, self.unread);
         true
     }
 }
@@ -338,6 +344,13 @@ pub struct Connection {
     drain_reason: Option<CloseReason>,
     /// Bytes held in unfinished fragmented messages, all streams together.
     reassembling: usize,
+    /// Bytes of messages handed to the application and not yet reported consumed, all
+    /// streams together (`Config::unread_limits`).
+    unread: u64,
+    /// Over the unread limit: when a stream is shed unless a reader makes progress first.
+    unread_deadline: Option<Instant>,
+    /// A reader reported progress since `unread_deadline` was set.
+    unread_progress: bool,
     /// When the oldest unfinished fragmented message may have run out of time (at or after
     /// its real deadline: one that finished early leaves it, and firing early finds nothing).
     reassembly_deadline: Option<Instant>,
@@ -390,6 +403,9 @@ impl Connection {
             drain_reason: None,
             reassembling: 0,
             reassembly_deadline: None,
+            unread: 0,
+            unread_deadline: None,
+            unread_progress: false,
         }
     }
 
@@ -447,7 +463,27 @@ impl Connection {
             State::AwaitingSetup => None,
             _ => Some(self.last_received + self.max_lifetime),
         };
-        [lifetime, self.next_keepalive, self.setup_deadline, self.reassembly_deadline].into_iter().flatten().min()
+        // Over the unread limit with no deadline yet: due at once, to set one.
+        let unread = self.over_unread_limit().then(|| self.unread_deadline.unwrap_or(self.last_received));
+        [lifetime, self.next_keepalive, self.setup_deadline, self.reassembly_deadline, unread]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the transport should read more from the peer: false while the messages handed
+    /// to the application and not yet reported [`consumed`](Connection::consumed) exceed
+    /// `Config::unread_limits`, all streams together. Not reading is how a peer that sends
+    /// within its credit, but faster than this side reads, is slowed (TCP back-pressure):
+    /// credit counts messages, not bytes. Reading resumes as the application reads, or when
+    /// [`handle_timeout`](Connection::handle_timeout) finds no reader made progress for the
+    /// stall time, and ends the stream holding the most unread bytes.
+    pub fn accepts_input(&self) -> bool {
+        !self.over_unread_limit()
+    }
+
+    fn over_unread_limit(&self) -> bool {
+        self.unread > self.config.max_unread_bytes as u64
     }
 
     /// Changes whenever [`poll_timeout`](Self::poll_timeout)'s answer may have moved earlier
@@ -483,6 +519,7 @@ impl Connection {
         if self.reassembly_deadline.is_some_and(|d| now >= d) {
             self.expire_reassemblies(now);
         }
+        self.check_unread(now);
         if let Some(at) = self.next_keepalive
             && now >= at
         {
@@ -617,7 +654,7 @@ impl Connection {
     /// and if so whether it was the stream's last ([`Message::last`]). `None` leaves the
     /// streams as they were: the frame is then for [`handle_frame`](Connection::handle_frame).
     pub fn accept_message(&mut self, id: u32, complete: bool, len: usize, now: Instant) -> Option<bool> {
-        let stream = self.readable(id, now)?;
+        let (stream, unread) = self.readable(id, now)?;
         // Protocol.md: a request/response PAYLOAD without C counts as complete.
         if stream.kind == Kind::RequestResponse {
             self.remove_stream(id);
@@ -626,7 +663,7 @@ impl Connection {
         if complete || stream.in_outstanding == 0 {
             return None;
         }
-        stream.received(len);
+        stream.received(len, unread);
         Some(false)
     }
 
@@ -635,19 +672,22 @@ impl Connection {
     /// `accept_message` would not hand its messages over. The connection is borrowed meanwhile,
     /// so nothing can happen to the stream between the run's messages.
     pub fn receiving(&mut self, id: u32, now: Instant) -> Option<Receiving<'_>> {
-        let stream = self.readable(id, now).filter(|s| s.kind != Kind::RequestResponse)?;
-        Some(Receiving { stream })
+        let (stream, unread) = self.readable(id, now).filter(|(s, _)| s.kind != Kind::RequestResponse)?;
+        Some(Receiving { stream, unread })
     }
 
     /// Stream `id`, if a whole message on it may be handed over directly: the connection is
     /// open, no event waits (so the order of events holds), and the stream reads whole messages.
     /// Counts as a frame from the peer, as [`handle_frame`](Connection::handle_frame) would.
-    fn readable(&mut self, id: u32, now: Instant) -> Option<&mut Stream> {
+    /// With it, the connection's count of unread bytes, which a message handed over adds to.
+    fn readable(&mut self, id: u32, now: Instant) -> Option<(&mut Stream, &mut u64)> {
         if !self.events.is_empty() || !self.heard_on_a_short_way(now) {
             return None;
         }
+        let unread = &mut self.unread;
         let stream = self.streams.get_mut(&id)?;
-        (stream.reassembly.is_none() && !stream.pending_request && stream.inbound == Half::Open).then_some(stream)
+        (stream.reassembly.is_none() && !stream.pending_request && stream.inbound == Half::Open)
+            .then_some((stream, unread))
     }
 
     /// Whether a frame may skip [`handle_frame`](Connection::handle_frame) for a shorter way
@@ -937,6 +977,32 @@ impl Connection {
         }
     }
 
+    /// Over the unread limit, a stall deadline runs; a reader's progress moves it on, and at
+    /// the deadline without any, the streams holding the most unread bytes end.
+    fn check_unread(&mut self, now: Instant) {
+        if !self.over_unread_limit() {
+            self.unread_deadline = None;
+            return;
+        }
+        match self.unread_deadline {
+            Some(deadline) if now >= deadline && !self.unread_progress => {
+                self.unread_deadline = None;
+                // The largest first, until the rest fits: each stall sheds what it must,
+                // so that the peer is heard again (its keepalives wait behind the pause).
+                while self.over_unread_limit() {
+                    let largest = self.streams.iter().filter(|(_, s)| s.in_queued > 0).max_by_key(|(_, s)| s.in_queued);
+                    let Some((&id, _)) = largest else { break };
+                    self.shed_unread(id);
+                }
+            }
+            Some(deadline) if now < deadline => {}
+            _ => {
+                self.unread_deadline = Some(now + self.config.unread_stall);
+                self.unread_progress = false;
+            }
+        }
+    }
+
     /// Delivers a whole inbound message and/or completion on `id`.
     fn deliver(&mut self, id: u32, next: bool, complete: bool, metadata: Bytes, data: Bytes) {
         let Some(stream) = self.streams.get_mut(&id) else { return };
@@ -952,7 +1018,7 @@ impl Connection {
             if stream.in_outstanding == 0 {
                 return self.stream_protocol_error(id, "the peer sent a message beyond the credit granted".to_owned());
             }
-            stream.received(metadata.len() + data.len());
+            stream.received(metadata.len() + data.len(), &mut self.unread);
             self.events.push_back(Event::Next { stream_id: id, metadata, data });
         }
         if complete {
@@ -1236,11 +1302,18 @@ impl Connection {
         }
     }
 
-    /// The application consumed `n` messages of stream `id`: credit is granted back to the
-    /// peer once a batch (half the window) has been consumed, with the window first
-    /// reconsidered for the size of the messages received (`Config::inbound_window_growth`).
-    pub fn consumed(&mut self, id: u32, n: u32) {
+    /// The application consumed `n` messages of stream `id`, of `bytes` in all: credit is
+    /// granted back to the peer once a batch (half the window) has been consumed, with the
+    /// window first reconsidered for the size of the messages received
+    /// (`Config::inbound_window_growth`). The bytes count against `Config::unread_limits`
+    /// until reported here (see [`accepts_input`](Connection::accepts_input)), so a reader
+    /// reports before a quarter of the limit is read unreported, even short of a batch.
+    pub fn consumed(&mut self, id: u32, n: u32, bytes: u64) {
         let Some(stream) = self.streams.get_mut(&id) else { return };
+        let bytes = bytes.min(stream.in_queued);
+        stream.in_queued -= bytes;
+        self.unread -= bytes;
+        self.unread_progress |= bytes > 0;
         if stream.inbound != Half::Open {
             return;
         }
@@ -1345,6 +1418,30 @@ impl Connection {
         self.remove_stream(id);
     }
 
+    /// The connection holds more unread bytes than `Config::unread_limits` allows, and no
+    /// reader made progress for the stall time: stream `id`, which holds the most, ends for
+    /// both sides as resources exhausted. Not the peer's fault (its credit allowed what it
+    /// sent), so not INVALID: the peer reads RESOURCE_EXHAUSTED in a Weft error text (or
+    /// CANCEL, where it is the responder), and the local reader alike.
+    fn shed_unread(&mut self, id: u32) {
+        let Some(stream) = self.streams.get(&id) else { return };
+        let message = format!(
+            "RESOURCE_EXHAUSTED: stream {id} holds {} bytes received and not read for {} ms, beyond the \
+             connection's limit of {} unread (Config::unread_limits)",
+            stream.in_queued,
+            self.config.unread_stall.as_millis(),
+            self.config.max_unread_bytes
+        );
+        let code = ErrorCode::APPLICATION_ERROR;
+        if stream.role == Role::Responder {
+            self.transmit.push_back(error_frame(id, code, &message));
+        } else {
+            self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
+        }
+        self.events.push_back(Event::Error { stream_id: id, code, message });
+        self.remove_stream(id);
+    }
+
     /// Ends the connection for the peer's fault: ERROR\[`code`\] on stream 0, then close.
     fn connection_error(&mut self, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
@@ -1375,6 +1472,8 @@ impl Connection {
         self.drain_reason = None;
         self.reassembling = 0;
         self.reassembly_deadline = None;
+        self.unread = 0;
+        self.unread_deadline = None;
         self.streams.clear();
         self.peer_streams = 0;
         self.next_keepalive = None;
@@ -1389,6 +1488,9 @@ impl Connection {
         if let Some(r) = &stream.reassembly {
             self.reassembling -= r.len;
         }
+        // What its reader still holds is the application's now: a report of it finds no
+        // stream.
+        self.unread -= stream.in_queued;
         if stream.role == Role::Responder {
             self.peer_streams -= 1;
         }

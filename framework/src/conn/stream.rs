@@ -45,6 +45,9 @@ pub(super) struct Stream {
     pub(super) in_outstanding: u64,
     /// Messages consumed since credit was last granted back.
     pub(super) in_unacked: u32,
+    /// Bytes of messages handed to the application and not yet reported consumed (for
+    /// `Config::unread_limits`).
+    pub(super) in_queued: u64,
     /// The inbound credit window (it grows for small messages: `Config::next_window`).
     pub(super) in_window: u32,
     /// Bytes and count of messages received since the window was last reconsidered.
@@ -75,6 +78,7 @@ impl Stream {
             outbound,
             in_outstanding,
             in_unacked: 0,
+            in_queued: 0,
             in_window: window,
             in_bytes: 0,
             in_count: 0,
@@ -100,6 +104,7 @@ impl Stream {
             outbound: if kind == Kind::FireAndForget { Half::Closed } else { Half::Open },
             in_outstanding: 0,
             in_unacked: 0,
+            in_queued: 0,
             in_window: 0,
             in_bytes: 0,
             in_count: 0,
@@ -109,10 +114,13 @@ impl Stream {
         }
     }
 
-    /// A message of `len` bytes arrived on credit: one credit spent, and counted for the
-    /// window's next size.
-    pub(super) fn received(&mut self, len: usize) {
+    /// A message of `len` bytes arrived on credit: one credit spent, counted for the window's
+    /// next size, and unread until the application reports it consumed.
+    /// `unread` is the connection's count of unread bytes, all streams together.
+    pub(super) fn received(&mut self, len: usize, unread: &mut u64) {
         self.in_outstanding -= 1;
+        self.in_queued += len as u64;
+        *unread += len as u64;
         self.in_bytes += len as u64;
         self.in_count = self.in_count.saturating_add(1);
     }

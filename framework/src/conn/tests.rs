@@ -166,9 +166,9 @@ fn stream_credit_is_never_exceeded_and_is_replenished_in_batches() {
     p.pump();
     assert_eq!(events(&mut p.client).len(), 4);
     // One consumed: below the batch (half the window), nothing is granted yet.
-    p.client.consumed(id, 1);
+    p.client.consumed(id, 1, 1);
     assert!(transmitted(&mut p.client).is_empty());
-    p.client.consumed(id, 1);
+    p.client.consumed(id, 1, 1);
     p.pump();
     assert_eq!(events(&mut p.server), vec![Event::RequestN { stream_id: id, n: 2 }]);
     assert!(matches!(p.to_server.last(), Some(Frame::RequestN(RequestN { n: 2, .. }))));
@@ -200,7 +200,7 @@ fn send_and_consume(p: &mut Pair, id: u32, n: u32, size: usize) -> Vec<u32> {
     assert_eq!(events(&mut p.client).len(), n as usize);
     let start = p.to_server.len();
     for _ in 0..n {
-        p.client.consumed(id, 1);
+        p.client.consumed(id, 1, size as u64);
     }
     p.pump();
     events(&mut p.server);
@@ -481,6 +481,113 @@ fn peer_exceeding_credit_fails_only_that_stream() {
     assert!(matches!(&got[2], Event::Error { stream_id, code: ErrorCode::INVALID, .. } if *stream_id == a));
     assert_eq!(transmitted(&mut p.client), vec![Frame::Cancel(Cancel { stream_id: a })]);
     assert!(p.client.contains(other) && !p.client.is_closed());
+}
+
+/// A config whose connections hold at most 250 unread bytes, with a stall time of 1 s.
+fn small_unread() -> Config {
+    Config::default().unread_limits(250, Duration::from_secs(1))
+}
+
+fn is_exhausted(event: &Event, id: u32) -> bool {
+    matches!(event, Event::Error { stream_id, code: ErrorCode::APPLICATION_ERROR, message }
+        if *stream_id == id && message.starts_with("RESOURCE_EXHAUSTED: ") && message.contains("unread_limits"))
+}
+
+/// Sends `n` messages of `size` bytes on `id` from the server, and delivers them.
+fn send_unread(p: &mut Pair, id: u32, n: usize, size: usize) {
+    for _ in 0..n {
+        p.server.send_next(id, Bytes::new(), Bytes::from(vec![1u8; size]), false).unwrap();
+    }
+    p.pump();
+    assert_eq!(events(&mut p.client).len(), n);
+}
+
+#[test]
+fn beyond_the_unread_bytes_the_connection_stops_reading_until_the_application_reads() {
+    let (mut p, a) = stream_pair(small_unread());
+    let b = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    // 250 bytes unread, across streams, is the limit; more is over it, well within the credit.
+    send_unread(&mut p, a, 2, 100);
+    send_unread(&mut p, b, 1, 50);
+    assert!(p.client.accepts_input());
+    send_unread(&mut p, b, 1, 1);
+    assert!(!p.client.accepts_input(), "251 bytes unread");
+    assert!(p.client.poll_timeout().is_some_and(|t| t <= p.now), "a stall deadline is due to be set");
+    // Reading brings it back: bytes count, whether or not a grant is due.
+    p.client.consumed(a, 1, 100);
+    assert!(p.client.accepts_input());
+    // A stream that goes takes its unread bytes with it: its reader's report finds nothing.
+    send_unread(&mut p, a, 1, 100);
+    assert!(!p.client.accepts_input());
+    p.client.cancel(a);
+    assert!(p.client.accepts_input(), "51 bytes unread, on b");
+    p.client.consumed(a, 2, 200);
+    p.client.consumed(b, 2, 51);
+    send_unread(&mut p, b, 2, 125);
+    assert!(p.client.accepts_input(), "exactly 250");
+}
+
+#[test]
+fn a_reader_stalled_beyond_the_unread_bytes_loses_its_stream_and_reading_resumes() {
+    let (mut p, a) = stream_pair(small_unread());
+    let b = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+    p.pump();
+    events(&mut p.server);
+    send_unread(&mut p, a, 2, 100);
+    send_unread(&mut p, b, 1, 80);
+    // The stall time starts at the first look over the limit, and a reader's progress moves it on.
+    p.advance(Duration::from_millis(10));
+    assert!(p.client.poll_timeout().is_some_and(|t| t >= p.now + Duration::from_secs(1) - Duration::from_millis(1)));
+    p.advance(Duration::from_millis(600));
+    p.client.consumed(b, 1, 10);
+    p.advance(Duration::from_millis(600));
+    assert!(events(&mut p.client).is_empty() && !p.client.accepts_input(), "progress: no stream ends");
+    // A whole stall time without progress: the stream holding the most ends, for both sides.
+    p.advance(Duration::from_millis(1100));
+    let got = events(&mut p.client);
+    assert!(matches!(&got[..], [e] if is_exhausted(e, a)), "{got:?}");
+    assert!(p.client.accepts_input());
+    p.pump();
+    assert_eq!(p.to_server.last(), Some(&Frame::Cancel(Cancel { stream_id: a })));
+    assert_eq!(events(&mut p.server), vec![Event::Cancelled { stream_id: a }]);
+    assert!(p.client.contains(b) && !p.client.is_closed());
+    send_unread(&mut p, b, 1, 100);
+    assert!(p.client.accepts_input(), "170 bytes unread, on b");
+}
+
+#[test]
+fn the_short_ways_in_count_unread_bytes_as_handle_frame_does() {
+    let (mut p, id) = stream_pair(small_unread());
+    let mut run = p.client.receiving(id, p.now).expect("a stream that reads whole messages");
+    assert!(run.take(100) && run.take(100) && run.take(50));
+    assert!(p.client.accepts_input());
+    assert_eq!(p.client.accept_message(id, false, 1, p.now), Some(false));
+    assert!(!p.client.accepts_input());
+}
+
+#[test]
+fn a_channel_responder_whose_handler_does_not_read_ends_the_channel_with_an_error() {
+    let mut p = Pair::new(Config::default(), small_unread());
+    let id = p.client.open(Kind::Channel, Bytes::new(), b("first"), false).unwrap();
+    p.pump();
+    assert!(matches!(&events(&mut p.server)[..], [Event::Request { kind: Kind::Channel, .. }]));
+    events(&mut p.client);
+    for _ in 0..3 {
+        p.client.send_next(id, Bytes::new(), Bytes::from(vec![3u8; 100]), false).unwrap();
+    }
+    p.pump();
+    assert_eq!(events(&mut p.server).len(), 3);
+    assert!(!p.server.accepts_input());
+    p.advance(Duration::from_millis(1));
+    p.advance(Duration::from_millis(1001));
+    assert!(matches!(&events(&mut p.server)[..], [e] if is_exhausted(e, id)));
+    p.pump();
+    let Some(Frame::Error(e)) = p.to_client.last() else { panic!("{:?}", p.to_client.last()) };
+    assert_eq!((e.stream_id, e.code), (id, ErrorCode::APPLICATION_ERROR));
+    assert!(matches!(&events(&mut p.client)[..], [e] if is_exhausted(e, id)));
+    assert_eq!((p.client.stream_count(), p.server.stream_count()), (0, 0));
 }
 
 #[test]

@@ -240,8 +240,8 @@ enum End {
 /// Signals from stream handles; see the module doc for why they are not bounded.
 #[derive(Debug)]
 pub(crate) enum Control {
-    /// The application consumed `n` messages of a stream.
-    Consumed(u32, u32),
+    /// The application consumed messages of a stream: how many, and their bytes.
+    Consumed(u32, u32, u64),
     /// The application dropped its end of a stream before it finished.
     Cancel(u32),
     /// Close the connection; `graceful` waits for open streams (bounded by the grace period).
@@ -335,6 +335,7 @@ impl Handles {
         Handles(Arc::new(HandlesInner {
             inbox,
             credit_batch: config.credit_batch(),
+            report_bytes: (config.max_unread_bytes as u64 / 8).max(1),
             closed,
             budget: Arc::new(Budget::new(config.max_buffered_bytes)),
             drive,
@@ -351,6 +352,10 @@ pub(crate) struct HandlesInner {
     /// The credit batch size a new [`PayloadStream`](super::stream::PayloadStream) reports
     /// consumption in (the driver raises it as the stream's window grows).
     pub(crate) credit_batch: u32,
+    /// Bytes consumed that a [`PayloadStream`](super::stream::PayloadStream) reports even
+    /// short of a batch: until reported they count as unread against `Config::unread_limits`,
+    /// of which this is an eighth.
+    pub(crate) report_bytes: u64,
     /// Flips to the close reason once the connection is over.
     pub(crate) closed: watch::Receiver<Option<String>>,
     /// See [`Budget`].
@@ -577,7 +582,10 @@ impl<T: Transport> Driver<T> {
             // earlier deadline is kept: when it fires, the connection checks the real deadlines
             // (firing early does nothing) and the alarm is set again for the next one. So the
             // deadlines are looked at only when none is set or one may have moved earlier.
+            // Paused for unread messages (rare), the stall deadline is looked at on every turn.
+            let paused = !self.conn.accepts_input();
             if sleeping_until.is_none()
+                || paused
                 || self.conn.deadline_epoch() != armed_for.0
                 || self.grace_deadline != armed_for.1
             {
@@ -641,7 +649,7 @@ impl<T: Transport> Driver<T> {
                     // A read that got something is followed by another, until one comes up empty.
                     read_armed = read.is_ready();
                     read
-                }), if reading && !congested && !fnf_full => {
+                }), if reading && !congested && !fnf_full && !paused => {
                     match read {
                         Ok(0) | Err(_) => {
                             reading = false;
@@ -977,8 +985,8 @@ impl<T: Transport> Driver<T> {
 
     fn handle_control(&mut self, control: Control) {
         match control {
-            Control::Consumed(id, n) => {
-                self.conn.consumed(id, n);
+            Control::Consumed(id, n, bytes) => {
+                self.conn.consumed(id, n, bytes);
                 // The window may have grown: the reader reports in batches of its new half.
                 if let Some(Entry { inbound: Some(Inbound::Many(inlet)), .. }) = self.entries.get(&id) {
                     inlet.set_batch(self.conn.credit_batch(id));

@@ -19,9 +19,10 @@ type Item = Result<Payload, Status>;
 /// empty takes its waker, so a whole read of the socket costs one wake-up), and the reader
 /// takes everything queued at once by swapping buffers, so it locks once per batch.
 ///
-/// There is no capacity: the queue is bounded by the credit the reader's side granted, which
-/// the connection enforces before anything is delivered (a peer that sends beyond its credit
-/// fails its stream instead).
+/// There is no capacity: the queue is bounded by the credit the reader's side granted, in
+/// messages, which the connection enforces before anything is delivered (a peer that sends
+/// beyond its credit fails its stream instead), and in bytes by `Config::unread_limits`,
+/// beyond which the driver stops reading. So the reader reports what it consumed in bytes too.
 #[derive(Default)]
 struct Shared {
     items: VecDeque<Item>,
@@ -84,6 +85,7 @@ pub(crate) fn inbound(handles: &Handles) -> (Inlet, PayloadStream) {
         batch: handles.credit_batch,
         handles: handles.clone(),
         unacked: 0,
+        unacked_bytes: 0,
         closed: false,
         done: false,
     };
@@ -118,7 +120,9 @@ pub struct PayloadStream {
     /// The report size last read from the queue.
     batch: u32,
     handles: Handles,
+    /// Messages consumed and not yet reported, and their bytes.
     unacked: u32,
+    unacked_bytes: u64,
     /// The driver's end is gone: once `local` is empty, the stream is over.
     closed: bool,
     done: bool,
@@ -202,9 +206,10 @@ impl PayloadStream {
     fn yield_front(&mut self) -> Option<Item> {
         let item = self.local.pop_front();
         match &item {
-            Some(Ok(_)) => {
+            Some(Ok(payload)) => {
                 self.unacked += 1;
-                if self.unacked >= self.batch {
+                self.unacked_bytes += (payload.metadata.len() + payload.data.len()) as u64;
+                if self.unacked >= self.batch || self.unacked_bytes >= self.handles.report_bytes {
                     self.report();
                 }
             }
@@ -217,11 +222,13 @@ impl PayloadStream {
         item
     }
 
-    /// Tells the driver how many messages were consumed, so that it grants more credit.
+    /// Tells the driver how many messages were consumed, so that it grants more credit, and
+    /// their bytes, so that they no longer count as unread.
     #[cold]
     fn report(&mut self) {
         let n = std::mem::take(&mut self.unacked);
-        self.handles.inbox.control(Control::Consumed(self.id, n));
+        let bytes = std::mem::take(&mut self.unacked_bytes);
+        self.handles.inbox.control(Control::Consumed(self.id, n, bytes));
     }
 }
 

@@ -1,6 +1,8 @@
 //! What a careless or hostile peer can make a server hold is bounded: fire-and-forget handlers
 //! running at once (beyond the limit the connection stops reading, and the peer feels it as
-//! TCP back-pressure), unfinished fragmented messages, the silence a client may ask for.
+//! TCP back-pressure), unfinished fragmented messages, messages received and not yet read
+//! (beyond the limit the connection stops reading; a reader stalled for the stall time loses
+//! its stream), the silence a client may ask for.
 
 use crate::peer::{self, Peer};
 use bytes::{Bytes, BytesMut};
@@ -178,4 +180,146 @@ impl Handler for Echo {
     fn request_response(&self, _call: Call, data: Bytes) -> weft::Response {
         weft::Response::ready(Ok(weft::Payload::new(data)))
     }
+}
+
+/// Big messages: a stream of `n` of 64 KiB (`n` in the request), which says when it is dropped;
+/// a channel that holds its inbound messages unread until the test lets it go; and a ping.
+#[derive(Clone)]
+struct Big {
+    dropped: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+/// Notifies when dropped (with the stream that holds it).
+struct OnDrop(Arc<tokio::sync::Notify>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+const BIG: usize = 64 * 1024;
+
+impl Handler for Big {
+    fn request_response(&self, _call: Call, data: Bytes) -> weft::Response {
+        weft::Response::ready(Ok(weft::Payload { metadata: Bytes::new(), data }))
+    }
+
+    fn request_stream(&self, _call: Call, data: Bytes) -> weft::Responses {
+        use futures_util::StreamExt;
+        let n = usize::from(data[0]);
+        let guard = OnDrop(self.dropped.clone());
+        let message = Bytes::from(vec![7u8; BIG]);
+        weft::Responses::new(futures_util::stream::iter(0..n).map(move |_| {
+            let _ = &guard;
+            Ok(weft::Payload { metadata: Bytes::new(), data: message.clone() })
+        }))
+    }
+
+    fn request_channel(&self, _call: Call, messages: weft::PayloadStream) -> weft::Responses {
+        let release = self.release.clone();
+        weft::Responses::new(futures_util::stream::once(async move {
+            release.notified().await;
+            drop(messages);
+            Ok(weft::Payload::new("done"))
+        }))
+    }
+}
+
+/// Unread messages are bounded in bytes, not only by the credit granted: 64 messages of credit
+/// at 64 KiB would be 4 MiB, but beyond 256 KiB unread the connection stops reading, and a
+/// stream whose reader makes no progress for 300 ms ends.
+fn small_unread() -> Config {
+    Config::default().inbound_window(64).unread_limits(4 * BIG, Duration::from_millis(300))
+}
+
+fn big_server(config: Config) -> (Server, Big) {
+    let big = Big { dropped: Arc::default(), release: Arc::default() };
+    let server =
+        Server::builder().add_handler(&["b.B/Ping", "b.B/Big", "b.B/Hold"], big.clone()).config(config).build();
+    (server, big)
+}
+
+#[tokio::test]
+async fn a_stream_whose_reader_stalls_beyond_the_unread_bytes_ends_alone() {
+    use futures_util::StreamExt;
+    let run = async {
+        let (server, big) = big_server(Config::default());
+        let running = server.bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect_with(running.local_addr(), small_unread()).await.unwrap();
+        // More messages than the credit, so that the server's producer is dropped only when
+        // the client cancels; nothing is read before.
+        let mut stream = client.request_stream(Call::new("b.B/Big"), Bytes::from_static(&[200])).await.unwrap();
+        big.dropped.notified().await;
+        let mut read = 0;
+        let end = loop {
+            match stream.next().await {
+                Some(Ok(payload)) => {
+                    assert_eq!(payload.data.len(), BIG);
+                    read += 1;
+                }
+                other => break other,
+            }
+        };
+        // The limit, plus what the read that went over it held.
+        assert!((5..=12).contains(&read), "{read} messages were held unread");
+        let status = end.expect("an error, not the end").unwrap_err();
+        assert_eq!(status.code(), weft::Code::ResourceExhausted, "{status}");
+        assert!(status.message().contains("unread_limits"), "{status}");
+        assert!(stream.next().await.is_none());
+        // The connection carries on.
+        let answer = client.request_response(Call::new("b.B/Ping"), Bytes::from("ping")).await.unwrap();
+        assert_eq!(answer.data, "ping");
+        running.shutdown().await;
+    };
+    tokio::time::timeout(Duration::from_secs(30), run).await.expect("in time");
+}
+
+#[tokio::test]
+async fn a_slow_reader_that_makes_progress_gets_every_message() {
+    use futures_util::StreamExt;
+    let run = async {
+        let (server, _big) = big_server(Config::default());
+        let running = server.bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect_with(running.local_addr(), small_unread()).await.unwrap();
+        let mut stream = client.request_stream(Call::new("b.B/Big"), Bytes::from_static(&[120])).await.unwrap();
+        let mut read = 0;
+        for _ in 0..200 {
+            match stream.next().await {
+                Some(item) => assert_eq!(item.expect("no error").data.len(), BIG),
+                None => break,
+            }
+            read += 1;
+            // Slower than the wire, well within the stall time per message.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        assert_eq!(read, 120);
+        running.shutdown().await;
+    };
+    tokio::time::timeout(Duration::from_secs(30), run).await.expect("in time");
+}
+
+#[tokio::test]
+async fn a_channel_handler_that_does_not_read_loses_its_channel_after_the_stall_time() {
+    use futures_util::StreamExt;
+    let run = async {
+        let (server, big) = big_server(small_unread());
+        let running = server.bind("127.0.0.1:0").await.unwrap();
+        let client = Client::connect(running.local_addr()).await.unwrap();
+        let message = Bytes::from(vec![9u8; BIG]);
+        let outbound = futures_util::stream::iter(
+            (0..64).map(move |_| weft::Payload { metadata: Bytes::new(), data: message.clone() }),
+        );
+        let mut replies = client.request_channel(Call::new("b.B/Hold"), outbound).await.unwrap();
+        let status = replies.next().await.expect("an error, not the end").unwrap_err();
+        assert_eq!(status.code(), weft::Code::ResourceExhausted, "{status}");
+        assert!(replies.next().await.is_none());
+        big.release.notify_one();
+        let answer = client.request_response(Call::new("b.B/Ping"), Bytes::from("ping")).await.unwrap();
+        assert_eq!(answer.data, "ping");
+        assert_eq!(running.connections(), 1);
+        running.shutdown().await;
+    };
+    tokio::time::timeout(Duration::from_secs(30), run).await.expect("in time");
 }

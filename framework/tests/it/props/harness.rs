@@ -692,7 +692,7 @@ fn run_single(side: Side, cfg: u8, src: &mut Src<'_>) {
             11 => {
                 let id = obs.pick_id(src);
                 let n = if op & 0x80 != 0 { u32::MAX } else { u32::from(src.u8()) };
-                obs.conn.consumed(id, n);
+                obs.conn.consumed(id, n, u64::from(src.u16()));
                 let _ = obs.conn.credit_batch(id);
             }
             12 if op & 0x60 == 0 => obs.conn.close(op & 0x80 != 0),
@@ -805,7 +805,7 @@ fn run_pair(cfg: u8, src: &mut Src<'_>) {
             11 => {
                 let id = actor.pick_live(src);
                 let n = if op & 0x40 != 0 { actor.conn.credit_batch(id) } else { u32::from(src.u8() % 8) };
-                actor.conn.consumed(id, n);
+                actor.conn.consumed(id, n, u64::from(n) * 160);
             }
             12 => {
                 let id = actor.pick_live(src);
@@ -836,7 +836,8 @@ fn run_pair(cfg: u8, src: &mut Src<'_>) {
             15 if op & 0x30 == 0 => actor.conn.close(op & 0x40 != 0),
             _ => {
                 let id = actor.pick_live(src);
-                actor.conn.consumed(id, actor.conn.credit_batch(id));
+                let n = actor.conn.credit_batch(id);
+                actor.conn.consumed(id, n, u64::from(n) * 160);
             }
         }
         actor.drain(Some(&mut wires[me]), budget);
