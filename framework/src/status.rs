@@ -1,5 +1,6 @@
 //! [`Status`]: the outcome of a call that did not succeed.
 
+use crate::frame::ErrorCode;
 use std::fmt;
 
 /// A status code: the familiar gRPC set, so that errors map one to one across frameworks.
@@ -239,6 +240,17 @@ impl std::error::Error for Status {}
 impl From<std::io::Error> for Status {
     fn from(e: std::io::Error) -> Status {
         Status::unavailable(format!("transport error: {e}"))
+    }
+}
+
+/// The status a stream error from the peer maps to (see [`Status`]).
+pub(crate) fn status_from_error(code: ErrorCode, message: &str) -> Status {
+    match code {
+        ErrorCode::APPLICATION_ERROR => Status::from_wire(message),
+        ErrorCode::REJECTED => Status::unavailable(message),
+        ErrorCode::CANCELED => Status::cancelled(message),
+        ErrorCode::INVALID => Status::invalid_argument(message),
+        other => Status::unknown(format!("{message} (error code 0x{:x})", other.0)),
     }
 }
 

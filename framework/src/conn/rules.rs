@@ -31,7 +31,7 @@ pub(super) const SECOND_SETUP: &str = "a SETUP after connection establishment is
 pub(super) const REQUEST_IN_USE: &str = "a request on a stream id in use is ignored";
 
 /// "A server MUST ignore an ERROR\[INVALID_SETUP|UNSUPPORTED_SETUP|REJECTED_SETUP|REJECTED_RESUME\]
-/// frame." / "A client MUST ignore [one] after it has completed connection establishment."
+/// frame." / "A client MUST ignore \[one\] after it has completed connection establishment."
 pub(super) const SETUP_ERROR: &str = "a SETUP or RESUME error after establishment is ignored";
 
 /// "All other received frames that are not accounted for in previous sections MUST be ignored."

@@ -2,7 +2,7 @@
 //!
 //! A [`DecodeError`] carries the frame type and stream id whenever the header could be read, so
 //! that the connection can decide whether the damage is confined to one stream (ERROR on that
-//! stream) or breaks the connection (ERROR[CONNECTION_ERROR] on stream 0), and so that the
+//! stream) or breaks the connection (ERROR\[CONNECTION_ERROR\] on stream 0), and so that the
 //! message it sends names the frame, the field and the stream.
 
 use super::FrameType;

@@ -18,7 +18,7 @@
 //! Deadlines are handed over as a time from now on tokio's clock, so a program that pauses
 //! tokio's clock (`tokio::time::pause`) gets wake-ups in real time, early ones, never a spin.
 
-use super::lock;
+use super::sync::lock;
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
 use std::pin::Pin;

@@ -1,17 +1,16 @@
-use super::drive::Drive;
-use super::driver::{self, Command, Control, Driver, Handles, Inbound, Opened};
+//! The requester's handle on a connection: [`Client`] and its calls, one per interaction
+//! model. (Its constructors, which start the connection, are in [`super::connect`].)
+
+use super::command::{Command, Control, Inbound, Opened};
+use super::handles::Handles;
 use super::inbox;
 use super::reply;
-use super::server::{NoHandler, RouteHash};
-use super::transport::Transport;
-use crate::conn::{Connection, Kind};
-use crate::frame::metadata::{CompositeMetadata, well_known};
-use crate::{Call, Config, Handler, Payload, PayloadStream, Responses, Status};
-use bytes::{BufMut, Bytes, BytesMut};
+use super::routing::request_metadata;
+use crate::conn::Kind;
+use crate::{Call, Payload, PayloadStream, Responses, Status};
+use bytes::Bytes;
 use futures_util::StreamExt;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// A handle for making requests on one connection. Cheap to clone; every clone shares the
@@ -40,37 +39,6 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects over TCP with the default [`Config`].
-    pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Status> {
-        Client::connect_with(addr, Config::default()).await
-    }
-
-    /// Connects over TCP with `config`.
-    pub async fn connect_with(addr: impl tokio::net::ToSocketAddrs, config: Config) -> Result<Client, Status> {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot connect: {e}")))?;
-        Ok(Client::over(stream, config))
-    }
-
-    /// Starts the client side of a connection over any [`Transport`] (SETUP is sent at once).
-    /// Must be called within a tokio runtime: the connection's driver is spawned on it.
-    pub fn over<T: Transport>(transport: T, config: Config) -> Client {
-        Client::over_with_handler(transport, config, NoHandler)
-    }
-
-    /// Like [`Client::over`], and answers the server's requests on this connection with
-    /// `handler` (RSocket connections carry requests both ways; a server handler reaches this
-    /// side through [`Call::peer`]).
-    pub fn over_with_handler<T: Transport>(transport: T, config: Config, handler: impl Handler) -> Client {
-        let conn = Connection::client(config, tokio::time::Instant::now().into_std());
-        let drive = Drive::new();
-        let (driver, commands, handles) =
-            Driver::new(conn, transport, Arc::new(handler), None, None, Some(drive.clone()));
-        drive.start(driver.run());
-        Client { commands, handles }
-    }
-
     pub(crate) fn from_parts(commands: inbox::Sender, handles: Handles) -> Client {
         Client { commands, handles }
     }
@@ -81,8 +49,8 @@ impl Client {
         // The caller waits for the answer alone (not first for the stream id): one wake-up
         // per call. Dropping `reply` (the caller gave up) cancels the stream.
         let (tx, mut reply) = reply::slot(&self.handles.inbox);
-        if let Some(drive) = &self.handles.drive {
-            reply = reply.helped_by(drive, &self.handles.unary_waiting);
+        if let Some(assist) = &self.handles.assist {
+            reply = reply.helped_by(assist, &self.handles.unary_waiting);
         }
         let command = Command::Open {
             kind: Kind::RequestResponse,
@@ -175,7 +143,7 @@ impl Client {
     }
 
     fn closed_status(&self) -> Status {
-        Status::unavailable(driver::closed_reason(&self.handles))
+        Status::unavailable(self.handles.closed_reason())
     }
 
     async fn open(
@@ -195,139 +163,5 @@ impl Client {
             return Err(self.closed_status());
         }
         rx.await.unwrap_or_else(|_| Err(self.closed_status()))
-    }
-}
-
-/// Encodes a call's composite metadata: the route first, then the call's own entries.
-fn request_metadata(call: Call) -> Result<Bytes, Status> {
-    // Every call of a generated client without metadata: no need to take the call apart.
-    if let Some(route) = call.static_route_alone() {
-        check_route(route)?;
-        return Ok(static_route_metadata(route));
-    }
-    let (route, extra) = call.into_parts();
-    check_route(&route)?;
-    // The composite encoder leaves out entries it cannot write; a caller must hear about it.
-    for entry in &extra.entries {
-        entry.validate().map_err(|e| Status::invalid_argument(format!("call metadata for `{route}`: {e}")))?;
-    }
-    Ok(encode_request_metadata(&route, &extra))
-}
-
-/// A route fits the routing tag's length field: 1 to 255 bytes.
-fn check_route(route: &str) -> Result<(), Status> {
-    if route.is_empty() || route.len() > 255 {
-        return Err(Status::invalid_argument(format!(
-            "a route must be 1 to 255 bytes long, `{route}` is {}",
-            route.len()
-        )));
-    }
-    Ok(())
-}
-
-/// The routing entry for `route` (1 to 255 bytes), then `extra`'s entries. Written by hand
-/// because every request carries it: one well-known routing entry (id 0x7E with the high bit
-/// set, a 24-bit length, then one length-prefixed tag).
-fn encode_request_metadata(route: &str, extra: &CompositeMetadata) -> Bytes {
-    let mut out = BytesMut::with_capacity(5 + route.len() + extra.encoded_len());
-    out.put_u8(0x80 | well_known::ROUTING);
-    out.put_uint(1 + route.len() as u64, 3);
-    out.put_u8(route.len() as u8);
-    out.put_slice(route.as_bytes());
-    extra.encode(&mut out);
-    out.freeze()
-}
-
-/// The request metadata of a call to a route (checked: 1 to 255 bytes) known at compile time
-/// with no other entries (every call of a generated client without metadata): always the same
-/// bytes, so they are written once per route, kept for the life of the program, and shared.
-///
-/// Every generated call asks for them, so the common case is a few instructions: each thread
-/// remembers the routes it used last in a small table indexed by the route's address (no
-/// hashing of the route's text), and the bytes are static (a clone of them is a copy of a
-/// pointer, not a reference count).
-fn static_route_metadata(route: &'static str) -> Bytes {
-    type Slot = Option<(&'static str, &'static [u8])>;
-    thread_local! {
-        static RECENT: [std::cell::Cell<Slot>; 8] = const { [const { std::cell::Cell::new(None) }; 8] };
-    }
-    let slot = (route.as_ptr() as usize >> 3) % 8;
-    RECENT.with(|recent| {
-        // The same address and length: the same `&'static str`, so the same text.
-        if let Some((cached, encoded)) = recent[slot].get()
-            && std::ptr::eq(cached, route)
-        {
-            return Bytes::from_static(encoded);
-        }
-        let encoded = encoded_static_route(route);
-        recent[slot].set(Some((route, encoded)));
-        Bytes::from_static(encoded)
-    })
-}
-
-/// The process-wide table behind [`static_route_metadata`]. Keys are routes compiled into the
-/// program, so it is bounded by them (its bytes are leaked on purpose: they live as long as
-/// the program), and no peer chooses what is hashed.
-fn encoded_static_route(route: &'static str) -> &'static [u8] {
-    static ROUTES: std::sync::Mutex<Option<HashMap<&'static str, &'static [u8], RouteHash>>> =
-        std::sync::Mutex::new(None);
-    let mut routes = super::lock(&ROUTES);
-    routes.get_or_insert_with(HashMap::default).entry(route).or_insert_with(|| {
-        let encoded = encode_request_metadata(route, &CompositeMetadata::default());
-        Box::leak(encoded.to_vec().into_boxed_slice())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frame::metadata::MimeType;
-
-    #[test]
-    fn request_metadata_is_the_route_then_the_calls_entries() {
-        let call = Call::new("echo.Echo/Unary").with_metadata(MimeType::Custom("application/x.trace".into()), "t1");
-        let decoded = CompositeMetadata::decode(request_metadata(call).unwrap()).unwrap();
-        assert_eq!(decoded.routing().unwrap().unwrap().tags, ["echo.Echo/Unary"]);
-        assert_eq!(decoded.entries.len(), 2);
-        assert_eq!(decoded.entries[1].mime, MimeType::Custom("application/x.trace".into()));
-        assert_eq!(&decoded.entries[1].content[..], b"t1");
-    }
-
-    #[test]
-    fn static_routes_are_encoded_once_and_as_any_other() {
-        let route: &'static str = "echo.Echo/Static";
-        let a = request_metadata(Call::for_route(route)).unwrap();
-        let b = request_metadata(Call::for_route(route)).unwrap();
-        assert_eq!(a, request_metadata(Call::new(route)).unwrap());
-        assert_eq!(a.as_ptr(), b.as_ptr(), "the second call shares the first's bytes");
-        let long: &'static str = Box::leak("x".repeat(256).into_boxed_str());
-        assert!(request_metadata(Call::for_route(long)).is_err());
-        let with_entry = Call::for_route(route).with_metadata(MimeType::Custom("application/x.t".into()), "v");
-        let decoded = CompositeMetadata::decode(request_metadata(with_entry).unwrap()).unwrap();
-        assert_eq!(decoded.entries.len(), 2);
-    }
-
-    #[test]
-    fn static_routes_sharing_a_slot_or_an_address_keep_their_own_bytes() {
-        // More routes than the per-thread table has slots, so some share one; and two routes
-        // at the same address with different lengths.
-        let mut routes: Vec<&'static str> =
-            (0..20).map(|i| &*Box::leak(format!("echo.Echo/Method{i}").into_boxed_str())).collect();
-        let long: &'static str = Box::leak("echo.Echo/LongerName".to_owned().into_boxed_str());
-        routes.extend([long, &long[..14]]);
-        for _ in 0..2 {
-            for route in &routes {
-                let metadata = request_metadata(Call::for_route(route)).unwrap();
-                assert_eq!(metadata, request_metadata(Call::new(*route)).unwrap(), "{route}");
-            }
-        }
-    }
-
-    #[test]
-    fn unwritable_routes_and_metadata_are_refused() {
-        assert!(request_metadata(Call::new("")).is_err());
-        assert!(request_metadata(Call::new("x".repeat(256))).is_err());
-        let bad = Call::new("a/B").with_metadata(MimeType::Custom("not ascii: é".into()), "x");
-        assert_eq!(request_metadata(bad).unwrap_err().code(), crate::Code::InvalidArgument);
     }
 }

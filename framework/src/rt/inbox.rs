@@ -12,7 +12,7 @@
 //! driver's module doc). The connection closes once the last [`Sender`] is dropped, as a
 //! channel's receiver learns that its senders are gone.
 
-use super::driver::{COMMAND_CAPACITY, Command, Control};
+use super::command::{COMMAND_CAPACITY, Command, Control};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -84,7 +84,7 @@ impl Inbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        super::lock(&self.state)
+        super::sync::lock(&self.state)
     }
 
     /// Wakes the driver unless it is running, with `state` locked (and just changed).
@@ -136,7 +136,7 @@ impl Inbox {
             return Poll::Ready(());
         }
         self.busy.store(false, Ordering::Release);
-        super::register_waker(&mut state.waker, cx);
+        super::sync::register_waker(&mut state.waker, cx);
         Poll::Pending
     }
 
@@ -305,11 +305,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     fn command(id: u32) -> Command {
-        Command::Respond {
-            id,
-            result: Err(Status::cancelled("test")),
-            reserved: super::super::driver::Reserved::none(),
-        }
+        Command::Respond { id, result: Err(Status::cancelled("test")), reserved: crate::rt::budget::Reserved::none() }
     }
 
     /// A waker that counts its wake-ups.
@@ -396,7 +392,7 @@ mod tests {
             complete: false,
             inbound: None,
             outbound: None,
-            opened: super::super::driver::Opened::Reply(reply),
+            opened: crate::rt::command::Opened::Reply(reply),
         };
         assert!(tx.send(queued).now_or_never().unwrap().is_ok());
         inbox.close();

@@ -1,32 +1,38 @@
-//! The tokio layer: the connection driver, the client handle, the server, transports.
+//! The runtime: the tokio layer between the typed layer above and the sans-IO connection
+//! ([`crate::conn`]) below. Its modules form layers, each using only those listed before it:
+//!
+//! - Leaves: [`sync`] (locks and wakers), [`unwind`] (panics to INTERNAL), [`alarm`] (the
+//!   connection deadlines' timer), [`transport`] (what a connection runs over), [`responses`]
+//!   (what handlers answer with), [`budget`] (the outgoing byte budget), [`slot`] (a
+//!   request/response's reply, the driver's end), [`queue`] (a stream's inbound queue, the
+//!   driver's end), [`assist`] (a client's driver, which waiting callers may run).
+//! - Vocabulary: [`command`] (what handles ask of the driver), [`inbox`] (where they ask it),
+//!   [`handles`] (what every handle of a connection shares).
+//! - The handles' ends: [`reply`] (a request/response caller's), [`stream`] (a stream
+//!   reader's: `PayloadStream`), [`handler`] (what answers the peer: `Handler`), [`routing`]
+//!   (routes, written and read), [`client`] (`Client` and its calls).
+//! - The driver: [`driver`], the one future that touches a connection's transport.
+//! - On top: [`shutdown`] (a server's connections, told to stop), [`connect`] (starting a
+//!   client connection), [`server`] (`Server`).
 
 pub(crate) mod alarm;
+pub(crate) mod assist;
+pub(crate) mod budget;
 pub(crate) mod client;
-pub(crate) mod drive;
+pub(crate) mod command;
+pub(crate) mod connect;
 pub(crate) mod driver;
+pub(crate) mod handler;
+pub(crate) mod handles;
 pub(crate) mod inbox;
+pub(crate) mod queue;
 pub(crate) mod reply;
 pub(crate) mod responses;
+pub(crate) mod routing;
 pub(crate) mod server;
+pub(crate) mod shutdown;
+pub(crate) mod slot;
 pub(crate) mod stream;
+pub(crate) mod sync;
 pub(crate) mod transport;
 pub(crate) mod unwind;
-
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Waker};
-
-/// Locks `mutex` whether or not it is poisoned: nothing in Weft panics while holding one of
-/// its locks, so a poisoned one still guards a consistent state, and a panic elsewhere must
-/// not take the connection down with it.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Keeps the waker of `cx` in `slot` to be woken later, unless the one there already wakes the
-/// same task (cloning a waker is not free, and a task polls with the same one every time).
-pub(crate) fn register_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(waker) if waker.will_wake(cx.waker()) => {}
-        slot => *slot = Some(cx.waker().clone()),
-    }
-}

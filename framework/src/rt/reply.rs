@@ -1,25 +1,15 @@
-//! A request/response caller's reply: one shared slot for the stream id, the caller giving up,
-//! and the answer.
-//!
-//! A request/response caller used to wait on a oneshot channel for its answer and share a
-//! second record with the driver to learn the stream id to cancel: two allocations and two
-//! sets of atomics per call, most of what a call cost its caller beyond the frames. One slot
-//! behind one uncontended lock does both jobs, and makes the cancel handshake plain: the driver
-//! records the id and the caller records that it gave up under the same lock, so whichever
-//! comes second sees the other's fact and exactly one of them sends the CANCEL.
+//! A request/response caller's end of its reply slot ([`super::slot`]): a future that resolves
+//! to the answer, and cancels the stream if dropped before.
 
-use super::drive::Drive;
-use super::driver::Control;
+use super::assist::Assist;
+use super::command::Control;
 use super::inbox::Inbox;
-use crate::{Payload, Status};
+use super::slot::{Answer, ReplySender, Slot};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-
-/// The answer of one request/response.
-pub(crate) type Answer = Result<Payload, Status>;
+use std::task::{Context, Poll};
 
 /// A new slot: the driver's end and the caller's.
 pub(crate) fn slot(inbox: &Inbox) -> (ReplySender, Reply<'_>) {
@@ -27,117 +17,24 @@ pub(crate) fn slot(inbox: &Inbox) -> (ReplySender, Reply<'_>) {
     (ReplySender(Some(slot.clone())), Reply { slot, inbox, helper: None })
 }
 
-#[derive(Default)]
-struct Slot(Mutex<State>);
-
-impl Slot {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        super::lock(&self.0)
-    }
-
-    /// Records `outcome` unless one is there, and wakes the caller.
-    fn settle(&self, outcome: Outcome) {
-        let mut state = self.lock();
-        if !matches!(state.outcome, Outcome::Waiting) {
-            return;
-        }
-        state.outcome = outcome;
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-#[derive(Default)]
-struct State {
-    /// The stream id, once the driver has opened the stream (ids are never 0).
-    id: u32,
-    /// The caller stopped waiting.
-    gave_up: bool,
-    outcome: Outcome,
-    waker: Option<Waker>,
-}
-
-#[derive(Default)]
-enum Outcome {
-    #[default]
-    Waiting,
-    Ready(Answer),
-    /// The driver dropped its end without answering (the connection went away).
-    Dropped,
-    /// The caller has the answer.
-    Taken,
-}
-
-/// The driver's end.
-pub(crate) struct ReplySender(Option<Arc<Slot>>);
-
-impl ReplySender {
-    /// Records the stream id; true if the caller has already given up (cancel the stream now).
-    pub(crate) fn assign(&self, id: u32) -> bool {
-        self.0.as_ref().is_some_and(|slot| {
-            let mut state = slot.lock();
-            state.id = id;
-            state.gave_up
-        })
-    }
-
-    /// Hands the caller its answer.
-    pub(crate) fn send(mut self, answer: Answer) {
-        if let Some(slot) = self.0.take() {
-            slot.settle(Outcome::Ready(answer));
-        }
-    }
-}
-
-impl Drop for ReplySender {
-    fn drop(&mut self) {
-        // Not after `send`, which took the slot.
-        if let Some(slot) = self.0.take() {
-            slot.settle(Outcome::Dropped);
-        }
-    }
-}
-
 /// The caller's end: resolves to the answer, or `None` if the driver went away without one.
 /// Dropped before that (the caller gave up), it cancels the stream if the driver opened one.
 pub(crate) struct Reply<'a> {
     slot: Arc<Slot>,
     inbox: &'a Inbox,
-    /// The connection's drive, and how many request/response callers of the connection wait.
-    helper: Option<(&'a Drive, &'a AtomicUsize)>,
+    /// The connection's driver, which the caller may run, and how many request/response callers of the connection wait.
+    helper: Option<(&'a Assist, &'a AtomicUsize)>,
 }
 
 impl<'a> Reply<'a> {
-    /// Lets the caller run the connection while it waits (see [`super::drive`]), when it is
+    /// Lets the caller run the connection while it waits (see [`super::assist`]), when it is
     /// the connection's only request/response caller waiting: one call in flight, as a program
     /// that makes its calls one after another has. With many in flight each would poll the
     /// driver, where one poll serves them all.
-    pub(crate) fn helped_by(mut self, drive: &'a Drive, waiting: &'a AtomicUsize) -> Reply<'a> {
+    pub(crate) fn helped_by(mut self, assist: &'a Assist, waiting: &'a AtomicUsize) -> Reply<'a> {
         waiting.fetch_add(1, Ordering::Relaxed);
-        self.helper = Some((drive, waiting));
+        self.helper = Some((assist, waiting));
         self
-    }
-
-    /// The outcome, if there is one; otherwise registers `cx`'s waker, or without `cx` takes
-    /// out any waker registered before (a poll of the driver from here then does not wake us).
-    #[inline(always)]
-    fn outcome(&self, cx: Option<&Context<'_>>) -> Option<Option<Answer>> {
-        let mut state = self.slot.lock();
-        match std::mem::replace(&mut state.outcome, Outcome::Taken) {
-            Outcome::Ready(answer) => Some(Some(answer)),
-            Outcome::Dropped | Outcome::Taken => Some(None),
-            Outcome::Waiting => {
-                state.outcome = Outcome::Waiting;
-                match cx {
-                    Some(cx) => super::register_waker(&mut state.waker, cx),
-                    None => state.waker = None,
-                }
-                None
-            }
-        }
     }
 }
 
@@ -145,15 +42,15 @@ impl Future for Reply<'_> {
     type Output = Option<Answer>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
-        if let Some((drive, waiting)) = self.helper
+        if let Some((assist, waiting)) = self.helper
             && waiting.load(Ordering::Relaxed) == 1
         {
-            if let Some(outcome) = self.outcome(None) {
+            if let Some(outcome) = self.slot.outcome(None) {
                 return Poll::Ready(outcome);
             }
-            drive.help(cx);
+            assist.help(cx);
         }
-        match self.outcome(Some(cx)) {
+        match self.slot.outcome(Some(cx)) {
             Some(outcome) => Poll::Ready(outcome),
             None => Poll::Pending,
         }
@@ -165,14 +62,7 @@ impl Drop for Reply<'_> {
         if let Some((_, waiting)) = self.helper {
             waiting.fetch_sub(1, Ordering::Relaxed);
         }
-        let mut state = self.slot.lock();
-        if !matches!(state.outcome, Outcome::Waiting) {
-            return;
-        }
-        state.gave_up = true;
-        let id = state.id;
-        drop(state);
-        if id != 0 {
+        if let Some(id) = self.slot.give_up() {
             self.inbox.control(Control::Cancel(id));
         }
     }
@@ -181,10 +71,11 @@ impl Drop for Reply<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Payload, Status};
     use futures_util::FutureExt;
 
     fn taken(inbox: &Inbox) -> Vec<Control> {
-        let mut taken = super::super::inbox::Taken::default();
+        let mut taken = crate::rt::inbox::Taken::default();
         inbox.take_now(&mut taken, true);
         taken.controls
     }
@@ -241,7 +132,7 @@ mod tests {
         // A driver stand-in that counts its polls.
         let polls = Arc::new(AtomicUsize::new(0));
         let counted = polls.clone();
-        let drive = Drive::new();
+        let drive = Assist::new();
         drive.start(std::future::poll_fn(move |_| {
             counted.fetch_add(1, Ordering::SeqCst);
             Poll::<()>::Pending

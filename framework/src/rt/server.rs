@@ -1,188 +1,20 @@
-use super::driver::{Driver, ShutdownHub};
+//! A server: services registered by route ([`ServerBuilder`]), and the connections it serves,
+//! over a TCP listener of its own ([`Server::bind`]), any transport, or in memory.
+
+use super::driver::Driver;
+use super::handler::{Handler, Service};
+use super::routing::{Resolve, Router};
+use super::shutdown::ShutdownHub;
 use super::transport::Transport;
 use crate::conn::Connection;
 use crate::{BoxFuture, Call, Client, Config, PayloadStream, Response, Responses, Status};
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
-
-/// Answers requests at the payload level. Generated servers implement it; so can hand-written
-/// handlers. Every method has a default that answers `UNIMPLEMENTED`.
-///
-/// Returned futures and streams are `'static`: they outlive the call that made them, and are
-/// dropped when the requester cancels. Where they run: a request/response or fire-and-forget
-/// future is polled once on the connection's driver task and, if it is not ready then, spawned
-/// as a task of its own; a stream (request/stream, channel) is polled by the driver task
-/// itself, only while the requester has granted credit and the connection's write buffer has
-/// room. So a stream's `poll_next` must not block the thread (blocking I/O, a long
-/// computation): that would hold up every call on the connection. Do such work in a task (or
-/// `tokio::task::spawn_blocking`) and yield its results through a channel.
-///
-/// A request/response answers with a [`Response`], a stream with [`Responses`]; both wrap any
-/// future or stream of payloads.
-///
-/// When a connection closes, however its peer left, the futures and streams of its calls are
-/// dropped, except a fire-and-forget handler's future that is still running: that one runs
-/// on, and its [`Call::cancelled`] resolves.
-///
-/// A request's bytes (`data`, a channel's messages, the call's metadata) are slices of the
-/// connection's read buffer, not copies. Keeping one beyond the call (as a key in a map, say)
-/// keeps that whole buffer allocated, 64 KiB or more, even after the connection is gone: keep
-/// a copy (`Bytes::copy_from_slice`) instead.
-///
-/// ```
-/// use bytes::Bytes;
-/// use futures_util::StreamExt;
-/// use weft::{Call, Handler, Payload, Response, Responses, Server, Status};
-///
-/// /// Answers `ping` with `pong`, and spells out what it is sent, a byte a message.
-/// struct Pong;
-///
-/// impl Handler for Pong {
-///     fn request_response(&self, _call: Call, data: Bytes) -> Response {
-///         Response::ready(match &data[..] {
-///             b"ping" => Ok(Payload::new("pong")),
-///             _ => Err(Status::invalid_argument("say ping")),
-///         })
-///     }
-///
-///     fn request_stream(&self, _call: Call, data: Bytes) -> Responses {
-///         let letters: Vec<_> = data.iter().map(|b| Ok(Payload::new(vec![*b]))).collect();
-///         Responses::new(futures_util::stream::iter(letters))
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Status> {
-/// let server = Server::builder().add_handler(&["pong.Pong/Ping", "pong.Pong/Spell"], Pong).build();
-/// let client = server.connect_in_memory().await?;
-/// let answer = client.request_response(Call::new("pong.Pong/Ping"), Bytes::from("ping")).await?;
-/// assert_eq!(answer.data, "pong");
-/// let mut letters = client.request_stream(Call::new("pong.Pong/Spell"), Bytes::from("ab")).await?;
-/// assert_eq!(letters.next().await.unwrap()?.data, "a");
-/// assert_eq!(letters.next().await.unwrap()?.data, "b");
-/// assert!(letters.next().await.is_none());
-/// # Ok(())
-/// # }
-/// ```
-pub trait Handler: Send + Sync + 'static {
-    /// Request/response.
-    fn request_response(&self, call: Call, _data: Bytes) -> Response {
-        Response::ready(Err(unimplemented_route(&call)))
-    }
-
-    /// Fire-and-forget.
-    fn fire_and_forget(&self, _call: Call, _data: Bytes) -> BoxFuture<'static, ()> {
-        Box::pin(async {})
-    }
-
-    /// Request/stream.
-    fn request_stream(&self, call: Call, _data: Bytes) -> Responses {
-        Responses::once(Err(unimplemented_route(&call)))
-    }
-
-    /// Channel; `messages` yields the requester's messages, the first one included.
-    fn request_channel(&self, call: Call, _messages: PayloadStream) -> Responses {
-        Responses::once(Err(unimplemented_route(&call)))
-    }
-}
-
-/// The status for a request to a route nobody serves.
-pub fn unimplemented_route(call: &Call) -> Status {
-    Status::unimplemented(format!("no method at route `{}`", call.route()))
-}
-
-/// A [`Handler`] that knows which routes it serves; what generated servers implement.
-pub trait Service: Handler {
-    /// The routes this service answers, e.g. `["greet.Greeter/SayHello", ...]`.
-    fn routes(&self) -> &'static [&'static str];
-}
-
-/// The handler of a side that serves nothing (a plain client).
-#[derive(Debug)]
-pub(crate) struct NoHandler;
-
-impl Handler for NoHandler {}
-
-/// Dispatches each request to the service that registered its route.
-#[derive(Default)]
-struct Router {
-    /// An unkeyed hash is safe here although the peer chooses the route: the table is
-    /// complete before the server starts and never grows, so a route crafted to collide costs
-    /// a lookup at most a comparison with each registered route.
-    routes: HashMap<&'static str, Arc<dyn Handler>, RouteHash>,
-}
-
-/// FNV-1a, for maps keyed by route: every request looks its route up (the router, a client's
-/// encoded routing metadata), and SipHash cost more than the rest of that. Unkeyed: only for
-/// maps whose keys no peer can add.
-pub(crate) type RouteHash = BuildHasherDefault<RouteHasher>;
-
-/// See [`RouteHash`].
-pub(crate) struct RouteHasher(u64);
-
-impl Default for RouteHasher {
-    fn default() -> Self {
-        // The FNV offset basis.
-        RouteHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for RouteHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = self.0;
-        for &b in bytes {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl Router {
-    fn get(&self, route: &str) -> Option<&Arc<dyn Handler>> {
-        self.routes.get(route)
-    }
-}
-
-impl Handler for Router {
-    fn request_response(&self, call: Call, data: Bytes) -> Response {
-        match self.get(call.route()) {
-            Some(h) => h.request_response(call, data),
-            None => NoHandler.request_response(call, data),
-        }
-    }
-
-    fn fire_and_forget(&self, call: Call, data: Bytes) -> BoxFuture<'static, ()> {
-        match self.get(call.route()) {
-            Some(h) => h.fire_and_forget(call, data),
-            None => NoHandler.fire_and_forget(call, data),
-        }
-    }
-
-    fn request_stream(&self, call: Call, data: Bytes) -> Responses {
-        match self.get(call.route()) {
-            Some(h) => h.request_stream(call, data),
-            None => NoHandler.request_stream(call, data),
-        }
-    }
-
-    fn request_channel(&self, call: Call, messages: PayloadStream) -> Responses {
-        match self.get(call.route()) {
-            Some(h) => h.request_channel(call, messages),
-            None => NoHandler.request_channel(call, messages),
-        }
-    }
-}
 
 /// Builds a [`Server`].
 #[derive(Default)]
@@ -239,13 +71,6 @@ impl ServerBuilder {
 struct Inner {
     router: Router,
     config: Config,
-}
-
-/// Finds the service of a route, for a driver that looks routes up once per distinct request
-/// metadata block rather than on every request (see the driver's `RouteCache`). Resolving a
-/// route and calling the service is what [`Router`] does on every request.
-pub(crate) trait Resolve: Send + Sync {
-    fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>>;
 }
 
 impl Resolve for Inner {

@@ -1,86 +1,23 @@
-use super::driver::{Control, Handles};
-use super::lock;
+//! The reader's end of a stream's inbound queue: [`PayloadStream`], which reports what it
+//! consumed so that credit goes back to the peer.
+
+use super::command::Control;
+use super::handles::Handles;
+use super::queue::{Inlet, Item, Shared};
 use crate::{Payload, Status};
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
-
-/// One item of a stream's inbound queue: a message, or the error that ends the stream.
-type Item = Result<Payload, Status>;
-
-/// A stream's inbound queue, between the driver (which pushes what the peer sent) and the
-/// [`PayloadStream`] that reads it.
-///
-/// Not a channel: a channel costs a permit, a slot and a wake-up per message, and a stream of
-/// small messages is dominated by that. Here the driver pushes under an uncontended lock and
-/// wakes the reader only if it is waiting (the first push after the reader found the queue
-/// empty takes its waker, so a whole read of the socket costs one wake-up), and the reader
-/// takes everything queued at once by swapping buffers, so it locks once per batch.
-///
-/// There is no capacity: the queue is bounded by the credit the reader's side granted, in
-/// messages, which the connection enforces before anything is delivered (a peer that sends
-/// beyond its credit fails its stream instead), and in bytes by `Config::unread_limits`,
-/// beyond which the driver stops reading. So the reader reports what it consumed in bytes too.
-#[derive(Default)]
-struct Shared {
-    items: VecDeque<Item>,
-    /// The driver's end is gone: after the queued items, the stream ends.
-    closed: bool,
-    /// The reader, waiting for an item.
-    waker: Option<Waker>,
-    /// How many consumed messages the reader reports to the driver at once; the driver raises
-    /// it as the stream's credit window grows.
-    batch: u32,
-}
-
-/// The driver's end of a stream's inbound queue. Dropping it ends the stream after the items
-/// already queued.
-pub(crate) struct Inlet(Arc<Mutex<Shared>>);
-
-impl Inlet {
-    /// Changes the queue with `change`, then wakes the reader if it waits (outside the lock).
-    fn update(&self, change: impl FnOnce(&mut Shared)) {
-        let waker = {
-            let mut shared = lock(&self.0);
-            change(&mut shared);
-            shared.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// Queues an item, waking the reader if it waits.
-    pub(crate) fn push(&self, item: Item) {
-        self.update(|shared| shared.items.push_back(item));
-    }
-
-    /// Queues all of `items` (leaving it empty), waking the reader if it waits.
-    pub(crate) fn push_all(&self, items: &mut Vec<Item>) {
-        self.update(|shared| shared.items.extend(items.drain(..)));
-    }
-
-    /// Sets how many consumed messages the reader reports at once.
-    pub(crate) fn set_batch(&self, batch: u32) {
-        lock(&self.0).batch = batch.max(1);
-    }
-}
-
-impl Drop for Inlet {
-    fn drop(&mut self) {
-        self.update(|shared| shared.closed = true);
-    }
-}
+use std::task::{Context, Poll};
 
 /// A new inbound queue: the driver's end and the reader's, which learns its stream id with
 /// [`PayloadStream::set_id`] (until then, dropping it cancels nothing).
 pub(crate) fn inbound(handles: &Handles) -> (Inlet, PayloadStream) {
-    let shared = Arc::new(Mutex::new(Shared { batch: handles.credit_batch, ..Shared::default() }));
+    let (inlet, shared) = super::queue::queue(handles.credit_batch);
     let stream = PayloadStream {
         id: 0,
-        shared: shared.clone(),
+        shared,
         local: VecDeque::new(),
         batch: handles.credit_batch,
         handles: handles.clone(),
@@ -89,7 +26,7 @@ pub(crate) fn inbound(handles: &Handles) -> (Inlet, PayloadStream) {
         closed: false,
         done: false,
     };
-    (Inlet(shared), stream)
+    (inlet, stream)
 }
 
 /// A stream that yields `items`, then ends, on a connection that is not there (for unit tests
@@ -142,35 +79,24 @@ impl PayloadStream {
     /// closed, `cx`'s waker is registered; without `cx`, none is (and one registered before
     /// is taken out).
     fn refill(&mut self, cx: Option<&Context<'_>>) -> bool {
-        let mut shared = lock(&self.shared);
-        std::mem::swap(&mut self.local, &mut shared.items);
-        self.batch = shared.batch;
-        self.closed = shared.closed;
-        if !self.local.is_empty() {
-            return true;
-        }
-        match cx {
-            Some(cx) if !self.closed => super::register_waker(&mut shared.waker, cx),
-            Some(_) => {}
-            None => shared.waker = None,
-        }
-        false
+        (self.batch, self.closed) = Shared::take_all(&self.shared, &mut self.local, cx);
+        !self.local.is_empty()
     }
 
     /// Refills `local`, first running the connection's driver here if it can (see
-    /// [`super::drive`]) when nothing is queued; false if nothing came (the waker is then
+    /// [`super::assist`]) when nothing is queued; false if nothing came (the waker is then
     /// registered, unless the queue is closed).
     fn fill(&mut self, cx: &Context<'_>) -> bool {
-        if self.handles.drive.is_some() {
+        if self.handles.assist.is_some() {
             // Without our waker in the queue, what this poll of the driver delivers does not
             // wake us: it is found by looking again.
             if self.refill(None) {
                 return true;
             }
-            if let Some(drive) = &self.handles.drive
+            if let Some(assist) = &self.handles.assist
                 && !self.closed
             {
-                drive.help(cx);
+                assist.help(cx);
             }
         }
         self.refill(Some(cx))

@@ -169,7 +169,7 @@ impl<S: Stream<Item = Req>, Req> Encoder<S, Req> {
 
     /// Ends the outbound stream on an encode failure, keeping it for the caller.
     fn failed(&mut self, error: &CodecError) {
-        *crate::rt::lock(&self.slot) = Some(encode_status(self.route, error));
+        *crate::rt::sync::lock(&self.slot) = Some(encode_status(self.route, error));
         self.rest = None;
     }
 }

@@ -150,7 +150,7 @@ impl<T> Stream for Streaming<T> {
 }
 
 fn take_error(slot: &ErrorSlot) -> Option<Status> {
-    crate::rt::lock(slot).take()
+    crate::rt::sync::lock(slot).take()
 }
 
 fn decode_status(side: Side, route: &str, error: &CodecError) -> Status {

@@ -6,7 +6,7 @@
 //! more than one woken by the socket when it is a program's main future (`block_on`, as in
 //! `#[tokio::main]`): tokio polls its I/O driver once more (a zero-timeout `epoll_wait`) before
 //! it polls such a future again. So a [`PayloadStream`] that finds nothing queued polls the
-//! driver itself, if nobody else is polling it ([`Drive::help`]), and so does a
+//! driver itself, if nobody else is polling it ([`Assist::help`]), and so does a
 //! request/response caller that is the connection's only one waiting (see
 //! [`super::reply::Reply::helped_by`]): what the reader's task has just queued for sending
 //! goes out at once, and the reader's task is woken by the socket directly when the next
@@ -14,7 +14,7 @@
 //!
 //! The driver's task still runs it whenever anything the driver waits on wakes it, so a
 //! reader that stops polling stalls nothing: every waker the driver registers wakes its task
-//! ([`Drive::task_waker`]); a reader's poll adds the reader's waker to the socket's read
+//! ([`Assist::task_waker`]); a reader's poll adds the reader's waker to the socket's read
 //! readiness only (where it lasts until the next poll re-registers), never to the inbox or the
 //! timer, so a reader is not woken by what it sends. The task skips a poll when nothing woke it
 //! since the last poll began, by whoever ran it (that poll saw what there was).
@@ -26,7 +26,7 @@
 //!
 //! [`PayloadStream`]: super::stream::PayloadStream
 
-use super::{lock, register_waker};
+use super::sync::{lock, register_waker};
 use crate::BoxFuture;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
 
 /// See the module doc.
-pub(crate) struct Drive {
+pub(crate) struct Assist {
     inner: Mutex<Inner>,
     wake: Arc<TaskWake>,
     /// `wake` as a waker.
@@ -91,18 +91,18 @@ impl Wake for Both {
     }
 }
 
-impl fmt::Debug for Drive {
+impl fmt::Debug for Assist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Drive").field("wakes", &self.wake.wakes.load(Ordering::Relaxed)).finish()
+        f.debug_struct("Assist").field("wakes", &self.wake.wakes.load(Ordering::Relaxed)).finish()
     }
 }
 
-impl Drive {
+impl Assist {
     /// A drive for a driver not yet started. Must be called within a tokio runtime: the
     /// driver is started on it.
-    pub(crate) fn new() -> Arc<Drive> {
+    pub(crate) fn new() -> Arc<Assist> {
         let wake = Arc::new(TaskWake { task: Mutex::new(None), wakes: AtomicU64::new(0) });
-        Arc::new(Drive {
+        Arc::new(Assist {
             inner: Mutex::new(Inner { future: None, both: None }),
             task_waker: Waker::from(wake.clone()),
             wake,
@@ -200,7 +200,7 @@ impl Drive {
 }
 
 /// The driver's task.
-struct Task(Arc<Drive>);
+struct Task(Arc<Assist>);
 
 impl Future for Task {
     type Output = ();
@@ -282,7 +282,7 @@ mod tests {
     #[tokio::test]
     async fn the_task_polls_only_when_woken_and_a_reader_can_poll_in_between() {
         let (f, probe) = fake();
-        let drive = Drive::new();
+        let drive = Assist::new();
         drive.start(f);
         settle().await;
         assert_eq!(probe.polls(), 1, "the task's first poll");
@@ -318,7 +318,7 @@ mod tests {
                 panic!("a producer's stream panicked");
             }
         }
-        let drive = Drive::new();
+        let drive = Assist::new();
         // Not started as a task: the reader is the first to poll it.
         drive.locked().future = Some(Box::pin(Panics));
         drive.help(&Context::from_waker(Waker::noop()));
@@ -330,7 +330,7 @@ mod tests {
         let home = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let (f, probe) = fake();
         let drive = home.block_on(async {
-            let drive = Drive::new();
+            let drive = Assist::new();
             drive.locked().future = Some(Box::pin(f));
             drive
         });
@@ -347,7 +347,7 @@ mod tests {
         let (f, _probe) = fake();
         let alive = Arc::new(());
         let held = alive.clone();
-        let drive = Drive::new();
+        let drive = Assist::new();
         drive.locked().future = Some(Box::pin(async move {
             let _held = held;
             f.await

@@ -1,0 +1,288 @@
+//! The peer's requests: each is routed to its handler, whose first poll runs here; what does
+//! not finish then runs as a task of its own.
+
+use super::{Attached, Driver};
+use crate::conn::Kind;
+use crate::frame::length;
+use crate::frame::metadata::CompositeMetadata;
+use crate::payload::CancelSignal;
+use crate::rt::budget::Reserved;
+use crate::rt::command::{Command, Inbound};
+use crate::rt::inbox::WeakSender;
+use crate::rt::responses::Answer;
+use crate::rt::transport::Transport;
+use crate::rt::unwind;
+use crate::{Call, Client, Payload, Status};
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use std::task::Poll;
+use tokio::task::AbortHandle;
+
+/// What a panic is blamed on, in the status the call ends with (see [`unwind`]).
+const HANDLER: &str = "the handler";
+/// The most cancel signals kept for reuse (see `Driver::recycle`); calls answered at once
+/// need one at a time.
+const SPARE_CANCELS: usize = 16;
+
+/// The fire-and-forget handlers of a connection that did not finish at their first poll and
+/// run as tasks of their own.
+///
+/// Nobody waits for them, so they are not stopped when the connection closes (a requester that
+/// fires and then closes at once still gets its work done). But they are told, through
+/// [`Call::cancelled`], as a request/response handler is: without that, a handler that waits
+/// for its call to be cancelled, or for something only the connection would have ended, lived
+/// on after its connection, holding its call's handles of the dead connection and the read
+/// buffer its request's bytes are slices of. Only tasks are kept here, not calls answered at
+/// once, and finished ones are dropped as the list grows, so it stays at about twice the
+/// running ones.
+#[derive(Default)]
+pub(super) struct Fires {
+    running: Vec<(AbortHandle, CancelSignal)>,
+    /// Running after the last sweep of finished ones: the next sweep comes when the list has
+    /// doubled, so tracking stays O(1) amortised.
+    swept: usize,
+}
+
+impl Fires {
+    pub(super) fn track(&mut self, task: AbortHandle, cancel: CancelSignal) {
+        if self.running.len() >= 2 * self.swept.max(16) {
+            self.running.retain(|(task, _)| !task.is_finished());
+            self.swept = self.running.len();
+        }
+        self.running.push((task, cancel));
+    }
+
+    /// Tells every handler still running that its connection is gone.
+    pub(super) fn connection_closed(&mut self) {
+        for (task, cancel) in self.running.drain(..) {
+            if !task.is_finished() {
+                cancel.fire();
+            }
+        }
+        self.swept = 0;
+    }
+}
+
+impl<T: Transport> Driver<T> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn spawn_handler(
+        &mut self,
+        id: u32,
+        kind: Kind,
+        metadata: Bytes,
+        data: Bytes,
+        complete: bool,
+        initial_n: u32,
+        weak: &WeakSender,
+        wbuf: &mut BytesMut,
+    ) {
+        let (route, service) = match self.routes.get(&metadata) {
+            Some(known) => known,
+            None => match CompositeMetadata::decode_route(&metadata) {
+                Some(route) => {
+                    let route: Arc<str> = route.into();
+                    let service = self.resolver.as_ref().and_then(|r| r.resolve(&route));
+                    self.routes.put(&metadata, route, service)
+                }
+                None => {
+                    let status = Status::unimplemented("the request's metadata carries no readable route");
+                    return self.refuse(id, kind, status);
+                }
+            },
+        };
+        let Some(tx) = weak.upgrade() else { return };
+        let cancel = self.spare_cancels.pop().unwrap_or_default();
+        let peer = Client::from_parts(tx.clone(), self.handles.clone());
+        let call = Call::received(route, metadata, cancel.clone(), peer);
+        // The service that serves the route, if it was resolved; otherwise the connection's
+        // handler, which dispatches by route itself.
+        let handler = service.unwrap_or_else(|| self.handler.clone());
+        // The record keeps a handle on the call's cancel signal only for a call that outlives
+        // this function, so that one answered at once leaves its signal unshared, for `recycle`.
+        let mut att = Attached::default();
+        match kind {
+            Kind::FireAndForget => {
+                // Nobody waits for an answer: a panic (reported by the panic hook) ends the
+                // call and nothing else.
+                let first = unwind::guard(|| {
+                    let mut future = handler.fire_and_forget(call, data);
+                    poll_once(&mut future).is_none().then_some(future)
+                });
+                match first {
+                    Err(_) => {}
+                    Ok(None) => self.recycle(cancel),
+                    Ok(Some(future)) => {
+                        // Without a permit (a read's worth of requests can pass the limit) the
+                        // task still runs: reading stops until the count is below the limit.
+                        let permit = self.fire_and_forget.clone().try_acquire_owned().ok();
+                        let task = tokio::spawn(async move {
+                            let _permit = permit;
+                            let _ = unwind::CatchUnwind::new(future).await;
+                        });
+                        self.fires.track(task.abort_handle(), cancel);
+                    }
+                }
+                return;
+            }
+            Kind::RequestResponse => {
+                // The handler is called and its future polled once under one guard (a guard
+                // is a call that what it guards cannot be inlined through).
+                let before = wbuf.len();
+                let first = unwind::guard(|| {
+                    let mut future = handler.request_response(call, data);
+                    let polled = match &mut future.0 {
+                        // Straight into the write buffer, behind its frame's head.
+                        Answer::Encoded(encoded) => {
+                            let start = length::begin_message(wbuf);
+                            First::Encoded(start, poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)))
+                        }
+                        Answer::Payload(payload) => First::Payload(poll_once(payload)),
+                    };
+                    (future, polled)
+                });
+                let (future, polled) = match first {
+                    Ok(first) => first,
+                    Err(panicked) => {
+                        // Half an answer may be in the buffer: none of it goes.
+                        wbuf.truncate(before);
+                        return self.send_status(id, &panicked.status(HANDLER));
+                    }
+                };
+                // Answered without waiting: no task, no trip through the command channel.
+                let answered = match polled {
+                    First::Encoded(start, Some(Ok(()))) => {
+                        let _ = self.conn.finish_message(id, start, wbuf);
+                        true
+                    }
+                    First::Encoded(start, Some(Err(status))) => {
+                        wbuf.truncate(start);
+                        self.send_status(id, &status);
+                        true
+                    }
+                    First::Encoded(start, None) => {
+                        wbuf.truncate(start);
+                        false
+                    }
+                    First::Payload(Some(result)) => {
+                        self.answer(id, result, wbuf);
+                        true
+                    }
+                    First::Payload(None) => false,
+                };
+                if answered {
+                    drop(future);
+                    self.recycle(cancel);
+                    return;
+                }
+                let budget = self.handles.budget.clone();
+                let task = tokio::spawn(async move {
+                    // A panic after the first poll answers INTERNAL too: the caller must not
+                    // wait for an answer that never comes.
+                    let result = unwind::CatchUnwind::new(future).await.unwrap_or_else(|p| Err(p.status(HANDLER)));
+                    let reserved = match &result {
+                        Ok(payload) => budget.reserve(payload.metadata.len() + payload.data.len()).await,
+                        Err(_) => Reserved::none(),
+                    };
+                    let _ = tx.send(Command::Respond { id, result, reserved }).await;
+                });
+                att.task = Some(task.abort_handle());
+                att.cancel = Some(cancel);
+            }
+            Kind::RequestStream => {
+                let stream = match unwind::guard(|| handler.request_stream(call, data)) {
+                    Ok(stream) => stream,
+                    Err(panicked) => return self.send_status(id, &panicked.status(HANDLER)),
+                };
+                att.producer = Some(self.producer(id, stream, initial_n));
+                att.cancel = Some(cancel);
+            }
+            Kind::Channel => {
+                let (inlet, mut messages) = crate::rt::stream::inbound(&self.handles);
+                messages.set_id(id);
+                inlet.push(Ok(Payload { metadata: Bytes::new(), data }));
+                if !complete {
+                    att.inbound = Some(Inbound::Many(inlet));
+                }
+                let stream = match unwind::guard(|| handler.request_channel(call, messages)) {
+                    Ok(stream) => stream,
+                    Err(panicked) => {
+                        // The stream's reader (the handler's messages) went with the panic.
+                        self.send_status(id, &panicked.status(HANDLER));
+                        return;
+                    }
+                };
+                att.producer = Some(self.producer(id, stream, initial_n));
+                att.cancel = Some(cancel);
+            }
+        }
+        self.attached.insert(id, att);
+    }
+
+    /// Keeps a call's cancel signal for the next call if nothing else holds it any more (the
+    /// handler answered at once and dropped its call): every request needs one, and most are
+    /// answered at once, so this saves an allocation and a free per call.
+    pub(super) fn recycle(&mut self, cancel: CancelSignal) {
+        if self.spare_cancels.len() < SPARE_CANCELS && cancel.is_unshared() {
+            self.spare_cancels.push(cancel);
+        }
+    }
+
+    /// Answers a request that cannot reach a handler.
+    pub(super) fn refuse(&mut self, id: u32, kind: Kind, status: Status) {
+        if kind != Kind::FireAndForget {
+            self.send_status(id, &status);
+        }
+    }
+}
+
+/// What a request/response handler's first poll gave: an encoded answer (where its frame
+/// starts in the write buffer) or a payload, if it answered at once.
+enum First {
+    Encoded(usize, Option<Result<(), Status>>),
+    Payload(Option<Result<Payload, Status>>),
+}
+
+/// Polls a handler's future once, on the driver's task.
+///
+/// Most request/response and fire-and-forget handlers answer without waiting on anything;
+/// running their first poll here saves a task and two trips between tasks per call. A future
+/// that is not ready is then spawned, and the task's first poll registers its real waker, so
+/// the no-op waker used here loses no wake-up.
+fn poll_once<T>(future: &mut crate::BoxFuture<'static, T>) -> Option<T> {
+    poll_once_with(|cx| future.as_mut().poll(cx))
+}
+
+/// [`poll_once`] for any poll.
+fn poll_once_with<T>(poll: impl FnOnce(&mut std::task::Context<'_>) -> Poll<T>) -> Option<T> {
+    match poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        Poll::Ready(value) => Some(value),
+        Poll::Pending => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn running_fires_are_told_when_the_connection_closes_and_finished_ones_forgotten() {
+        let mut fires = Fires::default();
+        for _ in 0..1_000 {
+            let task = tokio::spawn(async {});
+            let abort = task.abort_handle();
+            task.await.unwrap();
+            fires.track(abort, CancelSignal::default());
+        }
+        assert!(fires.running.len() <= 32, "{} kept for no running handler", fires.running.len());
+        let waiting = CancelSignal::default();
+        let task = tokio::spawn({
+            let waiting = waiting.clone();
+            async move { waiting.cancelled().await }
+        });
+        fires.track(task.abort_handle(), waiting.clone());
+        fires.connection_closed();
+        assert!(waiting.is_cancelled());
+        tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("the handler ended").unwrap();
+        assert!(fires.running.is_empty());
+    }
+}

@@ -1,0 +1,78 @@
+//! What every handle of a connection shares with its driver: the inbox, the close reason, the
+//! outgoing byte budget, and (a client's) the driver that callers may run.
+
+use super::assist::Assist;
+use super::budget::Budget;
+use super::inbox::Inbox;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What every handle of a connection shares (the command sender is held apart, because the
+/// connection closes once the last one is dropped). Behind one `Arc`: every request from the
+/// peer hands its handler a [`Client`](crate::Client) for the way back, and a stream's reader holds one too,
+/// so a clone should cost one count, not one per field.
+#[derive(Clone, Debug)]
+pub(crate) struct Handles(Arc<HandlesInner>);
+
+impl std::ops::Deref for Handles {
+    type Target = HandlesInner;
+
+    fn deref(&self) -> &HandlesInner {
+        &self.0
+    }
+}
+
+impl Handles {
+    /// The handles of a connection configured by `config`, whose driver takes what is
+    /// signalled to `inbox` and says on `closed` when it is over.
+    pub(crate) fn new(
+        inbox: Arc<Inbox>,
+        config: &crate::Config,
+        closed: watch::Receiver<Option<String>>,
+        assist: Option<Arc<Assist>>,
+    ) -> Handles {
+        Handles(Arc::new(HandlesInner {
+            inbox,
+            credit_batch: config.credit_batch(),
+            report_bytes: (config.max_unread_bytes as u64 / 8).max(1),
+            closed,
+            budget: Arc::new(Budget::new(config.max_buffered_bytes)),
+            assist,
+            unary_waiting: std::sync::atomic::AtomicUsize::new(0),
+        }))
+    }
+}
+
+/// See [`Handles`].
+#[derive(Debug)]
+pub(crate) struct HandlesInner {
+    /// Where signals go (and, held apart in [`Sender`](super::inbox::Sender)s, commands).
+    pub(crate) inbox: Arc<Inbox>,
+    /// The credit batch size a new [`PayloadStream`](super::stream::PayloadStream) reports
+    /// consumption in (the driver raises it as the stream's window grows).
+    pub(crate) credit_batch: u32,
+    /// Bytes consumed that a [`PayloadStream`](super::stream::PayloadStream) reports even
+    /// short of a batch: until reported they count as unread against `Config::unread_limits`,
+    /// of which this is an eighth.
+    pub(crate) report_bytes: u64,
+    /// Flips to the close reason once the connection is over.
+    pub(crate) closed: watch::Receiver<Option<String>>,
+    /// See [`Budget`].
+    pub(crate) budget: Arc<Budget>,
+    /// A client connection's driver, which a waiting reader may poll (see [`Assist`]).
+    pub(crate) assist: Option<Arc<Assist>>,
+    /// Request/response callers waiting for their answer (see `Reply::helped_by`).
+    pub(crate) unary_waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl HandlesInner {
+    /// Why the connection is closed, for error messages.
+    pub(crate) fn closed_reason(&self) -> String {
+        self.closed_reason_or("the connection is closed")
+    }
+
+    /// Why the connection closed, or `otherwise` while it has not.
+    pub(crate) fn closed_reason_or(&self, otherwise: &str) -> String {
+        self.closed.borrow().clone().unwrap_or_else(|| otherwise.to_owned())
+    }
+}

@@ -1,0 +1,305 @@
+//! Routes, end to end: how a requester writes a call's route into the request metadata, how
+//! a responder reads it back (once per distinct metadata block a connection sends, see
+//! [`RouteCache`]), and the route table that finds the service of a route.
+//!
+//! A route travels as RSocket's routing extension inside composite metadata
+//! (`message/x.rsocket.routing.v0`, one tag of 1 to 255 bytes), the first entry of every
+//! request's metadata.
+
+use super::handler::{Handler, NoHandler};
+use super::sync::lock;
+use crate::frame::metadata::{CompositeMetadata, well_known};
+use crate::{BoxFuture, Call, PayloadStream, Response, Responses, Status};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+// ---- the requester's side: writing the route -----------------------------------------------
+
+/// Encodes a call's composite metadata: the route first, then the call's own entries.
+pub(crate) fn request_metadata(call: Call) -> Result<Bytes, Status> {
+    // Every call of a generated client without metadata: no need to take the call apart.
+    if let Some(route) = call.static_route_alone() {
+        check_route(route)?;
+        return Ok(static_route_metadata(route));
+    }
+    let (route, extra) = call.into_parts();
+    check_route(&route)?;
+    // The composite encoder leaves out entries it cannot write; a caller must hear about it.
+    for entry in &extra.entries {
+        entry.validate().map_err(|e| Status::invalid_argument(format!("call metadata for `{route}`: {e}")))?;
+    }
+    Ok(encode_request_metadata(&route, &extra))
+}
+
+/// A route fits the routing tag's length field: 1 to 255 bytes.
+fn check_route(route: &str) -> Result<(), Status> {
+    if route.is_empty() || route.len() > 255 {
+        return Err(Status::invalid_argument(format!(
+            "a route must be 1 to 255 bytes long, `{route}` is {}",
+            route.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The routing entry for `route` (1 to 255 bytes), then `extra`'s entries. Written by hand
+/// because every request carries it: one well-known routing entry (id 0x7E with the high bit
+/// set, a 24-bit length, then one length-prefixed tag).
+fn encode_request_metadata(route: &str, extra: &CompositeMetadata) -> Bytes {
+    let mut out = BytesMut::with_capacity(5 + route.len() + extra.encoded_len());
+    out.put_u8(0x80 | well_known::ROUTING);
+    out.put_uint(1 + route.len() as u64, 3);
+    out.put_u8(route.len() as u8);
+    out.put_slice(route.as_bytes());
+    extra.encode(&mut out);
+    out.freeze()
+}
+
+/// The request metadata of a call to a route (checked: 1 to 255 bytes) known at compile time
+/// with no other entries (every call of a generated client without metadata): always the same
+/// bytes, so they are written once per route, kept for the life of the program, and shared.
+///
+/// Every generated call asks for them, so the common case is a few instructions: each thread
+/// remembers the routes it used last in a small table indexed by the route's address (no
+/// hashing of the route's text), and the bytes are static (a clone of them is a copy of a
+/// pointer, not a reference count).
+fn static_route_metadata(route: &'static str) -> Bytes {
+    type Slot = Option<(&'static str, &'static [u8])>;
+    thread_local! {
+        static RECENT: [std::cell::Cell<Slot>; 8] = const { [const { std::cell::Cell::new(None) }; 8] };
+    }
+    let slot = (route.as_ptr() as usize >> 3) % 8;
+    RECENT.with(|recent| {
+        // The same address and length: the same `&'static str`, so the same text.
+        if let Some((cached, encoded)) = recent[slot].get()
+            && std::ptr::eq(cached, route)
+        {
+            return Bytes::from_static(encoded);
+        }
+        let encoded = encoded_static_route(route);
+        recent[slot].set(Some((route, encoded)));
+        Bytes::from_static(encoded)
+    })
+}
+
+/// The process-wide table behind [`static_route_metadata`]. Keys are routes compiled into the
+/// program, so it is bounded by them (its bytes are leaked on purpose: they live as long as
+/// the program), and no peer chooses what is hashed.
+fn encoded_static_route(route: &'static str) -> &'static [u8] {
+    static ROUTES: std::sync::Mutex<Option<HashMap<&'static str, &'static [u8], RouteHash>>> =
+        std::sync::Mutex::new(None);
+    let mut routes = lock(&ROUTES);
+    routes.get_or_insert_with(HashMap::default).entry(route).or_insert_with(|| {
+        let encoded = encode_request_metadata(route, &CompositeMetadata::default());
+        Box::leak(encoded.to_vec().into_boxed_slice())
+    })
+}
+
+// ---- the responder's side: reading the route, finding the service --------------------------
+
+/// The routes of the last few distinct request metadata blocks this connection received, and
+/// the services that serve them.
+///
+/// A requester sends the same metadata block (usually the routing entry alone) with every call
+/// to a method, and checking it (every entry, every tag, UTF-8), copying its route out and
+/// looking the route up cost more than the rest of dispatching the call. A block seen before is
+/// compared byte for byte with the copy kept here, and its route and service shared. What a
+/// peer can do with it is bounded: a few blocks of at most [`RouteCache::MAX_BLOCK`] bytes per
+/// connection, each look-up at most that many comparisons.
+#[derive(Default)]
+pub(crate) struct RouteCache {
+    entries: [Option<KnownBlock>; RouteCache::ENTRIES],
+    /// The entry to replace next (oldest first).
+    next: usize,
+}
+
+/// A route, and the service that serves it if it was resolved.
+pub(crate) type Resolved = (Arc<str>, Option<Arc<dyn Handler>>);
+
+/// A request metadata block (a copy), its route, and the service resolved for the route.
+struct KnownBlock {
+    block: Box<[u8]>,
+    route: Arc<str>,
+    service: Option<Arc<dyn Handler>>,
+}
+
+impl RouteCache {
+    const ENTRIES: usize = 4;
+    /// Blocks longer than this are checked every time (a route is at most 255 bytes, but
+    /// method routes are much shorter, and a long block is rarely sent twice).
+    const MAX_BLOCK: usize = 128;
+
+    pub(crate) fn get(&self, block: &[u8]) -> Option<Resolved> {
+        let known = self.entries.iter().flatten().find(|known| *known.block == *block)?;
+        Some((known.route.clone(), known.service.clone()))
+    }
+
+    /// Remembers that `block` carries `route` (which `CompositeMetadata::decode_route` found
+    /// in it), served by `service`; returns them.
+    pub(crate) fn put(&mut self, block: &[u8], route: Arc<str>, service: Option<Arc<dyn Handler>>) -> Resolved {
+        if block.len() <= RouteCache::MAX_BLOCK {
+            let known = KnownBlock { block: block.into(), route: route.clone(), service: service.clone() };
+            self.entries[self.next] = Some(known);
+            self.next = (self.next + 1) % RouteCache::ENTRIES;
+        }
+        (route, service)
+    }
+}
+
+/// Dispatches each request to the service that registered its route.
+#[derive(Default)]
+pub(crate) struct Router {
+    /// An unkeyed hash is safe here although the peer chooses the route: the table is
+    /// complete before the server starts and never grows, so a route crafted to collide costs
+    /// a lookup at most a comparison with each registered route.
+    pub(crate) routes: HashMap<&'static str, Arc<dyn Handler>, RouteHash>,
+}
+
+/// FNV-1a, for maps keyed by route: every request looks its route up (the router, a client's
+/// encoded routing metadata), and SipHash cost more than the rest of that. Unkeyed: only for
+/// maps whose keys no peer can add.
+pub(crate) type RouteHash = BuildHasherDefault<RouteHasher>;
+
+/// See [`RouteHash`].
+pub(crate) struct RouteHasher(u64);
+
+impl Default for RouteHasher {
+    fn default() -> Self {
+        // The FNV offset basis.
+        RouteHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for RouteHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = self.0;
+        for &b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Router {
+    pub(crate) fn get(&self, route: &str) -> Option<&Arc<dyn Handler>> {
+        self.routes.get(route)
+    }
+}
+
+impl Handler for Router {
+    fn request_response(&self, call: Call, data: Bytes) -> Response {
+        match self.get(call.route()) {
+            Some(h) => h.request_response(call, data),
+            None => NoHandler.request_response(call, data),
+        }
+    }
+
+    fn fire_and_forget(&self, call: Call, data: Bytes) -> BoxFuture<'static, ()> {
+        match self.get(call.route()) {
+            Some(h) => h.fire_and_forget(call, data),
+            None => NoHandler.fire_and_forget(call, data),
+        }
+    }
+
+    fn request_stream(&self, call: Call, data: Bytes) -> Responses {
+        match self.get(call.route()) {
+            Some(h) => h.request_stream(call, data),
+            None => NoHandler.request_stream(call, data),
+        }
+    }
+
+    fn request_channel(&self, call: Call, messages: PayloadStream) -> Responses {
+        match self.get(call.route()) {
+            Some(h) => h.request_channel(call, messages),
+            None => NoHandler.request_channel(call, messages),
+        }
+    }
+}
+
+/// Finds the service of a route, for a driver that looks routes up once per distinct request
+/// metadata block rather than on every request (see the driver's `RouteCache`). Resolving a
+/// route and calling the service is what [`Router`] does on every request.
+pub(crate) trait Resolve: Send + Sync {
+    /// The service of `route`, if one serves it.
+    fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::metadata::MimeType;
+
+    #[test]
+    fn request_metadata_is_the_route_then_the_calls_entries() {
+        let call = Call::new("echo.Echo/Unary").with_metadata(MimeType::Custom("application/x.trace".into()), "t1");
+        let decoded = CompositeMetadata::decode(request_metadata(call).unwrap()).unwrap();
+        assert_eq!(decoded.routing().unwrap().unwrap().tags, ["echo.Echo/Unary"]);
+        assert_eq!(decoded.entries.len(), 2);
+        assert_eq!(decoded.entries[1].mime, MimeType::Custom("application/x.trace".into()));
+        assert_eq!(&decoded.entries[1].content[..], b"t1");
+    }
+
+    #[test]
+    fn static_routes_are_encoded_once_and_as_any_other() {
+        let route: &'static str = "echo.Echo/Static";
+        let a = request_metadata(Call::for_route(route)).unwrap();
+        let b = request_metadata(Call::for_route(route)).unwrap();
+        assert_eq!(a, request_metadata(Call::new(route)).unwrap());
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the second call shares the first's bytes");
+        let long: &'static str = Box::leak("x".repeat(256).into_boxed_str());
+        assert!(request_metadata(Call::for_route(long)).is_err());
+        let with_entry = Call::for_route(route).with_metadata(MimeType::Custom("application/x.t".into()), "v");
+        let decoded = CompositeMetadata::decode(request_metadata(with_entry).unwrap()).unwrap();
+        assert_eq!(decoded.entries.len(), 2);
+    }
+
+    #[test]
+    fn static_routes_sharing_a_slot_or_an_address_keep_their_own_bytes() {
+        // More routes than the per-thread table has slots, so some share one; and two routes
+        // at the same address with different lengths.
+        let mut routes: Vec<&'static str> =
+            (0..20).map(|i| &*Box::leak(format!("echo.Echo/Method{i}").into_boxed_str())).collect();
+        let long: &'static str = Box::leak("echo.Echo/LongerName".to_owned().into_boxed_str());
+        routes.extend([long, &long[..14]]);
+        for _ in 0..2 {
+            for route in &routes {
+                let metadata = request_metadata(Call::for_route(route)).unwrap();
+                assert_eq!(metadata, request_metadata(Call::new(*route)).unwrap(), "{route}");
+            }
+        }
+    }
+
+    #[test]
+    fn unwritable_routes_and_metadata_are_refused() {
+        assert!(request_metadata(Call::new("")).is_err());
+        assert!(request_metadata(Call::new("x".repeat(256))).is_err());
+        let bad = Call::new("a/B").with_metadata(MimeType::Custom("not ascii: é".into()), "x");
+        assert_eq!(request_metadata(bad).unwrap_err().code(), crate::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn the_route_cache_keeps_the_last_few_short_blocks_and_matches_them_exactly() {
+        let mut cache = RouteCache::default();
+        let block = |i: usize| format!("block {i}").into_bytes();
+        for i in 0..RouteCache::ENTRIES + 1 {
+            assert!(cache.get(&block(i)).is_none());
+            assert_eq!(&*cache.put(&block(i), format!("r{i}").into(), None).0, format!("r{i}"));
+        }
+        assert!(cache.get(&block(0)).is_none(), "the oldest made room");
+        for i in 1..RouteCache::ENTRIES + 1 {
+            assert_eq!(cache.get(&block(i)).map(|(route, _)| route).as_deref(), Some(&*format!("r{i}")));
+        }
+        assert!(cache.get(b"block").is_none(), "a prefix is another block");
+        assert!(cache.get(b"block 10").is_none(), "so is a longer one");
+        let long = vec![7u8; RouteCache::MAX_BLOCK + 1];
+        assert_eq!(&*cache.put(&long, "long".into(), None).0, "long");
+        assert!(cache.get(&long).is_none(), "too long to keep");
+        assert!(cache.get(&block(1)).is_some(), "and it pushed nothing out");
+    }
+}
