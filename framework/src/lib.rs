@@ -1,5 +1,69 @@
 //! Weft: a code-generating RPC framework for Rust that speaks RSocket 1.0 on the wire.
 //!
+//! # Architecture
+//!
+//! A service is written once, as a Rust trait under [`#[weft::service]`](service) or as a
+//! `.proto` file compiled by a build script, and Weft generates a typed client and server for
+//! it. Below the generated code every layer speaks only to the one beneath it: messages become
+//! payloads, payloads become the streams of one connection, streams become RSocket frames, and
+//! frames become bytes on a transport. The connection and the frame codec are sans-IO: they take
+//! bytes, commands and the current time, and hand back frames, events and the next deadline, so
+//! every protocol rule is tested without a socket; tokio appears only in the runtime that drives
+//! them.
+//!
+//! ```text
+//!  trait + #[weft::service]            .proto file + build.rs
+//!            │ weft-macros                    │ weft-codegen (configure())
+//!            └───────────────┬────────────────┘
+//!                            ▼  one service model, one emitter
+//!  typed layer    weft::typed     codecs, Streaming, Context, Request; the generated
+//!                                 {Service}Client and {Service}Server<T>
+//!                            │  messages ⇄ payloads (Bytes + composite metadata)
+//!  runtime        Client, Server  tokio: the connection driver, one per connection;
+//!                 Handler         the payload-level API
+//!                            │  commands ⇄ events
+//!  connection     weft::conn      sans-IO: RSocket's rules, streams, REQUEST_N credit,
+//!                                 fragmentation, keepalive, limits
+//!                            │  frames ⇄ frames
+//!  frames         weft::frame     sans-IO: encode and decode every frame; composite and
+//!                                 routing metadata
+//!                            │  bytes ⇄ bytes, each frame behind a 24-bit length prefix
+//!  transport      Transport       TCP, in-memory; any AsyncRead + AsyncWrite through Io
+//! ```
+//!
+//! What each layer owns, and what of it is public:
+//!
+//! - **Code generation** (`weft-macros`, `weft-codegen`): parsing the trait or the `.proto`
+//!   file, checking it, lowering it into one service model, and emitting the server trait,
+//!   `{Service}Client` and `{Service}Server<T>`. The generated code calls generic functions of
+//!   the typed layer through a hidden `weft::__private` module, which is not public API.
+//! - **The typed layer** ([`typed`], its items re-exported here): messages instead of bytes.
+//!   A [`Codec`] ([`ProstCodec`] by default, or [`BytesCodec`]) encodes them; [`Streaming`],
+//!   [`Context`] and [`Request`] appear in the signatures of services and generated clients.
+//! - **The runtime** ([`Client`], [`Server`], [`Handler`], [`Service`], [`PayloadStream`],
+//!   [`Config`]): the tokio layer. Each connection has a driver, the one future that touches its
+//!   transport: it owns the [`conn::Connection`] and the read and write buffers, feeds the
+//!   connection what it reads, what the handles ask for (through one inbox) and the timer's
+//!   expiries, writes what the connection emits, delivers messages to the streams that wait for
+//!   them, and polls the streams this side sends. The driver is private; [`Client`] (requests)
+//!   and [`Handler`] (answers) are the public payload-level API, for hand-written services and
+//!   for RSocket peers that are not Weft.
+//! - **The connection** ([`conn`]): one side of an RSocket connection as a state machine, with
+//!   no IO and no clock: SETUP, the streams and their states, REQUEST_N credit both ways,
+//!   cancellation, fragmentation and reassembly, keepalive, the limits, and which errors close
+//!   a stream and which the connection.
+//! - **Frames** ([`frame`]): every RSocket 1.0 frame encoded and decoded on [`bytes`], the
+//!   composite and routing metadata ([`frame::metadata`]), and the 24-bit length prefix of
+//!   stream transports ([`frame::length`]).
+//! - **Transports** ([`Transport`], [`Io`]): a reliable, ordered byte stream split into a read
+//!   half and a write half. TCP ([`Client::connect`], [`Server::bind`]) and an in-memory duplex
+//!   ([`Server::connect_in_memory`]) ship with Weft; the runtime adds and strips the length
+//!   prefix as it writes and reads.
+//!
+//! [`conn`] and [`frame`] are a public, documented low-level layer, as `quinn-proto` is to
+//! `quinn`: what a different runtime, a fuzzer or a protocol test would build on. Most programs
+//! need only the generated code, [`Client`], [`Server`] and [`Config`].
+//!
 //! # Typed services
 //!
 //! Describe a service as a trait, annotate it with [`#[weft::service]`](service), and Weft
@@ -46,6 +110,19 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The same service written as a `.proto` file is compiled in a build script by
+//! `weft_codegen::configure().compile_protos(…)` and pulled into a module with
+//! [`include_proto!`]; the generated items are the same.
+//!
+//! # Below the typed layer
+//!
+//! A [`Client`] makes calls at the payload level (a [`Call`] names the route and carries
+//! metadata; the data is [`bytes::Bytes`]), and a [`Handler`] answers them; generated clients and
+//! servers are built on the two. Every connection carries requests both ways: a client that
+//! serves the server's requests is made with [`Client::over_with_handler`], and a handler
+//! reaches that side through [`Call::peer`]. [`Config`] sets keepalive, credit windows,
+//! fragmentation and the limits that bound what a peer can make a connection hold.
 
 mod config;
 pub mod conn;
