@@ -81,11 +81,13 @@ impl Config {
     /// `max_lifetime`. Both are announced in SETUP. A server takes the client's values.
     /// Defaults: 20 s and 90 s. Zero durations are raised to one millisecond, the wire's unit.
     ///
-    /// These deadlines (and the setup timeout and shutdown grace) are kept by one thread per
-    /// process, `weft-alarm`, started with the first connection, rather than by tokio's timer:
-    /// a runtime with a timer pending pays for it on every wait, and a busy connection waits
-    /// thousands of times a second for deadlines seconds away. So they follow the real clock:
-    /// `tokio::time::pause` does not hold them back.
+    /// These deadlines (and the setup timeout and shutdown grace) follow tokio's clock, so a
+    /// test that pauses it (`tokio::time::pause`, `#[tokio::test(start_paused = true)]`) sees
+    /// them fire as its other timers do. While that clock is the real one they are kept by a
+    /// thread, `weft-alarm`, rather than by tokio's timer wheel: a runtime with a timer pending
+    /// pays for it on every wait, and a busy connection waits thousands of times a second for
+    /// deadlines seconds away. The thread runs while connections are open, and stops a moment
+    /// after the last one closes.
     pub fn keepalive(mut self, interval: Duration, max_lifetime: Duration) -> Self {
         self.keepalive_interval = interval.max(Duration::from_millis(1));
         self.max_lifetime = max_lifetime.max(Duration::from_millis(1));

@@ -391,6 +391,28 @@ async fn a_peer_that_stops_answering_keepalives_is_detected() {
     .await
 }
 
+/// The connection's deadlines follow tokio's clock: paused, a peer's silence of a minute is
+/// detected as soon as the runtime has nothing else to do, in no real time at all.
+#[tokio::test(start_paused = true)]
+async fn under_a_paused_clock_the_keepalive_timeout_fires_by_tokios_time() {
+    let real = std::time::Instant::now();
+    // A peer that reads and never answers, over an in-memory pipe (no sockets: the paused
+    // clock's auto-advance waits for nothing else).
+    let (client_end, mut peer_end) = tokio::io::duplex(64 * 1024);
+    let peer = tokio::spawn(async move {
+        let mut sink = vec![0u8; 4096];
+        while matches!(peer_end.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    let config = Config::default().keepalive(Duration::from_secs(20), Duration::from_secs(60));
+    let client = Client::over(client_end, config);
+    let started = tokio::time::Instant::now();
+    let reason = client.closed().await;
+    assert!(reason.contains("60000 ms"), "{reason}");
+    assert!(started.elapsed() >= Duration::from_secs(60), "tokio's clock moved a minute");
+    assert!(real.elapsed() < Duration::from_secs(10), "in no real time: {:?}", real.elapsed());
+    peer.abort();
+}
+
 /// A server that answers every KEEPALIVE asking for an answer, and counts those and the
 /// fire-and-forget requests it reads until the client goes away.
 async fn keepalive_answering_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<(usize, usize)>) {
