@@ -3,9 +3,10 @@
 //! A [`Connection`] is one side of an RSocket connection. It performs no IO and reads no clock:
 //! the driver feeds it
 //!
-//! 1. input: [`Connection::handle_frame`] for every frame read, [`Connection::handle_decode_error`]
-//!    for every frame that failed to decode, [`Connection::handle_timeout`] when the deadline
-//!    from [`Connection::poll_timeout`] passes;
+//! 1. input: [`Connection::handle_bytes`] for every frame read (its bytes, as the transport
+//!    delimited them), or [`Connection::handle_frame`] for a frame already decoded (then
+//!    [`Connection::handle_decode_error`] for one that failed to decode), and
+//!    [`Connection::handle_timeout`] when the deadline from [`Connection::poll_timeout`] passes;
 //! 2. commands from the application: [`Connection::open`], [`Connection::send_next`],
 //!    [`Connection::send_complete`], [`Connection::send_error`], [`Connection::cancel`],
 //!    [`Connection::consumed`], [`Connection::close`];
@@ -17,11 +18,11 @@
 //!    [`Connection::poll_timeout`] (when to call `handle_timeout` next).
 //!
 //! A stream's messages have shorter ways through, which skip the queues where the order of
-//! frames and events allows it, and otherwise leave the frame to the general path: read,
-//! [`Connection::handle_payload`], [`Connection::accept_message`] (from a frame's header alone)
-//! and [`Connection::receiving`] (a run of one stream's messages); written straight into the
-//! caller's write buffer, [`Connection::send_next_into`], [`Connection::finish_message`] and
-//! [`Connection::messages_in_place`] (a run of them).
+//! frames and events allows it: `handle_bytes` reads a plain message from its frame's header
+//! alone and hands it back instead of queuing an event. Weft's runtime has shorter ways still
+//! (a run of one stream's messages read with one look-up; messages written, or encoded, straight
+//! into its write buffer), which are not public: they are the runtime's, and tied to its
+//! framing.
 //!
 //! Either side is requester and responder at once: the client opens odd stream ids, the server
 //! even ones (Protocol.md, "Stream Identifiers"), so the [`Side`] decides who owns a stream.
@@ -64,7 +65,7 @@ use crate::frame::{
     self, Cancel, DecodeError, ErrorCode, ErrorFrame, Frame, FrameType, HEADER_SIZE, Keepalive, MAX_U31, PayloadFrame,
     RequestChannel, RequestFrame, RequestN, RequestStream, Setup, VERSION,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use frame::length::RequestHead;
 pub(crate) use ids::{IdMap, id_map};
 use rules::Verdict;
@@ -255,7 +256,7 @@ struct OpenedRequest {
     grant: Option<u32>,
 }
 
-/// A message from the peer that [`Connection::handle_payload`] hands over directly.
+/// A message from the peer that [`Connection::handle_bytes`] hands over directly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     /// The stream it belongs to.
@@ -272,7 +273,7 @@ pub struct Message {
 /// A stream's messages written in place, one after another, with the stream looked up once:
 /// see [`Connection::messages_in_place`].
 #[derive(Debug)]
-pub struct InPlace<'a> {
+pub(crate) struct InPlace<'a> {
     id: u32,
     credit: &'a mut u64,
     max_data: usize,
@@ -284,7 +285,7 @@ impl InPlace<'_> {
     /// a credit spent, and true returned; otherwise nothing changed, and the message is for
     /// `finish_message`, which says why it cannot go.
     #[inline]
-    pub fn finish(&mut self, start: usize, out: &mut BytesMut) -> bool {
+    pub(crate) fn finish(&mut self, start: usize, out: &mut BytesMut) -> bool {
         if *self.credit == 0 || out.len() - start - frame::length::MESSAGE_HEAD > self.max_data {
             return false;
         }
@@ -297,7 +298,7 @@ impl InPlace<'_> {
 /// A run of a stream's messages handed over from their frames' headers, with the stream looked
 /// up once: see [`Connection::receiving`].
 #[derive(Debug)]
-pub struct Receiving<'a> {
+pub(crate) struct Receiving<'a> {
     stream: &'a mut Stream,
     /// The connection's unread bytes.
     unread: &'a mut u64,
@@ -307,7 +308,7 @@ impl Receiving<'_> {
     /// [`Connection::accept_message`] for one more plain message (N alone) of `len` bytes: true
     /// if it is handed over; otherwise nothing changed, and its frame is for `handle_frame`.
     #[inline]
-    pub fn take(&mut self, len: usize) -> bool {
+    pub(crate) fn take(&mut self, len: usize) -> bool {
         if self.stream.in_outstanding == 0 {
             return false;
         }
@@ -599,9 +600,66 @@ impl Connection {
         }
     }
 
+    /// One frame from the peer, as bytes: what a transport delimited (without the length
+    /// prefix of a stream transport). The way in for a runtime: a frame that needs no decoding
+    /// beyond its header is read from the header, and a whole message that needs no event of
+    /// its own is returned instead of queued as [`Event::Next`] (see [`Message`]), so that a
+    /// stream's messages skip the event queue. Everything else is decoded and handled as
+    /// [`handle_frame`](Connection::handle_frame) handles it, and a frame that cannot be
+    /// decoded as [`handle_decode_error`](Connection::handle_decode_error) says.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use std::time::Instant;
+    /// use weft::conn::{Connection, Event};
+    /// use weft::frame::{Frame, Setup};
+    /// use weft::Config;
+    ///
+    /// let now = Instant::now();
+    /// let mut server = Connection::server(Config::default(), now);
+    /// let mut client = Connection::client(Config::default(), now);
+    /// let setup = client.poll_transmit().expect("SETUP");
+    /// let mut bytes = BytesMut::new();
+    /// setup.encode(&mut bytes);
+    /// assert!(server.handle_bytes(bytes.freeze(), now).is_none());
+    /// assert!(matches!(server.poll_event(), Some(Event::SetupAccepted(_))));
+    /// ```
+    pub fn handle_bytes(&mut self, mut bytes: Bytes, now: Instant) -> Option<Message> {
+        // Most frames are a stream's plain messages, whose header says all.
+        if let Some((id, complete)) = frame::plain_message(&bytes)
+            && let Some(last) = self.accept_message(id, complete, bytes.len() - HEADER_SIZE, now)
+        {
+            bytes.advance(HEADER_SIZE);
+            return Some(Message { stream_id: id, metadata: Bytes::new(), data: bytes, last });
+        }
+        // A request (one per call on a server): decoded as such, without building a `Frame`.
+        if frame::is_request(&bytes) {
+            match frame::decode_request_frame(bytes) {
+                Ok(request) => self.handle_request_frame(request, now),
+                Err(e) => self.handle_decode_error(&e, now),
+            }
+            return None;
+        }
+        if !frame::is_payload(&bytes) {
+            match Frame::decode(bytes) {
+                Ok(frame) => self.handle_frame(frame, now),
+                Err(e) => self.handle_decode_error(&e, now),
+            }
+            return None;
+        }
+        // The other PAYLOAD frames: decoded as such, without building a `Frame`.
+        match frame::decode_payload_frame(bytes) {
+            Ok(p) => self.handle_payload(p, now),
+            Err(e) => {
+                self.handle_decode_error(&e, now);
+                None
+            }
+        }
+    }
+
     /// A request frame read from the peer, as [`handle_frame`](Connection::handle_frame) would
     /// take it inside a [`Frame`] (see [`frame::decode_request_frame`]).
-    pub(crate) fn handle_request_frame(&mut self, request: RequestFrame, now: Instant) {
+    fn handle_request_frame(&mut self, request: RequestFrame, now: Instant) {
         if !self.heard_on_a_short_way(now) {
             // Rare, and handled there: ignored once closed, refused before SETUP.
             return self.handle_frame(request.into(), now);
@@ -633,7 +691,7 @@ impl Connection {
     /// the answer (N, not F) to this side's request/response, after which the connection has
     /// forgotten the stream ([`Message::last`]; no [`Event::Complete`] follows). Everything
     /// else about the frame is handled, and queued, as usual.
-    pub fn handle_payload(&mut self, p: PayloadFrame, now: Instant) -> Option<Message> {
+    pub(crate) fn handle_payload(&mut self, p: PayloadFrame, now: Instant) -> Option<Message> {
         let len = p.payload.metadata.as_ref().map_or(0, Bytes::len) + p.payload.data.len();
         match (p.next && !p.follows).then(|| self.accept_message(p.stream_id, p.complete, len, now)) {
             Some(Some(last)) => Some(Message {
@@ -653,7 +711,7 @@ impl Connection {
     /// bytes on stream `id`, known from its frame's header: whether it is handed over directly,
     /// and if so whether it was the stream's last ([`Message::last`]). `None` leaves the
     /// streams as they were: the frame is then for [`handle_frame`](Connection::handle_frame).
-    pub fn accept_message(&mut self, id: u32, complete: bool, len: usize, now: Instant) -> Option<bool> {
+    pub(crate) fn accept_message(&mut self, id: u32, complete: bool, len: usize, now: Instant) -> Option<bool> {
         let (stream, unread) = self.readable(id, now)?;
         // Protocol.md: a request/response PAYLOAD without C counts as complete.
         if stream.kind == Kind::RequestResponse {
@@ -671,7 +729,7 @@ impl Connection {
     /// on stream `id`, a request/stream or channel, with the stream looked up once: `None` where
     /// `accept_message` would not hand its messages over. The connection is borrowed meanwhile,
     /// so nothing can happen to the stream between the run's messages.
-    pub fn receiving(&mut self, id: u32, now: Instant) -> Option<Receiving<'_>> {
+    pub(crate) fn receiving(&mut self, id: u32, now: Instant) -> Option<Receiving<'_>> {
         let (stream, unread) = self.readable(id, now).filter(|(s, _)| s.kind != Kind::RequestResponse)?;
         Some(Receiving { stream, unread })
     }
@@ -1057,7 +1115,7 @@ impl Connection {
     /// [`send_next_into`](Connection::send_next_into) does for messages; otherwise it is queued
     /// as usual. The order of frames is the same either way, provided `out` is where the caller
     /// writes what `poll_transmit` returns.
-    pub fn open_into(
+    pub(crate) fn open_into(
         &mut self,
         kind: Kind,
         metadata: Bytes,
@@ -1161,7 +1219,7 @@ impl Connection {
     /// that a stream's messages skip the queue; otherwise the frames are queued as usual. The
     /// order of frames is the same either way, provided `out` is where the caller writes what
     /// `poll_transmit` returns.
-    pub fn send_next_into(
+    pub(crate) fn send_next_into(
         &mut self,
         id: u32,
         metadata: Bytes,
@@ -1194,7 +1252,7 @@ impl Connection {
     /// [`send_next_into`]: Connection::send_next_into
     /// [`send_next`]: Connection::send_next
     /// [`complete_in_place`]: Connection::complete_in_place
-    pub fn finish_message(&mut self, id: u32, start: usize, out: &mut BytesMut) -> Result<bool, CommandError> {
+    pub(crate) fn finish_message(&mut self, id: u32, start: usize, out: &mut BytesMut) -> Result<bool, CommandError> {
         let data_start = start + frame::length::MESSAGE_HEAD;
         if !self.writes_now(out.len() - data_start) {
             // Rare (a message too large for one frame): a copy beside its fragmenting is cheap.
@@ -1225,7 +1283,7 @@ impl Connection {
     /// run's messages.
     ///
     /// [`finish_message`]: Connection::finish_message
-    pub fn messages_in_place(&mut self, id: u32) -> Option<InPlace<'_>> {
+    pub(crate) fn messages_in_place(&mut self, id: u32) -> Option<InPlace<'_>> {
         if !self.transmit.is_empty() {
             return None;
         }
@@ -1240,7 +1298,7 @@ impl Connection {
     /// frame after it.
     ///
     /// [`finish_message`]: Connection::finish_message
-    pub fn complete_in_place(&mut self, id: u32, start: usize, out: &mut BytesMut) {
+    pub(crate) fn complete_in_place(&mut self, id: u32, start: usize, out: &mut BytesMut) {
         let Some(stream) = self.streams.get_mut(&id) else { return };
         if stream.outbound != Half::Open {
             return;

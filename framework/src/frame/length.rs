@@ -59,7 +59,7 @@ pub fn encode_frame<B: BufMut>(frame: &Frame, buf: &mut B) {
 /// [`Frame::Payload`], without building the frame. A stream's messages are written this way,
 /// so the header is assembled once and the payload copied once. Metadata longer than a 24-bit
 /// length is cut, as the frame encoder cuts it.
-pub fn encode_message(stream_id: u32, complete: bool, metadata: Option<&[u8]>, data: &[u8], buf: &mut BytesMut) {
+pub(crate) fn encode_message(stream_id: u32, complete: bool, metadata: Option<&[u8]>, data: &[u8], buf: &mut BytesMut) {
     use super::flags::{COMPLETE, NEXT};
     let flags = NEXT | if complete { COMPLETE } else { 0 };
     encode_whole(super::FrameType::Payload, stream_id, flags, None, metadata, data, buf);
@@ -67,28 +67,14 @@ pub fn encode_message(stream_id: u32, complete: bool, metadata: Option<&[u8]>, d
 
 /// The bytes before a message's data in a PAYLOAD frame without metadata: the prefix and the
 /// frame header.
-pub const MESSAGE_HEAD: usize = PREFIX_SIZE + HEADER_SIZE;
+pub(crate) const MESSAGE_HEAD: usize = PREFIX_SIZE + HEADER_SIZE;
 
 /// Starts a PAYLOAD frame whose data is written after it, in place: appends room for its
 /// [`MESSAGE_HEAD`] and returns where the frame starts, for [`finish_message`]. The data can
 /// then be encoded straight into `buf`, so a message is neither built apart nor copied.
-///
-/// ```
-/// use bytes::{BufMut, BytesMut};
-/// use weft::frame::length::{self, LengthDelimited};
-/// use weft::frame::{Frame, Payload, PayloadFrame};
-///
-/// let mut wire = BytesMut::new();
-/// let start = length::begin_message(&mut wire);
-/// wire.put_slice(b"hello");
-/// length::finish_message(&mut wire[start..], 5, false);
-/// let frame = LengthDelimited::new(1024).decode_frame(&mut wire).unwrap();
-/// let expected = PayloadFrame { stream_id: 5, follows: false, complete: false, next: true, payload: Payload::data(&b"hello"[..]) };
-/// assert_eq!(frame, Some(Frame::Payload(expected)));
-/// ```
 // Inlined: called once a message, from the driver (compiled in the user's crate).
 #[inline]
-pub fn begin_message(buf: &mut BytesMut) -> usize {
+pub(crate) fn begin_message(buf: &mut BytesMut) -> usize {
     let start = buf.len();
     buf.put_bytes(0, MESSAGE_HEAD);
     start
@@ -98,7 +84,7 @@ pub fn begin_message(buf: &mut BytesMut) -> usize {
 /// the message's data (N, and C if `complete`; no metadata, no F). Data longer than a frame can
 /// hold is the caller's bug, as for [`encode_frame`]: the length is masked to 24 bits.
 #[inline]
-pub fn finish_message(frame: &mut [u8], stream_id: u32, complete: bool) {
+pub(crate) fn finish_message(frame: &mut [u8], stream_id: u32, complete: bool) {
     use super::flags::{COMPLETE, NEXT};
     let flags = NEXT | if complete { COMPLETE } else { 0 };
     put_head(frame, frame.len() - PREFIX_SIZE, super::FrameType::Payload, stream_id, flags);
@@ -116,14 +102,14 @@ fn put_head(head: &mut [u8], len: usize, frame_type: super::FrameType, stream_id
 
 /// Sets (C) on a PAYLOAD frame [`finish_message`] wrote: the message turned out to be its
 /// stream's last.
-pub fn complete_message(frame: &mut [u8]) {
+pub(crate) fn complete_message(frame: &mut [u8]) {
     // The flags' low byte is the header's last.
     frame[MESSAGE_HEAD - 1] |= super::flags::COMPLETE as u8;
 }
 
 /// What a request frame carries before its payload, for [`encode_request`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestHead {
+pub(crate) enum RequestHead {
     /// REQUEST_RESPONSE.
     Response,
     /// REQUEST_FNF.
@@ -146,7 +132,7 @@ pub enum RequestHead {
 /// metadata (M, even when empty: a Weft request always carries its route), the bytes
 /// [`encode_frame`] writes for the same [`Frame`], without building it: requests go out this
 /// way, as messages do with [`encode_message`]. Metadata longer than a 24-bit length is cut.
-pub fn encode_request(head: RequestHead, stream_id: u32, metadata: &[u8], data: &[u8], buf: &mut BytesMut) {
+pub(crate) fn encode_request(head: RequestHead, stream_id: u32, metadata: &[u8], data: &[u8], buf: &mut BytesMut) {
     use super::FrameType;
     let (frame_type, flags, initial_n) = match head {
         RequestHead::Response => (FrameType::RequestResponse, 0, None),
@@ -466,5 +452,77 @@ mod tests {
     fn maximum_is_capped_at_the_protocol_limit() {
         assert_eq!(LengthDelimited::new(usize::MAX).max_frame_size(), MAX_FRAME_SIZE);
         assert_eq!(LengthDelimited::new(10).max_frame_size(), 10);
+    }
+
+    #[test]
+    fn a_message_begun_and_finished_in_place_is_a_whole_frame() {
+        use bytes::BufMut;
+        let mut wire = BytesMut::new();
+        let start = begin_message(&mut wire);
+        wire.put_slice(b"hello");
+        finish_message(&mut wire[start..], 5, false);
+        let frame = LengthDelimited::new(1024).decode_frame(&mut wire).unwrap();
+        let expected = PayloadFrame {
+            stream_id: 5,
+            follows: false,
+            complete: false,
+            next: true,
+            payload: Payload::data(&b"hello"[..]),
+        };
+        assert_eq!(frame, Some(Frame::Payload(expected)));
+    }
+
+    /// The writers that skip building a `Frame` write what `encode_frame` writes, for every
+    /// kind they write, with and without metadata, at sizes around the length fields' bytes.
+    #[test]
+    fn the_direct_writers_write_what_encode_frame_writes() {
+        use crate::frame::{Request, RequestChannel, RequestStream};
+        let sizes = [0usize, 1, 255, 256, 65_535, 65_536, 70_000];
+        let bytes = |n: usize| Bytes::from((0..n).map(|i| i as u8).collect::<Vec<u8>>());
+        for &stream_id in &[1u32, 2, 0x7FFF_FFFF] {
+            for &md in &sizes {
+                for &data in &sizes {
+                    let payload = Payload { metadata: Some(bytes(md)), data: bytes(data) };
+                    let same = |frame: Frame, direct: &dyn Fn(&mut BytesMut)| {
+                        let (mut expected, mut got) = (BytesMut::new(), BytesMut::new());
+                        encode_frame(&frame, &mut expected);
+                        direct(&mut got);
+                        assert_eq!(got, expected, "{frame:?}");
+                    };
+                    for complete in [false, true] {
+                        let p =
+                            PayloadFrame { stream_id, follows: false, complete, next: true, payload: payload.clone() };
+                        same(Frame::Payload(p), &|out| {
+                            encode_message(stream_id, complete, Some(&bytes(md)), &bytes(data), out)
+                        });
+                        let bare = Payload { metadata: None, data: bytes(data) };
+                        let p = PayloadFrame { stream_id, follows: false, complete, next: true, payload: bare };
+                        same(Frame::Payload(p), &|out| encode_message(stream_id, complete, None, &bytes(data), out));
+                        let r = RequestChannel {
+                            stream_id,
+                            follows: false,
+                            complete,
+                            initial_n: 7,
+                            payload: payload.clone(),
+                        };
+                        let head = RequestHead::Channel { initial_n: 7, complete };
+                        same(Frame::RequestChannel(r), &|out| {
+                            encode_request(head, stream_id, &bytes(md), &bytes(data), out)
+                        });
+                    }
+                    let r = Request { stream_id, follows: false, payload: payload.clone() };
+                    same(Frame::RequestResponse(r.clone()), &|out| {
+                        encode_request(RequestHead::Response, stream_id, &bytes(md), &bytes(data), out)
+                    });
+                    same(Frame::RequestFnf(r), &|out| {
+                        encode_request(RequestHead::FireAndForget, stream_id, &bytes(md), &bytes(data), out)
+                    });
+                    let r = RequestStream { stream_id, follows: false, initial_n: 9, payload };
+                    same(Frame::RequestStream(r), &|out| {
+                        encode_request(RequestHead::Stream { initial_n: 9 }, stream_id, &bytes(md), &bytes(data), out)
+                    });
+                }
+            }
+        }
     }
 }

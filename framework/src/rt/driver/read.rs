@@ -4,7 +4,7 @@
 use super::Driver;
 use crate::Payload;
 use crate::conn::Receiving;
-use crate::frame::{self, DecodeError, Frame};
+use crate::frame::{self, DecodeError};
 use crate::rt::transport::Transport;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::time::Instant;
@@ -56,40 +56,12 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    /// One frame's bytes from the peer.
-    pub(super) fn handle_frame_bytes(&mut self, mut bytes: Bytes, now: std::time::Instant) {
-        // Most frames are a stream's plain messages, whose header says all: handed over
-        // without decoding the frame or going through the connection's event queue.
-        if let Some((id, complete)) = frame::plain_message(&bytes)
-            && let Some(last) = self.conn.accept_message(id, complete, bytes.len() - frame::HEADER_SIZE, now)
-        {
-            bytes.advance(frame::HEADER_SIZE);
-            let payload = Payload { metadata: Bytes::new(), data: bytes };
-            return if last { self.answered(id, payload) } else { self.deliver(id, payload) };
-        }
-        // A request (one per call on a server): decoded as such, without building a `Frame`.
-        if frame::is_request(&bytes) {
-            match frame::decode_request_frame(bytes) {
-                Ok(request) => self.conn.handle_request_frame(request, now),
-                Err(e) => self.conn.handle_decode_error(&e, now),
-            }
-            return;
-        }
-        if !frame::is_payload(&bytes) {
-            match Frame::decode(bytes) {
-                Ok(frame) => self.conn.handle_frame(frame, now),
-                Err(e) => self.conn.handle_decode_error(&e, now),
-            }
-            return;
-        }
-        // The other PAYLOAD frames: decoded as such, without building a `Frame`.
-        match frame::decode_payload_frame(bytes) {
-            Ok(p) => match self.conn.handle_payload(p, now) {
-                Some(m) if m.last => self.answered(m.stream_id, Payload { metadata: m.metadata, data: m.data }),
-                Some(m) => self.deliver(m.stream_id, Payload { metadata: m.metadata, data: m.data }),
-                None => {}
-            },
-            Err(e) => self.conn.handle_decode_error(&e, now),
+    /// One frame's bytes from the peer: a message the connection hands over at once goes to
+    /// its reader; the rest comes out as events.
+    pub(super) fn handle_frame_bytes(&mut self, bytes: Bytes, now: std::time::Instant) {
+        if let Some(m) = self.conn.handle_bytes(bytes, now) {
+            let payload = Payload { metadata: m.metadata, data: m.data };
+            if m.last { self.answered(m.stream_id, payload) } else { self.deliver(m.stream_id, payload) }
         }
     }
 }

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
 use weft::Config;
 use weft::conn::{CloseReason, Connection, Event, Kind, Side};
-use weft::frame::length::{self, LengthDelimited, RequestHead};
+use weft::frame::length::{self, LengthDelimited};
 use weft::frame::metadata::{COMPOSITE_METADATA_MIME, CompositeMetadata, MimeType, RoutingMetadata, well_known};
 use weft::frame::{
     Cancel, ErrorCode, ErrorFrame, Ext, Frame, HEADER_SIZE, Keepalive, Lease, MAX_FRAME_SIZE, MAX_U31, MetadataPush,
@@ -116,8 +116,9 @@ fn byte_fields(frame: &Frame) -> Vec<&Bytes> {
     }
 }
 
-/// `decode(encode(frame)) == frame`, with `encoded_len` right, the same through the length
-/// prefix, and the same bytes from `encode_message`/`encode_request` where those apply.
+/// `decode(encode(frame)) == frame`, with `encoded_len` right, and the same through the length
+/// prefix. (That the crate's direct writers write the same bytes is a unit test of
+/// `frame::length`: they are not public.)
 ///
 /// The reverse, `encode(decode(bytes)) == bytes`, is not an invariant: undefined flags and
 /// bytes after a fixed-size frame's last field are ignored on receipt.
@@ -130,38 +131,8 @@ fn round_trip(frame: &Frame) {
     let mut wire = BytesMut::new();
     length::encode_frame(frame, &mut wire);
     assert_eq!(wire.len(), length::encoded_len(frame));
-    let expected = wire.clone();
     assert_eq!(LengthDelimited::new(MAX_FRAME_SIZE).decode_frame(&mut wire).as_ref(), Ok(&Some(frame.clone())));
     assert!(wire.is_empty(), "the prefix declared the frame's length");
-
-    // The writers that skip building a `Frame` must write what `encode_frame` writes.
-    let mut direct = BytesMut::new();
-    match frame {
-        Frame::Payload(p) if p.next && !p.follows => {
-            let metadata = p.payload.metadata.as_deref();
-            length::encode_message(p.stream_id, p.complete, metadata, &p.payload.data, &mut direct);
-        }
-        Frame::RequestResponse(r) | Frame::RequestFnf(r) if !r.follows && r.payload.metadata.is_some() => {
-            let head = match frame {
-                Frame::RequestResponse(_) => RequestHead::Response,
-                _ => RequestHead::FireAndForget,
-            };
-            let metadata = r.payload.metadata.as_deref().unwrap_or_default();
-            length::encode_request(head, r.stream_id, metadata, &r.payload.data, &mut direct);
-        }
-        Frame::RequestStream(r) if !r.follows && r.payload.metadata.is_some() => {
-            let metadata = r.payload.metadata.as_deref().unwrap_or_default();
-            let head = RequestHead::Stream { initial_n: r.initial_n };
-            length::encode_request(head, r.stream_id, metadata, &r.payload.data, &mut direct);
-        }
-        Frame::RequestChannel(r) if !r.follows && r.payload.metadata.is_some() => {
-            let metadata = r.payload.metadata.as_deref().unwrap_or_default();
-            let head = RequestHead::Channel { initial_n: r.initial_n, complete: r.complete };
-            length::encode_request(head, r.stream_id, metadata, &r.payload.data, &mut direct);
-        }
-        _ => return,
-    }
-    assert_eq!(direct, expected, "the direct writer disagrees with encode_frame for {frame:?}");
 }
 
 /// `input` as a byte stream read `chunk` bytes at a time through a [`LengthDelimited`] of
@@ -554,37 +525,29 @@ fn setup_frame(variant: u8) -> Setup {
     }
 }
 
-/// Feeds one frame's bytes to a connection as a driver would: decoded, or its decode error.
-fn feed_bytes(obs: &mut Observed, bytes: Bytes, now: Instant, via_payload: bool) {
-    match Frame::decode(bytes) {
-        Ok(frame) => feed_frame(obs, frame, now, via_payload),
-        Err(e) => obs.conn.handle_decode_error(&e, now),
-    }
-}
-
-/// Feeds a frame, PAYLOAD frames through [`Connection::handle_payload`] when `via_payload`: a
-/// message it hands over directly stands for the events it would otherwise have queued.
-fn feed_frame(obs: &mut Observed, frame: Frame, now: Instant, via_payload: bool) {
-    match frame {
-        Frame::Payload(p) if via_payload => {
-            let was_open = !obs.conn.is_closed();
-            if let Some(message) = obs.conn.handle_payload(p, now) {
-                assert!(was_open, "a closed connection handed a message over");
-                assert_ne!(message.stream_id, 0);
-                if message.last {
-                    assert!(!obs.conn.contains(message.stream_id), "the last message's stream is forgotten");
-                }
-                let Observed { events, .. } = obs;
-                if events.len() < 4_096 {
-                    events.push(Event::Next {
-                        stream_id: message.stream_id,
-                        metadata: message.metadata,
-                        data: message.data,
-                    });
-                }
-            }
+/// Feeds one frame's bytes to a connection: through [`Connection::handle_bytes`], the way in
+/// a runtime uses, when `via_bytes`; otherwise decoded first (or its decode error) and handed
+/// to `handle_frame`. A message `handle_bytes` hands over directly stands for the event it
+/// would otherwise have queued.
+fn feed_bytes(obs: &mut Observed, bytes: Bytes, now: Instant, via_bytes: bool) {
+    if !via_bytes {
+        match Frame::decode(bytes) {
+            Ok(frame) => obs.conn.handle_frame(frame, now),
+            Err(e) => obs.conn.handle_decode_error(&e, now),
         }
-        frame => obs.conn.handle_frame(frame, now),
+        return;
+    }
+    let was_open = !obs.conn.is_closed();
+    if let Some(message) = obs.conn.handle_bytes(bytes, now) {
+        assert!(was_open, "a closed connection handed a message over");
+        assert_ne!(message.stream_id, 0);
+        if message.last {
+            assert!(!obs.conn.contains(message.stream_id), "the last message's stream is forgotten");
+        }
+        let Observed { events, .. } = obs;
+        if events.len() < 4_096 {
+            events.push(Event::Next { stream_id: message.stream_id, metadata: message.metadata, data: message.data });
+        }
     }
 }
 
@@ -703,16 +666,21 @@ fn run_single(side: Side, cfg: u8, src: &mut Src<'_>) {
                     obs.conn.handle_timeout(now);
                 }
             }
-            // The header-only ways in for a stream's messages, as the driver uses them.
+            // A run of one stream's whole messages, the short way in's usual input.
             14 => {
                 let id = obs.pick_id(src);
-                let len = usize::from(src.u8());
-                if op & 0x80 != 0 {
-                    let _ = obs.conn.accept_message(id, op & 0x40 != 0, len, now);
-                } else if let Some(mut run) = obs.conn.receiving(id, now) {
-                    for _ in 0..(op >> 5) % 4 {
-                        let _ = run.take(len);
-                    }
+                let data = filler(src.u8());
+                for _ in 0..=(op >> 5) % 4 {
+                    let frame = Frame::Payload(PayloadFrame {
+                        stream_id: id,
+                        follows: false,
+                        complete: op & 0x10 != 0,
+                        next: true,
+                        payload: Payload::data(data.clone()),
+                    });
+                    let mut bytes = BytesMut::new();
+                    frame.encode(&mut bytes);
+                    feed_bytes(&mut obs, bytes.freeze(), now, true);
                 }
             }
             _ => {
@@ -740,7 +708,7 @@ fn run_pair(cfg: u8, src: &mut Src<'_>) {
     // wires[i]: bytes sides[i] has sent that the other has not read yet.
     let mut wires = [BytesMut::new(), BytesMut::new()];
     let mut tampered = false;
-    let via_payload = cfg & 0x20 != 0;
+    let via_bytes = cfg & 0x20 != 0;
     for (obs, wire) in sides.iter_mut().zip(wires.iter_mut()) {
         obs.drain(Some(wire), 4);
     }
@@ -762,7 +730,7 @@ fn run_pair(cfg: u8, src: &mut Src<'_>) {
                 let framing = LengthDelimited::new(MAX_FRAME_SIZE);
                 for _ in 0..count {
                     match framing.decode(&mut wires[me]) {
-                        Ok(Some(bytes)) => feed_bytes(other, bytes, now, via_payload),
+                        Ok(Some(bytes)) => feed_bytes(other, bytes, now, via_bytes),
                         Ok(None) => break,
                         Err(e) => {
                             other.conn.handle_decode_error(&e, now);
