@@ -21,8 +21,9 @@
 //! frames and events allows it: `handle_bytes` reads a plain message from its frame's header
 //! alone and hands it back instead of queuing an event. Weft's runtime has shorter ways still
 //! (a run of one stream's messages read with one look-up; messages written, or encoded, straight
-//! into its write buffer), which are not public: they are the runtime's, and tied to its
-//! framing.
+//! into its write buffer), which are not public: they are the runtime's. None of them frames
+//! what it writes: a frame's length prefix is the transport's business (the runtime puts it
+//! around each frame), so a transport that keeps message boundaries needs nothing here changed.
 //!
 //! Either side is requester and responder at once: the client opens odd stream ids, the server
 //! even ones (Protocol.md, "Stream Identifiers"), so the [`Side`] decides who owns a stream.
@@ -66,7 +67,7 @@ use crate::frame::{
     RequestChannel, RequestFrame, RequestN, RequestStream, Setup, VERSION,
 };
 use bytes::{Buf, Bytes, BytesMut};
-use frame::length::RequestHead;
+use frame::direct::RequestHead;
 pub(crate) use ids::{IdMap, id_map};
 use rules::Verdict;
 use std::collections::VecDeque;
@@ -284,13 +285,13 @@ impl InPlace<'_> {
     /// as it is: it fits one frame and the stream has credit left. Then its head is filled in,
     /// a credit spent, and true returned; otherwise nothing changed, and the message is for
     /// `finish_message`, which says why it cannot go.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish(&mut self, start: usize, out: &mut BytesMut) -> bool {
-        if *self.credit == 0 || out.len() - start - frame::length::MESSAGE_HEAD > self.max_data {
+        if *self.credit == 0 || out.len() - start - HEADER_SIZE > self.max_data {
             return false;
         }
         *self.credit -= 1;
-        frame::length::finish_message(&mut out[start..], self.id, false);
+        frame::direct::finish_message(&mut out[start..], self.id, false);
         true
     }
 }
@@ -1109,8 +1110,8 @@ impl Connection {
         Ok(id)
     }
 
-    /// [`open`](Connection::open), writing the request frame (with its length prefix, as
-    /// [`frame::length::encode_frame`] does) straight into `out` when nothing is queued for
+    /// [`open`](Connection::open), writing the request frame (as [`Frame::encode`] does, with
+    /// no framing around it: that is the caller's) straight into `out` when nothing is queued for
     /// [`poll_transmit`](Connection::poll_transmit) and the request needs no fragmenting, as
     /// [`send_next_into`](Connection::send_next_into) does for messages; otherwise it is queued
     /// as usual. The order of frames is the same either way, provided `out` is where the caller
@@ -1129,7 +1130,7 @@ impl Connection {
             return self.open(kind, metadata, data, complete);
         }
         let id = self.next_id()?;
-        frame::length::encode_request(head, id, &metadata, &data, out);
+        frame::direct::encode_request(head, id, &metadata, &data, out);
         self.opened(id, kind, complete);
         Ok(id)
     }
@@ -1213,8 +1214,8 @@ impl Connection {
         Ok(complete)
     }
 
-    /// [`send_next`](Connection::send_next), writing the frame (length-prefixed, as
-    /// [`frame::length::encode_frame`] does) straight into `out` when nothing is queued for
+    /// [`send_next`](Connection::send_next), writing the frame (as [`Frame::encode`] does, with
+    /// no framing around it: that is the caller's) straight into `out` when nothing is queued for
     /// [`poll_transmit`](Connection::poll_transmit) and the message needs no fragmenting, so
     /// that a stream's messages skip the queue; otherwise the frames are queued as usual. The
     /// order of frames is the same either way, provided `out` is where the caller writes what
@@ -1233,7 +1234,7 @@ impl Connection {
         }
         let complete = self.spend_credit(id, complete)?;
         let metadata = (!metadata.is_empty()).then_some(&metadata[..]);
-        frame::length::encode_message(id, complete, metadata, &data, out);
+        frame::direct::encode_message(id, complete, metadata, &data, out);
         if complete {
             self.reap(id);
         }
@@ -1241,7 +1242,8 @@ impl Connection {
     }
 
     /// Sends the message of stream `id` whose data was encoded into `out` after the head that
-    /// [`frame::length::begin_message`] left at `start`: as [`send_next_into`] would, but without
+    /// room for a frame header left at `start` (zeros, [`HEADER_SIZE`] of them, the bytes
+    /// `frame::direct::begin_message` appends): as [`send_next_into`] would, but without
     /// the copy. Where it may go at once the head is filled in where it is; where it may not
     /// (frames are queued ahead of it, or it needs fragmenting) its data is taken back out of
     /// `out` and queued as [`send_next`] queues it. Returns whether it stayed in place with this
@@ -1253,7 +1255,7 @@ impl Connection {
     /// [`send_next`]: Connection::send_next
     /// [`complete_in_place`]: Connection::complete_in_place
     pub(crate) fn finish_message(&mut self, id: u32, start: usize, out: &mut BytesMut) -> Result<bool, CommandError> {
-        let data_start = start + frame::length::MESSAGE_HEAD;
+        let data_start = start + HEADER_SIZE;
         if !self.writes_now(out.len() - data_start) {
             // Rare (a message too large for one frame): a copy beside its fragmenting is cheap.
             let data = Bytes::copy_from_slice(&out[data_start..]);
@@ -1263,7 +1265,7 @@ impl Connection {
         match self.spend_credit(id, false) {
             Ok(complete) => {
                 // (A request/response's answer always completes.)
-                frame::length::finish_message(&mut out[start..], id, complete);
+                frame::direct::finish_message(&mut out[start..], id, complete);
                 if complete {
                     self.reap(id);
                 }
@@ -1304,7 +1306,7 @@ impl Connection {
             return;
         }
         stream.outbound = Half::Closed;
-        frame::length::complete_message(&mut out[start..]);
+        frame::direct::complete_message(&mut out[start..]);
         self.reap(id);
     }
 

@@ -334,14 +334,14 @@ fn messages_in_place_spend_the_credit_and_keep_to_one_frame_as_finish_message_do
     let mut run = p.server.messages_in_place(id).expect("a stream with credit and nothing queued");
     let mut written = Vec::new();
     for data in [&b"a"[..], b"b"] {
-        let start = frame::length::begin_message(&mut out);
+        let start = frame::direct::begin_message(&mut out);
         out.extend_from_slice(data);
         assert!(run.finish(start, &mut out));
         written.push(start);
     }
     // Too large for one frame: left as it is, for `finish_message` (which fragments it).
-    let start = frame::length::begin_message(&mut out);
-    out.resize(start + frame::length::MESSAGE_HEAD + max_data + 1, 9);
+    let start = frame::direct::begin_message(&mut out);
+    out.resize(start + HEADER_SIZE + max_data + 1, 9);
     assert!(!run.finish(start, &mut out));
     assert_eq!(p.server.finish_message(id, start, &mut out), Ok(false));
     assert_eq!(out.len(), start, "taken out, to be queued fragmented");
@@ -349,21 +349,21 @@ fn messages_in_place_spend_the_credit_and_keep_to_one_frame_as_finish_message_do
     // The credit was three: two in place, one fragmented; the next has none.
     transmitted(&mut p.server);
     let mut run = p.server.messages_in_place(id).expect("nothing queued any more");
-    let start = frame::length::begin_message(&mut out);
+    let start = frame::direct::begin_message(&mut out);
     out.extend_from_slice(b"c");
     assert!(!run.finish(start, &mut out));
     assert_eq!(p.server.finish_message(id, start, &mut out), Err(CommandError::NoCredit(id)));
     assert_eq!(out.len(), start);
-    // What was written in place is the PAYLOAD frames `send_next` would have sent.
-    let framing = frame::length::LengthDelimited::new(frame::MAX_FRAME_SIZE);
+    // What was written in place is the PAYLOAD frames `send_next` would have sent, with no
+    // framing around them (that is the transport's).
+    assert_eq!(written, [0, 7]);
     for data in ["a", "b"] {
         let payload = frame::Payload::data(b(data));
         let expected =
             Frame::Payload(PayloadFrame { stream_id: id, follows: false, complete: false, next: true, payload });
-        assert_eq!(framing.decode_frame(&mut out).unwrap(), Some(expected));
+        assert_eq!(Frame::decode(out.split_to(7).freeze()), Ok(expected));
     }
     assert!(out.is_empty());
-    assert_eq!(written, [0, 10]);
 }
 
 #[test]
@@ -423,12 +423,12 @@ fn a_request_written_straight_out_is_the_frame_open_would_queue() {
             let id = queued.client.open(kind, b("md"), data.clone(), complete).unwrap();
             let mut expected = BytesMut::new();
             for frame in transmitted(&mut queued.client) {
-                frame::length::encode_frame(&frame, &mut expected);
+                frame.encode(&mut expected);
             }
             let mut out = BytesMut::new();
             assert_eq!(direct.client.open_into(kind, b("md"), data.clone(), complete, &mut out), Ok(id));
             for frame in transmitted(&mut direct.client) {
-                frame::length::encode_frame(&frame, &mut out);
+                frame.encode(&mut out);
             }
             assert_eq!(out, expected, "{kind:?}, {} bytes", data.len());
             assert_eq!(direct.client.contains(id), queued.client.contains(id));

@@ -54,133 +54,47 @@ pub fn encode_frame<B: BufMut>(frame: &Frame, buf: &mut B) {
     frame.encode(buf);
 }
 
-/// Writes a PAYLOAD frame carrying one whole message (N, and C if `complete`; no F) on
-/// `stream_id`, with its prefix: the bytes [`encode_frame`] writes for that
-/// [`Frame::Payload`], without building the frame. A stream's messages are written this way,
-/// so the header is assembled once and the payload copied once. Metadata longer than a 24-bit
-/// length is cut, as the frame encoder cuts it.
-pub(crate) fn encode_message(stream_id: u32, complete: bool, metadata: Option<&[u8]>, data: &[u8], buf: &mut BytesMut) {
-    use super::flags::{COMPLETE, NEXT};
-    let flags = NEXT | if complete { COMPLETE } else { 0 };
-    encode_whole(super::FrameType::Payload, stream_id, flags, None, metadata, data, buf);
+/// Reserves a prefix at the end of `buf` for a frame written after it, in place; returns where
+/// the prefix starts, for [`seal`].
+#[inline]
+pub(crate) fn begin(buf: &mut BytesMut) -> usize {
+    begin_with(buf, 0)
 }
 
-/// The bytes before a message's data in a PAYLOAD frame without metadata: the prefix and the
-/// frame header.
-pub(crate) const MESSAGE_HEAD: usize = PREFIX_SIZE + HEADER_SIZE;
-
-/// Starts a PAYLOAD frame whose data is written after it, in place: appends room for its
-/// [`MESSAGE_HEAD`] and returns where the frame starts, for [`finish_message`]. The data can
-/// then be encoded straight into `buf`, so a message is neither built apart nor copied.
-// Inlined: called once a message, from the driver (compiled in the user's crate).
-#[inline]
-pub(crate) fn begin_message(buf: &mut BytesMut) -> usize {
+/// [`begin`], with `extra` more bytes reserved after the prefix at once (a frame's header, to
+/// fill in later): one write instead of two, for what every message does.
+#[inline(always)]
+pub(crate) fn begin_with(buf: &mut BytesMut, extra: usize) -> usize {
     let start = buf.len();
-    buf.put_bytes(0, MESSAGE_HEAD);
+    buf.put_bytes(0, PREFIX_SIZE + extra);
     start
 }
 
-/// Fills in the head [`begin_message`] left at the start of `frame`, which holds that head and
-/// the message's data (N, and C if `complete`; no metadata, no F). Data longer than a frame can
-/// hold is the caller's bug, as for [`encode_frame`]: the length is masked to 24 bits.
-#[inline]
-pub(crate) fn finish_message(frame: &mut [u8], stream_id: u32, complete: bool) {
-    use super::flags::{COMPLETE, NEXT};
-    let flags = NEXT | if complete { COMPLETE } else { 0 };
-    put_head(frame, frame.len() - PREFIX_SIZE, super::FrameType::Payload, stream_id, flags);
-}
-
-/// Writes a frame's prefix and header, for a frame of `len` bytes (after the prefix), into the
-/// first [`MESSAGE_HEAD`] bytes of `head`.
+/// Fills in the prefix [`begin`] reserved at `start`, for the frame written after it (up to the
+/// end of `buf`); if none was written, takes the prefix back out. A frame longer than the
+/// prefix can describe is the caller's bug, as for [`encode_frame`]: the length is masked.
 #[inline(always)]
-fn put_head(head: &mut [u8], len: usize, frame_type: super::FrameType, stream_id: u32, flags: u16) {
-    let type_and_flags = (u16::from(frame_type as u8) << 10) | flags;
-    head[..PREFIX_SIZE].copy_from_slice(&((len & MAX_FRAME_SIZE) as u32).to_be_bytes()[1..]);
-    head[PREFIX_SIZE..PREFIX_SIZE + 4].copy_from_slice(&(stream_id & super::MAX_U31).to_be_bytes());
-    head[PREFIX_SIZE + 4..MESSAGE_HEAD].copy_from_slice(&type_and_flags.to_be_bytes());
+pub(crate) fn seal(buf: &mut BytesMut, start: usize) {
+    let len = buf.len() - start - PREFIX_SIZE;
+    if len == 0 {
+        buf.truncate(start);
+        return;
+    }
+    put_prefix(&mut buf[start..start + PREFIX_SIZE], len);
 }
 
-/// Sets (C) on a PAYLOAD frame [`finish_message`] wrote: the message turned out to be its
-/// stream's last.
-pub(crate) fn complete_message(frame: &mut [u8]) {
-    // The flags' low byte is the header's last.
-    frame[MESSAGE_HEAD - 1] |= super::flags::COMPLETE as u8;
-}
-
-/// What a request frame carries before its payload, for [`encode_request`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RequestHead {
-    /// REQUEST_RESPONSE.
-    Response,
-    /// REQUEST_FNF.
-    FireAndForget,
-    /// REQUEST_STREAM with its initial request n.
-    Stream {
-        /// Initial credit.
-        initial_n: u32,
-    },
-    /// REQUEST_CHANNEL with its initial request n, and C if the requester sends nothing more.
-    Channel {
-        /// Initial credit.
-        initial_n: u32,
-        /// (C): the request is the requester's only message.
-        complete: bool,
-    },
-}
-
-/// Writes a whole (unfragmented) request frame on `stream_id`, with its prefix and with
-/// metadata (M, even when empty: a Weft request always carries its route), the bytes
-/// [`encode_frame`] writes for the same [`Frame`], without building it: requests go out this
-/// way, as messages do with [`encode_message`]. Metadata longer than a 24-bit length is cut.
-pub(crate) fn encode_request(head: RequestHead, stream_id: u32, metadata: &[u8], data: &[u8], buf: &mut BytesMut) {
-    use super::FrameType;
-    let (frame_type, flags, initial_n) = match head {
-        RequestHead::Response => (FrameType::RequestResponse, 0, None),
-        RequestHead::FireAndForget => (FrameType::RequestFnf, 0, None),
-        RequestHead::Stream { initial_n } => (FrameType::RequestStream, 0, Some(initial_n)),
-        RequestHead::Channel { initial_n, complete } => {
-            (FrameType::RequestChannel, if complete { super::flags::COMPLETE } else { 0 }, Some(initial_n))
-        }
-    };
-    encode_whole(frame_type, stream_id, flags, initial_n, Some(metadata), data, buf);
-}
-
-/// The one writer behind [`encode_message`] and [`encode_request`]: prefix, header (M added
-/// when there is metadata), the initial request n if any, the metadata's length and the
-/// metadata, the data. Always inlined, so that each caller's constant parts (no initial
-/// request n for a message) fold away.
+/// [`seal`] for a prefix known to have a frame after it.
 #[inline(always)]
-fn encode_whole(
-    frame_type: super::FrameType,
-    stream_id: u32,
-    flags: u16,
-    initial_n: Option<u32>,
-    metadata: Option<&[u8]>,
-    data: &[u8],
-    buf: &mut BytesMut,
-) {
-    // A 24-bit length, like the frame's own.
-    let metadata = metadata.map(|m| &m[..m.len().min(MAX_FRAME_SIZE)]);
-    let extra = if initial_n.is_some() { 4 } else { 0 };
-    let len = HEADER_SIZE + extra + metadata.map_or(0, |m| PREFIX_SIZE + m.len()) + data.len();
-    let flags = flags | if metadata.is_some() { super::flags::METADATA } else { 0 };
-    let mut head = [0u8; MESSAGE_HEAD + 4 + PREFIX_SIZE];
-    put_head(&mut head, len, frame_type, stream_id, flags);
-    let mut head_len = MESSAGE_HEAD;
-    if let Some(n) = initial_n {
-        head[head_len..head_len + 4].copy_from_slice(&(n & super::MAX_U31).to_be_bytes());
-        head_len += 4;
-    }
-    if let Some(m) = metadata {
-        head[head_len..head_len + PREFIX_SIZE].copy_from_slice(&(m.len() as u32).to_be_bytes()[1..]);
-        head_len += PREFIX_SIZE;
-    }
-    buf.reserve(PREFIX_SIZE + len);
-    buf.put_slice(&head[..head_len]);
-    if let Some(m) = metadata {
-        buf.put_slice(m);
-    }
-    buf.put_slice(data);
+pub(crate) fn seal_frame(buf: &mut [u8], start: usize) {
+    let len = buf.len() - start - PREFIX_SIZE;
+    put_prefix(&mut buf[start..start + PREFIX_SIZE], len);
+}
+
+/// Writes the 24-bit length `len` into `prefix`.
+#[inline(always)]
+fn put_prefix(prefix: &mut [u8], len: usize) {
+    let [_, a, b, c] = ((len & MAX_FRAME_SIZE) as u32).to_be_bytes();
+    prefix[..PREFIX_SIZE].copy_from_slice(&[a, b, c]);
 }
 
 /// The number of bytes [`encode_frame`] writes for `frame`: the prefix and the frame.
@@ -327,71 +241,6 @@ mod tests {
     }
 
     #[test]
-    fn a_message_is_written_as_its_payload_frame_would_be() {
-        /// Stream id, complete, metadata, data.
-        type Case<'a> = (u32, bool, Option<&'a [u8]>, &'a [u8]);
-        let cases: [Case<'_>; 5] = [
-            (1, false, None, b"hello"),
-            (3, true, None, b""),
-            (0x7FFF_FFFF, true, Some(b"meta"), b"data"),
-            (8, false, Some(b""), b"x"),
-            (u32::MAX, false, None, &[0x5a; 300]),
-        ];
-        for (id, complete, metadata, data) in cases {
-            let frame = Frame::Payload(PayloadFrame {
-                stream_id: id,
-                follows: false,
-                complete,
-                next: true,
-                payload: Payload { metadata: metadata.map(Bytes::copy_from_slice), data: Bytes::copy_from_slice(data) },
-            });
-            let (mut direct, mut framed) = (BytesMut::new(), BytesMut::new());
-            encode_message(id, complete, metadata, data, &mut direct);
-            encode_frame(&frame, &mut framed);
-            assert_eq!(direct, framed, "stream {id}, complete {complete}, metadata {metadata:?}");
-        }
-    }
-
-    #[test]
-    fn a_request_is_written_as_its_frame_would_be() {
-        use crate::frame::{Request, RequestChannel, RequestStream};
-        let heads = [
-            RequestHead::Response,
-            RequestHead::FireAndForget,
-            RequestHead::Stream { initial_n: 256 },
-            RequestHead::Stream { initial_n: 0x7FFF_FFFF },
-            RequestHead::Channel { initial_n: 8, complete: false },
-            RequestHead::Channel { initial_n: 1, complete: true },
-        ];
-        let bodies: [(&[u8], &[u8]); 3] = [(b"", b""), (b"\xFE\0\0\x06\x05a.B/C", b"data"), (b"m", &[0x5a; 300])];
-        for (i, head) in heads.into_iter().enumerate() {
-            for (metadata, data) in bodies {
-                let id = 2 * i as u32 + 1;
-                let payload =
-                    Payload { metadata: Some(Bytes::copy_from_slice(metadata)), data: Bytes::copy_from_slice(data) };
-                let frame = match head {
-                    RequestHead::Response => Frame::RequestResponse(Request { stream_id: id, follows: false, payload }),
-                    RequestHead::FireAndForget => Frame::RequestFnf(Request { stream_id: id, follows: false, payload }),
-                    RequestHead::Stream { initial_n } => {
-                        Frame::RequestStream(RequestStream { stream_id: id, follows: false, initial_n, payload })
-                    }
-                    RequestHead::Channel { initial_n, complete } => Frame::RequestChannel(RequestChannel {
-                        stream_id: id,
-                        follows: false,
-                        complete,
-                        initial_n,
-                        payload,
-                    }),
-                };
-                let (mut direct, mut framed) = (BytesMut::new(), BytesMut::new());
-                encode_request(head, id, metadata, data, &mut direct);
-                encode_frame(&frame, &mut framed);
-                assert_eq!(direct, framed, "{head:?}, metadata {metadata:?}");
-            }
-        }
-    }
-
-    #[test]
     fn prefix_is_big_endian_length_without_itself() {
         let frame = payload_frame(b"hello");
         let mut buf = BytesMut::new();
@@ -452,77 +301,5 @@ mod tests {
     fn maximum_is_capped_at_the_protocol_limit() {
         assert_eq!(LengthDelimited::new(usize::MAX).max_frame_size(), MAX_FRAME_SIZE);
         assert_eq!(LengthDelimited::new(10).max_frame_size(), 10);
-    }
-
-    #[test]
-    fn a_message_begun_and_finished_in_place_is_a_whole_frame() {
-        use bytes::BufMut;
-        let mut wire = BytesMut::new();
-        let start = begin_message(&mut wire);
-        wire.put_slice(b"hello");
-        finish_message(&mut wire[start..], 5, false);
-        let frame = LengthDelimited::new(1024).decode_frame(&mut wire).unwrap();
-        let expected = PayloadFrame {
-            stream_id: 5,
-            follows: false,
-            complete: false,
-            next: true,
-            payload: Payload::data(&b"hello"[..]),
-        };
-        assert_eq!(frame, Some(Frame::Payload(expected)));
-    }
-
-    /// The writers that skip building a `Frame` write what `encode_frame` writes, for every
-    /// kind they write, with and without metadata, at sizes around the length fields' bytes.
-    #[test]
-    fn the_direct_writers_write_what_encode_frame_writes() {
-        use crate::frame::{Request, RequestChannel, RequestStream};
-        let sizes = [0usize, 1, 255, 256, 65_535, 65_536, 70_000];
-        let bytes = |n: usize| Bytes::from((0..n).map(|i| i as u8).collect::<Vec<u8>>());
-        for &stream_id in &[1u32, 2, 0x7FFF_FFFF] {
-            for &md in &sizes {
-                for &data in &sizes {
-                    let payload = Payload { metadata: Some(bytes(md)), data: bytes(data) };
-                    let same = |frame: Frame, direct: &dyn Fn(&mut BytesMut)| {
-                        let (mut expected, mut got) = (BytesMut::new(), BytesMut::new());
-                        encode_frame(&frame, &mut expected);
-                        direct(&mut got);
-                        assert_eq!(got, expected, "{frame:?}");
-                    };
-                    for complete in [false, true] {
-                        let p =
-                            PayloadFrame { stream_id, follows: false, complete, next: true, payload: payload.clone() };
-                        same(Frame::Payload(p), &|out| {
-                            encode_message(stream_id, complete, Some(&bytes(md)), &bytes(data), out)
-                        });
-                        let bare = Payload { metadata: None, data: bytes(data) };
-                        let p = PayloadFrame { stream_id, follows: false, complete, next: true, payload: bare };
-                        same(Frame::Payload(p), &|out| encode_message(stream_id, complete, None, &bytes(data), out));
-                        let r = RequestChannel {
-                            stream_id,
-                            follows: false,
-                            complete,
-                            initial_n: 7,
-                            payload: payload.clone(),
-                        };
-                        let head = RequestHead::Channel { initial_n: 7, complete };
-                        same(Frame::RequestChannel(r), &|out| {
-                            encode_request(head, stream_id, &bytes(md), &bytes(data), out)
-                        });
-                    }
-                    let r = Request { stream_id, follows: false, payload: payload.clone() };
-                    same(Frame::RequestResponse(r.clone()), &|out| {
-                        encode_request(RequestHead::Response, stream_id, &bytes(md), &bytes(data), out)
-                    });
-                    same(Frame::RequestFnf(r), &|out| {
-                        encode_request(RequestHead::FireAndForget, stream_id, &bytes(md), &bytes(data), out)
-                    });
-                    let r = RequestStream { stream_id, follows: false, initial_n: 9, payload };
-                    same(Frame::RequestStream(r), &|out| {
-                        encode_request(RequestHead::Stream { initial_n: 9 }, stream_id, &bytes(md), &bytes(data), out)
-                    });
-                }
-            }
-        }
     }
 }

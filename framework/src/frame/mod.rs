@@ -26,6 +26,7 @@
 use bytes::{BufMut, Bytes};
 
 mod codec;
+pub(crate) mod direct;
 mod error;
 pub mod length;
 pub mod metadata;

@@ -3,8 +3,8 @@
 
 use super::{Attached, Driver};
 use crate::conn::Kind;
-use crate::frame::length;
 use crate::frame::metadata::CompositeMetadata;
+use crate::frame::{HEADER_SIZE, length};
 use crate::payload::CancelSignal;
 use crate::rt::budget::Reserved;
 use crate::rt::command::{Command, Inbound};
@@ -133,8 +133,9 @@ impl<T: Transport> Driver<T> {
                     let polled = match &mut future.0 {
                         // Straight into the write buffer, behind its frame's head.
                         Answer::Encoded(encoded) => {
-                            let start = length::begin_message(wbuf);
-                            First::Encoded(start, poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)))
+                            let start = length::begin_with(wbuf, HEADER_SIZE);
+                            let frame = start + length::PREFIX_SIZE;
+                            First::Encoded(start, frame, poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)))
                         }
                         Answer::Payload(payload) => First::Payload(poll_once(payload)),
                     };
@@ -150,16 +151,17 @@ impl<T: Transport> Driver<T> {
                 };
                 // Answered without waiting: no task, no trip through the command channel.
                 let answered = match polled {
-                    First::Encoded(start, Some(Ok(()))) => {
-                        let _ = self.conn.finish_message(id, start, wbuf);
+                    First::Encoded(start, frame, Some(Ok(()))) => {
+                        let _ = self.conn.finish_message(id, frame, wbuf);
+                        length::seal(wbuf, start);
                         true
                     }
-                    First::Encoded(start, Some(Err(status))) => {
+                    First::Encoded(start, _, Some(Err(status))) => {
                         wbuf.truncate(start);
                         self.send_status(id, &status);
                         true
                     }
-                    First::Encoded(start, None) => {
+                    First::Encoded(start, _, None) => {
                         wbuf.truncate(start);
                         false
                     }
@@ -235,10 +237,10 @@ impl<T: Transport> Driver<T> {
     }
 }
 
-/// What a request/response handler's first poll gave: an encoded answer (where its frame
-/// starts in the write buffer) or a payload, if it answered at once.
+/// What a request/response handler's first poll gave: an encoded answer (where its prefix and
+/// its frame start in the write buffer) or a payload, if it answered at once.
 enum First {
-    Encoded(usize, Option<Result<(), Status>>),
+    Encoded(usize, usize, Option<Result<(), Status>>),
     Payload(Option<Result<Payload, Status>>),
 }
 

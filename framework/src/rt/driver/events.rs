@@ -3,8 +3,8 @@
 
 use super::{Attached, Driver};
 use crate::conn::{CommandError, Event, Kind};
-use crate::frame::ErrorCode;
 use crate::frame::metadata::COMPOSITE_METADATA_MIME;
+use crate::frame::{ErrorCode, length};
 use crate::rt::command::{Command, Control, Inbound, Opened};
 use crate::rt::handles::Handles;
 use crate::rt::inbox::WeakSender;
@@ -193,7 +193,11 @@ impl<T: Transport> Driver<T> {
     pub(super) fn handle_command(&mut self, command: Command, wbuf: &mut BytesMut) {
         match command {
             Command::Open { kind, metadata, data, complete, inbound, outbound, opened } => {
-                let id = match self.conn.open_into(kind, metadata, data, complete, wbuf) {
+                // Written in place behind its length prefix, or queued.
+                let start = length::begin(wbuf);
+                let written = self.conn.open_into(kind, metadata, data, complete, wbuf);
+                length::seal(wbuf, start);
+                let id = match written {
                     Ok(id) => id,
                     Err(e) => {
                         let status = command_status(&e, &self.handles);

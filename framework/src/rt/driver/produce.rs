@@ -3,8 +3,9 @@
 //! buffer has room.
 
 use super::Driver;
-use crate::frame::ErrorCode;
+use crate::conn::{CommandError, Connection};
 use crate::frame::length;
+use crate::frame::{ErrorCode, HEADER_SIZE};
 use crate::rt::inbox::ReadyFlag;
 use crate::rt::responses::{Responses, Source};
 use crate::rt::transport::Transport;
@@ -147,7 +148,7 @@ impl<T: Transport> Driver<T> {
                                 taken += 1;
                                 size += payload.metadata.len() + payload.data.len();
                                 if let Some(previous) = held.replace(payload) {
-                                    let _ = self.conn.send_next_into(id, previous.metadata, previous.data, false, wbuf);
+                                    let _ = send_framed(&mut self.conn, id, previous, false, wbuf);
                                 }
                             }
                             Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
@@ -159,13 +160,13 @@ impl<T: Transport> Driver<T> {
                 let end = turn.unwrap_or_else(|panicked| Some(End::Error(panicked.status(STREAM))));
                 match (held, &end) {
                     (Some(last), Some(End::Complete)) => {
-                        let _ = self.conn.send_next_into(id, last.metadata, last.data, true, wbuf);
+                        let _ = send_framed(&mut self.conn, id, last, true, wbuf);
                     }
                     (None, Some(End::Complete)) => {
                         let _ = self.conn.send_complete(id);
                     }
                     (Some(last), _) => {
-                        let _ = self.conn.send_next_into(id, last.metadata, last.data, false, wbuf);
+                        let _ = send_framed(&mut self.conn, id, last, false, wbuf);
                     }
                     (None, _) => {}
                 }
@@ -177,15 +178,17 @@ impl<T: Transport> Driver<T> {
                 let mut last = None;
                 if let Some(Payload { data, .. }) = ahead {
                     // (An encoded stream's messages carry no metadata.)
-                    let start = length::begin_message(wbuf);
+                    let start = length::begin_with(wbuf, HEADER_SIZE);
+                    let frame = start + length::PREFIX_SIZE;
                     wbuf.extend_from_slice(&data);
                     producer.credit -= 1;
                     taken += 1;
                     size += data.len();
-                    last = match self.conn.finish_message(id, start, wbuf) {
-                        Ok(true) => Some(start),
+                    last = match self.conn.finish_message(id, frame, wbuf) {
+                        Ok(true) => Some(frame),
                         Ok(false) | Err(_) => None,
                     };
+                    length::seal(wbuf, start);
                 }
                 // Where the message being encoded starts, while it is: a panic in its encoding
                 // leaves half of it in the buffer, cut off after the guard.
@@ -204,15 +207,17 @@ impl<T: Transport> Driver<T> {
                         if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
                             break None;
                         }
-                        let start = length::begin_message(wbuf);
+                        // The frame's prefix, then the frame: its head, and the message encoded
+                        // after it.
+                        let start = length::begin_with(wbuf, HEADER_SIZE);
+                        let frame = start + length::PREFIX_SIZE;
                         encoding.set(Some(start));
                         let polled = stream.as_mut().poll_encode(&mut cx, wbuf);
                         encoding.set(None);
                         if probe && matches!(polled, Poll::Ready(Some(Ok(())))) {
                             // Rare (the stream had a message ready beyond the peer's credit): a
                             // copy, so that the write buffer holds only what may be written.
-                            producer.ahead =
-                                Some(Payload::new(Bytes::copy_from_slice(&wbuf[start + length::MESSAGE_HEAD..])));
+                            producer.ahead = Some(Payload::new(Bytes::copy_from_slice(&wbuf[frame + HEADER_SIZE..])));
                             wbuf.truncate(start);
                             break None;
                         }
@@ -224,14 +229,17 @@ impl<T: Transport> Driver<T> {
                                 producer.credit -= 1;
                                 taken += 1;
                                 size += wbuf.len() - start;
-                                if in_place.as_mut().is_some_and(|run| run.finish(start, wbuf)) {
-                                    last = Some(start);
+                                if in_place.as_mut().is_some_and(|run| run.finish(frame, wbuf)) {
+                                    length::seal_frame(wbuf, start);
+                                    last = Some(frame);
                                     continue;
                                 }
-                                last = match self.conn.finish_message(id, start, wbuf) {
-                                    Ok(true) => Some(start),
+                                last = match self.conn.finish_message(id, frame, wbuf) {
+                                    Ok(true) => Some(frame),
                                     Ok(false) | Err(_) => None,
                                 };
+                                // (Nothing to seal if the message went to the queue instead.)
+                                length::seal(wbuf, start);
                                 in_place = self.conn.messages_in_place(id);
                             }
                             Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
@@ -249,7 +257,7 @@ impl<T: Transport> Driver<T> {
                 });
                 if let Some(End::Complete) = end {
                     match last {
-                        Some(start) => self.conn.complete_in_place(id, start, wbuf),
+                        Some(frame) => self.conn.complete_in_place(id, frame, wbuf),
                         None => {
                             let _ = self.conn.send_complete(id);
                         }
@@ -282,7 +290,7 @@ impl<T: Transport> Driver<T> {
     pub(super) fn answer(&mut self, id: u32, result: Result<Payload, Status>, wbuf: &mut BytesMut) {
         match result {
             Ok(payload) => {
-                let _ = self.conn.send_next_into(id, payload.metadata, payload.data, true, wbuf);
+                let _ = send_framed(&mut self.conn, id, payload, true, wbuf);
             }
             Err(status) => self.send_status(id, &status),
         }
@@ -306,4 +314,19 @@ fn turn_is_over(runnable: &mut Vec<u32>, id: u32, credit: u64, taken: usize, siz
         runnable.push(id);
     }
     true
+}
+
+/// Sends a message on stream `id` as [`Connection::send_next_into`] does, framed: written in
+/// place behind its length prefix, or queued (then nothing of it is left in `wbuf`).
+fn send_framed(
+    conn: &mut Connection,
+    id: u32,
+    payload: Payload,
+    complete: bool,
+    wbuf: &mut BytesMut,
+) -> Result<(), CommandError> {
+    let start = length::begin(wbuf);
+    let sent = conn.send_next_into(id, payload.metadata, payload.data, complete, wbuf);
+    length::seal(wbuf, start);
+    sent
 }
