@@ -143,11 +143,39 @@ impl Service {
         format!("{}/{}", self.full_name(), method.name)
     }
 
-    /// Reports methods whose routes are the same: a server could not tell them apart.
+    /// The request metadata of a call to `method` with no metadata of its own: composite
+    /// metadata holding the routing entry alone (the well-known `message/x.rsocket.routing.v0`
+    /// id 0x7E with the high bit set, a 24-bit length, one tag with its 8-bit length). Written
+    /// at compile time, so that a generated call encodes nothing of it at run time. The route
+    /// is 1 to 255 bytes long ([`Service::check_routes`]).
+    pub fn request_metadata(&self, method: &Method) -> Vec<u8> {
+        let route = self.route(method);
+        let tag = u8::try_from(route.len()).unwrap_or(u8::MAX);
+        let len = 1 + u32::from(tag);
+        let mut out = vec![0x80 | 0x7E];
+        out.extend_from_slice(&len.to_be_bytes()[1..]);
+        out.push(tag);
+        out.extend_from_slice(&route.as_bytes()[..usize::from(tag)]);
+        out
+    }
+
+    /// Reports routes that RSocket's routing metadata cannot carry (a tag holds at most 255
+    /// bytes), and methods whose routes are the same: a server could not tell them apart.
     pub fn check_routes(&self, cx: &Ctxt) {
         let mut seen: HashMap<String, &Method> = HashMap::new();
         for method in &self.methods {
             let route = self.route(method);
+            if route.len() > 255 {
+                let shown: String = route.chars().take(48).collect();
+                cx.error_at(
+                    method.ident.span(),
+                    format!(
+                        "this method's route (`{shown}…`) is {} bytes long; a route travels as an RSocket routing tag, \
+                         which holds at most 255 bytes: shorten the package, the service or the method name",
+                        route.len()
+                    ),
+                );
+            }
             if let Some(first) = seen.get(&route) {
                 cx.error_at(
                     method.ident.span(),

@@ -49,12 +49,35 @@ pub struct Call {
     peer: Option<crate::Client>,
 }
 
+/// A generated client method's route, with the request metadata of a call that carries no
+/// metadata of its own (the routing entry alone), both written at compile time by the code
+/// generator, so that such a call encodes nothing of its route at run time. Not a public API:
+/// generated code builds it through `weft::__private`.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct MethodRoute {
+    route: &'static str,
+    metadata: &'static [u8],
+}
+
+impl MethodRoute {
+    /// `route` (1 to 255 bytes) and its request metadata, as `weft-codegen` writes them.
+    pub const fn new(route: &'static str, metadata: &'static [u8]) -> MethodRoute {
+        MethodRoute { route, metadata }
+    }
+
+    /// The route.
+    pub fn route(&self) -> &'static str {
+        self.route
+    }
+}
+
 /// Where a call's route lives: borrowed when generated code names it, so a typed call copies
 /// nothing; shared between the calls of a connection that sent the same request metadata
 /// (see the driver's `RouteCache`), so a served call copies nothing either.
 #[derive(Clone, Debug)]
 enum Route {
-    Static(&'static str),
+    Static(MethodRoute),
     Owned(String),
     Shared(Arc<str>),
 }
@@ -74,8 +97,8 @@ impl Call {
         Call::requester(Route::Owned(route.into()))
     }
 
-    /// [`Call::new`] for a route known at compile time (generated clients).
-    pub(crate) fn for_route(route: &'static str) -> Call {
+    /// [`Call::new`] for a method of a generated client.
+    pub(crate) fn for_method(route: MethodRoute) -> Call {
         Call::requester(Route::Static(route))
     }
 
@@ -95,7 +118,7 @@ impl Call {
     /// The route.
     pub fn route(&self) -> &str {
         match &self.route {
-            Route::Static(route) => route,
+            Route::Static(method) => method.route,
             Route::Owned(route) => route,
             Route::Shared(route) => route,
         }
@@ -144,10 +167,11 @@ impl Call {
         }
     }
 
-    /// The route, if it was named at compile time and the call carries no metadata of its own.
-    pub(crate) fn static_route_alone(&self) -> Option<&'static str> {
+    /// The request metadata written at compile time, if this is a generated client's call
+    /// with no metadata of its own.
+    pub(crate) fn static_request_metadata(&self) -> Option<&'static [u8]> {
         match (&self.route, &self.metadata) {
-            (Route::Static(route), Metadata::Built(metadata)) if metadata.entries.is_empty() => Some(route),
+            (Route::Static(method), Metadata::Built(metadata)) if metadata.entries.is_empty() => Some(method.metadata),
             _ => None,
         }
     }
@@ -155,7 +179,7 @@ impl Call {
     /// The route (borrowed if it was named at compile time) and the metadata.
     pub(crate) fn into_parts(self) -> (Cow<'static, str>, CompositeMetadata) {
         let route = match self.route {
-            Route::Static(route) => Cow::Borrowed(route),
+            Route::Static(method) => Cow::Borrowed(method.route),
             Route::Owned(route) => Cow::Owned(route),
             Route::Shared(route) => Cow::Owned(route.as_ref().to_owned()),
         };

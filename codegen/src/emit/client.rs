@@ -77,7 +77,7 @@ fn method(service: &Service, method: &Method) -> TokenStream {
 }
 
 fn request_response(service: &Service, method: &Method) -> TokenStream {
-    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, method_route(service, method));
     let Method { ident, request, response, .. } = method;
     quote! {
         #vis async fn #ident(&self, request: impl #p::IntoRequest<#request>)
@@ -89,7 +89,7 @@ fn request_response(service: &Service, method: &Method) -> TokenStream {
 }
 
 fn fire_and_forget(service: &Service, method: &Method) -> TokenStream {
-    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, method_route(service, method));
     let Method { ident, request, .. } = method;
     quote! {
         #[doc = ""]
@@ -103,7 +103,7 @@ fn fire_and_forget(service: &Service, method: &Method) -> TokenStream {
 }
 
 fn request_stream(service: &Service, method: &Method) -> TokenStream {
-    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, method_route(service, method));
     let Method { ident, request, response, .. } = method;
     quote! {
         #vis async fn #ident(&self, request: impl #p::IntoRequest<#request>)
@@ -115,7 +115,7 @@ fn request_stream(service: &Service, method: &Method) -> TokenStream {
 }
 
 fn channel(service: &Service, method: &Method) -> TokenStream {
-    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, method_route(service, method));
     let Method { ident, request, response, .. } = method;
     quote! {
         #[doc = ""]
@@ -135,7 +135,7 @@ fn channel(service: &Service, method: &Method) -> TokenStream {
 }
 
 fn client_streaming(service: &Service, method: &Method) -> TokenStream {
-    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, service.route(method));
+    let (p, codec, vis, route) = (private(service), codec(service), &service.vis, method_route(service, method));
     let Method { ident, request, response, .. } = method;
     quote! {
         #[doc = ""]
@@ -152,4 +152,13 @@ fn client_streaming(service: &Service, method: &Method) -> TokenStream {
             .await
         }
     }
+}
+
+/// The method's route for the call functions, with its request metadata written now (see
+/// `Service::request_metadata`): `MethodRoute::new("pkg.Svc/Method", b"…")`.
+fn method_route(service: &Service, method: &Method) -> TokenStream {
+    let p = private(service);
+    let route = service.route(method);
+    let metadata = proc_macro2::Literal::byte_string(&service.request_metadata(method));
+    quote!(#p::MethodRoute::new(#route, #metadata))
 }

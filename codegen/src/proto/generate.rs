@@ -105,6 +105,16 @@ pub(crate) fn lower(settings: &Settings, service: &prost_build::Service) -> Resu
     let mut rust_names: HashMap<String, String> = HashMap::new();
     for m in &service.methods {
         let route = format!("{full_name}/{}", m.proto_name);
+        if route.len() > 255 {
+            problem(
+                Some(&m.proto_name),
+                format!(
+                    "the route `{route}` is {} bytes long; a route travels as an RSocket routing tag, which holds at \
+                     most 255 bytes: shorten the package, the service or the method name",
+                    route.len()
+                ),
+            );
+        }
         let by_option = settings.fire_and_forget_option.contains(&format!("{full_name}.{}", m.proto_name));
         let fire_and_forget = by_option || settings.fire_and_forget.contains(&route);
         let model = match (m.client_streaming, m.server_streaming) {

@@ -215,3 +215,13 @@ fn the_options_file_in_the_repository_is_the_one_weft_codegen_serves() {
     let on_disk = std::fs::read_to_string(workspace().join("proto/weft/options.proto")).unwrap();
     assert_eq!(on_disk, weft_codegen::OPTIONS_PROTO);
 }
+
+#[test]
+fn a_route_longer_than_a_routing_tag_holds_is_an_error() {
+    let long = format!("Get{}", "x".repeat(260));
+    let proto = service(&format!("  rpc {long}(M) returns (M);\n  rpc Fine(M) returns (M);"));
+    let e = error("long-route", &[("s.proto", &proto)], weft_codegen::configure());
+    assert!(e.contains(&format!("method `{long}`: the route `p.S/{long}` is 267 bytes long")), "{e}");
+    assert!(e.contains("at most 255 bytes"), "{e}");
+    assert!(!e.contains("`Fine`"), "{e}");
+}

@@ -75,7 +75,10 @@ impl CornerCasesClient {
             Pong,
         >(
                 &self.client,
-                "Corners/WithContext",
+                ::my_rpc::weft::__private::MethodRoute::new(
+                    "Corners/WithContext",
+                    b"\xFE\0\0\x14\x13Corners/WithContext",
+                ),
                 ::my_rpc::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -92,7 +95,10 @@ impl CornerCasesClient {
             Pong,
         >(
                 &self.client,
-                "Corners/Defaulted",
+                ::my_rpc::weft::__private::MethodRoute::new(
+                    "Corners/Defaulted",
+                    b"\xFE\0\0\x12\x11Corners/Defaulted",
+                ),
                 ::my_rpc::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -110,7 +116,10 @@ impl CornerCasesClient {
             Pong,
         >(
                 &self.client,
-                "Corners/Old",
+                ::my_rpc::weft::__private::MethodRoute::new(
+                    "Corners/Old",
+                    b"\xFE\0\0\x0C\x0BCorners/Old",
+                ),
                 ::my_rpc::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -132,7 +141,10 @@ impl CornerCasesClient {
             _,
         >(
                 &self.client,
-                "Corners/Type",
+                ::my_rpc::weft::__private::MethodRoute::new(
+                    "Corners/Type",
+                    b"\xFE\0\0\r\x0CCorners/Type",
+                ),
                 ::my_rpc::weft::__private::IntoStreamingRequest::into_streaming_request(
                     requests,
                 ),

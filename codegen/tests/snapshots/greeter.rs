@@ -81,7 +81,10 @@ impl GreeterClient {
             HelloReply,
         >(
                 &self.client,
-                "greet.Greeter/SayHello",
+                ::weft::__private::MethodRoute::new(
+                    "greet.Greeter/SayHello",
+                    b"\xFE\0\0\x17\x16greet.Greeter/SayHello",
+                ),
                 ::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -100,7 +103,10 @@ impl GreeterClient {
             Event,
         >(
                 &self.client,
-                "greet.Greeter/Record",
+                ::weft::__private::MethodRoute::new(
+                    "greet.Greeter/Record",
+                    b"\xFE\0\0\x15\x14greet.Greeter/Record",
+                ),
                 ::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -121,7 +127,10 @@ impl GreeterClient {
             Item,
         >(
                 &self.client,
-                "greet.Greeter/List",
+                ::weft::__private::MethodRoute::new(
+                    "greet.Greeter/List",
+                    b"\xFE\0\0\x13\x12greet.Greeter/List",
+                ),
                 ::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -146,7 +155,10 @@ impl GreeterClient {
             _,
         >(
                 &self.client,
-                "greet.Greeter/Chat",
+                ::weft::__private::MethodRoute::new(
+                    "greet.Greeter/Chat",
+                    b"\xFE\0\0\x13\x12greet.Greeter/Chat",
+                ),
                 ::weft::__private::IntoStreamingRequest::into_streaming_request(requests),
             )
             .await
@@ -168,7 +180,10 @@ impl GreeterClient {
             _,
         >(
                 &self.client,
-                "greet.Greeter/Upload",
+                ::weft::__private::MethodRoute::new(
+                    "greet.Greeter/Upload",
+                    b"\xFE\0\0\x15\x14greet.Greeter/Upload",
+                ),
                 ::weft::__private::IntoStreamingRequest::into_streaming_request(requests),
             )
             .await

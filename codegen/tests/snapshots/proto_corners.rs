@@ -206,7 +206,10 @@ impl CornersClient {
             ::prost_types::Timestamp,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Lookup",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Lookup",
+                    b"\xFE\0\0\x1F\x1Eacme.corners.v1.Corners/Lookup",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -227,7 +230,10 @@ impl CornersClient {
             Event,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Watch",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Watch",
+                    b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Watch",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -252,7 +258,10 @@ impl CornersClient {
             _,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Upload",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Upload",
+                    b"\xFE\0\0\x1F\x1Eacme.corners.v1.Corners/Upload",
+                ),
                 ::renamed::weft::__private::IntoStreamingRequest::into_streaming_request(
                     requests,
                 ),
@@ -279,7 +288,10 @@ impl CornersClient {
             _,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Relay",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Relay",
+                    b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Relay",
+                ),
                 ::renamed::weft::__private::IntoStreamingRequest::into_streaming_request(
                     requests,
                 ),
@@ -300,7 +312,10 @@ impl CornersClient {
             Event,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Notify",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Notify",
+                    b"\xFE\0\0\x1F\x1Eacme.corners.v1.Corners/Notify",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -319,7 +334,10 @@ impl CornersClient {
             (),
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Ping",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Ping",
+                    b"\xFE\0\0\x1D\x1Cacme.corners.v1.Corners/Ping",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -337,7 +355,10 @@ impl CornersClient {
             (),
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Nothing",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Nothing",
+                    b"\xFE\0\0 \x1Facme.corners.v1.Corners/Nothing",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -355,7 +376,10 @@ impl CornersClient {
             Self_,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Match",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Match",
+                    b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Match",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -373,7 +397,10 @@ impl CornersClient {
             Event,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/type",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/type",
+                    b"\xFE\0\0\x1D\x1Cacme.corners.v1.Corners/type",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -391,7 +418,10 @@ impl CornersClient {
             Event,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/New",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/New",
+                    b"\xFE\0\0\x1C\x1Bacme.corners.v1.Corners/New",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -409,7 +439,10 @@ impl CornersClient {
             Event,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Inner",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Inner",
+                    b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Inner",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -428,7 +461,10 @@ impl CornersClient {
             Event,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Old",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Old",
+                    b"\xFE\0\0\x1C\x1Bacme.corners.v1.Corners/Old",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -446,7 +482,10 @@ impl CornersClient {
             Event,
         >(
                 &self.client,
-                "acme.corners.v1.Corners/Undocumented",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Corners/Undocumented",
+                    b"\xFE\0\0%$acme.corners.v1.Corners/Undocumented",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -870,7 +909,10 @@ impl LegacyClient {
             Event,
         >(
                 &self.client,
-                "acme.corners.v1.Legacy/Call",
+                ::renamed::weft::__private::MethodRoute::new(
+                    "acme.corners.v1.Legacy/Call",
+                    b"\xFE\0\0\x1C\x1Bacme.corners.v1.Legacy/Call",
+                ),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await

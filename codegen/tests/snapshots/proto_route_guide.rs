@@ -163,7 +163,10 @@ impl RouteGuideClient {
             Feature,
         >(
                 &self.client,
-                "routeguide.RouteGuide/GetFeature",
+                ::weft::__private::MethodRoute::new(
+                    "routeguide.RouteGuide/GetFeature",
+                    b"\xFE\0\0! routeguide.RouteGuide/GetFeature",
+                ),
                 ::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -186,7 +189,10 @@ impl RouteGuideClient {
             Feature,
         >(
                 &self.client,
-                "routeguide.RouteGuide/ListFeatures",
+                ::weft::__private::MethodRoute::new(
+                    "routeguide.RouteGuide/ListFeatures",
+                    b"\xFE\0\0#\"routeguide.RouteGuide/ListFeatures",
+                ),
                 ::weft::__private::IntoRequest::into_request(request),
             )
             .await
@@ -209,7 +215,10 @@ impl RouteGuideClient {
             _,
         >(
                 &self.client,
-                "routeguide.RouteGuide/RecordRoute",
+                ::weft::__private::MethodRoute::new(
+                    "routeguide.RouteGuide/RecordRoute",
+                    b"\xFE\0\0\"!routeguide.RouteGuide/RecordRoute",
+                ),
                 ::weft::__private::IntoStreamingRequest::into_streaming_request(requests),
             )
             .await
@@ -235,7 +244,10 @@ impl RouteGuideClient {
             _,
         >(
                 &self.client,
-                "routeguide.RouteGuide/RouteChat",
+                ::weft::__private::MethodRoute::new(
+                    "routeguide.RouteGuide/RouteChat",
+                    b"\xFE\0\0 \x1Frouteguide.RouteGuide/RouteChat",
+                ),
                 ::weft::__private::IntoStreamingRequest::into_streaming_request(requests),
             )
             .await
@@ -254,7 +266,10 @@ impl RouteGuideClient {
             Point,
         >(
                 &self.client,
-                "routeguide.RouteGuide/ReportPosition",
+                ::weft::__private::MethodRoute::new(
+                    "routeguide.RouteGuide/ReportPosition",
+                    b"\xFE\0\0%$routeguide.RouteGuide/ReportPosition",
+                ),
                 ::weft::__private::IntoRequest::into_request(request),
             )
             .await

@@ -1,13 +1,14 @@
-//! Routes, end to end: how a requester writes a call's route into the request metadata, how
-//! a responder reads it back (once per distinct metadata block a connection sends, see
-//! [`RouteCache`]), and the route table that finds the service of a route.
+//! Routes, end to end: how a requester writes a call's route into the request metadata (a
+//! generated client's calls carry metadata written at compile time, see
+//! [`MethodRoute`](crate::payload::MethodRoute)), how a responder reads it back (once per
+//! distinct metadata block a connection sends, see [`RouteCache`]), and the route table that
+//! finds the service of a route.
 //!
 //! A route travels as RSocket's routing extension inside composite metadata
 //! (`message/x.rsocket.routing.v0`, one tag of 1 to 255 bytes), the first entry of every
 //! request's metadata.
 
 use super::handler::{Handler, NoHandler};
-use super::sync::lock;
 use crate::frame::metadata::{CompositeMetadata, well_known};
 use crate::{BoxFuture, Call, PayloadStream, Response, Responses, Status};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -19,10 +20,9 @@ use std::sync::Arc;
 
 /// Encodes a call's composite metadata: the route first, then the call's own entries.
 pub(crate) fn request_metadata(call: Call) -> Result<Bytes, Status> {
-    // Every call of a generated client without metadata: no need to take the call apart.
-    if let Some(route) = call.static_route_alone() {
-        check_route(route)?;
-        return Ok(static_route_metadata(route));
+    // Every call of a generated client without metadata: written at compile time.
+    if let Some(encoded) = call.static_request_metadata() {
+        return Ok(Bytes::from_static(encoded));
     }
     let (route, extra) = call.into_parts();
     check_route(&route)?;
@@ -55,46 +55,6 @@ fn encode_request_metadata(route: &str, extra: &CompositeMetadata) -> Bytes {
     out.put_slice(route.as_bytes());
     extra.encode(&mut out);
     out.freeze()
-}
-
-/// The request metadata of a call to a route (checked: 1 to 255 bytes) known at compile time
-/// with no other entries (every call of a generated client without metadata): always the same
-/// bytes, so they are written once per route, kept for the life of the program, and shared.
-///
-/// Every generated call asks for them, so the common case is a few instructions: each thread
-/// remembers the routes it used last in a small table indexed by the route's address (no
-/// hashing of the route's text), and the bytes are static (a clone of them is a copy of a
-/// pointer, not a reference count).
-fn static_route_metadata(route: &'static str) -> Bytes {
-    type Slot = Option<(&'static str, &'static [u8])>;
-    thread_local! {
-        static RECENT: [std::cell::Cell<Slot>; 8] = const { [const { std::cell::Cell::new(None) }; 8] };
-    }
-    let slot = (route.as_ptr() as usize >> 3) % 8;
-    RECENT.with(|recent| {
-        // The same address and length: the same `&'static str`, so the same text.
-        if let Some((cached, encoded)) = recent[slot].get()
-            && std::ptr::eq(cached, route)
-        {
-            return Bytes::from_static(encoded);
-        }
-        let encoded = encoded_static_route(route);
-        recent[slot].set(Some((route, encoded)));
-        Bytes::from_static(encoded)
-    })
-}
-
-/// The process-wide table behind [`static_route_metadata`]. Keys are routes compiled into the
-/// program, so it is bounded by them (its bytes are leaked on purpose: they live as long as
-/// the program), and no peer chooses what is hashed.
-fn encoded_static_route(route: &'static str) -> &'static [u8] {
-    static ROUTES: std::sync::Mutex<Option<HashMap<&'static str, &'static [u8], RouteHash>>> =
-        std::sync::Mutex::new(None);
-    let mut routes = lock(&ROUTES);
-    routes.get_or_insert_with(HashMap::default).entry(route).or_insert_with(|| {
-        let encoded = encode_request_metadata(route, &CompositeMetadata::default());
-        Box::leak(encoded.to_vec().into_boxed_slice())
-    })
 }
 
 // ---- the responder's side: reading the route, finding the service --------------------------
@@ -157,9 +117,9 @@ pub(crate) struct Router {
     pub(crate) routes: HashMap<&'static str, Arc<dyn Handler>, RouteHash>,
 }
 
-/// FNV-1a, for maps keyed by route: every request looks its route up (the router, a client's
-/// encoded routing metadata), and SipHash cost more than the rest of that. Unkeyed: only for
-/// maps whose keys no peer can add.
+/// FNV-1a, for the route table: every request whose metadata block is not in a connection's
+/// [`RouteCache`] looks its route up, and SipHash cost more than the rest of that. Unkeyed:
+/// only for maps whose keys no peer can add.
 pub(crate) type RouteHash = BuildHasherDefault<RouteHasher>;
 
 /// See [`RouteHash`].
@@ -234,6 +194,7 @@ pub(crate) trait Resolve: Send + Sync {
 mod tests {
     use super::*;
     use crate::frame::metadata::MimeType;
+    use crate::payload::MethodRoute;
 
     #[test]
     fn request_metadata_is_the_route_then_the_calls_entries() {
@@ -246,33 +207,18 @@ mod tests {
     }
 
     #[test]
-    fn static_routes_are_encoded_once_and_as_any_other() {
-        let route: &'static str = "echo.Echo/Static";
-        let a = request_metadata(Call::for_route(route)).unwrap();
-        let b = request_metadata(Call::for_route(route)).unwrap();
-        assert_eq!(a, request_metadata(Call::new(route)).unwrap());
-        assert_eq!(a.as_ptr(), b.as_ptr(), "the second call shares the first's bytes");
-        let long: &'static str = Box::leak("x".repeat(256).into_boxed_str());
-        assert!(request_metadata(Call::for_route(long)).is_err());
-        let with_entry = Call::for_route(route).with_metadata(MimeType::Custom("application/x.t".into()), "v");
+    fn a_generated_calls_metadata_is_the_bytes_written_at_compile_time() {
+        // What weft-codegen writes for `echo.Echo/Static` (16 bytes): the routing entry alone.
+        const METADATA: &[u8] = b"\xFE\x00\x00\x11\x10echo.Echo/Static";
+        let method = MethodRoute::new("echo.Echo/Static", METADATA);
+        let a = request_metadata(Call::for_method(method)).unwrap();
+        assert_eq!(a.as_ptr(), METADATA.as_ptr(), "the static bytes themselves, not a copy");
+        assert_eq!(a, request_metadata(Call::new("echo.Echo/Static")).unwrap(), "as any call encodes them");
+        // With metadata of its own, the call is encoded at run time, route first.
+        let with_entry = Call::for_method(method).with_metadata(MimeType::Custom("application/x.t".into()), "v");
         let decoded = CompositeMetadata::decode(request_metadata(with_entry).unwrap()).unwrap();
+        assert_eq!(decoded.routing().unwrap().unwrap().tags, ["echo.Echo/Static"]);
         assert_eq!(decoded.entries.len(), 2);
-    }
-
-    #[test]
-    fn static_routes_sharing_a_slot_or_an_address_keep_their_own_bytes() {
-        // More routes than the per-thread table has slots, so some share one; and two routes
-        // at the same address with different lengths.
-        let mut routes: Vec<&'static str> =
-            (0..20).map(|i| &*Box::leak(format!("echo.Echo/Method{i}").into_boxed_str())).collect();
-        let long: &'static str = Box::leak("echo.Echo/LongerName".to_owned().into_boxed_str());
-        routes.extend([long, &long[..14]]);
-        for _ in 0..2 {
-            for route in &routes {
-                let metadata = request_metadata(Call::for_route(route)).unwrap();
-                assert_eq!(metadata, request_metadata(Call::new(*route)).unwrap(), "{route}");
-            }
-        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::codec::{Arena, Codec, CodecError};
 use super::request::Request;
 use super::streaming::{ErrorSlot, Side, Streaming};
 use crate::frame::metadata::MetadataEntry;
+use crate::payload::MethodRoute;
 use crate::rt::responses::Encode;
 use crate::{Call, Client, Payload, Responses, Status};
 use bytes::{Bytes, BytesMut};
@@ -16,8 +17,8 @@ use futures_core::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-fn call_of(route: &'static str, metadata: Vec<MetadataEntry>) -> Call {
-    metadata.into_iter().fold(Call::for_route(route), |call, e| call.with_metadata(e.mime, e.content))
+fn call_of(method: MethodRoute, metadata: Vec<MetadataEntry>) -> Call {
+    metadata.into_iter().fold(Call::for_method(method), |call, e| call.with_metadata(e.mime, e.content))
 }
 
 fn encode_status(route: &str, error: &CodecError) -> Status {
@@ -35,7 +36,7 @@ fn decode_response<C: Codec<T>, T>(route: &str, data: Bytes) -> Result<T, Status
 /// Request/response.
 pub async fn call_unary<C, Req, Resp>(
     client: &Client,
-    route: &'static str,
+    method: MethodRoute,
     request: Request<Req>,
 ) -> Result<Resp, Status>
 where
@@ -43,31 +44,33 @@ where
     Req: Send + 'static,
     Resp: Send + 'static,
 {
+    let route = method.route();
     let (message, metadata) = request.into_parts();
     let data = encode_request::<C, Req>(route, message)?;
-    let response = client.request_response(call_of(route, metadata), data).await?;
+    let response = client.request_response(call_of(method, metadata), data).await?;
     decode_response::<C, Resp>(route, response.data)
 }
 
 /// Fire-and-forget: resolves once the request is handed to the connection.
 pub async fn call_fire_and_forget<C, Req>(
     client: &Client,
-    route: &'static str,
+    method: MethodRoute,
     request: Request<Req>,
 ) -> Result<(), Status>
 where
     C: Codec<Req>,
     Req: Send + 'static,
 {
+    let route = method.route();
     let (message, metadata) = request.into_parts();
     let data = encode_request::<C, Req>(route, message)?;
-    client.fire_and_forget(call_of(route, metadata), data).await
+    client.fire_and_forget(call_of(method, metadata), data).await
 }
 
 /// Request/stream.
 pub async fn call_stream<C, Req, Resp>(
     client: &Client,
-    route: &'static str,
+    method: MethodRoute,
     request: Request<Req>,
 ) -> Result<Streaming<Resp>, Status>
 where
@@ -75,9 +78,10 @@ where
     Req: Send + 'static,
     Resp: Send + 'static,
 {
+    let route = method.route();
     let (message, metadata) = request.into_parts();
     let data = encode_request::<C, Req>(route, message)?;
-    let responses = client.request_stream(call_of(route, metadata), data).await?;
+    let responses = client.request_stream(call_of(method, metadata), data).await?;
     Ok(Streaming::decoding(responses, <C as Codec<Resp>>::decode, Side::Client, route))
 }
 
@@ -89,7 +93,7 @@ where
 /// sent (an empty payload would reach the server as one default message, which is worse).
 pub async fn call_channel<C, Req, Resp, S>(
     client: &Client,
-    route: &'static str,
+    method: MethodRoute,
     request: Request<S>,
 ) -> Result<Streaming<Resp>, Status>
 where
@@ -98,6 +102,7 @@ where
     Resp: Send + 'static,
     S: Stream<Item = Req> + Send + 'static,
 {
+    let route = method.route();
     let (messages, metadata) = request.into_parts();
     let mut messages = Box::pin(messages);
     let Some(first) = std::future::poll_fn(|cx| messages.as_mut().poll_next(cx)).await else {
@@ -116,7 +121,7 @@ where
         slot: slot.clone(),
         route,
     };
-    let responses = client.open_channel(call_of(route, metadata), first, false, Responses::encoded(rest)).await?;
+    let responses = client.open_channel(call_of(method, metadata), first, false, Responses::encoded(rest)).await?;
     Ok(Streaming::decoding(responses, <C as Codec<Resp>>::decode, Side::Client, route).with_outbound_error(slot))
 }
 
@@ -126,7 +131,7 @@ where
 /// the server has not already completed it). No response at all is an `INTERNAL` error.
 pub async fn call_client_streaming<C, Req, Resp, S>(
     client: &Client,
-    route: &'static str,
+    method: MethodRoute,
     request: Request<S>,
 ) -> Result<Resp, Status>
 where
@@ -135,7 +140,8 @@ where
     Resp: Send + 'static,
     S: Stream<Item = Req> + Send + 'static,
 {
-    let mut responses = call_channel::<C, Req, Resp, S>(client, route, request).await?;
+    let route = method.route();
+    let mut responses = call_channel::<C, Req, Resp, S>(client, method, request).await?;
     responses.message().await?.ok_or_else(|| {
         Status::internal(format!(
             "`{route}` completed without a response; a client-streaming method answers exactly one message"
