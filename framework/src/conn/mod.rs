@@ -1398,6 +1398,12 @@ impl Connection {
         }
     }
 
+    /// The messages this side may still send on stream `id` (the credit the peer granted, not
+    /// yet spent); 0 for a stream this side does not write to, or does not know.
+    pub(crate) fn send_credit(&self, id: u32) -> u64 {
+        self.streams.get(&id).filter(|s| s.outbound == Half::Open).map_or(0, |s| s.out_credit)
+    }
+
     /// How many consumed messages of stream `id` make a batch worth reporting with
     /// [`consumed`](Connection::consumed): half its current window.
     pub fn credit_batch(&self, id: u32) -> u32 {

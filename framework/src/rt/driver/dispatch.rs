@@ -72,7 +72,6 @@ impl<T: Transport> Driver<T> {
         metadata: Bytes,
         data: Bytes,
         complete: bool,
-        initial_n: u32,
         weak: &WeakSender,
         wbuf: &mut BytesMut,
     ) {
@@ -152,7 +151,7 @@ impl<T: Transport> Driver<T> {
                 // Answered without waiting: no task, no trip through the command channel.
                 let answered = match polled {
                     First::Encoded(start, frame, Some(Ok(()))) => {
-                        let _ = self.conn.finish_message(id, frame, wbuf);
+                        super::produce::sent(self.conn.finish_message(id, frame, wbuf));
                         length::seal(wbuf, start);
                         true
                     }
@@ -195,7 +194,7 @@ impl<T: Transport> Driver<T> {
                     Ok(stream) => stream,
                     Err(panicked) => return self.send_status(id, &panicked.status(HANDLER)),
                 };
-                att.producer = Some(self.producer(id, stream, initial_n));
+                att.producer = Some(self.producer(id, stream));
                 att.cancel = Some(cancel);
             }
             Kind::Channel => {
@@ -213,7 +212,7 @@ impl<T: Transport> Driver<T> {
                         return;
                     }
                 };
-                att.producer = Some(self.producer(id, stream, initial_n));
+                att.producer = Some(self.producer(id, stream));
                 att.cancel = Some(cancel);
             }
         }

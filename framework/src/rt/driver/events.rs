@@ -58,8 +58,8 @@ impl<T: Transport> Driver<T> {
                 }
             }
             Event::MetadataPush(_) => {}
-            Event::Request { stream_id, kind, metadata, data, complete, initial_n } => {
-                self.spawn_handler(stream_id, kind, metadata, data, complete, initial_n, weak, wbuf)
+            Event::Request { stream_id, kind, metadata, data, complete, .. } => {
+                self.spawn_handler(stream_id, kind, metadata, data, complete, weak, wbuf)
             }
             Event::Next { stream_id, metadata, data } => self.deliver(stream_id, Payload { metadata, data }),
             Event::Complete { stream_id } => {
@@ -86,9 +86,9 @@ impl<T: Transport> Driver<T> {
                     att.producer = None;
                 }
             }
-            Event::RequestN { stream_id, n } => {
+            Event::RequestN { stream_id, .. } => {
                 if let Some(producer) = self.attached.get_mut(&stream_id).and_then(|e| e.producer.as_mut())
-                    && producer.grant(n)
+                    && producer.granted()
                 {
                     self.runnable.push(stream_id);
                 }
@@ -228,7 +228,7 @@ impl<T: Transport> Driver<T> {
                     && !complete
                 {
                     // Polled once the responder grants credit.
-                    att.producer = Some(self.producer(id, outbound, 0));
+                    att.producer = Some(self.producer(id, outbound));
                 }
                 self.attached.insert(id, att);
             }

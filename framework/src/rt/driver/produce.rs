@@ -36,11 +36,12 @@ enum End {
     Error(Status),
 }
 
-/// A stream of messages this side sends, polled by the driver.
+/// A stream of messages this side sends, polled by the driver. Its credit is the connection's
+/// (counted once, there): a turn reads it when it starts.
 pub(super) struct Producer {
     stream: Responses,
-    /// Messages the peer has granted and not yet been sent.
-    credit: u64,
+    /// The last turn ended for want of credit: the peer's next REQUEST_N makes it runnable.
+    wants_credit: bool,
     /// A message polled while there was no credit for it (see `Driver::run_producer`): sent
     /// first once credit comes. The stream is not polled again meanwhile, so a producer holds
     /// at most this one message beyond what its peer asked for.
@@ -51,22 +52,20 @@ pub(super) struct Producer {
 }
 
 impl Producer {
-    /// The peer granted `n` more messages: true if the producer sat idle for want of credit
+    /// The peer granted more messages: true if the producer sat idle for want of credit
     /// (perhaps holding a message for it), and must be made runnable.
-    pub(super) fn grant(&mut self, n: u32) -> bool {
-        let idle = self.credit == 0;
-        self.credit = self.credit.saturating_add(u64::from(n));
-        idle
+    pub(super) fn granted(&mut self) -> bool {
+        std::mem::take(&mut self.wants_credit)
     }
 }
 
 impl<T: Transport> Driver<T> {
-    /// A producer for stream `id` with `credit` granted; it is polled on the next turn, with
-    /// no credit too (a stream that ends at once must complete: see `run_producer`).
-    pub(super) fn producer(&mut self, id: u32, stream: Responses, credit: u32) -> Box<Producer> {
+    /// A producer for stream `id`; it is polled on the next turn, with no credit too (a stream
+    /// that ends at once must complete: see `run_producer`).
+    pub(super) fn producer(&mut self, id: u32, stream: Responses) -> Box<Producer> {
         let (waker, flag) = self.inbox.producer_waker(id);
         self.runnable.push(id);
-        Box::new(Producer { stream, credit: u64::from(credit), ahead: None, waker, flag })
+        Box::new(Producer { stream, wants_credit: false, ahead: None, waker, flag })
     }
 
     /// Gives each runnable producer a turn, while the write buffer has room; round after
@@ -107,8 +106,11 @@ impl<T: Transport> Driver<T> {
     /// poll yields waits in `ahead`, one per stream at most, until credit comes.
     pub(super) fn run_producer(&mut self, id: u32, wbuf: &mut BytesMut) {
         let Some(producer) = self.attached.get_mut(&id).and_then(|e| e.producer.as_mut()) else { return };
-        if producer.credit == 0 && producer.ahead.is_some() {
+        // The turn's credit: what the connection counts, spent here as messages go.
+        let mut credit = self.conn.send_credit(id);
+        if credit == 0 && producer.ahead.is_some() {
             // Nothing can go until the peer grants more; its REQUEST_N makes this runnable.
+            producer.wants_credit = true;
             return;
         }
         // Cleared before polling, so a wake-up during the poll marks it ready again.
@@ -122,7 +124,7 @@ impl<T: Transport> Driver<T> {
                 // so that it can carry (C) itself.
                 let mut held: Option<Payload> = None;
                 if let Some(payload) = ahead {
-                    producer.credit -= 1;
+                    credit -= 1;
                     taken += 1;
                     size += payload.metadata.len() + payload.data.len();
                     held = Some(payload);
@@ -134,8 +136,8 @@ impl<T: Transport> Driver<T> {
                     // (The turn's counts are the closure's own: see the other source's.)
                     let (mut taken, mut size) = (taken, size);
                     loop {
-                        let probe = producer.credit == 0;
-                        if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
+                        let probe = credit == 0;
+                        if !probe && turn_is_over(&mut self.runnable, id, credit, taken, size) {
                             break None;
                         }
                         match stream.as_mut().poll_next(&mut cx) {
@@ -144,11 +146,11 @@ impl<T: Transport> Driver<T> {
                                 break None;
                             }
                             Poll::Ready(Some(Ok(payload))) => {
-                                producer.credit -= 1;
+                                credit -= 1;
                                 taken += 1;
                                 size += payload.metadata.len() + payload.data.len();
                                 if let Some(previous) = held.replace(payload) {
-                                    let _ = send_framed(&mut self.conn, id, previous, false, wbuf);
+                                    sent(send_framed(&mut self.conn, id, previous, false, wbuf));
                                 }
                             }
                             Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
@@ -160,13 +162,13 @@ impl<T: Transport> Driver<T> {
                 let end = turn.unwrap_or_else(|panicked| Some(End::Error(panicked.status(STREAM))));
                 match (held, &end) {
                     (Some(last), Some(End::Complete)) => {
-                        let _ = send_framed(&mut self.conn, id, last, true, wbuf);
+                        sent(send_framed(&mut self.conn, id, last, true, wbuf));
                     }
                     (None, Some(End::Complete)) => {
-                        let _ = self.conn.send_complete(id);
+                        sent(self.conn.send_complete(id));
                     }
                     (Some(last), _) => {
-                        let _ = send_framed(&mut self.conn, id, last, false, wbuf);
+                        sent(send_framed(&mut self.conn, id, last, false, wbuf));
                     }
                     (None, _) => {}
                 }
@@ -181,12 +183,15 @@ impl<T: Transport> Driver<T> {
                     let start = length::begin_with(wbuf, HEADER_SIZE);
                     let frame = start + length::PREFIX_SIZE;
                     wbuf.extend_from_slice(&data);
-                    producer.credit -= 1;
+                    credit -= 1;
                     taken += 1;
                     size += data.len();
                     last = match self.conn.finish_message(id, frame, wbuf) {
                         Ok(true) => Some(frame),
-                        Ok(false) | Err(_) => None,
+                        other => {
+                            sent(other);
+                            None
+                        }
                     };
                     length::seal(wbuf, start);
                 }
@@ -203,8 +208,8 @@ impl<T: Transport> Driver<T> {
                     // go that way goes through `finish_message`, which says why.
                     let mut in_place = self.conn.messages_in_place(id);
                     let end = loop {
-                        let probe = producer.credit == 0;
-                        if !probe && turn_is_over(&mut self.runnable, id, producer.credit, taken, size) {
+                        let probe = credit == 0;
+                        if !probe && turn_is_over(&mut self.runnable, id, credit, taken, size) {
                             break None;
                         }
                         // The frame's prefix, then the frame: its head, and the message encoded
@@ -226,7 +231,7 @@ impl<T: Transport> Driver<T> {
                         }
                         match polled {
                             Poll::Ready(Some(Ok(()))) => {
-                                producer.credit -= 1;
+                                credit -= 1;
                                 taken += 1;
                                 size += wbuf.len() - start;
                                 if in_place.as_mut().is_some_and(|run| run.finish(frame, wbuf)) {
@@ -236,7 +241,10 @@ impl<T: Transport> Driver<T> {
                                 }
                                 last = match self.conn.finish_message(id, frame, wbuf) {
                                     Ok(true) => Some(frame),
-                                    Ok(false) | Err(_) => None,
+                                    other => {
+                                        sent(other);
+                                        None
+                                    }
                                 };
                                 // (Nothing to seal if the message went to the queue instead.)
                                 length::seal(wbuf, start);
@@ -259,13 +267,15 @@ impl<T: Transport> Driver<T> {
                     match last {
                         Some(frame) => self.conn.complete_in_place(id, frame, wbuf),
                         None => {
-                            let _ = self.conn.send_complete(id);
+                            sent(self.conn.send_complete(id));
                         }
                     }
                 }
                 end
             }
         };
+        // Out of credit, and not ended: the peer's next grant makes it runnable again.
+        producer.wants_credit = end.is_none() && credit == 0;
         let Some(end) = end else { return };
         if let End::Error(status) = end {
             self.send_status(id, &status);
@@ -290,7 +300,7 @@ impl<T: Transport> Driver<T> {
     pub(super) fn answer(&mut self, id: u32, result: Result<Payload, Status>, wbuf: &mut BytesMut) {
         match result {
             Ok(payload) => {
-                let _ = send_framed(&mut self.conn, id, payload, true, wbuf);
+                sent(send_framed(&mut self.conn, id, payload, true, wbuf));
             }
             Err(status) => self.send_status(id, &status),
         }
@@ -298,7 +308,7 @@ impl<T: Transport> Driver<T> {
 
     /// Ends a stream with `status` as an APPLICATION_ERROR (see [`crate::Status`] for the text).
     pub(super) fn send_status(&mut self, id: u32, status: &Status) {
-        let _ = self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire());
+        sent(self.conn.send_error(id, ErrorCode::APPLICATION_ERROR, &status.to_wire()));
     }
 }
 
@@ -329,4 +339,15 @@ fn send_framed(
     let sent = conn.send_next_into(id, payload.metadata, payload.data, complete, wbuf);
     length::seal(wbuf, start);
     sent
+}
+
+/// What the connection answers to a message or an end this side sends: it went, or its stream
+/// is gone (the peer cancelled it, or the connection closed, before the driver learned of it),
+/// and then there is nobody to send it to. Never for want of credit: a producer spends the
+/// connection's own count of it.
+pub(super) fn sent<T>(result: Result<T, CommandError>) {
+    debug_assert!(
+        !matches!(result, Err(CommandError::NoCredit(_))),
+        "a message beyond the credit the connection counts"
+    );
 }
