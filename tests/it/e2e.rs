@@ -287,7 +287,7 @@ mod raw {
 }
 
 /// A generated server writes each message of a response stream straight into the connection's
-/// write buffer (`Codec::encode_append`): the frames around it, messages too large for one
+/// write buffer (`Codec::encode`): the frames around it, messages too large for one
 /// frame, and a message that fails half-written.
 mod encoded_in_place {
     use super::*;
@@ -303,11 +303,7 @@ mod encoded_in_place {
     pub(crate) struct Picky;
 
     impl weft::Codec<Bytes> for Picky {
-        fn encode(message: Bytes) -> Result<Bytes, CodecError> {
-            if &message[..] == b"bad" { Err("`bad` is not sent".into()) } else { Ok(message) }
-        }
-
-        fn encode_append(message: Bytes, out: &mut BytesMut) -> Result<(), CodecError> {
+        fn encode(message: Bytes, out: &mut BytesMut) -> Result<(), CodecError> {
             // Written, then refused: none of it may reach the wire.
             out.extend_from_slice(&message);
             if &message[..] == b"bad" { Err("`bad` is not sent".into()) } else { Ok(()) }

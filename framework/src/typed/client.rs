@@ -115,8 +115,7 @@ where
     let slot = ErrorSlot::default();
     let rest = Encoder {
         rest: Some(messages),
-        encode: <C as Codec<Req>>::encode_into,
-        append: <C as Codec<Req>>::encode_append,
+        encode: <C as Codec<Req>>::encode,
         arena: Arena::default(),
         slot: slot.clone(),
         route,
@@ -155,8 +154,8 @@ where
 /// stream picks it up and reports it to the caller.
 struct Encoder<S, Req> {
     rest: Option<Pin<Box<S>>>,
-    encode: fn(Req, &mut BytesMut) -> Result<Bytes, CodecError>,
-    append: fn(Req, &mut BytesMut) -> Result<(), CodecError>,
+    /// The codec's: straight into the write buffer, or into `arena`.
+    encode: fn(Req, &mut BytesMut) -> Result<(), CodecError>,
     arena: Arena,
     slot: ErrorSlot,
     route: &'static str,
@@ -201,7 +200,7 @@ impl<S: Stream<Item = Req> + Send, Req: Send> Encode for Encoder<S, Req> {
     fn poll_encode(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<Option<Result<(), Status>>> {
         let this = self.get_mut();
         let Some(message) = ready!(this.poll_message(cx)) else { return Poll::Ready(None) };
-        match (this.append)(message, out) {
+        match (this.encode)(message, out) {
             Ok(()) => Poll::Ready(Some(Ok(()))),
             Err(e) => {
                 this.failed(&e);

@@ -23,23 +23,31 @@ pub type CodecError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | request does not encode | client | `INTERNAL` (the call is not sent) |
 /// | response does not decode | client | `INTERNAL` (the peer broke the contract) |
 ///
+/// A codec writes a message where the runtime says: behind its frame's header in the
+/// connection's write buffer (a generated server's answers and stream messages, so that
+/// nothing is built apart or copied), or into a buffer shared by a stream's or a thread's
+/// messages, from which the runtime splits it off.
+///
 /// ```
-/// use bytes::Bytes;
+/// use bytes::{Bytes, BytesMut};
 /// use weft::{Codec, CodecError};
 ///
 /// /// Messages as UTF-8 text.
 /// struct Utf8Codec;
 ///
 /// impl Codec<String> for Utf8Codec {
-///     fn encode(message: String) -> Result<Bytes, CodecError> {
-///         Ok(Bytes::from(message))
+///     fn encode(message: String, out: &mut BytesMut) -> Result<(), CodecError> {
+///         out.extend_from_slice(message.as_bytes());
+///         Ok(())
 ///     }
 ///     fn decode(data: Bytes) -> Result<String, CodecError> {
 ///         Ok(String::from_utf8(data.to_vec())?)
 ///     }
 /// }
 ///
-/// assert_eq!(Utf8Codec::decode(Utf8Codec::encode("hi".to_owned())?)?, "hi");
+/// let mut out = BytesMut::new();
+/// Utf8Codec::encode("hi".to_owned(), &mut out)?;
+/// assert_eq!(Utf8Codec::decode(out.freeze())?, "hi");
 /// # Ok::<(), CodecError>(())
 /// ```
 #[diagnostic::on_unimplemented(
@@ -50,28 +58,9 @@ pub type CodecError = Box<dyn std::error::Error + Send + Sync + 'static>;
     note = "`weft::BytesCodec` handles `bytes::Bytes`; choose a codec with `#[weft::service(codec = Path)]`"
 )]
 pub trait Codec<T>: 'static {
-    /// Encodes one message into payload data.
-    fn encode(message: T) -> Result<Bytes, CodecError>;
-
-    /// Encodes one message of a stream, with `arena` to write it into: a stream's messages
-    /// are encoded into shared buffers rather than one allocation each. The default ignores
-    /// `arena` and calls [`encode`](Codec::encode); a codec that writes its output (as
-    /// [`ProstCodec`] does) appends the message to `arena` and splits it off with
-    /// [`BytesMut::split`], which keeps the rest of the buffer for the next message.
-    fn encode_into(message: T, arena: &mut BytesMut) -> Result<Bytes, CodecError> {
-        let _ = arena;
-        Self::encode(message)
-    }
-
-    /// Appends one message's encoding to `out`: the connection's write buffer, where a
-    /// generated server writes each message of a response stream right behind its frame's
-    /// header, so that nothing is built apart or copied. The default copies what
-    /// [`encode`](Codec::encode) returns; a codec that writes its output (as [`ProstCodec`]
-    /// does) writes it to `out`. After an error, whatever was appended is dropped.
-    fn encode_append(message: T, out: &mut BytesMut) -> Result<(), CodecError> {
-        out.extend_from_slice(&Self::encode(message)?);
-        Ok(())
-    }
+    /// Appends one message's encoding to `out`. After an error, whatever was appended is
+    /// dropped: nothing of a message that failed to encode reaches the wire.
+    fn encode(message: T, out: &mut BytesMut) -> Result<(), CodecError>;
 
     /// Decodes payload data into one message.
     fn decode(data: Bytes) -> Result<T, CodecError>;
@@ -86,19 +75,10 @@ pub trait Codec<T>: 'static {
 pub struct ProstCodec;
 
 impl<T: prost::Message + Default + 'static> Codec<T> for ProstCodec {
-    fn encode(message: T) -> Result<Bytes, CodecError> {
-        Ok(Bytes::from(message.encode_to_vec()))
-    }
-
-    fn encode_into(message: T, arena: &mut BytesMut) -> Result<Bytes, CodecError> {
-        Self::encode_append(message, arena)?;
-        Ok(arena.split().freeze())
-    }
-
-    fn encode_append(message: T, out: &mut BytesMut) -> Result<(), CodecError> {
-        // `encode` would measure the message to check the room a `BytesMut` always has: it
-        // grows as it is written (each put reserves what it writes), so `encode_raw`, which
-        // `encode` calls after the check, is all there is to do.
+    fn encode(message: T, out: &mut BytesMut) -> Result<(), CodecError> {
+        // `Message::encode` would measure the message to check the room a `BytesMut` always
+        // has: it grows as it is written (each put reserves what it writes), so `encode_raw`,
+        // which `encode` calls after the check, is all there is to do.
         message.encode_raw(out);
         Ok(())
     }
@@ -108,20 +88,22 @@ impl<T: prost::Message + Default + 'static> Codec<T> for ProstCodec {
     }
 }
 
-/// A codec for raw bytes: the message *is* the payload data, untouched and uncopied.
+/// A codec for raw bytes: the message *is* the payload data, untouched.
 ///
 /// Use it for services whose methods take and return [`Bytes`], e.g. to carry an encoding Weft
 /// knows nothing of: `#[weft::service(codec = weft::BytesCodec)]`.
 ///
-/// Uncopied means that a request a server receives is a slice of its connection's read
-/// buffer: a method that keeps it beyond the call keeps that whole buffer (see
+/// A message sent is copied once, into the connection's buffers, as every message is. A
+/// message received is not copied: a request a server receives is a slice of its connection's
+/// read buffer, and a method that keeps it beyond the call keeps that whole buffer (see
 /// [`Handler`](crate::Handler)), so keep a copy (`Bytes::copy_from_slice`) instead.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BytesCodec;
 
 impl Codec<Bytes> for BytesCodec {
-    fn encode(message: Bytes) -> Result<Bytes, CodecError> {
-        Ok(message)
+    fn encode(message: Bytes, out: &mut BytesMut) -> Result<(), CodecError> {
+        out.extend_from_slice(&message);
+        Ok(())
     }
 
     fn decode(data: Bytes) -> Result<Bytes, CodecError> {
@@ -129,7 +111,7 @@ impl Codec<Bytes> for BytesCodec {
     }
 }
 
-/// The buffers a stream's messages are encoded into (see [`Codec::encode_into`]).
+/// The buffers a stream's messages are encoded into when they cannot be encoded in place.
 ///
 /// It starts empty, so a stream of one message costs one allocation of that message's size,
 /// as [`Codec::encode`] would; from the second message on it reserves room for several at a
@@ -147,20 +129,27 @@ impl Arena {
     /// The most room kept once a message has been split off.
     const KEEP: usize = 8 * Arena::MAX;
 
-    /// Encodes `message` with `encode` (a codec's [`Codec::encode_into`]).
+    /// Encodes `message` with `encode` (a codec's [`Codec::encode`]), and splits it off.
     // Always inlined: `encode` is then a known function, not a pointer (measured: ~30
     // instructions a message when the compiler chose not to).
     #[inline(always)]
     pub(crate) fn encode<T>(
         &mut self,
-        encode: fn(T, &mut BytesMut) -> Result<Bytes, CodecError>,
+        encode: fn(T, &mut BytesMut) -> Result<(), CodecError>,
         message: T,
     ) -> Result<Bytes, CodecError> {
         if self.buf.capacity() - self.buf.len() < 64 && self.next > 0 {
             self.buf.reserve(self.next);
         }
         self.next = (self.next * 2).clamp(512, Arena::MAX);
-        let encoded = encode(message, &mut self.buf);
+        // The buffer is empty here: every message is split off it, and a failed one cleared.
+        let encoded = match encode(message, &mut self.buf) {
+            Ok(()) => Ok(self.buf.split().freeze()),
+            Err(e) => {
+                self.buf.clear();
+                Err(e)
+            }
+        };
         // Only a large message can have grown the buffer past what is kept; what is left of
         // it then is not kept around for small ones (the message itself keeps its part alive
         // while it needs it).
@@ -173,14 +162,26 @@ impl Arena {
     /// Encodes the one message of a call (a request/response's request or response) into a
     /// buffer that this thread's calls share, as a stream's messages share theirs: without it,
     /// every call would allocate (and free) a buffer for a message of a few bytes. Falls back
-    /// to [`Codec::encode`] if a codec's own encoding encodes another message.
+    /// to a buffer of its own if a codec's own encoding encodes another message.
     pub(crate) fn encode_one<C: Codec<T>, T>(message: T) -> Result<Bytes, CodecError> {
+        Arena::encode_one_with(C::encode, message)
+    }
+
+    /// [`encode_one`](Arena::encode_one) with a codec's `encode`.
+    pub(crate) fn encode_one_with<T>(
+        encode: fn(T, &mut BytesMut) -> Result<(), CodecError>,
+        message: T,
+    ) -> Result<Bytes, CodecError> {
         thread_local! {
             static ARENA: RefCell<Arena> = RefCell::default();
         }
         ARENA.with(|arena| match arena.try_borrow_mut() {
-            Ok(mut arena) => arena.encode(C::encode_into, message),
-            Err(_) => C::encode(message),
+            Ok(mut arena) => arena.encode(encode, message),
+            Err(_) => {
+                let mut out = BytesMut::new();
+                encode(message, &mut out)?;
+                Ok(out.freeze())
+            }
         })
     }
 }
@@ -198,17 +199,43 @@ mod tests {
     #[test]
     fn prost_round_trips_and_reports_garbage() {
         let hello = Hello { name: "ada".into() };
-        let data = ProstCodec::encode(hello.clone()).unwrap();
+        let data = Arena::encode_one::<ProstCodec, _>(hello.clone()).unwrap();
         assert_eq!(<ProstCodec as Codec<Hello>>::decode(data).unwrap(), hello);
         let garbage = Bytes::from_static(&[0x0a, 0xff]);
         assert!(<ProstCodec as Codec<Hello>>::decode(garbage).is_err());
     }
 
     #[test]
-    fn bytes_pass_through_without_copying() {
+    fn bytes_pass_through_untouched_and_are_received_without_copying() {
         let data = Bytes::from_static(b"raw");
-        let encoded = BytesCodec::encode(data.clone()).unwrap();
-        assert_eq!(encoded.as_ptr(), data.as_ptr());
-        assert_eq!(BytesCodec::decode(encoded).unwrap(), data);
+        let encoded = Arena::encode_one::<BytesCodec, _>(data.clone()).unwrap();
+        assert_eq!(encoded, data);
+        assert_eq!(BytesCodec::decode(data.clone()).unwrap().as_ptr(), data.as_ptr());
+    }
+
+    /// A codec that writes half a message and then fails.
+    struct HalfThenFail;
+
+    impl Codec<Bytes> for HalfThenFail {
+        fn encode(message: Bytes, out: &mut BytesMut) -> Result<(), CodecError> {
+            out.extend_from_slice(&message[..message.len() / 2]);
+            if message.starts_with(b"bad") {
+                return Err("bad".into());
+            }
+            out.extend_from_slice(&message[message.len() / 2..]);
+            Ok(())
+        }
+
+        fn decode(data: Bytes) -> Result<Bytes, CodecError> {
+            Ok(data)
+        }
+    }
+
+    #[test]
+    fn a_message_that_fails_to_encode_leaves_nothing_in_the_arena() {
+        let mut arena = Arena::default();
+        assert!(arena.encode(HalfThenFail::encode, Bytes::from_static(b"bad message")).is_err());
+        let next = arena.encode(HalfThenFail::encode, Bytes::from_static(b"good")).unwrap();
+        assert_eq!(next, "good");
     }
 }

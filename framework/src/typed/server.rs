@@ -19,8 +19,14 @@ fn decode_request<C: Codec<T>, T>(route: &str, data: Bytes) -> Result<T, Status>
     C::decode(data).map_err(|e| Status::invalid_argument(format!("could not decode the request of `{route}`: {e}")))
 }
 
-fn encode_response<C: Codec<T>, T>(route: &str, message: T) -> Result<Payload, Status> {
-    Arena::encode_one::<C, T>(message).map(Payload::new).map_err(|e| encode_status(route, &e))
+/// One response message, encoded into a payload of its own (when it cannot be encoded in
+/// place), in the buffer this thread's calls share.
+fn encode_response<T>(
+    encode: fn(T, &mut BytesMut) -> Result<(), CodecError>,
+    route: &str,
+    message: T,
+) -> Result<Payload, Status> {
+    Arena::encode_one_with(encode, message).map(Payload::new).map_err(|e| encode_status(route, &e))
 }
 
 fn encode_status(route: &str, error: &CodecError) -> Status {
@@ -40,7 +46,7 @@ where
         let request = decode_request::<C, Req>(route, data)?;
         handler(Context::new(call), request).await
     };
-    Response::encoded(Unary { answer, append: C::encode_append, encode: encode_response::<C, Resp>, route })
+    Response::encoded(Unary { answer, encode: C::encode, route })
 }
 
 pin_project_lite::pin_project! {
@@ -49,8 +55,7 @@ pin_project_lite::pin_project! {
     struct Unary<Fut, Resp> {
         #[pin]
         answer: Fut,
-        append: fn(Resp, &mut BytesMut) -> Result<(), CodecError>,
-        encode: fn(&'static str, Resp) -> Result<Payload, Status>,
+        encode: fn(Resp, &mut BytesMut) -> Result<(), CodecError>,
         route: &'static str,
     }
 }
@@ -64,7 +69,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let message = ready!(this.answer.poll(cx))?;
-        Poll::Ready((this.encode)(this.route, message))
+        Poll::Ready(encode_response(*this.encode, this.route, message))
     }
 }
 
@@ -76,7 +81,7 @@ where
     fn poll_encode(self: Pin<&mut Self>, cx: &mut task::Context<'_>, out: &mut BytesMut) -> Poll<Result<(), Status>> {
         let this = self.project();
         let message = ready!(this.answer.poll(cx))?;
-        Poll::Ready((this.append)(message, out).map_err(|e| encode_status(this.route, &e)))
+        Poll::Ready((this.encode)(message, out).map_err(|e| encode_status(this.route, &e)))
     }
 }
 
@@ -155,7 +160,9 @@ where
 {
     let requests = Streaming::decoding(messages, <C as Codec<Req>>::decode, Side::Server, route);
     let response = handler(Context::new(call), requests);
-    Responses::new(futures_util::stream::once(async move { encode_response::<C, Resp>(route, response.await?) }))
+    Responses::new(futures_util::stream::once(async move {
+        encode_response(<C as Codec<Resp>>::encode, route, response.await?)
+    }))
 }
 
 /// The status for a call no method of this service answers with the interaction model it
@@ -200,8 +207,8 @@ pub fn ignore() -> BoxFuture<'static, ()> {
 /// buffer ([`Encode`]); as a stream of payloads it encodes into an [`Arena`].
 struct Respond<Fut, Resp> {
     state: State<Fut, Resp>,
-    encode: fn(Resp, &mut BytesMut) -> Result<Bytes, CodecError>,
-    append: fn(Resp, &mut BytesMut) -> Result<(), CodecError>,
+    /// The codec's: straight into the write buffer, or into `arena`.
+    encode: fn(Resp, &mut BytesMut) -> Result<(), CodecError>,
     arena: Arena,
     route: &'static str,
 }
@@ -217,13 +224,7 @@ where
     Fut: Future<Output = Result<BoxStream<'static, Result<Resp, Status>>, Status>>,
 {
     fn new<C: Codec<Resp>>(responses: Fut, route: &'static str) -> Self {
-        Respond {
-            state: State::Waiting(Box::pin(responses)),
-            encode: C::encode_into,
-            append: C::encode_append,
-            arena: Arena::default(),
-            route,
-        }
+        Respond { state: State::Waiting(Box::pin(responses)), encode: C::encode, arena: Arena::default(), route }
     }
 
     /// The handler's next message; after anything but a message, `None` for ever.
@@ -291,7 +292,7 @@ where
     ) -> Poll<Option<Result<(), Status>>> {
         let this = self.get_mut();
         Poll::Ready(match ready!(this.poll_message(cx)) {
-            Some(Ok(message)) => Some((this.append)(message, out).map_err(|e| this.failed(&e))),
+            Some(Ok(message)) => Some((this.encode)(message, out).map_err(|e| this.failed(&e))),
             Some(Err(status)) => Some(Err(status)),
             None => None,
         })
