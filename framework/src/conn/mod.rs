@@ -286,12 +286,12 @@ impl InPlace<'_> {
     /// a credit spent, and true returned; otherwise nothing changed, and the message is for
     /// `finish_message`, which says why it cannot go.
     #[inline(always)]
-    pub(crate) fn finish(&mut self, start: usize, out: &mut BytesMut) -> bool {
+    pub(crate) fn finish(&mut self, start: usize, out: &mut BytesMut, metadata: bool) -> bool {
         if *self.credit == 0 || out.len() - start - HEADER_SIZE > self.max_data {
             return false;
         }
         *self.credit -= 1;
-        frame::direct::finish_message(&mut out[start..], self.id, false);
+        frame::direct::finish_message(&mut out[start..], self.id, false, metadata);
         true
     }
 }
@@ -1241,9 +1241,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends the message of stream `id` whose data was encoded into `out` after the head that
-    /// room for a frame header left at `start` (zeros, [`HEADER_SIZE`] of them, the bytes
-    /// `frame::direct::begin_message` appends): as [`send_next_into`] would, but without
+    /// Sends the message of stream `id` whose body was written into `out` after room for a
+    /// frame header left at `start` (zeros, [`HEADER_SIZE`] of them, the bytes
+    /// `frame::direct::begin_message` appends): its data, or with `metadata` its metadata and
+    /// data as `frame::direct::put_body` writes them. As [`send_next_into`] would, but without
     /// the copy. Where it may go at once the head is filled in where it is; where it may not
     /// (frames are queued ahead of it, or it needs fragmenting) its data is taken back out of
     /// `out` and queued as [`send_next`] queues it. Returns whether it stayed in place with this
@@ -1254,18 +1255,24 @@ impl Connection {
     /// [`send_next_into`]: Connection::send_next_into
     /// [`send_next`]: Connection::send_next
     /// [`complete_in_place`]: Connection::complete_in_place
-    pub(crate) fn finish_message(&mut self, id: u32, start: usize, out: &mut BytesMut) -> Result<bool, CommandError> {
+    pub(crate) fn finish_message(
+        &mut self,
+        id: u32,
+        start: usize,
+        out: &mut BytesMut,
+        metadata: bool,
+    ) -> Result<bool, CommandError> {
         let data_start = start + HEADER_SIZE;
         if !self.writes_now(out.len() - data_start) {
             // Rare (a message too large for one frame): a copy beside its fragmenting is cheap.
-            let data = Bytes::copy_from_slice(&out[data_start..]);
+            let (metadata, data) = frame::direct::split_body(&out[data_start..], metadata);
             out.truncate(start);
-            return self.send_next(id, Bytes::new(), data, false).map(|()| false);
+            return self.send_next(id, metadata, data, false).map(|()| false);
         }
         match self.spend_credit(id, false) {
             Ok(complete) => {
                 // (A request/response's answer always completes.)
-                frame::direct::finish_message(&mut out[start..], id, complete);
+                frame::direct::finish_message(&mut out[start..], id, complete, metadata);
                 if complete {
                     self.reap(id);
                 }

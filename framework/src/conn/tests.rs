@@ -336,14 +336,14 @@ fn messages_in_place_spend_the_credit_and_keep_to_one_frame_as_finish_message_do
     for data in [&b"a"[..], b"b"] {
         let start = frame::direct::begin_message(&mut out);
         out.extend_from_slice(data);
-        assert!(run.finish(start, &mut out));
+        assert!(run.finish(start, &mut out, false));
         written.push(start);
     }
     // Too large for one frame: left as it is, for `finish_message` (which fragments it).
     let start = frame::direct::begin_message(&mut out);
     out.resize(start + HEADER_SIZE + max_data + 1, 9);
-    assert!(!run.finish(start, &mut out));
-    assert_eq!(p.server.finish_message(id, start, &mut out), Ok(false));
+    assert!(!run.finish(start, &mut out, false));
+    assert_eq!(p.server.finish_message(id, start, &mut out, false), Ok(false));
     assert_eq!(out.len(), start, "taken out, to be queued fragmented");
     assert!(p.server.messages_in_place(id).is_none(), "frames are queued ahead");
     // The credit was three: two in place, one fragmented; the next has none.
@@ -351,8 +351,8 @@ fn messages_in_place_spend_the_credit_and_keep_to_one_frame_as_finish_message_do
     let mut run = p.server.messages_in_place(id).expect("nothing queued any more");
     let start = frame::direct::begin_message(&mut out);
     out.extend_from_slice(b"c");
-    assert!(!run.finish(start, &mut out));
-    assert_eq!(p.server.finish_message(id, start, &mut out), Err(CommandError::NoCredit(id)));
+    assert!(!run.finish(start, &mut out, false));
+    assert_eq!(p.server.finish_message(id, start, &mut out, false), Err(CommandError::NoCredit(id)));
     assert_eq!(out.len(), start);
     // What was written in place is the PAYLOAD frames `send_next` would have sent, with no
     // framing around them (that is the transport's).
@@ -364,6 +364,33 @@ fn messages_in_place_spend_the_credit_and_keep_to_one_frame_as_finish_message_do
         assert_eq!(Frame::decode(out.split_to(7).freeze()), Ok(expected));
     }
     assert!(out.is_empty());
+}
+
+#[test]
+fn a_message_with_metadata_written_in_place_goes_whole_or_fragmented_with_its_metadata() {
+    let (mut p, id) = stream_pair(Config::default());
+    let max_data = p.server.config().effective_fragment_size() - HEADER_SIZE;
+    // In place: the frame says it carries metadata.
+    let mut out = BytesMut::new();
+    let start = frame::direct::begin_message(&mut out);
+    assert!(frame::direct::put_body(b"md", b"data", &mut out));
+    assert_eq!(p.server.finish_message(id, start, &mut out, true), Ok(true));
+    let got = Frame::decode(out.freeze()).unwrap();
+    let payload = frame::Payload { metadata: Some(b("md")), data: b("data") };
+    assert_eq!(
+        got,
+        Frame::Payload(PayloadFrame { stream_id: id, follows: false, complete: false, next: true, payload })
+    );
+    // Too large for one frame: taken back out and queued, its metadata still its own.
+    let mut out = BytesMut::new();
+    let start = frame::direct::begin_message(&mut out);
+    let big = vec![5u8; max_data];
+    assert!(frame::direct::put_body(b"md", &big, &mut out));
+    assert_eq!(p.server.finish_message(id, start, &mut out, true), Ok(false));
+    assert!(out.is_empty());
+    p.pump();
+    let got = events(&mut p.client);
+    assert_eq!(got, [Event::Next { stream_id: id, metadata: b("md"), data: Bytes::from(big) }]);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 #[cfg(doc)]
 use super::Frame;
 use super::{HEADER_SIZE, MAX_FRAME_SIZE};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// The size of a metadata length field.
 const METADATA_LENGTH_SIZE: usize = 3;
@@ -38,10 +38,38 @@ pub(crate) fn begin_message(buf: &mut BytesMut) -> usize {
 /// the message's data (N, and C if `complete`; no metadata, no F). Data longer than a frame can
 /// hold is the caller's bug, as for `frame::length::encode_frame`.
 #[inline(always)]
-pub(crate) fn finish_message(frame: &mut [u8], stream_id: u32, complete: bool) {
-    use super::flags::{COMPLETE, NEXT};
-    let flags = NEXT | if complete { COMPLETE } else { 0 };
+pub(crate) fn finish_message(frame: &mut [u8], stream_id: u32, complete: bool, metadata: bool) {
+    use super::flags::{COMPLETE, METADATA, NEXT};
+    let flags = NEXT | if complete { COMPLETE } else { 0 } | if metadata { METADATA } else { 0 };
     put_head(frame, super::FrameType::Payload, stream_id, flags);
+}
+
+/// Appends a message's body as a PAYLOAD frame carries it after its header: with metadata, its
+/// 24-bit length and the metadata, then the data. Returns whether it carries metadata (for
+/// [`finish_message`]); empty metadata is none, as [`encode_message`] writes it.
+#[inline]
+pub(crate) fn put_body(metadata: &[u8], data: &[u8], buf: &mut BytesMut) -> bool {
+    if metadata.is_empty() {
+        buf.extend_from_slice(data);
+        return false;
+    }
+    let metadata = &metadata[..metadata.len().min(MAX_FRAME_SIZE)];
+    buf.reserve(METADATA_LENGTH_SIZE + metadata.len() + data.len());
+    buf.put_slice(&(metadata.len() as u32).to_be_bytes()[1..]);
+    buf.put_slice(metadata);
+    buf.put_slice(data);
+    true
+}
+
+/// The metadata and the data of a body [`put_body`] wrote (with metadata if `metadata`).
+pub(crate) fn split_body(body: &[u8], metadata: bool) -> (Bytes, Bytes) {
+    if !metadata || body.len() < METADATA_LENGTH_SIZE {
+        return (Bytes::new(), Bytes::copy_from_slice(body));
+    }
+    let len = (usize::from(body[0]) << 16 | usize::from(body[1]) << 8 | usize::from(body[2]))
+        .min(body.len() - METADATA_LENGTH_SIZE);
+    let (metadata, data) = body[METADATA_LENGTH_SIZE..].split_at(len);
+    (Bytes::copy_from_slice(metadata), Bytes::copy_from_slice(data))
 }
 
 /// Writes a frame's header into the first [`HEADER_SIZE`] bytes of `head`.
@@ -140,7 +168,6 @@ mod tests {
     use super::*;
     use crate::frame::length;
     use crate::frame::{Frame, Payload, PayloadFrame};
-    use bytes::Bytes;
 
     #[test]
     fn a_message_begun_and_finished_in_place_is_a_whole_frame() {
@@ -148,7 +175,7 @@ mod tests {
         let mut wire = BytesMut::new();
         let start = begin_message(&mut wire);
         wire.put_slice(b"hello");
-        finish_message(&mut wire[start..], 5, false);
+        finish_message(&mut wire[start..], 5, false, false);
         let frame = Frame::decode(wire.freeze()).ok();
         let expected = PayloadFrame {
             stream_id: 5,
@@ -217,6 +244,26 @@ mod tests {
                         encode_request(RequestHead::Stream { initial_n: 9 }, stream_id, &bytes(md), &bytes(data), out)
                     });
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_written_in_place_with_or_without_metadata_is_the_frame_encode_message_writes() {
+        for (metadata, data) in [(&b""[..], &b"data"[..]), (b"meta", b"data"), (b"m", b""), (b"", b"")] {
+            for complete in [false, true] {
+                let mut in_place = BytesMut::new();
+                in_place.put_bytes(0, HEADER_SIZE);
+                let has = put_body(metadata, data, &mut in_place);
+                assert_eq!(has, !metadata.is_empty());
+                assert_eq!(
+                    split_body(&in_place[HEADER_SIZE..], has),
+                    (Bytes::copy_from_slice(metadata), Bytes::copy_from_slice(data))
+                );
+                finish_message(&mut in_place, 9, complete, has);
+                let mut expected = BytesMut::new();
+                encode_message(9, complete, (!metadata.is_empty()).then_some(metadata), data, &mut expected);
+                assert_eq!(in_place, expected, "metadata {metadata:?}, data {data:?}");
             }
         }
     }

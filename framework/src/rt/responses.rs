@@ -1,13 +1,14 @@
 //! What a handler answers with: [`Response`] to a request/response, [`Responses`] to a
 //! request/stream or a channel.
 
+use crate::frame::direct;
 use crate::{BoxFuture, BoxStream, Payload, Status};
 use bytes::BytesMut;
 use futures_core::Stream;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 /// The answer a request/response [`Handler`](crate::Handler) gives: a future of one payload or
 /// an error (sent as an ERROR frame).
@@ -25,22 +26,40 @@ use std::task::{Context, Poll};
 /// assert_eq!(response.await.unwrap(), Payload::new("pong"));
 /// # });
 /// ```
-pub struct Response(pub(crate) Answer);
+pub struct Response(pub(crate) Pin<Box<dyn EncodeOne>>);
 
-/// Where a [`Response`]'s answer comes from.
-pub(crate) enum Answer {
-    /// A payload, copied into the write buffer.
-    Payload(BoxFuture<'static, Result<Payload, Status>>),
-    /// A message that encodes itself into the write buffer.
-    Encoded(Pin<Box<dyn EncodeOne>>),
+/// A future of one message that can also write it into a buffer: the one representation of
+/// an answer. Generated servers encode their message there; a payload is copied there
+/// ([`PayloadAnswer`]).
+pub(crate) trait EncodeOne: Future<Output = Result<Payload, Status>> + Send {
+    /// [`poll`](Future::poll), appending the message's body (as a PAYLOAD frame carries it
+    /// after its header, see `frame::direct::put_body`) to `out` instead of returning it:
+    /// `Ok(true)` if it carries metadata. On anything but `Ready(Ok(_))` the caller drops what
+    /// was appended.
+    fn poll_encode(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<Result<bool, Status>>;
 }
 
-/// A future of one message that can also write its encoding into a buffer (generated servers'
-/// answers).
-pub(crate) trait EncodeOne: Future<Output = Result<Payload, Status>> + Send {
-    /// [`poll`](Future::poll), appending the message's encoding to `out` instead of returning
-    /// it. On anything but `Ready(Ok(()))` the caller drops what was appended.
-    fn poll_encode(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<Result<(), Status>>;
+pin_project_lite::pin_project! {
+    /// A future of a payload as an answer.
+    struct PayloadAnswer<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future<Output = Result<Payload, Status>>> Future for PayloadAnswer<F> {
+    type Output = Result<Payload, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().future.poll(cx)
+    }
+}
+
+impl<F: Future<Output = Result<Payload, Status>> + Send> EncodeOne for PayloadAnswer<F> {
+    fn poll_encode(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<Result<bool, Status>> {
+        let payload = ready!(self.project().future.poll(cx))?;
+        Poll::Ready(Ok(direct::put_body(&payload.metadata, &payload.data, out)))
+    }
 }
 
 impl Response {
@@ -49,7 +68,7 @@ impl Response {
     where
         F: Future<Output = Result<Payload, Status>> + Send + 'static,
     {
-        Response(Answer::Payload(Box::pin(future)))
+        Response(Box::pin(PayloadAnswer { future }))
     }
 
     /// An answer at hand.
@@ -58,13 +77,13 @@ impl Response {
     }
 
     pub(crate) fn encoded(future: impl EncodeOne + 'static) -> Response {
-        Response(Answer::Encoded(Box::pin(future)))
+        Response(Box::pin(future))
     }
 }
 
 impl From<BoxFuture<'static, Result<Payload, Status>>> for Response {
     fn from(future: BoxFuture<'static, Result<Payload, Status>>) -> Response {
-        Response(Answer::Payload(future))
+        Response::new(future)
     }
 }
 
@@ -72,20 +91,13 @@ impl Future for Response {
     type Output = Result<Payload, Status>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.get_mut().0 {
-            Answer::Payload(future) => future.as_mut().poll(cx),
-            Answer::Encoded(future) => future.as_mut().poll(cx),
-        }
+        self.get_mut().0.as_mut().poll(cx)
     }
 }
 
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = match self.0 {
-            Answer::Payload(_) => "payload",
-            Answer::Encoded(_) => "encoded",
-        };
-        f.debug_tuple("Response").field(&source).finish()
+        f.debug_struct("Response").finish_non_exhaustive()
     }
 }
 
@@ -107,22 +119,51 @@ impl fmt::Debug for Response {
 /// assert_eq!(responses.next().await.unwrap().unwrap(), Payload::new("one"));
 /// # });
 /// ```
-pub struct Responses(pub(crate) Source);
+pub struct Responses(pub(crate) Pin<Box<dyn Encode>>);
 
-/// Where a [`Responses`]' messages come from.
-pub(crate) enum Source {
-    /// Payloads, copied into the write buffer.
-    Payloads(BoxStream<'static, Result<Payload, Status>>),
-    /// Messages that encode themselves into the write buffer.
-    Encoded(Pin<Box<dyn Encode>>),
+/// A stream of messages that can also write each one into a buffer: the one representation
+/// of the messages a side sends. Generated servers and clients encode theirs there; payloads
+/// are copied there ([`Payloads`]).
+pub(crate) trait Encode: Stream<Item = Result<Payload, Status>> + Send {
+    /// [`poll_next`](Stream::poll_next), appending the message's body (see
+    /// [`EncodeOne::poll_encode`]) to `out` instead of returning it: `Some(Ok(true))` if it
+    /// carries metadata. On anything but `Ready(Some(Ok(_)))` the caller drops what was
+    /// appended.
+    fn poll_encode(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut BytesMut,
+    ) -> Poll<Option<Result<bool, Status>>>;
 }
 
-/// A stream of messages that can also write each one's encoding into a buffer (generated
-/// servers' response streams).
-pub(crate) trait Encode: Stream<Item = Result<Payload, Status>> + Send {
-    /// [`poll_next`](Stream::poll_next), appending the message's encoding to `out` instead of
-    /// returning it. On anything but `Ready(Some(Ok(())))` the caller drops what was appended.
-    fn poll_encode(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<Option<Result<(), Status>>>;
+pin_project_lite::pin_project! {
+    /// A stream of payloads as the messages a side sends.
+    struct Payloads<S> {
+        #[pin]
+        stream: S,
+    }
+}
+
+impl<S: Stream<Item = Result<Payload, Status>>> Stream for Payloads<S> {
+    type Item = Result<Payload, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.project().stream.poll_next(cx)
+    }
+}
+
+impl<S: Stream<Item = Result<Payload, Status>> + Send> Encode for Payloads<S> {
+    fn poll_encode(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut BytesMut,
+    ) -> Poll<Option<Result<bool, Status>>> {
+        Poll::Ready(match ready!(self.project().stream.poll_next(cx)) {
+            Some(Ok(payload)) => Some(Ok(direct::put_body(&payload.metadata, &payload.data, out))),
+            Some(Err(status)) => Some(Err(status)),
+            None => None,
+        })
+    }
 }
 
 impl Responses {
@@ -131,7 +172,7 @@ impl Responses {
     where
         S: Stream<Item = Result<Payload, Status>> + Send + 'static,
     {
-        Responses(Source::Payloads(Box::pin(stream)))
+        Responses(Box::pin(Payloads { stream }))
     }
 
     /// One message, or an error, and the end.
@@ -140,13 +181,13 @@ impl Responses {
     }
 
     pub(crate) fn encoded(stream: impl Encode + 'static) -> Responses {
-        Responses(Source::Encoded(Box::pin(stream)))
+        Responses(Box::pin(stream))
     }
 }
 
 impl From<BoxStream<'static, Result<Payload, Status>>> for Responses {
     fn from(stream: BoxStream<'static, Result<Payload, Status>>) -> Responses {
-        Responses(Source::Payloads(stream))
+        Responses::new(stream)
     }
 }
 
@@ -154,19 +195,12 @@ impl Stream for Responses {
     type Item = Result<Payload, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match &mut self.get_mut().0 {
-            Source::Payloads(stream) => stream.as_mut().poll_next(cx),
-            Source::Encoded(stream) => stream.as_mut().poll_next(cx),
-        }
+        self.get_mut().0.as_mut().poll_next(cx)
     }
 }
 
 impl fmt::Debug for Responses {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = match self.0 {
-            Source::Payloads(_) => "payloads",
-            Source::Encoded(_) => "encoded",
-        };
-        f.debug_tuple("Responses").field(&source).finish()
+        f.debug_struct("Responses").finish_non_exhaustive()
     }
 }

@@ -197,11 +197,15 @@ impl<S: Stream<Item = Req>, Req> Stream for Encoder<S, Req> {
 }
 
 impl<S: Stream<Item = Req> + Send, Req: Send> Encode for Encoder<S, Req> {
-    fn poll_encode(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<Option<Result<(), Status>>> {
+    fn poll_encode(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut BytesMut,
+    ) -> Poll<Option<Result<bool, Status>>> {
         let this = self.get_mut();
         let Some(message) = ready!(this.poll_message(cx)) else { return Poll::Ready(None) };
         match (this.encode)(message, out) {
-            Ok(()) => Poll::Ready(Some(Ok(()))),
+            Ok(()) => Poll::Ready(Some(Ok(false))),
             Err(e) => {
                 this.failed(&e);
                 Poll::Ready(None)

@@ -78,10 +78,11 @@ where
     Fut: Future<Output = Result<Resp, Status>> + Send,
     Resp: Send,
 {
-    fn poll_encode(self: Pin<&mut Self>, cx: &mut task::Context<'_>, out: &mut BytesMut) -> Poll<Result<(), Status>> {
+    fn poll_encode(self: Pin<&mut Self>, cx: &mut task::Context<'_>, out: &mut BytesMut) -> Poll<Result<bool, Status>> {
         let this = self.project();
         let message = ready!(this.answer.poll(cx))?;
-        Poll::Ready((this.encode)(message, out).map_err(|e| encode_status(this.route, &e)))
+        // (Encoded messages carry no metadata.)
+        Poll::Ready((this.encode)(message, out).map(|()| false).map_err(|e| encode_status(this.route, &e)))
     }
 }
 
@@ -289,10 +290,10 @@ where
         self: Pin<&mut Self>,
         cx: &mut task::Context<'_>,
         out: &mut BytesMut,
-    ) -> Poll<Option<Result<(), Status>>> {
+    ) -> Poll<Option<Result<bool, Status>>> {
         let this = self.get_mut();
         Poll::Ready(match ready!(this.poll_message(cx)) {
-            Some(Ok(message)) => Some((this.encode)(message, out).map_err(|e| this.failed(&e))),
+            Some(Ok(message)) => Some((this.encode)(message, out).map(|()| false).map_err(|e| this.failed(&e))),
             Some(Err(status)) => Some(Err(status)),
             None => None,
         })

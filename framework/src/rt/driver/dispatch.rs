@@ -9,7 +9,6 @@ use crate::payload::CancelSignal;
 use crate::rt::budget::Reserved;
 use crate::rt::command::{Command, Inbound};
 use crate::rt::inbox::WeakSender;
-use crate::rt::responses::Answer;
 use crate::rt::transport::Transport;
 use crate::rt::unwind;
 use crate::{Call, Client, Payload, Status};
@@ -127,17 +126,13 @@ impl<T: Transport> Driver<T> {
                 // The handler is called and its future polled once under one guard (a guard
                 // is a call that what it guards cannot be inlined through).
                 let before = wbuf.len();
+                // The answer goes straight into the write buffer, behind its frame's prefix and
+                // head.
+                let start = length::begin_with(wbuf, HEADER_SIZE);
+                let frame = start + length::PREFIX_SIZE;
                 let first = unwind::guard(|| {
                     let mut future = handler.request_response(call, data);
-                    let polled = match &mut future.0 {
-                        // Straight into the write buffer, behind its frame's head.
-                        Answer::Encoded(encoded) => {
-                            let start = length::begin_with(wbuf, HEADER_SIZE);
-                            let frame = start + length::PREFIX_SIZE;
-                            First::Encoded(start, frame, poll_once_with(|cx| encoded.as_mut().poll_encode(cx, wbuf)))
-                        }
-                        Answer::Payload(payload) => First::Payload(poll_once(payload)),
-                    };
+                    let polled = poll_once_with(|cx| future.0.as_mut().poll_encode(cx, wbuf));
                     (future, polled)
                 });
                 let (future, polled) = match first {
@@ -150,25 +145,20 @@ impl<T: Transport> Driver<T> {
                 };
                 // Answered without waiting: no task, no trip through the command channel.
                 let answered = match polled {
-                    First::Encoded(start, frame, Some(Ok(()))) => {
-                        super::produce::sent(self.conn.finish_message(id, frame, wbuf));
+                    Some(Ok(metadata)) => {
+                        super::produce::sent(self.conn.finish_message(id, frame, wbuf, metadata));
                         length::seal(wbuf, start);
                         true
                     }
-                    First::Encoded(start, _, Some(Err(status))) => {
+                    Some(Err(status)) => {
                         wbuf.truncate(start);
                         self.send_status(id, &status);
                         true
                     }
-                    First::Encoded(start, _, None) => {
+                    None => {
                         wbuf.truncate(start);
                         false
                     }
-                    First::Payload(Some(result)) => {
-                        self.answer(id, result, wbuf);
-                        true
-                    }
-                    First::Payload(None) => false,
                 };
                 if answered {
                     drop(future);
@@ -234,13 +224,6 @@ impl<T: Transport> Driver<T> {
             self.send_status(id, &status);
         }
     }
-}
-
-/// What a request/response handler's first poll gave: an encoded answer (where its prefix and
-/// its frame start in the write buffer) or a payload, if it answered at once.
-enum First {
-    Encoded(usize, usize, Option<Result<(), Status>>),
-    Payload(Option<Result<Payload, Status>>),
 }
 
 /// Polls a handler's future once, on the driver's task.

@@ -7,7 +7,7 @@ use crate::conn::{CommandError, Connection};
 use crate::frame::length;
 use crate::frame::{ErrorCode, HEADER_SIZE};
 use crate::rt::inbox::ReadyFlag;
-use crate::rt::responses::{Responses, Source};
+use crate::rt::responses::Responses;
 use crate::rt::transport::Transport;
 use crate::rt::unwind;
 use crate::{Payload, Status};
@@ -42,10 +42,11 @@ pub(super) struct Producer {
     stream: Responses,
     /// The last turn ended for want of credit: the peer's next REQUEST_N makes it runnable.
     wants_credit: bool,
-    /// A message polled while there was no credit for it (see `Driver::run_producer`): sent
-    /// first once credit comes. The stream is not polled again meanwhile, so a producer holds
-    /// at most this one message beyond what its peer asked for.
-    ahead: Option<Payload>,
+    /// A message polled while there was no credit for it (see `Driver::run_producer`): its
+    /// body, and whether that carries metadata; sent first once credit comes. The stream is
+    /// not polled again meanwhile, so a producer holds at most this one message beyond what
+    /// its peer asked for.
+    ahead: Option<(Bytes, bool)>,
     /// Wakes the driver with this producer marked ready.
     waker: Waker,
     flag: Arc<ReadyFlag>,
@@ -118,162 +119,104 @@ impl<T: Transport> Driver<T> {
         let mut cx = std::task::Context::from_waker(&producer.waker);
         let (mut taken, mut size) = (0, 0);
         let ahead = producer.ahead.take();
-        let end = match &mut producer.stream.0 {
-            Source::Payloads(stream) => {
-                // Each message is held back until the next poll tells whether it was the last,
-                // so that it can carry (C) itself.
-                let mut held: Option<Payload> = None;
-                if let Some(payload) = ahead {
-                    credit -= 1;
-                    taken += 1;
-                    size += payload.metadata.len() + payload.data.len();
-                    held = Some(payload);
+        let stream = &mut producer.stream.0;
+        // Each message is written into `wbuf` behind its frame's prefix and head; the last one
+        // written there this turn gets (C) if the next poll ends the stream.
+        let mut last = None;
+        if let Some((body, metadata)) = ahead {
+            let start = length::begin_with(wbuf, HEADER_SIZE);
+            let frame = start + length::PREFIX_SIZE;
+            wbuf.extend_from_slice(&body);
+            credit -= 1;
+            taken += 1;
+            size += body.len();
+            last = match self.conn.finish_message(id, frame, wbuf, metadata) {
+                Ok(true) => Some(frame),
+                other => {
+                    sent(other);
+                    None
                 }
-                // One guard for the turn, not one a message: a guard is a call the message's
-                // poll cannot be inlined through. After a panic, the message held back is
-                // still sent, ahead of the error.
-                let turn = unwind::guard(|| {
-                    // (The turn's counts are the closure's own: see the other source's.)
-                    let (mut taken, mut size) = (taken, size);
-                    loop {
-                        let probe = credit == 0;
-                        if !probe && turn_is_over(&mut self.runnable, id, credit, taken, size) {
-                            break None;
-                        }
-                        match stream.as_mut().poll_next(&mut cx) {
-                            Poll::Ready(Some(Ok(payload))) if probe => {
-                                producer.ahead = Some(payload);
-                                break None;
-                            }
-                            Poll::Ready(Some(Ok(payload))) => {
-                                credit -= 1;
-                                taken += 1;
-                                size += payload.metadata.len() + payload.data.len();
-                                if let Some(previous) = held.replace(payload) {
-                                    sent(send_framed(&mut self.conn, id, previous, false, wbuf));
-                                }
-                            }
-                            Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
-                            Poll::Ready(None) => break Some(End::Complete),
-                            Poll::Pending => break None,
-                        }
-                    }
-                });
-                let end = turn.unwrap_or_else(|panicked| Some(End::Error(panicked.status(STREAM))));
-                match (held, &end) {
-                    (Some(last), Some(End::Complete)) => {
-                        sent(send_framed(&mut self.conn, id, last, true, wbuf));
-                    }
-                    (None, Some(End::Complete)) => {
-                        sent(self.conn.send_complete(id));
-                    }
-                    (Some(last), _) => {
-                        sent(send_framed(&mut self.conn, id, last, false, wbuf));
-                    }
-                    (None, _) => {}
+            };
+            length::seal(wbuf, start);
+        }
+        // Where the message being written starts, while it is: a panic in its encoding leaves
+        // half of it in the buffer, cut off after the guard.
+        // (A cell: written in the guarded turn, read after it unwound.)
+        let encoding = std::cell::Cell::new(None);
+        // One guard for the turn, not one a message: a guard is a call the message's poll
+        // cannot be inlined through.
+        let turn = unwind::guard(|| {
+            // The turn's counts are the closure's own, not borrowed from outside it: kept in
+            // registers across the loop.
+            let (mut taken, mut size, mut last) = (taken, size, last);
+            // The stream, looked up once for the turn's messages; a message that cannot go that
+            // way goes through `finish_message`, which says why.
+            let mut in_place = self.conn.messages_in_place(id);
+            let end = loop {
+                let probe = credit == 0;
+                if !probe && turn_is_over(&mut self.runnable, id, credit, taken, size) {
+                    break None;
                 }
-                end
-            }
-            Source::Encoded(stream) => {
-                // Each message is encoded into `wbuf` behind its frame's head; the last one
-                // written there this turn gets (C) if the next poll ends the stream.
-                let mut last = None;
-                if let Some(Payload { data, .. }) = ahead {
-                    // (An encoded stream's messages carry no metadata.)
-                    let start = length::begin_with(wbuf, HEADER_SIZE);
-                    let frame = start + length::PREFIX_SIZE;
-                    wbuf.extend_from_slice(&data);
-                    credit -= 1;
-                    taken += 1;
-                    size += data.len();
-                    last = match self.conn.finish_message(id, frame, wbuf) {
-                        Ok(true) => Some(frame),
-                        other => {
-                            sent(other);
-                            None
-                        }
-                    };
-                    length::seal(wbuf, start);
-                }
-                // Where the message being encoded starts, while it is: a panic in its encoding
-                // leaves half of it in the buffer, cut off after the guard.
-                // (A cell: written in the guarded turn, read after it unwound.)
-                let encoding = std::cell::Cell::new(None);
-                // One guard for the turn, not one a message (see the other source's).
-                let turn = unwind::guard(|| {
-                    // The turn's counts are the closure's own, not borrowed from outside it:
-                    // kept in registers across the loop.
-                    let (mut taken, mut size, mut last) = (taken, size, last);
-                    // The stream, looked up once for the turn's messages; a message that cannot
-                    // go that way goes through `finish_message`, which says why.
-                    let mut in_place = self.conn.messages_in_place(id);
-                    let end = loop {
-                        let probe = credit == 0;
-                        if !probe && turn_is_over(&mut self.runnable, id, credit, taken, size) {
-                            break None;
-                        }
-                        // The frame's prefix, then the frame: its head, and the message encoded
-                        // after it.
-                        let start = length::begin_with(wbuf, HEADER_SIZE);
-                        let frame = start + length::PREFIX_SIZE;
-                        encoding.set(Some(start));
-                        let polled = stream.as_mut().poll_encode(&mut cx, wbuf);
-                        encoding.set(None);
-                        if probe && matches!(polled, Poll::Ready(Some(Ok(())))) {
-                            // Rare (the stream had a message ready beyond the peer's credit): a
-                            // copy, so that the write buffer holds only what may be written.
-                            producer.ahead = Some(Payload::new(Bytes::copy_from_slice(&wbuf[frame + HEADER_SIZE..])));
-                            wbuf.truncate(start);
-                            break None;
-                        }
-                        if !matches!(polled, Poll::Ready(Some(Ok(())))) {
-                            wbuf.truncate(start);
-                        }
-                        match polled {
-                            Poll::Ready(Some(Ok(()))) => {
-                                credit -= 1;
-                                taken += 1;
-                                size += wbuf.len() - start;
-                                if in_place.as_mut().is_some_and(|run| run.finish(frame, wbuf)) {
-                                    length::seal_frame(wbuf, start);
-                                    last = Some(frame);
-                                    continue;
-                                }
-                                last = match self.conn.finish_message(id, frame, wbuf) {
-                                    Ok(true) => Some(frame),
-                                    other => {
-                                        sent(other);
-                                        None
-                                    }
-                                };
-                                // (Nothing to seal if the message went to the queue instead.)
-                                length::seal(wbuf, start);
-                                in_place = self.conn.messages_in_place(id);
-                            }
-                            Poll::Ready(Some(Err(status))) => break Some(End::Error(status)),
-                            Poll::Ready(None) => break Some(End::Complete),
-                            Poll::Pending => break None,
-                        }
-                    };
-                    (end, last)
-                });
-                let (end, last) = turn.unwrap_or_else(|panicked| {
-                    if let Some(start) = encoding.get() {
+                let start = length::begin_with(wbuf, HEADER_SIZE);
+                let frame = start + length::PREFIX_SIZE;
+                encoding.set(Some(start));
+                let polled = stream.as_mut().poll_encode(&mut cx, wbuf);
+                encoding.set(None);
+                let metadata = match polled {
+                    Poll::Ready(Some(Ok(metadata))) => metadata,
+                    Poll::Ready(Some(Err(status))) => {
                         wbuf.truncate(start);
+                        break Some(End::Error(status));
                     }
-                    (Some(End::Error(panicked.status(STREAM))), None)
-                });
-                if let Some(End::Complete) = end {
-                    match last {
-                        Some(frame) => self.conn.complete_in_place(id, frame, wbuf),
-                        None => {
-                            sent(self.conn.send_complete(id));
-                        }
+                    Poll::Ready(None) => {
+                        wbuf.truncate(start);
+                        break Some(End::Complete);
                     }
+                    Poll::Pending => {
+                        wbuf.truncate(start);
+                        break None;
+                    }
+                };
+                if probe {
+                    // Rare (the stream had a message ready beyond the peer's credit): a copy,
+                    // so that the write buffer holds only what may be written.
+                    producer.ahead = Some((Bytes::copy_from_slice(&wbuf[frame + HEADER_SIZE..]), metadata));
+                    wbuf.truncate(start);
+                    break None;
                 }
-                end
+                credit -= 1;
+                taken += 1;
+                size += wbuf.len() - start;
+                if in_place.as_mut().is_some_and(|run| run.finish(frame, wbuf, metadata)) {
+                    length::seal_frame(wbuf, start);
+                    last = Some(frame);
+                    continue;
+                }
+                last = match self.conn.finish_message(id, frame, wbuf, metadata) {
+                    Ok(true) => Some(frame),
+                    other => {
+                        sent(other);
+                        None
+                    }
+                };
+                // (Nothing to seal if the message went to the queue instead.)
+                length::seal(wbuf, start);
+                in_place = self.conn.messages_in_place(id);
+            };
+            (end, last)
+        });
+        let (end, last) = turn.unwrap_or_else(|panicked| {
+            if let Some(start) = encoding.get() {
+                wbuf.truncate(start);
             }
-        };
+            (Some(End::Error(panicked.status(STREAM))), None)
+        });
+        if let Some(End::Complete) = end {
+            match last {
+                Some(frame) => self.conn.complete_in_place(id, frame, wbuf),
+                None => sent(self.conn.send_complete(id)),
+            }
+        }
         // Out of credit, and not ended: the peer's next grant makes it runnable again.
         producer.wants_credit = end.is_none() && credit == 0;
         let Some(end) = end else { return };
