@@ -991,7 +991,7 @@ fn decode_errors_close_what_they_belong_to() {
     let err = |frame_type, stream_id, kind| DecodeError { frame_type, stream_id, kind, ignore: false };
     let truncated = DecodeErrorKind::Truncated { field: "initial request n" };
     // An ignorable unknown frame: nothing happens.
-    let unknown = DecodeErrorKind::UnknownFrameType { code: 0x30, ignorable: true };
+    let unknown = DecodeErrorKind::UnknownFrameType { code: 0x30 };
     p.server.handle_decode_error(&DecodeError { ignore: true, ..err(None, Some(0), unknown) }, p.now);
     // A malformed request for a new stream: that stream is refused, nothing else.
     p.server.handle_decode_error(&err(Some(FrameType::RequestStream), Some(101), truncated.clone()), p.now);

@@ -748,7 +748,7 @@ pub(super) fn decode(mut bytes: Bytes) -> Result<Frame, DecodeError> {
         // "Handling Ignore Flag": whether the frame may be skipped is the receiver's decision,
         // so it travels in the error.
         let ignore = flags & IGNORE != 0;
-        let kind = DecodeErrorKind::UnknownFrameType { code, ignorable: ignore };
+        let kind = DecodeErrorKind::UnknownFrameType { code };
         return Err(DecodeError { frame_type: None, stream_id: Some(stream_id), kind, ignore });
     };
     let mut r = Reader::new(bytes, frame_type, stream_id, flags);

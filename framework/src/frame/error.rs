@@ -51,22 +51,16 @@ pub enum DecodeErrorKind {
         /// The limit.
         max: usize,
     },
-    /// A text field is not valid UTF-8 (or ASCII where the spec requires it).
-    InvalidText {
-        /// The field.
-        field: &'static str,
-    },
     /// Stream id 0 on a frame that needs a stream, or non-zero on a connection frame.
     InvalidStreamId {
         /// Whether the frame type requires stream 0.
         expected_zero: bool,
     },
-    /// A frame type this implementation does not know.
+    /// A frame type this implementation does not know. Whether it may be skipped is the
+    /// frame's (I)gnore flag: [`DecodeError::ignore`].
     UnknownFrameType {
         /// The 6-bit type code.
         code: u8,
-        /// The frame's (I)gnore flag: when set, the frame may be skipped.
-        ignorable: bool,
     },
     /// A field holds a value the spec forbids (e.g. request N of 0).
     InvalidValue {
@@ -101,7 +95,11 @@ impl fmt::Display for DecodeError {
             write!(f, " on stream {id}")?;
         }
         f.write_str(": ")?;
-        fmt::Display::fmt(&self.kind, f)
+        fmt::Display::fmt(&self.kind, f)?;
+        if self.ignore {
+            f.write_str(" (IGNORE flag set: the frame may be skipped)")?;
+        }
+        Ok(())
     }
 }
 
@@ -115,19 +113,13 @@ impl fmt::Display for DecodeErrorKind {
             DecodeErrorKind::TooLarge { declared, max } => {
                 write!(f, "declared length {declared} exceeds the maximum frame size of {max} bytes")
             }
-            DecodeErrorKind::InvalidText { field } => {
-                write!(f, "field `{field}` is not valid text (UTF-8, or ASCII for MIME types)")
-            }
             DecodeErrorKind::InvalidStreamId { expected_zero: true } => {
                 f.write_str("this frame type belongs to the connection and must use stream 0")
             }
             DecodeErrorKind::InvalidStreamId { expected_zero: false } => {
                 f.write_str("this frame type needs a stream, but stream 0 is reserved for the connection")
             }
-            DecodeErrorKind::UnknownFrameType { code, ignorable } => {
-                write!(f, "unknown frame type 0x{code:02X}")?;
-                if ignorable { f.write_str(" (IGNORE flag set: the frame may be skipped)") } else { Ok(()) }
-            }
+            DecodeErrorKind::UnknownFrameType { code } => write!(f, "unknown frame type 0x{code:02X}"),
             DecodeErrorKind::InvalidValue { field, value } => write!(f, "field `{field}` has invalid value {value}"),
         }
     }
@@ -141,6 +133,10 @@ mod tests {
 
     fn err(frame_type: Option<FrameType>, stream_id: Option<u32>, kind: DecodeErrorKind) -> String {
         DecodeError { frame_type, stream_id, kind, ignore: false }.to_string()
+    }
+
+    fn ignorable(frame_type: Option<FrameType>, stream_id: Option<u32>, kind: DecodeErrorKind) -> String {
+        DecodeError { frame_type, stream_id, kind, ignore: true }.to_string()
     }
 
     #[test]
@@ -176,7 +172,7 @@ mod tests {
             "oversized frame: declared length 100000 exceeds the maximum frame size of 65536 bytes"
         );
         assert_eq!(
-            err(None, Some(9), DecodeErrorKind::UnknownFrameType { code: 0x1F, ignorable: true }),
+            ignorable(None, Some(9), DecodeErrorKind::UnknownFrameType { code: 0x1F }),
             "unsupported frame on stream 9: unknown frame type 0x1F (IGNORE flag set: the frame may be skipped)"
         );
         assert_eq!(
@@ -188,8 +184,8 @@ mod tests {
     #[test]
     fn frames_with_the_ignore_flag_are_ignorable_whatever_was_wrong() {
         let e = |kind, ignore| DecodeError { frame_type: None, stream_id: Some(1), kind, ignore };
-        assert!(e(DecodeErrorKind::UnknownFrameType { code: 0x20, ignorable: true }, true).is_ignorable());
-        assert!(!e(DecodeErrorKind::UnknownFrameType { code: 0x20, ignorable: false }, false).is_ignorable());
+        assert!(e(DecodeErrorKind::UnknownFrameType { code: 0x20 }, true).is_ignorable());
+        assert!(!e(DecodeErrorKind::UnknownFrameType { code: 0x20 }, false).is_ignorable());
         assert!(e(DecodeErrorKind::Truncated { field: "request n" }, true).is_ignorable());
         assert!(!e(DecodeErrorKind::Truncated { field: "request n" }, false).is_ignorable());
     }

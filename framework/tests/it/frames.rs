@@ -1122,7 +1122,7 @@ fn unknown_frame_types() {
     ];
     for (word, code, ignorable) in cases {
         let e = decode_err(hex(&["00000005", word, "00000001"]));
-        let kind = DecodeErrorKind::UnknownFrameType { code, ignorable };
+        let kind = DecodeErrorKind::UnknownFrameType { code };
         assert_eq!(e, DecodeError { frame_type: None, stream_id: Some(5), kind, ignore: ignorable }, "{word}");
         assert_eq!(e.is_ignorable(), ignorable);
     }
