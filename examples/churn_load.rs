@@ -13,75 +13,17 @@
 //! Bounded: it stops by itself after SECONDS, closing every connection it opened (abruptly,
 //! as the churn does), and reports the server's memory then and two seconds later.
 
+// The cuttable stream of the churn tests, shared with them.
+#[path = "../framework/tests/it/cuttable.rs"]
+mod cuttable;
+
 use bytes::Bytes;
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use cuttable::{Cut, Cuttable};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use weft::{Call, Client, Config, Io};
-
-/// A TCP stream that can be cut from outside: once cut, every read and write fails, so the
-/// client's driver ends at once and drops the socket without saying goodbye.
-struct Cuttable {
-    stream: TcpStream,
-    cut: Arc<Cut>,
-}
-
-/// The switch of a [`Cuttable`].
-#[derive(Default)]
-struct Cut {
-    done: AtomicBool,
-    /// The reader waiting on the socket, woken by the cut.
-    reader: Mutex<Option<Waker>>,
-}
-
-impl Cut {
-    fn cut(&self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(waker) = self.reader.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            waker.wake();
-        }
-    }
-
-    fn check(&self) -> io::Result<()> {
-        if self.done.load(Ordering::SeqCst) {
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "cut"));
-        }
-        Ok(())
-    }
-}
-
-impl AsyncRead for Cuttable {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.cut.check()?;
-        *self.cut.reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-        // Checked again: a cut between the check and the registration would be missed.
-        self.cut.check()?;
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Cuttable {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.cut.check()?;
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.cut.check()?;
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // A cut connection is not shut down: it is dropped.
-        self.cut.check()?;
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
 
 /// The server's resident memory in KiB, from /proc.
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -97,7 +39,7 @@ async fn connection(addr: String, n: usize, workers: usize, rst: bool, cut: Arc<
         let _ = stream.set_zero_linger();
     }
     let config = Config::default().data_mime("application/octet-stream");
-    let client = Client::over(Io(Cuttable { stream, cut: cut.clone() }), config);
+    let client = Client::over(Io(Cuttable::new(stream, cut.clone())), config);
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..workers {
         let (client, calls) = (client.clone(), calls.clone());

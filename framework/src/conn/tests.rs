@@ -63,6 +63,14 @@ impl Pair {
         panic!("the connections never went quiet");
     }
 
+    /// Opens a request/stream from the client that the server has accepted; its id.
+    pub(super) fn open_stream(&mut self) -> u32 {
+        let id = self.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
+        self.pump();
+        events(&mut self.server);
+        id
+    }
+
     fn advance(&mut self, by: Duration) {
         self.now += by;
         self.client.handle_timeout(self.now);
@@ -183,9 +191,7 @@ fn stream_credit_is_never_exceeded_and_is_replenished_in_batches() {
 /// accepted; the stream's id.
 pub(super) fn stream_pair(client: Config) -> (Pair, u32) {
     let mut p = Pair::new(client, Config::default());
-    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
-    events(&mut p.server);
+    let id = p.open_stream();
     (p, id)
 }
 
@@ -532,9 +538,7 @@ fn send_unread(p: &mut Pair, id: u32, n: usize, size: usize) {
 #[test]
 fn beyond_the_unread_bytes_the_connection_stops_reading_until_the_application_reads() {
     let (mut p, a) = stream_pair(small_unread());
-    let b = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
-    events(&mut p.server);
+    let b = p.open_stream();
     // 250 bytes unread, across streams, is the limit; more is over it, well within the credit.
     send_unread(&mut p, a, 2, 100);
     send_unread(&mut p, b, 1, 50);
@@ -559,9 +563,7 @@ fn beyond_the_unread_bytes_the_connection_stops_reading_until_the_application_re
 #[test]
 fn a_reader_stalled_beyond_the_unread_bytes_loses_its_stream_and_reading_resumes() {
     let (mut p, a) = stream_pair(small_unread());
-    let b = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
-    events(&mut p.server);
+    let b = p.open_stream();
     send_unread(&mut p, a, 2, 100);
     send_unread(&mut p, b, 1, 80);
     // The stall time starts at the first look over the limit, and a reader's progress moves it on.
@@ -667,9 +669,7 @@ fn channel_opened_complete_reports_it() {
 #[test]
 fn requester_cancel_ends_the_stream_on_both_sides() {
     let mut p = Pair::default();
-    let id = p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
-    p.pump();
-    events(&mut p.server);
+    let id = p.open_stream();
     p.client.cancel(id);
     p.pump();
     assert_eq!(events(&mut p.server), vec![Event::Cancelled { stream_id: id }]);

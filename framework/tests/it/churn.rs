@@ -20,16 +20,14 @@
 //!
 //! Run it alone (resident memory is the process's, shared with any test running beside it).
 
+use crate::cuttable::{Cut, Cuttable};
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
 use std::collections::HashMap;
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weft::frame::length;
 use weft::frame::metadata::{CompositeMetadata, MimeType};
@@ -233,64 +231,6 @@ async fn raw_peer(addr: std::net::SocketAddr, counts: &Counts, rst: bool) {
     drop(socket);
 }
 
-/// A TCP stream that can be cut from outside: once cut, every read and write fails, so the
-/// client's driver ends at once and drops the socket without the RSocket close.
-struct Cuttable {
-    stream: TcpStream,
-    cut: Arc<Cut>,
-}
-
-#[derive(Default)]
-pub(crate) struct Cut {
-    done: AtomicBool,
-    /// The driver, waiting on the socket: the cut wakes it.
-    reader: Mutex<Option<Waker>>,
-}
-
-impl Cut {
-    pub(crate) fn cut(&self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(waker) = self.reader.lock().unwrap().take() {
-            waker.wake();
-        }
-    }
-
-    fn check(&self) -> io::Result<()> {
-        if self.done.load(Ordering::SeqCst) {
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "cut"));
-        }
-        Ok(())
-    }
-}
-
-impl AsyncRead for Cuttable {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.cut.check()?;
-        *self.cut.reader.lock().unwrap() = Some(cx.waker().clone());
-        // Again: a cut between the first look and the waker's registration would go unseen.
-        self.cut.check()?;
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Cuttable {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.cut.check()?;
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.cut.check()?;
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // A cut connection is dropped, not shut down.
-        self.cut.check()?;
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// A Weft client over a socket that `cut` ends abruptly (with an RST if `rst`).
 async fn cuttable_client(addr: std::net::SocketAddr, rst: bool) -> (Client, Arc<Cut>) {
     cuttable_client_with(addr, rst, Config::default().data_mime("application/octet-stream")).await
@@ -303,7 +243,7 @@ pub(crate) async fn cuttable_client_with(addr: std::net::SocketAddr, rst: bool, 
         stream.set_zero_linger().unwrap();
     }
     let cut = Arc::new(Cut::default());
-    (Client::over(Io(Cuttable { stream, cut: cut.clone() }), config), cut)
+    (Client::over(Io(Cuttable::new(stream, cut.clone())), config), cut)
 }
 
 /// Workers calling on `client` in a loop (unary four times in five, fire-and-forget the fifth)

@@ -234,19 +234,19 @@ fn small_unread() -> Config {
     Config::default().inbound_window(64).unread_limits(4 * BIG, Duration::from_millis(300))
 }
 
-fn big_server(config: Config) -> (Server, Big) {
+/// A server of [`Big`] configured by `config`, listening on 127.0.0.1.
+async fn big_server(config: Config) -> (weft::RunningServer, Big) {
     let big = Big { dropped: Arc::default(), release: Arc::default() };
     let server =
         Server::builder().add_handler(&["b.B/Ping", "b.B/Big", "b.B/Hold"], big.clone()).config(config).build();
-    (server, big)
+    (server.bind("127.0.0.1:0").await.unwrap(), big)
 }
 
 #[tokio::test]
 async fn a_stream_whose_reader_stalls_beyond_the_unread_bytes_ends_alone() {
     use futures_util::StreamExt;
     let run = async {
-        let (server, big) = big_server(Config::default());
-        let running = server.bind("127.0.0.1:0").await.unwrap();
+        let (running, big) = big_server(Config::default()).await;
         let client = Client::connect_with(running.local_addr(), small_unread()).await.unwrap();
         // More messages than the credit, so that the server's producer is dropped only when
         // the client cancels; nothing is read before.
@@ -280,8 +280,7 @@ async fn a_stream_whose_reader_stalls_beyond_the_unread_bytes_ends_alone() {
 async fn a_slow_reader_that_makes_progress_gets_every_message() {
     use futures_util::StreamExt;
     let run = async {
-        let (server, _big) = big_server(Config::default());
-        let running = server.bind("127.0.0.1:0").await.unwrap();
+        let (running, _big) = big_server(Config::default()).await;
         let client = Client::connect_with(running.local_addr(), small_unread()).await.unwrap();
         let mut stream = client.request_stream(Call::new("b.B/Big"), Bytes::from_static(&[120])).await.unwrap();
         let mut read = 0;
@@ -304,8 +303,7 @@ async fn a_slow_reader_that_makes_progress_gets_every_message() {
 async fn a_channel_handler_that_does_not_read_loses_its_channel_after_the_stall_time() {
     use futures_util::StreamExt;
     let run = async {
-        let (server, big) = big_server(small_unread());
-        let running = server.bind("127.0.0.1:0").await.unwrap();
+        let (running, big) = big_server(small_unread()).await;
         let client = Client::connect(running.local_addr()).await.unwrap();
         let message = Bytes::from(vec![9u8; BIG]);
         let outbound = futures_util::stream::iter(

@@ -2,6 +2,7 @@
 
 mod churn;
 mod credit;
+mod cuttable;
 mod faults;
 mod frames;
 mod hostile;
