@@ -68,7 +68,7 @@ use crate::frame::{
 };
 use bytes::{Buf, Bytes, BytesMut};
 use frame::direct::RequestHead;
-pub(crate) use ids::{IdMap, id_map};
+use ids::IdMap;
 use rules::Verdict;
 use std::collections::VecDeque;
 use std::fmt;
@@ -299,13 +299,13 @@ impl InPlace<'_> {
 /// A run of a stream's messages handed over from their frames' headers, with the stream looked
 /// up once: see [`Connection::receiving`].
 #[derive(Debug)]
-pub(crate) struct Receiving<'a> {
-    stream: &'a mut Stream,
+pub(crate) struct Receiving<'a, A> {
+    stream: &'a mut Stream<A>,
     /// The connection's unread bytes.
     unread: &'a mut u64,
 }
 
-impl Receiving<'_> {
+impl<A> Receiving<'_, A> {
     /// [`Connection::accept_message`] for one more plain message (N alone) of `len` bytes: true
     /// if it is handed over; otherwise nothing changed, and its frame is for `handle_frame`.
     #[inline]
@@ -319,12 +319,23 @@ impl Receiving<'_> {
 }
 
 /// One side of an RSocket connection. See the [module docs](self).
+///
+/// `A` is what Weft's runtime keeps with each stream, in the stream's own record, so that a
+/// frame looks its stream up once; the public constructors make a `Connection<()>`, which
+/// keeps nothing.
 #[derive(Debug)]
-pub struct Connection {
+pub struct Connection<A = ()> {
     side: Side,
     config: Config,
     state: State,
-    streams: IdMap<Stream>,
+    /// One record per stream: the protocol's state and the runtime's attachment.
+    streams: IdMap<Stream<A>>,
+    /// Ended streams stay until the runtime releases them (see `Connection::release`), so
+    /// that what it attached to a stream is there when it learns of the end; without
+    /// attachments (`A = ()`) an ended stream is forgotten at once.
+    keep_ended: bool,
+    /// Records of ended streams not yet released.
+    ended: usize,
     /// Streams the peer opened that are still live, for the concurrency limit.
     peer_streams: usize,
     next_stream_id: u32,
@@ -385,6 +396,38 @@ impl Connection {
         conn
     }
 
+    /// This connection, new (no stream opened yet), keeping an `A` with each stream: the
+    /// runtime's record of it. An ended stream's record then stays until
+    /// [`release`](Connection::release)d.
+    pub(crate) fn with_attachments<A>(self) -> Connection<A> {
+        assert!(self.streams.is_empty(), "attachments are chosen before the first stream");
+        Connection {
+            side: self.side,
+            config: self.config,
+            state: self.state,
+            streams: ids::id_map(),
+            keep_ended: true,
+            ended: 0,
+            peer_streams: self.peer_streams,
+            next_stream_id: self.next_stream_id,
+            transmit: self.transmit,
+            events: self.events,
+            keepalive_interval: self.keepalive_interval,
+            max_lifetime: self.max_lifetime,
+            last_received: self.last_received,
+            next_keepalive: self.next_keepalive,
+            setup_deadline: self.setup_deadline,
+            deadline_epoch: self.deadline_epoch,
+            peer_confirmed: self.peer_confirmed,
+            drain_reason: self.drain_reason,
+            reassembling: self.reassembling,
+            unread: self.unread,
+            unread_deadline: self.unread_deadline,
+            unread_progress: self.unread_progress,
+            reassembly_deadline: self.reassembly_deadline,
+        }
+    }
+
     fn new(side: Side, config: Config, now: Instant) -> Connection {
         Connection {
             side,
@@ -393,6 +436,8 @@ impl Connection {
             config,
             state: State::AwaitingSetup,
             streams: ids::id_map(),
+            keep_ended: false,
+            ended: 0,
             peer_streams: 0,
             next_stream_id: if side == Side::Client { 1 } else { 2 },
             transmit: VecDeque::new(),
@@ -410,7 +455,9 @@ impl Connection {
             unread_progress: false,
         }
     }
+}
 
+impl<A: Default> Connection<A> {
     /// Which side this is.
     pub fn side(&self) -> Side {
         self.side
@@ -428,12 +475,57 @@ impl Connection {
 
     /// Whether stream `id` is live.
     pub fn contains(&self, id: u32) -> bool {
-        self.streams.contains_key(&id)
+        live_ref(&self.streams, id).is_some()
     }
 
     /// Number of live streams, both directions.
     pub fn stream_count(&self) -> usize {
-        self.streams.len()
+        self.live_count()
+    }
+
+    fn live_count(&self) -> usize {
+        self.streams.len() - self.ended
+    }
+
+    /// What the runtime attached to stream `id`, live or ended (until released).
+    #[inline]
+    pub(crate) fn attachment(&mut self, id: u32) -> Option<&mut A> {
+        self.streams.get_mut(&id).map(|s| &mut s.attached)
+    }
+
+    /// What the runtime attached to stream `id`, with the messages this side may still send on
+    /// it (the credit the peer granted, not yet spent; 0 for a stream this side does not write
+    /// to): one look-up for a producer's turn.
+    #[inline]
+    pub(crate) fn producing(&mut self, id: u32) -> Option<(&mut A, u64)> {
+        let stream = self.streams.get_mut(&id)?;
+        let credit = if stream.outbound == Half::Open { stream.out_credit } else { 0 };
+        Some((&mut stream.attached, credit))
+    }
+
+    /// Forgets stream `id` if it has ended, returning what was attached to it; a live stream
+    /// (or an unknown id) is left alone. The runtime calls this once it has acted on the
+    /// stream's end (its last event, or the call of its own that ended it).
+    #[inline]
+    pub(crate) fn release(&mut self, id: u32) -> Option<A> {
+        if !self.streams.get(&id)?.ended {
+            return None;
+        }
+        self.ended -= 1;
+        self.streams.remove(&id).map(|s| s.attached)
+    }
+
+    /// Once closed: forgets every stream, returning what was attached to each.
+    pub(crate) fn release_all(&mut self) -> impl Iterator<Item = A> + '_ {
+        debug_assert!(self.state == State::Closed);
+        self.ended = 0;
+        self.streams.drain().map(|(_, s)| s.attached)
+    }
+
+    /// Records of ended streams not yet released (the runtime releases each as it learns of
+    /// the end; a count left over is a leak).
+    pub(crate) fn unreleased(&self) -> usize {
+        self.ended
     }
 
     // ---- output -------------------------------------------------------------------------
@@ -548,7 +640,7 @@ impl Connection {
             Verdict::Connection(code) => self.connection_error(code, error.to_string()),
             Verdict::Stream => {
                 let stream_id = error.stream_id.unwrap_or(0);
-                if self.streams.contains_key(&stream_id) {
+                if live_ref(&self.streams, stream_id).is_some() {
                     self.stream_protocol_error(stream_id, error.to_string());
                 } else if error.frame_type.is_some_and(FrameType::is_request) && !self.is_local_id(stream_id) {
                     // A malformed request: refuse that stream only.
@@ -730,7 +822,7 @@ impl Connection {
     /// on stream `id`, a request/stream or channel, with the stream looked up once: `None` where
     /// `accept_message` would not hand its messages over. The connection is borrowed meanwhile,
     /// so nothing can happen to the stream between the run's messages.
-    pub(crate) fn receiving(&mut self, id: u32, now: Instant) -> Option<Receiving<'_>> {
+    pub(crate) fn receiving(&mut self, id: u32, now: Instant) -> Option<Receiving<'_, A>> {
         let (stream, unread) = self.readable(id, now).filter(|(s, _)| s.kind != Kind::RequestResponse)?;
         Some(Receiving { stream, unread })
     }
@@ -739,12 +831,12 @@ impl Connection {
     /// open, no event waits (so the order of events holds), and the stream reads whole messages.
     /// Counts as a frame from the peer, as [`handle_frame`](Connection::handle_frame) would.
     /// With it, the connection's count of unread bytes, which a message handed over adds to.
-    fn readable(&mut self, id: u32, now: Instant) -> Option<(&mut Stream, &mut u64)> {
+    fn readable(&mut self, id: u32, now: Instant) -> Option<(&mut Stream<A>, &mut u64)> {
         if !self.events.is_empty() || !self.heard_on_a_short_way(now) {
             return None;
         }
         let unread = &mut self.unread;
-        let stream = self.streams.get_mut(&id)?;
+        let stream = live(&mut self.streams, id)?;
         (stream.reassembly.is_none() && !stream.pending_request && stream.inbound == Half::Open)
             .then_some((stream, unread))
     }
@@ -820,7 +912,7 @@ impl Connection {
             }
             return self.terminate(CloseReason::PeerError { code: e.code, message: e.message().into_owned() });
         }
-        if self.streams.contains_key(&e.stream_id) {
+        if live_ref(&self.streams, e.stream_id).is_some() {
             self.events.push_back(Event::Error {
                 stream_id: e.stream_id,
                 code: e.code,
@@ -896,7 +988,7 @@ impl Connection {
     /// a whole one.
     fn emit_reassembled(&mut self, id: u32, metadata: Bytes, data: Bytes) {
         let window = self.config.inbound_window;
-        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let Some(stream) = live(&mut self.streams, id) else { return };
         let opened = Connection::open_responder(stream, window);
         if stream.kind == Kind::FireAndForget {
             self.streams.remove(&id);
@@ -906,7 +998,7 @@ impl Connection {
     }
 
     /// Does to a responder stream what opening it requires, once its request is whole.
-    fn open_responder(stream: &mut Stream, window: u32) -> OpenedRequest {
+    fn open_responder(stream: &mut Stream<A>, window: u32) -> OpenedRequest {
         stream.pending_request = false;
         let kind = stream.kind;
         let complete = kind == Kind::Channel && stream.inbound == Half::Closed;
@@ -932,7 +1024,7 @@ impl Connection {
     }
 
     fn handle_request_n(&mut self, r: RequestN) {
-        let Some(stream) = self.streams.get_mut(&r.stream_id) else { return };
+        let Some(stream) = live(&mut self.streams, r.stream_id) else { return };
         if stream.outbound != Half::Open || r.n == 0 {
             return;
         }
@@ -941,7 +1033,7 @@ impl Connection {
     }
 
     fn handle_cancel(&mut self, id: u32) {
-        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let Some(stream) = live(&mut self.streams, id) else { return };
         match stream.role {
             Role::Responder => {
                 self.events.push_back(Event::Cancelled { stream_id: id });
@@ -960,14 +1052,14 @@ impl Connection {
 
     fn handle_payload_frame(&mut self, p: PayloadFrame) {
         let id = p.stream_id;
-        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let Some(stream) = live(&mut self.streams, id) else { return };
         if stream.reassembly.is_some() {
             self.reassemble(id, &p.payload);
             // Protocol.md: a PAYLOAD with both F and C ignores F.
             if p.follows && !p.complete {
                 return;
             }
-            let Some(stream) = self.streams.get_mut(&id) else { return };
+            let Some(stream) = live(&mut self.streams, id) else { return };
             let Some(reassembly) = stream.reassembly.take() else { return };
             self.reassembling -= reassembly.len;
             let (metadata, data) = reassembly.finish();
@@ -995,7 +1087,7 @@ impl Connection {
     fn reassemble(&mut self, id: u32, payload: &frame::Payload) {
         let (max_message, budget) = (self.config.max_message_size, self.config.max_reassembly_bytes);
         let now = self.last_received;
-        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let Some(stream) = live(&mut self.streams, id) else { return };
         let add = payload.metadata.as_ref().map_or(0, Bytes::len) + payload.data.len();
         if self.reassembling + add > budget {
             let message = format!("unfinished fragmented messages on this connection exceed {budget} bytes");
@@ -1064,7 +1156,7 @@ impl Connection {
 
     /// Delivers a whole inbound message and/or completion on `id`.
     fn deliver(&mut self, id: u32, next: bool, complete: bool, metadata: Bytes, data: Bytes) {
-        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let Some(stream) = live(&mut self.streams, id) else { return };
         if stream.kind == Kind::RequestResponse {
             // Protocol.md: a request/response PAYLOAD without C counts as complete. A C-only
             // PAYLOAD is an empty response (the Python implementation answers empty data so).
@@ -1194,7 +1286,7 @@ impl Connection {
     /// answer needs none, and always completes) and closes this direction if `complete`.
     /// Returns whether the message completes the direction.
     fn spend_credit(&mut self, id: u32, complete: bool) -> Result<bool, CommandError> {
-        let stream = self.streams.get_mut(&id).ok_or(CommandError::NoSuchStream(id))?;
+        let stream = live(&mut self.streams, id).ok_or(CommandError::NoSuchStream(id))?;
         if stream.outbound != Half::Open {
             return Err(CommandError::NoSuchStream(id));
         }
@@ -1298,7 +1390,7 @@ impl Connection {
         }
         let max_data = self.config.effective_fragment_size().saturating_sub(HEADER_SIZE);
         let stream =
-            self.streams.get_mut(&id).filter(|s| s.outbound == Half::Open && s.kind != Kind::RequestResponse)?;
+            live(&mut self.streams, id).filter(|s| s.outbound == Half::Open && s.kind != Kind::RequestResponse)?;
         Some(InPlace { id, credit: &mut stream.out_credit, max_data })
     }
 
@@ -1308,7 +1400,7 @@ impl Connection {
     ///
     /// [`finish_message`]: Connection::finish_message
     pub(crate) fn complete_in_place(&mut self, id: u32, start: usize, out: &mut BytesMut) {
-        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let Some(stream) = live(&mut self.streams, id) else { return };
         if stream.outbound != Half::Open {
             return;
         }
@@ -1319,7 +1411,7 @@ impl Connection {
 
     /// Completes this side's direction of a stream.
     pub fn send_complete(&mut self, id: u32) -> Result<(), CommandError> {
-        let stream = self.streams.get_mut(&id).ok_or(CommandError::NoSuchStream(id))?;
+        let stream = live(&mut self.streams, id).ok_or(CommandError::NoSuchStream(id))?;
         if stream.outbound != Half::Open {
             return Err(CommandError::NoSuchStream(id));
         }
@@ -1336,7 +1428,7 @@ impl Connection {
 
     /// Ends a stream with an ERROR frame (a responder's failure, or a channel requester's).
     pub fn send_error(&mut self, id: u32, code: ErrorCode, message: &str) -> Result<(), CommandError> {
-        if !self.streams.contains_key(&id) {
+        if live_ref(&self.streams, id).is_none() {
             return Err(CommandError::NoSuchStream(id));
         }
         // The frame goes first: removing the last stream of a draining connection queues
@@ -1350,7 +1442,7 @@ impl Connection {
     /// reading the requester's messages (CANCEL), keeping this side's direction open.
     /// Unknown streams are ignored, so a late cancel after completion is harmless.
     pub fn cancel(&mut self, id: u32) {
-        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let Some(stream) = live(&mut self.streams, id) else { return };
         match stream.role {
             Role::Requester => {
                 self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
@@ -1376,7 +1468,7 @@ impl Connection {
     /// until reported here (see [`accepts_input`](Connection::accepts_input)), so a reader
     /// reports before a quarter of the limit is read unreported, even short of a batch.
     pub fn consumed(&mut self, id: u32, n: u32, bytes: u64) {
-        let Some(stream) = self.streams.get_mut(&id) else { return };
+        let Some(stream) = live(&mut self.streams, id) else { return };
         let bytes = bytes.min(stream.in_queued);
         stream.in_queued -= bytes;
         self.unread -= bytes;
@@ -1405,16 +1497,10 @@ impl Connection {
         }
     }
 
-    /// The messages this side may still send on stream `id` (the credit the peer granted, not
-    /// yet spent); 0 for a stream this side does not write to, or does not know.
-    pub(crate) fn send_credit(&self, id: u32) -> u64 {
-        self.streams.get(&id).filter(|s| s.outbound == Half::Open).map_or(0, |s| s.out_credit)
-    }
-
     /// How many consumed messages of stream `id` make a batch worth reporting with
     /// [`consumed`](Connection::consumed): half its current window.
     pub fn credit_batch(&self, id: u32) -> u32 {
-        self.streams.get(&id).map_or(1, Stream::credit_batch)
+        live_ref(&self.streams, id).map_or(1, |s| s.credit_batch())
     }
 
     /// Closes the connection.
@@ -1434,13 +1520,13 @@ impl Connection {
                 }
                 self.drain(CloseReason::Local);
             }
-            _ if self.streams.is_empty() => {
+            _ if self.live_count() == 0 => {
                 self.push_connection_frame(error_frame(0, ErrorCode::CONNECTION_CLOSE, "closing"));
                 self.terminate(CloseReason::Local);
             }
             _ => {
                 // This side chose to close: the reason is its own, not the peer's fault.
-                let message = format!("closing: {} streams cut before they ended", self.streams.len());
+                let message = format!("closing: {} streams cut before they ended", self.live_count());
                 self.send_connection_error(ErrorCode::CONNECTION_ERROR, &message);
                 self.terminate(CloseReason::Local);
             }
@@ -1449,7 +1535,7 @@ impl Connection {
 
     /// Refuses new streams from now on and closes once the open ones end, for `reason`.
     fn drain(&mut self, reason: CloseReason) {
-        if self.streams.is_empty() {
+        if self.live_count() == 0 {
             return self.terminate(reason);
         }
         self.state = State::Draining;
@@ -1478,7 +1564,7 @@ impl Connection {
 
     /// Ends a stream because of the peer's fault (see the module doc).
     fn stream_protocol_error(&mut self, id: u32, message: String) {
-        let Some(stream) = self.streams.get(&id) else { return };
+        let Some(stream) = live_ref(&self.streams, id) else { return };
         let pending_request = stream.pending_request;
         if stream.role == Role::Responder {
             self.transmit.push_back(error_frame(id, ErrorCode::INVALID, &message));
@@ -1497,7 +1583,7 @@ impl Connection {
     /// sent), so not INVALID: the peer reads RESOURCE_EXHAUSTED in a Weft error text (or
     /// CANCEL, where it is the responder), and the local reader alike.
     fn shed_unread(&mut self, id: u32) {
-        let Some(stream) = self.streams.get(&id) else { return };
+        let Some(stream) = live_ref(&self.streams, id) else { return };
         let message = format!(
             "RESOURCE_EXHAUSTED: stream {id} holds {} bytes received and not read for {} ms, beyond the \
              connection's limit of {} unread (Config::unread_limits)",
@@ -1547,7 +1633,16 @@ impl Connection {
         self.reassembly_deadline = None;
         self.unread = 0;
         self.unread_deadline = None;
-        self.streams.clear();
+        if self.keep_ended {
+            // Kept for the runtime, which learns of the close after the events before it.
+            for stream in self.streams.values_mut().filter(|s| !s.ended) {
+                stream.reassembly = None;
+                stream.end();
+            }
+            self.ended = self.streams.len();
+        } else {
+            self.streams.clear();
+        }
         self.peer_streams = 0;
         self.next_keepalive = None;
         self.setup_deadline = None;
@@ -1556,27 +1651,33 @@ impl Connection {
 
     /// Forgets stream `id`. The last stream of a draining connection closes it, so whatever
     /// the stream's end tells the application is queued before this is called.
-    fn remove_stream(&mut self, id: u32) -> Option<Stream> {
-        let stream = self.streams.remove(&id)?;
-        if let Some(r) = &stream.reassembly {
+    fn remove_stream(&mut self, id: u32) {
+        let Some(stream) = live(&mut self.streams, id) else { return };
+        if let Some(r) = stream.reassembly.take() {
             self.reassembling -= r.len;
         }
         // What its reader still holds is the application's now: a report of it finds no
         // stream.
-        self.unread -= stream.in_queued;
+        self.unread -= std::mem::take(&mut stream.in_queued);
         if stream.role == Role::Responder {
             self.peer_streams -= 1;
         }
-        if self.state == State::Draining && self.streams.is_empty() {
+        // A request still being reassembled was never told to the runtime: nothing to keep.
+        if self.keep_ended && !stream.pending_request {
+            stream.end();
+            self.ended += 1;
+        } else {
+            self.streams.remove(&id);
+        }
+        if self.state == State::Draining && self.live_count() == 0 {
             let reason = self.drain_reason.take().unwrap_or(CloseReason::Local);
             self.terminate(reason);
         }
-        Some(stream)
     }
 
     /// Forgets a stream once both directions are closed.
     fn reap(&mut self, id: u32) {
-        if self.streams.get(&id).is_some_and(|s| s.inbound == Half::Closed && s.outbound == Half::Closed) {
+        if live_ref(&self.streams, id).is_some_and(|s| s.inbound == Half::Closed && s.outbound == Half::Closed) {
             self.remove_stream(id);
         }
     }
@@ -1628,6 +1729,18 @@ impl Connection {
 }
 
 /// Whether the frame a fragmented message started with carried (C).
+/// Stream `id`, if it is live (not ended and kept for the runtime).
+#[inline]
+fn live<A>(streams: &mut IdMap<Stream<A>>, id: u32) -> Option<&mut Stream<A>> {
+    streams.get_mut(&id).filter(|s| !s.ended)
+}
+
+/// [`live`], shared.
+#[inline]
+fn live_ref<A>(streams: &IdMap<Stream<A>>, id: u32) -> Option<&Stream<A>> {
+    streams.get(&id).filter(|s| !s.ended)
+}
+
 fn head_completes(head: &Head) -> bool {
     matches!(head, Head::Payload { complete: true } | Head::Channel { complete: true, .. })
 }

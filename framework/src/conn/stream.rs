@@ -36,7 +36,7 @@ pub(super) enum Role {
 }
 
 #[derive(Debug)]
-pub(super) struct Stream {
+pub(super) struct Stream<A> {
     pub(super) kind: Kind,
     pub(super) role: Role,
     pub(super) inbound: Half,
@@ -61,11 +61,15 @@ pub(super) struct Stream {
     pub(super) reassembly: Option<Box<Reassembly>>,
     /// The request itself is still being reassembled; nothing was told to the application.
     pub(super) pending_request: bool,
+    /// Over, and kept only until the runtime releases it (`Connection::release`).
+    pub(super) ended: bool,
+    /// What the runtime keeps with the stream.
+    pub(super) attached: A,
 }
 
-impl Stream {
+impl<A: Default> Stream<A> {
     /// A stream this side opened, granting `window` credit on streams and channels.
-    pub(super) fn requester(kind: Kind, window: u32, complete: bool) -> Stream {
+    pub(super) fn requester(kind: Kind, window: u32, complete: bool) -> Stream<A> {
         let (outbound, in_outstanding) = match kind {
             Kind::RequestResponse | Kind::FireAndForget => (Half::Closed, 1),
             Kind::RequestStream => (Half::Closed, u64::from(window)),
@@ -85,11 +89,13 @@ impl Stream {
             out_credit: 0,
             reassembly: None,
             pending_request: false,
+            ended: false,
+            attached: A::default(),
         }
     }
 
     /// A stream the peer opened with `initial_n` credit for this side.
-    pub(super) fn responder(kind: Kind, initial_n: u32, complete: bool) -> Stream {
+    pub(super) fn responder(kind: Kind, initial_n: u32, complete: bool) -> Stream<A> {
         let inbound = if kind == Kind::Channel && !complete { Half::Open } else { Half::Closed };
         let out_credit = match kind {
             Kind::RequestStream | Kind::Channel => u64::from(initial_n),
@@ -111,7 +117,20 @@ impl Stream {
             out_credit,
             reassembly: None,
             pending_request: false,
+            ended: false,
+            attached: A::default(),
         }
+    }
+}
+
+impl<A> Stream<A> {
+    /// Over: both directions closed, nothing more to send or receive.
+    pub(super) fn end(&mut self) {
+        self.inbound = Half::Closed;
+        self.outbound = Half::Closed;
+        self.in_outstanding = 0;
+        self.out_credit = 0;
+        self.ended = true;
     }
 
     /// A message of `len` bytes arrived on credit: one credit spent, counted for the window's

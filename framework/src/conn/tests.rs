@@ -1348,3 +1348,87 @@ fn the_server_caps_the_silence_a_client_asks_for() {
         matches!(&events(&mut server)[..], [Event::Closed(CloseReason::KeepaliveTimeout(d))] if *d == Duration::from_secs(60))
     );
 }
+
+/// Moves frames both ways between connections that may keep attachments.
+fn shuttle<A: Default, B: Default>(client: &mut Connection<A>, server: &mut Connection<B>, now: Instant) {
+    for _ in 0..1_000 {
+        let mut moved = false;
+        while let Some(f) = client.poll_transmit() {
+            server.handle_frame(wire(&f), now);
+            moved = true;
+        }
+        while let Some(f) = server.poll_transmit() {
+            client.handle_frame(wire(&f), now);
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("the connections never went quiet");
+}
+
+#[test]
+fn an_ended_streams_attachment_stays_until_released_and_nothing_else_sees_the_stream() {
+    let now = Instant::now();
+    let mut client = Connection::client(Config::default(), now);
+    let mut server = Connection::server(Config::default(), now).with_attachments::<u32>();
+    shuttle(&mut client, &mut server, now);
+    assert!(matches!(server.poll_event(), Some(Event::SetupAccepted(_))));
+    let id = client.open(Kind::Channel, Bytes::new(), b("a"), false).unwrap();
+    shuttle(&mut client, &mut server, now);
+    assert!(matches!(server.poll_event(), Some(Event::Request { .. })));
+    *server.attachment(id).unwrap() = 7;
+    assert_eq!(server.release(id), None, "a live stream is not released");
+    assert_eq!(server.attachment(id).copied(), Some(7));
+
+    // The peer ends it: the event says so, the record stays for the runtime, and the stream is
+    // gone for everything else.
+    client.send_error(id, ErrorCode::APPLICATION_ERROR, "client side").unwrap();
+    shuttle(&mut client, &mut server, now);
+    assert!(matches!(server.poll_event(), Some(Event::Error { .. })));
+    assert!(!server.contains(id));
+    assert_eq!((server.stream_count(), server.unreleased()), (0, 1));
+    assert_eq!(server.send_next(id, Bytes::new(), b("late"), false), Err(CommandError::NoSuchStream(id)));
+    let late = PayloadFrame { stream_id: id, follows: false, complete: false, next: true, payload: Default::default() };
+    server.handle_frame(Frame::Payload(late), now);
+    assert!(server.poll_event().is_none() && !server.has_transmit(), "a frame for an ended stream is ignored");
+    assert_eq!(server.attachment(id).copied(), Some(7));
+    assert_eq!(server.release(id), Some(7));
+    assert_eq!((server.release(id), server.attachment(id).is_none(), server.unreleased()), (None, true, 0));
+
+    // A draining connection closes when its last live stream ends, released or not; closed,
+    // every record is the runtime's to take.
+    let id = client.open(Kind::RequestStream, Bytes::new(), b("s"), false).unwrap();
+    shuttle(&mut client, &mut server, now);
+    assert!(matches!(server.poll_event(), Some(Event::Request { .. })));
+    *server.attachment(id).unwrap() = 8;
+    let other = client.open(Kind::RequestResponse, Bytes::new(), b("r"), false).unwrap();
+    shuttle(&mut client, &mut server, now);
+    assert!(matches!(server.poll_event(), Some(Event::Request { .. })));
+    *server.attachment(other).unwrap() = 9;
+    server.close(true);
+    server.send_complete(id).unwrap();
+    assert!(!server.is_closed(), "one stream is still live");
+    server.send_next(other, Bytes::new(), b("answer"), true).unwrap();
+    assert!(server.is_closed());
+    let mut left: Vec<u32> = server.release_all().collect();
+    left.sort_unstable();
+    assert_eq!(left, [8, 9]);
+    assert_eq!(server.unreleased(), 0);
+}
+
+#[test]
+fn a_request_that_fails_before_it_is_whole_leaves_no_record_to_release() {
+    let now = Instant::now();
+    let mut client = Connection::client(Config::default().fragment_size(Some(64)), now);
+    let mut server = Connection::server(Config::default().max_message_size(200), now).with_attachments::<u32>();
+    shuttle(&mut client, &mut server, now);
+    assert!(matches!(server.poll_event(), Some(Event::SetupAccepted(_))));
+    // Fragmented beyond the server's message size: the stream fails while its request is still
+    // being reassembled, before anything was told to the runtime.
+    client.open(Kind::RequestResponse, Bytes::new(), Bytes::from(vec![1u8; 500]), false).unwrap();
+    shuttle(&mut client, &mut server, now);
+    assert!(server.poll_event().is_none());
+    assert_eq!((server.stream_count(), server.unreleased()), (0, 0));
+}

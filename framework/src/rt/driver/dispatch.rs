@@ -140,7 +140,7 @@ impl<T: Transport> Driver<T> {
                     Err(panicked) => {
                         // Half an answer may be in the buffer: none of it goes.
                         wbuf.truncate(before);
-                        return self.send_status(id, &panicked.status(HANDLER));
+                        return self.refuse(id, kind, panicked.status(HANDLER));
                     }
                 };
                 // Answered without waiting: no task, no trip through the command channel.
@@ -163,6 +163,7 @@ impl<T: Transport> Driver<T> {
                 if answered {
                     drop(future);
                     self.recycle(cancel);
+                    self.reap(id);
                     return;
                 }
                 let budget = self.handles.budget.clone();
@@ -182,7 +183,7 @@ impl<T: Transport> Driver<T> {
             Kind::RequestStream => {
                 let stream = match unwind::guard(|| handler.request_stream(call, data)) {
                     Ok(stream) => stream,
-                    Err(panicked) => return self.send_status(id, &panicked.status(HANDLER)),
+                    Err(panicked) => return self.refuse(id, kind, panicked.status(HANDLER)),
                 };
                 att.producer = Some(self.producer(id, stream));
                 att.cancel = Some(cancel);
@@ -198,15 +199,18 @@ impl<T: Transport> Driver<T> {
                     Ok(stream) => stream,
                     Err(panicked) => {
                         // The stream's reader (the handler's messages) went with the panic.
-                        self.send_status(id, &panicked.status(HANDLER));
-                        return;
+                        return self.refuse(id, kind, panicked.status(HANDLER));
                     }
                 };
                 att.producer = Some(self.producer(id, stream));
                 att.cancel = Some(cancel);
             }
         }
-        self.attached.insert(id, att);
+        // The stream's record is there even if it has ended since the request (a CANCEL in the
+        // same read): the end's event, still to come, releases it and stops what was attached.
+        if let Some(record) = self.conn.attachment(id) {
+            *record = att;
+        }
     }
 
     /// Keeps a call's cancel signal for the next call if nothing else holds it any more (the
@@ -218,10 +222,12 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    /// Answers a request that cannot reach a handler.
+    /// Answers a request that cannot reach a handler (or whose handler panicked), and
+    /// releases its stream's record.
     pub(super) fn refuse(&mut self, id: u32, kind: Kind, status: Status) {
         if kind != Kind::FireAndForget {
             self.send_status(id, &status);
+            self.reap(id);
         }
     }
 }

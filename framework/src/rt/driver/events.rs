@@ -36,7 +36,12 @@ impl<T: Transport> Driver<T> {
             self.handle_event(event, weak, wbuf);
         }
         self.flush_staged();
-        if self.orphaned && self.attached.is_empty() && !self.conn.is_closed() {
+        // After the batch's last event: none of these streams has an event left to handle.
+        while let Some(id) = self.reap_later.pop() {
+            self.reap(id);
+        }
+        debug_assert_eq!(self.conn.unreleased(), 0, "an ended stream's record was not released");
+        if self.orphaned && self.conn.stream_count() == 0 && !self.conn.is_closed() {
             self.conn.close(true);
         }
     }
@@ -63,13 +68,13 @@ impl<T: Transport> Driver<T> {
             }
             Event::Next { stream_id, metadata, data } => self.deliver(stream_id, Payload { metadata, data }),
             Event::Complete { stream_id } => {
-                if let Some(att) = self.attached.get_mut(&stream_id) {
+                if let Some(att) = self.conn.attachment(stream_id) {
                     att.inbound = None;
                 }
                 self.reap(stream_id);
             }
             Event::Error { stream_id, code, message } => {
-                if let Some(att) = self.attached.remove(&stream_id) {
+                if let Some(att) = self.conn.release(stream_id) {
                     att.fail(crate::status::status_from_error(code, &message));
                 }
             }
@@ -77,17 +82,20 @@ impl<T: Transport> Driver<T> {
             // moved on since (a whole read is handled before its events), so handlers here
             // must not consult its current state.
             Event::Cancelled { stream_id } => {
-                if let Some(att) = self.attached.remove(&stream_id) {
+                if let Some(att) = self.conn.release(stream_id) {
                     att.stop();
                 }
             }
             Event::StopSending { stream_id } => {
-                if let Some(att) = self.attached.get_mut(&stream_id) {
+                if let Some(att) = self.conn.attachment(stream_id) {
                     att.producer = None;
                 }
+                // Ended, if its inbound direction had ended before; but frames after the CANCEL
+                // may have ended it too, and their events are still to come.
+                self.reap_later.push(stream_id);
             }
             Event::RequestN { stream_id, .. } => {
-                if let Some(producer) = self.attached.get_mut(&stream_id).and_then(|e| e.producer.as_mut())
+                if let Some(producer) = self.conn.attachment(stream_id).and_then(|e| e.producer.as_mut())
                     && producer.granted()
                 {
                     self.runnable.push(stream_id);
@@ -105,7 +113,7 @@ impl<T: Transport> Driver<T> {
             return;
         }
         self.flush_staged();
-        let Some(att) = self.attached.get_mut(&id) else { return };
+        let Some(att) = self.conn.attachment(id) else { return };
         match &att.inbound {
             Some(Inbound::Single(_)) => {
                 if let Some(Inbound::Single(tx)) = att.inbound.take() {
@@ -120,10 +128,10 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    /// Hands a request/response caller its answer; the connection has forgotten the stream
-    /// already, so what was attached to it goes too (one look-up, where the answer as events costs two).
+    /// Hands a request/response caller its answer; the stream has ended in the connection, so
+    /// its record goes (one look-up, where the answer as events costs two).
     pub(super) fn answered(&mut self, id: u32, payload: Payload) {
-        if let Some(mut att) = self.attached.remove(&id) {
+        if let Some(mut att) = self.conn.release(id) {
             if let Some(Inbound::Single(tx)) = att.inbound.take() {
                 tx.send(Ok(payload));
             }
@@ -139,7 +147,7 @@ impl<T: Transport> Driver<T> {
         if self.staged.is_empty() {
             return;
         }
-        match self.attached.get(&self.staged_id) {
+        match self.conn.attachment(self.staged_id) {
             Some(Attached { inbound: Some(Inbound::Many(inlet)), .. }) => inlet.push_all(&mut self.staged),
             _ => self.staged.clear(),
         }
@@ -147,17 +155,15 @@ impl<T: Transport> Driver<T> {
 
     pub(super) fn fail_all(&mut self, reason: &str) {
         self.close_reason.get_or_insert_with(|| reason.to_owned());
-        for (_, att) in self.attached.drain() {
+        for att in self.conn.release_all() {
             att.fail(Status::unavailable(reason));
         }
         self.fires.connection_closed();
     }
 
-    /// Forgets the driver's side of a stream the connection no longer knows.
+    /// Releases stream `id`'s record if the stream has ended, stopping what works for it.
     pub(super) fn reap(&mut self, id: u32) {
-        if !self.conn.contains(id)
-            && let Some(att) = self.attached.remove(&id)
-        {
+        if let Some(att) = self.conn.release(id) {
             // A producer still here is one whose direction just ended (its stream was cancelled
             // or failed): it is dropped with the rest.
             att.stop();
@@ -169,13 +175,14 @@ impl<T: Transport> Driver<T> {
             Control::Consumed(id, n, bytes) => {
                 self.conn.consumed(id, n, bytes);
                 // The window may have grown: the reader reports in batches of its new half.
-                if let Some(Attached { inbound: Some(Inbound::Many(inlet)), .. }) = self.attached.get(&id) {
-                    inlet.set_batch(self.conn.credit_batch(id));
+                let batch = self.conn.credit_batch(id);
+                if let Some(Attached { inbound: Some(Inbound::Many(inlet)), .. }) = self.conn.attachment(id) {
+                    inlet.set_batch(batch);
                 }
             }
             Control::Cancel(id) => {
                 self.conn.cancel(id);
-                if let Some(att) = self.attached.get_mut(&id) {
+                if let Some(att) = self.conn.attachment(id) {
                     att.inbound = None;
                 }
                 self.reap(id);
@@ -218,24 +225,23 @@ impl<T: Transport> Driver<T> {
                 if gone {
                     // The caller is gone already.
                     self.conn.cancel(id);
+                    self.reap(id);
                     return;
                 }
                 if kind == Kind::FireAndForget {
                     return;
                 }
-                let mut att = Attached { inbound, ..Attached::default() };
-                if let Some(outbound) = outbound
-                    && !complete
-                {
-                    // Polled once the responder grants credit.
-                    att.producer = Some(self.producer(id, outbound));
+                // Polled once the responder grants credit.
+                let producer = outbound.filter(|_| !complete).map(|outbound| self.producer(id, outbound));
+                if let Some(att) = self.conn.attachment(id) {
+                    att.inbound = inbound;
+                    att.producer = producer;
                 }
-                self.attached.insert(id, att);
             }
             Command::Respond { id, result, reserved } => {
                 drop(reserved);
                 self.answer(id, result, wbuf);
-                if let Some(att) = self.attached.get_mut(&id) {
+                if let Some(att) = self.conn.attachment(id) {
                     att.task = None;
                     att.cancel = None;
                 }

@@ -224,7 +224,7 @@ impl<T: Transport> Driver<T> {
         }
         if taken.orphaned {
             self.orphaned = true;
-            if self.attached.is_empty() {
+            if self.conn.stream_count() == 0 {
                 self.conn.close(true);
             }
         }

@@ -7,8 +7,11 @@
 //! expiries; it writes the frames the connection emits, and turns the connection's events into
 //! deliveries to whoever waits for them and into handler calls for the peer's requests.
 //!
-//! Per live stream the driver keeps what the runtime attached to it ([`Attached`]): where its
-//! inbound messages go, the stream this side sends, a handler's task, a cancel signal.
+//! Per live stream the runtime attaches its own state ([`Attached`]): where its inbound
+//! messages go, the stream this side sends, a handler's task, a cancel signal. It lives in the
+//! stream's record in the connection, beside the protocol's state: one record, one look-up. An
+//! ended stream's record stays until the driver has acted on the end and released it
+//! ([`Connection::release`]), so that what was attached is there when the end is learned.
 //!
 //! The streams this side sends (a responder's stream, a channel requester's messages) are
 //! **producers** polled by the driver itself, each with a waker of its own that marks it ready
@@ -50,7 +53,7 @@ use super::inbox::{self, Inbox, Taken, WeakSender};
 use super::routing::{Resolve, RouteCache};
 use super::shutdown::ShutdownHub;
 use super::transport::Transport;
-use crate::conn::{Connection, IdMap, id_map};
+use crate::conn::Connection;
 use crate::frame::length::LengthDelimited;
 use crate::payload::CancelSignal;
 use crate::{Handler, Payload, Status};
@@ -64,11 +67,11 @@ use tokio::time::Instant;
 
 /// What the runtime attached to a live stream (see the module doc).
 #[derive(Default)]
-struct Attached {
+pub(crate) struct Attached {
     inbound: Option<Inbound>,
     /// The application's stream of messages this side sends, while it has any to send. Boxed:
     /// most streams are request/responses, which have none, and every record is moved into and
-    /// out of the driver's map.
+    /// out of the connection's map.
     producer: Option<Box<Producer>>,
     /// A request/response handler's task, to stop when the stream ends.
     task: Option<AbortHandle>,
@@ -100,7 +103,7 @@ impl Attached {
 }
 
 pub(crate) struct Driver<T: Transport> {
-    conn: Connection,
+    conn: Connection<Attached>,
     reader: T::Reader,
     writer: T::Writer,
     framing: LengthDelimited,
@@ -117,7 +120,8 @@ pub(crate) struct Driver<T: Transport> {
     /// A server's routes, looked up once per distinct request metadata block (`RouteCache`)
     /// rather than by `handler` on every request.
     resolver: Option<Arc<dyn Resolve>>,
-    attached: IdMap<Attached>,
+    /// Streams to release once the batch of events in hand is handled (see `Driver::process`).
+    reap_later: Vec<u32>,
     /// Producers to poll on the next turn (woken, given credit, or not finished last turn).
     runnable: Vec<u32>,
     /// Consecutive messages for one stream's queue, pushed at once (see `Driver::flush_staged`).
@@ -163,7 +167,7 @@ impl<T: Transport> Driver<T> {
         let framing = LengthDelimited::new(config.max_frame_size);
         let fire_and_forget = Arc::new(Semaphore::new(config.max_concurrent_fire_and_forget));
         let driver = Driver {
-            conn,
+            conn: conn.with_attachments(),
             reader,
             writer,
             framing,
@@ -175,7 +179,7 @@ impl<T: Transport> Driver<T> {
             close_reason: None,
             handler,
             resolver,
-            attached: id_map(),
+            reap_later: Vec::new(),
             runnable: Vec::new(),
             staged: Vec::new(),
             staged_id: 0,

@@ -2,7 +2,7 @@
 //! **producers**, polled by the driver itself while the peer has granted credit and the write
 //! buffer has room.
 
-use super::Driver;
+use super::{Attached, Driver};
 use crate::conn::{CommandError, Connection};
 use crate::frame::length;
 use crate::frame::{ErrorCode, HEADER_SIZE};
@@ -106,13 +106,31 @@ impl<T: Transport> Driver<T> {
     /// still see the stream complete, and only a poll can tell that it has. A message that
     /// poll yields waits in `ahead`, one per stream at most, until credit comes.
     pub(super) fn run_producer(&mut self, id: u32, wbuf: &mut BytesMut) {
-        let Some(producer) = self.attached.get_mut(&id).and_then(|e| e.producer.as_mut()) else { return };
         // The turn's credit: what the connection counts, spent here as messages go.
-        let mut credit = self.conn.send_credit(id);
+        let Some((att, credit)) = self.conn.producing(id) else { return };
+        // Out of the stream's record for the turn, which calls on the connection that holds
+        // the record; put back unless the stream ended.
+        let Some(mut producer) = att.producer.take() else { return };
+        match self.producer_turn(id, &mut producer, credit, wbuf) {
+            None => {
+                if let Some(att) = self.conn.attachment(id) {
+                    att.producer = Some(producer);
+                }
+            }
+            Some(end) => {
+                drop(producer);
+                self.producer_ended(id, end);
+            }
+        }
+    }
+
+    /// The turn of [`run_producer`](Driver::run_producer), with `credit` to spend: how the
+    /// stream ended, if it did.
+    fn producer_turn(&mut self, id: u32, producer: &mut Producer, mut credit: u64, wbuf: &mut BytesMut) -> Option<End> {
         if credit == 0 && producer.ahead.is_some() {
             // Nothing can go until the peer grants more; its REQUEST_N makes this runnable.
             producer.wants_credit = true;
-            return;
+            return None;
         }
         // Cleared before polling, so a wake-up during the poll marks it ready again.
         producer.flag.clear();
@@ -203,20 +221,24 @@ impl<T: Transport> Driver<T> {
         }
         // Out of credit, and not ended: the peer's next grant makes it runnable again.
         producer.wants_credit = end.is_none() && credit == 0;
-        let Some(end) = end else { return };
+        end
+    }
+
+    /// A producer's stream ended (its (C) or ERROR is queued or written already, or the
+    /// stream failed).
+    fn producer_ended(&mut self, id: u32, end: End) {
         if let End::Error(status) = end {
             self.send_status(id, &status);
             // A requester's own stream failed (its outbound half of a channel): the call is
             // over, and its reader learns why.
             if self.conn.is_local_id(id)
-                && let Some(att) = self.attached.remove(&id)
+                && let Some(att) = self.conn.release(id)
             {
                 return att.fail(status);
             }
         }
-        if let Some(att) = self.attached.get_mut(&id) {
+        if let Some(att) = self.conn.attachment(id) {
             // The stream ended on its own: nothing to stop, nobody cancelled.
-            att.producer = None;
             att.cancel = None;
         }
         self.reap(id);
@@ -260,7 +282,13 @@ fn turn_is_over(runnable: &mut Vec<u32>, id: u32, credit: u64, taken: usize, siz
 // Always inlined: called once a message, in the producer's loop (measured: ~15 instructions a
 // message when the compiler chose not to).
 #[inline(always)]
-fn finish_framed(conn: &mut Connection, id: u32, start: usize, wbuf: &mut BytesMut, metadata: bool) -> Option<usize> {
+fn finish_framed(
+    conn: &mut Connection<Attached>,
+    id: u32,
+    start: usize,
+    wbuf: &mut BytesMut,
+    metadata: bool,
+) -> Option<usize> {
     let frame = start + length::PREFIX_SIZE;
     let last = match conn.finish_message(id, frame, wbuf, metadata) {
         Ok(true) => Some(frame),
@@ -276,7 +304,7 @@ fn finish_framed(conn: &mut Connection, id: u32, start: usize, wbuf: &mut BytesM
 /// Sends a message on stream `id` as [`Connection::send_next_into`] does, framed: written in
 /// place behind its length prefix, or queued (then nothing of it is left in `wbuf`).
 fn send_framed(
-    conn: &mut Connection,
+    conn: &mut Connection<Attached>,
     id: u32,
     payload: Payload,
     complete: bool,

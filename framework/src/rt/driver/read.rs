@@ -1,7 +1,7 @@
 //! Reading: the frames of the bytes read, handed to the connection (most by a short way in:
 //! a stream's plain messages, requests), and what comes of them to whoever waits.
 
-use super::Driver;
+use super::{Attached, Driver};
 use crate::Payload;
 use crate::conn::Receiving;
 use crate::frame::{self, DecodeError};
@@ -15,7 +15,7 @@ impl<T: Transport> Driver<T> {
         // A read of a stream is mostly a run of its plain messages: once one of them is on the
         // stage, the ones right after it go there too, with the stream looked up once for the
         // run (when the second arrives: messages of streams taking turns need no run).
-        let mut run: Option<Receiving<'_>> = None;
+        let mut run: Option<Receiving<'_, Attached>> = None;
         for mut bytes in self.framing.decode_all(rbuf) {
             if frame::plain_message(&bytes) == Some((self.staged_id, false)) && !self.staged.is_empty() {
                 if run.is_none() {
