@@ -71,6 +71,7 @@ use frame::direct::RequestHead;
 use ids::IdMap;
 use rules::Verdict;
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::time::{Duration, Instant};
 use stream::{Half, Reassembly, Role, Stream};
@@ -248,6 +249,21 @@ enum State {
     Closed,
 }
 
+/// Counts over all of a connection's streams, apart from the map of streams, so that a
+/// stream's record can end while it is borrowed from the map (see [`end_record`]).
+#[derive(Debug, Default)]
+struct Tally {
+    /// Streams the peer opened that are still live, for the concurrency limit.
+    peer_streams: usize,
+    /// Records of ended streams not yet released.
+    ended: usize,
+    /// Bytes held in unfinished fragmented messages.
+    reassembling: usize,
+    /// Bytes of messages handed to the application and not yet reported consumed
+    /// (`Config::unread_limits`).
+    unread: u64,
+}
+
 /// What [`Connection::emit_request`] queues for a request whose stream is ready.
 struct OpenedRequest {
     kind: Kind,
@@ -334,10 +350,8 @@ pub struct Connection<A = ()> {
     /// that what it attached to a stream is there when it learns of the end; without
     /// attachments (`A = ()`) an ended stream is forgotten at once.
     keep_ended: bool,
-    /// Records of ended streams not yet released.
-    ended: usize,
-    /// Streams the peer opened that are still live, for the concurrency limit.
-    peer_streams: usize,
+    /// Counts over all streams.
+    tally: Tally,
     next_stream_id: u32,
     /// Frames to write, in order.
     transmit: VecDeque<Frame>,
@@ -355,11 +369,6 @@ pub struct Connection<A = ()> {
     /// While draining: why the connection will close once its last stream ends (this side
     /// closed it, or the peer sent ERROR\[CONNECTION_CLOSE\]).
     drain_reason: Option<CloseReason>,
-    /// Bytes held in unfinished fragmented messages, all streams together.
-    reassembling: usize,
-    /// Bytes of messages handed to the application and not yet reported consumed, all
-    /// streams together (`Config::unread_limits`).
-    unread: u64,
     /// Over the unread limit: when a stream is shed unless a reader makes progress first.
     unread_deadline: Option<Instant>,
     /// A reader reported progress since `unread_deadline` was set.
@@ -407,8 +416,7 @@ impl Connection {
             state: self.state,
             streams: ids::id_map(),
             keep_ended: true,
-            ended: 0,
-            peer_streams: self.peer_streams,
+            tally: self.tally,
             next_stream_id: self.next_stream_id,
             transmit: self.transmit,
             events: self.events,
@@ -420,8 +428,6 @@ impl Connection {
             deadline_epoch: self.deadline_epoch,
             peer_confirmed: self.peer_confirmed,
             drain_reason: self.drain_reason,
-            reassembling: self.reassembling,
-            unread: self.unread,
             unread_deadline: self.unread_deadline,
             unread_progress: self.unread_progress,
             reassembly_deadline: self.reassembly_deadline,
@@ -437,8 +443,7 @@ impl Connection {
             state: State::AwaitingSetup,
             streams: ids::id_map(),
             keep_ended: false,
-            ended: 0,
-            peer_streams: 0,
+            tally: Tally::default(),
             next_stream_id: if side == Side::Client { 1 } else { 2 },
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -448,9 +453,7 @@ impl Connection {
             deadline_epoch: 0,
             peer_confirmed: false,
             drain_reason: None,
-            reassembling: 0,
             reassembly_deadline: None,
-            unread: 0,
             unread_deadline: None,
             unread_progress: false,
         }
@@ -484,7 +487,7 @@ impl<A: Default> Connection<A> {
     }
 
     fn live_count(&self) -> usize {
-        self.streams.len() - self.ended
+        self.streams.len() - self.tally.ended
     }
 
     /// What the runtime attached to stream `id`, live or ended (until released).
@@ -508,24 +511,25 @@ impl<A: Default> Connection<A> {
     /// stream's end (its last event, or the call of its own that ended it).
     #[inline]
     pub(crate) fn release(&mut self, id: u32) -> Option<A> {
-        if !self.streams.get(&id)?.ended {
+        let Entry::Occupied(entry) = self.streams.entry(id) else { return None };
+        if !entry.get().ended {
             return None;
         }
-        self.ended -= 1;
-        self.streams.remove(&id).map(|s| s.attached)
+        self.tally.ended -= 1;
+        Some(entry.remove().attached)
     }
 
     /// Once closed: forgets every stream, returning what was attached to each.
     pub(crate) fn release_all(&mut self) -> impl Iterator<Item = A> + '_ {
         debug_assert!(self.state == State::Closed);
-        self.ended = 0;
+        self.tally.ended = 0;
         self.streams.drain().map(|(_, s)| s.attached)
     }
 
     /// Records of ended streams not yet released (the runtime releases each as it learns of
     /// the end; a count left over is a leak).
     pub(crate) fn unreleased(&self) -> usize {
-        self.ended
+        self.tally.ended
     }
 
     // ---- output -------------------------------------------------------------------------
@@ -577,7 +581,7 @@ impl<A: Default> Connection<A> {
     }
 
     fn over_unread_limit(&self) -> bool {
-        self.unread > self.config.max_unread_bytes as u64
+        self.tally.unread > self.config.max_unread_bytes as u64
     }
 
     /// Changes whenever [`poll_timeout`](Self::poll_timeout)'s answer may have moved earlier
@@ -805,16 +809,21 @@ impl<A: Default> Connection<A> {
     /// and if so whether it was the stream's last ([`Message::last`]). `None` leaves the
     /// streams as they were: the frame is then for [`handle_frame`](Connection::handle_frame).
     pub(crate) fn accept_message(&mut self, id: u32, complete: bool, len: usize, now: Instant) -> Option<bool> {
-        let (stream, unread) = self.readable(id, now)?;
+        let keep = self.keep_ended;
+        let (stream, tally) = self.readable(id, now)?;
         // Protocol.md: a request/response PAYLOAD without C counts as complete.
         if stream.kind == Kind::RequestResponse {
-            self.remove_stream(id);
+            // Ended where it was found: one look-up for the answer.
+            if end_record(stream, tally, keep) {
+                self.streams.remove(&id);
+            }
+            self.after_end();
             return Some(true);
         }
         if complete || stream.in_outstanding == 0 {
             return None;
         }
-        stream.received(len, unread);
+        stream.received(len, &mut tally.unread);
         Some(false)
     }
 
@@ -823,22 +832,22 @@ impl<A: Default> Connection<A> {
     /// `accept_message` would not hand its messages over. The connection is borrowed meanwhile,
     /// so nothing can happen to the stream between the run's messages.
     pub(crate) fn receiving(&mut self, id: u32, now: Instant) -> Option<Receiving<'_, A>> {
-        let (stream, unread) = self.readable(id, now).filter(|(s, _)| s.kind != Kind::RequestResponse)?;
-        Some(Receiving { stream, unread })
+        let (stream, tally) = self.readable(id, now).filter(|(s, _)| s.kind != Kind::RequestResponse)?;
+        Some(Receiving { stream, unread: &mut tally.unread })
     }
 
     /// Stream `id`, if a whole message on it may be handed over directly: the connection is
     /// open, no event waits (so the order of events holds), and the stream reads whole messages.
     /// Counts as a frame from the peer, as [`handle_frame`](Connection::handle_frame) would.
     /// With it, the connection's count of unread bytes, which a message handed over adds to.
-    fn readable(&mut self, id: u32, now: Instant) -> Option<(&mut Stream<A>, &mut u64)> {
+    fn readable(&mut self, id: u32, now: Instant) -> Option<(&mut Stream<A>, &mut Tally)> {
         if !self.events.is_empty() || !self.heard_on_a_short_way(now) {
             return None;
         }
-        let unread = &mut self.unread;
+        let tally = &mut self.tally;
         let stream = live(&mut self.streams, id)?;
         (stream.reassembly.is_none() && !stream.pending_request && stream.inbound == Half::Open)
-            .then_some((stream, unread))
+            .then_some((stream, tally))
     }
 
     /// Whether a frame may skip [`handle_frame`](Connection::handle_frame) for a shorter way
@@ -955,7 +964,7 @@ impl<A: Default> Connection<A> {
             self.transmit.push_back(error_frame(id, ErrorCode::REJECTED, "the connection is closing"));
             return;
         }
-        if self.peer_streams >= self.config.max_concurrent_streams {
+        if self.tally.peer_streams >= self.config.max_concurrent_streams {
             let message = format!("too many concurrent streams (limit {})", self.config.max_concurrent_streams);
             self.transmit.push_back(error_frame(id, ErrorCode::REJECTED, message));
             return;
@@ -973,7 +982,7 @@ impl<A: Default> Connection<A> {
             return;
         }
         let mut stream = Stream::responder(kind, initial_n, complete);
-        self.peer_streams += 1;
+        self.tally.peer_streams += 1;
         if follows {
             stream.pending_request = true;
             slot.insert(stream);
@@ -992,7 +1001,7 @@ impl<A: Default> Connection<A> {
         let opened = Connection::open_responder(stream, window);
         if stream.kind == Kind::FireAndForget {
             self.streams.remove(&id);
-            self.peer_streams -= 1;
+            self.tally.peer_streams -= 1;
         }
         self.emit_request(id, opened, metadata, data);
     }
@@ -1061,7 +1070,7 @@ impl<A: Default> Connection<A> {
             }
             let Some(stream) = live(&mut self.streams, id) else { return };
             let Some(reassembly) = stream.reassembly.take() else { return };
-            self.reassembling -= reassembly.len;
+            self.tally.reassembling -= reassembly.len;
             let (metadata, data) = reassembly.finish();
             if stream.pending_request {
                 if p.complete && stream.kind == Kind::Channel {
@@ -1089,7 +1098,7 @@ impl<A: Default> Connection<A> {
         let now = self.last_received;
         let Some(stream) = live(&mut self.streams, id) else { return };
         let add = payload.metadata.as_ref().map_or(0, Bytes::len) + payload.data.len();
-        if self.reassembling + add > budget {
+        if self.tally.reassembling + add > budget {
             let message = format!("unfinished fragmented messages on this connection exceed {budget} bytes");
             return self.stream_protocol_error(id, message);
         }
@@ -1097,7 +1106,7 @@ impl<A: Default> Connection<A> {
         if let Err(message) = reassembly.push(payload, max_message) {
             return self.stream_protocol_error(id, message);
         }
-        self.reassembling += add;
+        self.tally.reassembling += add;
         let deadline = reassembly.started + self.config.reassembly_timeout;
         if self.reassembly_deadline.is_none_or(|d| deadline < d) {
             self.reassembly_deadline = Some(deadline);
@@ -1169,7 +1178,7 @@ impl<A: Default> Connection<A> {
             if stream.in_outstanding == 0 {
                 return self.stream_protocol_error(id, "the peer sent a message beyond the credit granted".to_owned());
             }
-            stream.received(metadata.len() + data.len(), &mut self.unread);
+            stream.received(metadata.len() + data.len(), &mut self.tally.unread);
             self.events.push_back(Event::Next { stream_id: id, metadata, data });
         }
         if complete {
@@ -1277,14 +1286,16 @@ impl<A: Default> Connection<A> {
         let metadata = (!metadata.is_empty()).then_some(metadata);
         self.push_fragmented(id, Head::Payload { complete }, frame::Payload { metadata, data });
         if complete {
-            self.reap(id);
+            self.after_end();
         }
         Ok(())
     }
 
     /// The accounting of sending one message on `id`: spends a credit (a request/response
     /// answer needs none, and always completes) and closes this direction if `complete`.
-    /// Returns whether the message completes the direction.
+    /// Returns whether the message completes the direction. A stream whose both directions
+    /// are then closed ends here, where it was found (one look-up for a message); the caller
+    /// queues the message, then calls [`after_end`](Connection::after_end).
     fn spend_credit(&mut self, id: u32, complete: bool) -> Result<bool, CommandError> {
         let stream = live(&mut self.streams, id).ok_or(CommandError::NoSuchStream(id))?;
         if stream.outbound != Half::Open {
@@ -1302,6 +1313,9 @@ impl<A: Default> Connection<A> {
         };
         if complete {
             stream.outbound = Half::Closed;
+            if stream.inbound == Half::Closed && end_record(stream, &mut self.tally, self.keep_ended) {
+                self.streams.remove(&id);
+            }
         }
         Ok(complete)
     }
@@ -1328,7 +1342,7 @@ impl<A: Default> Connection<A> {
         let metadata = (!metadata.is_empty()).then_some(&metadata[..]);
         frame::direct::encode_message(id, complete, metadata, &data, out);
         if complete {
-            self.reap(id);
+            self.after_end();
         }
         Ok(())
     }
@@ -1366,7 +1380,7 @@ impl<A: Default> Connection<A> {
                 // (A request/response's answer always completes.)
                 frame::direct::finish_message(&mut out[start..], id, complete, metadata);
                 if complete {
-                    self.reap(id);
+                    self.after_end();
                 }
                 Ok(!complete)
             }
@@ -1452,7 +1466,7 @@ impl<A: Default> Connection<A> {
                 if stream.kind == Kind::Channel && stream.inbound == Half::Open {
                     stream.inbound = Half::Closed;
                     if let Some(r) = stream.reassembly.take() {
-                        self.reassembling -= r.len;
+                        self.tally.reassembling -= r.len;
                     }
                     self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
                     self.reap(id);
@@ -1471,7 +1485,7 @@ impl<A: Default> Connection<A> {
         let Some(stream) = live(&mut self.streams, id) else { return };
         let bytes = bytes.min(stream.in_queued);
         stream.in_queued -= bytes;
-        self.unread -= bytes;
+        self.tally.unread -= bytes;
         self.unread_progress |= bytes > 0;
         if stream.inbound != Half::Open {
             return;
@@ -1629,9 +1643,9 @@ impl<A: Default> Connection<A> {
     fn terminate(&mut self, reason: CloseReason) {
         self.state = State::Closed;
         self.drain_reason = None;
-        self.reassembling = 0;
+        self.tally.reassembling = 0;
         self.reassembly_deadline = None;
-        self.unread = 0;
+        self.tally.unread = 0;
         self.unread_deadline = None;
         if self.keep_ended {
             // Kept for the runtime, which learns of the close after the events before it.
@@ -1639,11 +1653,11 @@ impl<A: Default> Connection<A> {
                 stream.reassembly = None;
                 stream.end();
             }
-            self.ended = self.streams.len();
+            self.tally.ended = self.streams.len();
         } else {
             self.streams.clear();
         }
-        self.peer_streams = 0;
+        self.tally.peer_streams = 0;
         self.next_keepalive = None;
         self.setup_deadline = None;
         self.events.push_back(Event::Closed(reason));
@@ -1652,33 +1666,35 @@ impl<A: Default> Connection<A> {
     /// Forgets stream `id`. The last stream of a draining connection closes it, so whatever
     /// the stream's end tells the application is queued before this is called.
     fn remove_stream(&mut self, id: u32) {
-        let Some(stream) = live(&mut self.streams, id) else { return };
-        if let Some(r) = stream.reassembly.take() {
-            self.reassembling -= r.len;
-        }
-        // What its reader still holds is the application's now: a report of it finds no
-        // stream.
-        self.unread -= std::mem::take(&mut stream.in_queued);
-        if stream.role == Role::Responder {
-            self.peer_streams -= 1;
-        }
-        // A request still being reassembled was never told to the runtime: nothing to keep.
-        if self.keep_ended && !stream.pending_request {
-            stream.end();
-            self.ended += 1;
-        } else {
-            self.streams.remove(&id);
-        }
-        if self.state == State::Draining && self.live_count() == 0 {
-            let reason = self.drain_reason.take().unwrap_or(CloseReason::Local);
-            self.terminate(reason);
-        }
+        self.end_stream_if(id, |_| true);
     }
 
     /// Forgets a stream once both directions are closed.
     fn reap(&mut self, id: u32) {
-        if live_ref(&self.streams, id).is_some_and(|s| s.inbound == Half::Closed && s.outbound == Half::Closed) {
-            self.remove_stream(id);
+        self.end_stream_if(id, |s| s.inbound == Half::Closed && s.outbound == Half::Closed);
+    }
+
+    /// Ends live stream `id` if `done` says so (with one look-up), as
+    /// [`remove_stream`](Connection::remove_stream) says.
+    #[inline]
+    fn end_stream_if(&mut self, id: u32, done: impl FnOnce(&Stream<A>) -> bool) {
+        let Entry::Occupied(mut entry) = self.streams.entry(id) else { return };
+        let stream = entry.get_mut();
+        if stream.ended || !done(stream) {
+            return;
+        }
+        if end_record(stream, &mut self.tally, self.keep_ended) {
+            entry.remove();
+        }
+        self.after_end();
+    }
+
+    /// After a stream ended: the last stream of a draining connection closes it.
+    #[inline]
+    fn after_end(&mut self) {
+        if self.state == State::Draining && self.live_count() == 0 {
+            let reason = self.drain_reason.take().unwrap_or(CloseReason::Local);
+            self.terminate(reason);
         }
     }
 
@@ -1729,6 +1745,28 @@ impl<A: Default> Connection<A> {
 }
 
 /// Whether the frame a fragmented message started with carried (C).
+/// Ends `stream`'s record: its share of the connection's counts goes, and it is marked ended
+/// if it is kept for the runtime (`keep`). Returns whether it must leave the map now instead
+/// (not kept). What follows an end is the caller's: [`Connection::after_end`].
+fn end_record<A>(stream: &mut Stream<A>, tally: &mut Tally, keep: bool) -> bool {
+    if let Some(r) = stream.reassembly.take() {
+        tally.reassembling -= r.len;
+    }
+    // What its reader still holds is the application's now: a report of it finds no stream.
+    tally.unread -= std::mem::take(&mut stream.in_queued);
+    if stream.role == Role::Responder {
+        tally.peer_streams -= 1;
+    }
+    // A request still being reassembled was never told to the runtime: nothing to keep.
+    if keep && !stream.pending_request {
+        stream.end();
+        tally.ended += 1;
+        false
+    } else {
+        true
+    }
+}
+
 /// Stream `id`, if it is live (not ended and kept for the runtime).
 #[inline]
 fn live<A>(streams: &mut IdMap<Stream<A>>, id: u32) -> Option<&mut Stream<A>> {

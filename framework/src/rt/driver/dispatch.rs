@@ -97,8 +97,7 @@ impl<T: Transport> Driver<T> {
         let handler = service.unwrap_or_else(|| self.handler.clone());
         // The record keeps a handle on the call's cancel signal only for a call that outlives
         // this function, so that one answered at once leaves its signal unshared, for `recycle`.
-        let mut att = Attached::default();
-        match kind {
+        let att = match kind {
             Kind::FireAndForget => {
                 // Nobody waits for an answer: a panic (reported by the panic hook) ends the
                 // call and nothing else.
@@ -163,7 +162,8 @@ impl<T: Transport> Driver<T> {
                 if answered {
                     drop(future);
                     self.recycle(cancel);
-                    self.reap(id);
+                    // Nothing was attached to it: its record just goes.
+                    self.conn.release(id);
                     return;
                 }
                 let budget = self.handles.budget.clone();
@@ -177,24 +177,19 @@ impl<T: Transport> Driver<T> {
                     };
                     let _ = tx.send(Command::Respond { id, result, reserved }).await;
                 });
-                att.task = Some(task.abort_handle());
-                att.cancel = Some(cancel);
+                Attached { task: Some(task.abort_handle()), cancel: Some(cancel), ..Attached::default() }
             }
             Kind::RequestStream => {
                 let stream = match unwind::guard(|| handler.request_stream(call, data)) {
                     Ok(stream) => stream,
                     Err(panicked) => return self.refuse(id, kind, panicked.status(HANDLER)),
                 };
-                att.producer = Some(self.producer(id, stream));
-                att.cancel = Some(cancel);
+                Attached { producer: Some(self.producer(id, stream)), cancel: Some(cancel), ..Attached::default() }
             }
             Kind::Channel => {
                 let (inlet, mut messages) = crate::rt::stream::inbound(&self.handles);
                 messages.set_id(id);
                 inlet.push(Ok(Payload { metadata: Bytes::new(), data }));
-                if !complete {
-                    att.inbound = Some(Inbound::Many(inlet));
-                }
                 let stream = match unwind::guard(|| handler.request_channel(call, messages)) {
                     Ok(stream) => stream,
                     Err(panicked) => {
@@ -202,10 +197,12 @@ impl<T: Transport> Driver<T> {
                         return self.refuse(id, kind, panicked.status(HANDLER));
                     }
                 };
-                att.producer = Some(self.producer(id, stream));
-                att.cancel = Some(cancel);
+                // The requester's next messages go to the handler's reader, unless the request
+                // was its last.
+                let inbound = (!complete).then_some(Inbound::Many(inlet));
+                Attached { inbound, producer: Some(self.producer(id, stream)), cancel: Some(cancel), task: None }
             }
-        }
+        };
         // The stream's record is there even if it has ended since the request (a CANCEL in the
         // same read): the end's event, still to come, releases it and stops what was attached.
         if let Some(record) = self.conn.attachment(id) {
