@@ -15,6 +15,8 @@
 //! `out` closes when this side sends (C) (or answers a request/response), `in` when the peer
 //! does. The stream is forgotten when both are closed, or at once on ERROR either way, on
 //! CANCEL (sent by the requester, received by the responder), or when the connection closes.
+//! Where the runtime keeps its own state in the record (`Connection<A>`), an ended stream's
+//! record stays, marked ended and seen by nothing but the runtime, until the runtime releases it.
 //! `in` credit (`in_outstanding`) counts messages the peer may still send; `out_credit` counts
 //! messages this side may still send.
 
