@@ -2,6 +2,7 @@
 //! other dependency and no import. Not a public API: anything here may change in any release.
 
 pub use crate::payload::MethodRoute;
+pub use crate::rt::service::MethodTable;
 pub use crate::typed::client::{call_channel, call_client_streaming, call_fire_and_forget, call_stream, call_unary};
 pub use crate::typed::server::{
     box_stream, ignore, not_served, reject_stream, reject_unary, serve_channel, serve_client_streaming,

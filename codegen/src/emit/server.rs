@@ -1,10 +1,13 @@
-//! `{Service}Server<T>`: holds the implementation in an `Arc` and implements `Handler` (one
-//! `match` on the route per RSocket request type) and `Service` (the routes).
+//! `{Service}Server<T>`: holds the implementation in an `Arc`, has a private function per
+//! method that serves a call of it, and implements `Service` (the routes, and that function
+//! for each, which is what a server's route table dispatches to) and `Handler` (one `match` on
+//! the route per RSocket request type, calling the same functions, for direct callers).
 
 use super::{cfgs, codec, forwarded, impl_attrs, private, server_ident};
 use crate::model::{Method, Model, Service};
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 
 pub(super) fn server(service: &Service) -> TokenStream {
     let p = private(service);
@@ -13,7 +16,8 @@ pub(super) fn server(service: &Service) -> TokenStream {
     let trait_ident = &service.ident;
     let attrs: Vec<_> = forwarded(&service.attrs).collect();
     let impl_attrs = impl_attrs(&service.attrs);
-    // The dispatch names every method, deprecated or not: it always allows `deprecated`.
+    // The functions that serve the methods, and the dispatch, name every method, deprecated or
+    // not: their impls always allow `deprecated`.
     let service_cfgs: Vec<_> = cfgs(&service.attrs).collect();
     let own_attrs = &service.server_attrs;
     let doc = format!(
@@ -26,6 +30,11 @@ pub(super) fn server(service: &Service) -> TokenStream {
         let route = service.route(m);
         quote!(#(#cfgs)* #route)
     });
+    let serve_fns = service.methods.iter().map(|m| serve_fn(service, m));
+    let registrations = service.methods.iter().map(|m| register(service, m));
+    // Every method compiled out (or none at all) leaves the table unused.
+    let table_used = service.methods.iter().any(|m| cfgs(&m.attrs).next().is_none());
+    let unused_table = (!table_used).then(|| quote!(let _ = table;));
     let request_response = handler_method(service, &[Model::RequestResponse]);
     let fire_and_forget = handler_method(service, &[Model::FireAndForget]);
     let request_stream = handler_method(service, &[Model::RequestStream]);
@@ -74,6 +83,12 @@ pub(super) fn server(service: &Service) -> TokenStream {
 
         #(#service_cfgs)*
         #[allow(deprecated)]
+        impl<T: #trait_ident> #ident<T> {
+            #(#serve_fns)*
+        }
+
+        #(#service_cfgs)*
+        #[allow(deprecated)]
         impl<T: #trait_ident> #p::Handler for #ident<T> {
             #request_response
             #fire_and_forget
@@ -85,6 +100,11 @@ pub(super) fn server(service: &Service) -> TokenStream {
         impl<T: #trait_ident> #p::Service for #ident<T> {
             fn routes(&self) -> &'static [&'static str] {
                 &[#(#routes),*]
+            }
+
+            fn __register(self, table: &mut #p::MethodTable) {
+                #(#registrations)*
+                #unused_table
             }
         }
     }
@@ -149,7 +169,15 @@ fn handler_method(service: &Service, models: &[Model]) -> TokenStream {
     }
 }
 
-fn arm(service: &Service, method: &Method) -> TokenStream {
+/// The private function that serves a call of `method`, e.g. `__serve_say_hello`.
+fn serve_ident(method: &Method) -> syn::Ident {
+    format_ident!("__serve_{}", method.ident.unraw())
+}
+
+/// `fn __serve_{method}(service, call, data) -> Response` (or the model's input and output):
+/// what the route table and the `Handler`'s `match` both call.
+fn serve_fn(service: &Service, method: &Method) -> TokenStream {
+    let p = private(service);
     let body = match method.model {
         Model::RequestResponse => request_response(service, method),
         Model::FireAndForget => fire_and_forget(service, method),
@@ -157,14 +185,50 @@ fn arm(service: &Service, method: &Method) -> TokenStream {
         Model::Channel => channel(service, method),
         Model::ClientStreaming => client_streaming(service, method),
     };
+    let (input, output) = match method.model {
+        Model::RequestResponse => (quote!(data: #p::Bytes), quote!(#p::Response)),
+        Model::FireAndForget => (quote!(data: #p::Bytes), quote!(#p::BoxFuture<'static, ()>)),
+        Model::RequestStream => (quote!(data: #p::Bytes), quote!(#p::Responses)),
+        Model::Channel | Model::ClientStreaming => (quote!(messages: #p::PayloadStream), quote!(#p::Responses)),
+    };
     let cfgs = cfgs(&method.attrs);
-    let route = service.route(method);
+    let ident = serve_ident(method);
+    let doc = format!(" Serves a call of `{}` with the implementation.", service.route(method));
     quote! {
+        #[doc = #doc]
         #(#cfgs)*
-        #route => {
-            let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(&self.inner);
+        fn #ident(service: &::std::sync::Arc<T>, call: #p::Call, #input) -> #output {
+            let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
             #body
         }
+    }
+}
+
+/// `table.unary(route, &self.inner, Self::__serve_{method});`, or the model's.
+fn register(service: &Service, method: &Method) -> TokenStream {
+    let add = match method.model {
+        Model::RequestResponse => quote!(unary),
+        Model::FireAndForget => quote!(fire_and_forget),
+        Model::RequestStream => quote!(stream),
+        Model::Channel | Model::ClientStreaming => quote!(channel),
+    };
+    let cfgs = cfgs(&method.attrs);
+    let route = service.route(method);
+    let ident = serve_ident(method);
+    quote! {
+        #(#cfgs)*
+        table.#add(#route, &self.inner, Self::#ident);
+    }
+}
+
+fn arm(service: &Service, method: &Method) -> TokenStream {
+    let input = if method.model.streams_requests() { quote!(messages) } else { quote!(data) };
+    let cfgs = cfgs(&method.attrs);
+    let route = service.route(method);
+    let ident = serve_ident(method);
+    quote! {
+        #(#cfgs)*
+        #route => Self::#ident(&self.inner, call, #input),
     }
 }
 

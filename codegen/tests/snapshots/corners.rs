@@ -196,6 +196,99 @@ impl<T> ::core::fmt::Debug for CornerCasesServer<T> {
 }
 #[cfg(feature = "corners")]
 #[allow(deprecated)]
+impl<T: CornerCases> CornerCasesServer<T> {
+    /// Serves a call of `Corners/WithContext` with the implementation.
+    fn __serve_with_context(
+        service: &::std::sync::Arc<T>,
+        call: ::my_rpc::weft::__private::Call,
+        data: ::my_rpc::weft::__private::Bytes,
+    ) -> ::my_rpc::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::my_rpc::weft::__private::serve_unary::<
+            my_rpc::JsonCodec,
+            Ping,
+            Pong,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "Corners/WithContext",
+            move |ctx, request| async move {
+                <T as CornerCases>::with_context(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `Corners/Defaulted` with the implementation.
+    fn __serve_defaulted(
+        service: &::std::sync::Arc<T>,
+        call: ::my_rpc::weft::__private::Call,
+        data: ::my_rpc::weft::__private::Bytes,
+    ) -> ::my_rpc::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::my_rpc::weft::__private::serve_unary::<
+            my_rpc::JsonCodec,
+            Ping,
+            Pong,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "Corners/Defaulted",
+            move |_, request| async move {
+                <T as CornerCases>::defaulted(&*service, request).await
+            },
+        )
+    }
+    /// Serves a call of `Corners/Old` with the implementation.
+    fn __serve_old(
+        service: &::std::sync::Arc<T>,
+        call: ::my_rpc::weft::__private::Call,
+        data: ::my_rpc::weft::__private::Bytes,
+    ) -> ::my_rpc::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::my_rpc::weft::__private::serve_unary::<
+            my_rpc::JsonCodec,
+            Ping,
+            Pong,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "Corners/Old",
+            move |_, request| async move {
+                <T as CornerCases>::old(&*service, request).await
+            },
+        )
+    }
+    /// Serves a call of `Corners/Type` with the implementation.
+    #[cfg(unix)]
+    fn __serve_type(
+        service: &::std::sync::Arc<T>,
+        call: ::my_rpc::weft::__private::Call,
+        messages: ::my_rpc::weft::__private::PayloadStream,
+    ) -> ::my_rpc::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::my_rpc::weft::__private::serve_client_streaming::<
+            my_rpc::JsonCodec,
+            Ping,
+            Pong,
+            _,
+            _,
+        >(
+            call,
+            messages,
+            "Corners/Type",
+            move |ctx, request| async move {
+                <T as CornerCases>::r#type(&*service, ctx, request).await
+            },
+        )
+    }
+}
+#[cfg(feature = "corners")]
+#[allow(deprecated)]
 impl<T: CornerCases> ::my_rpc::weft::__private::Handler for CornerCasesServer<T> {
     fn request_response(
         &self,
@@ -203,63 +296,9 @@ impl<T: CornerCases> ::my_rpc::weft::__private::Handler for CornerCasesServer<T>
         data: ::my_rpc::weft::__private::Bytes,
     ) -> ::my_rpc::weft::__private::Response {
         match call.route() {
-            "Corners/WithContext" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::my_rpc::weft::__private::serve_unary::<
-                    my_rpc::JsonCodec,
-                    Ping,
-                    Pong,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "Corners/WithContext",
-                    move |ctx, request| async move {
-                        <T as CornerCases>::with_context(&*service, ctx, request).await
-                    },
-                )
-            }
-            "Corners/Defaulted" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::my_rpc::weft::__private::serve_unary::<
-                    my_rpc::JsonCodec,
-                    Ping,
-                    Pong,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "Corners/Defaulted",
-                    move |_, request| async move {
-                        <T as CornerCases>::defaulted(&*service, request).await
-                    },
-                )
-            }
-            "Corners/Old" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::my_rpc::weft::__private::serve_unary::<
-                    my_rpc::JsonCodec,
-                    Ping,
-                    Pong,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "Corners/Old",
-                    move |_, request| async move {
-                        <T as CornerCases>::old(&*service, request).await
-                    },
-                )
-            }
+            "Corners/WithContext" => Self::__serve_with_context(&self.inner, call, data),
+            "Corners/Defaulted" => Self::__serve_defaulted(&self.inner, call, data),
+            "Corners/Old" => Self::__serve_old(&self.inner, call, data),
             _ => {
                 ::my_rpc::weft::__private::reject_unary(
                     ::my_rpc::weft::__private::not_served(
@@ -300,25 +339,7 @@ impl<T: CornerCases> ::my_rpc::weft::__private::Handler for CornerCasesServer<T>
     ) -> ::my_rpc::weft::__private::Responses {
         match call.route() {
             #[cfg(unix)]
-            "Corners/Type" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::my_rpc::weft::__private::serve_client_streaming::<
-                    my_rpc::JsonCodec,
-                    Ping,
-                    Pong,
-                    _,
-                    _,
-                >(
-                    call,
-                    messages,
-                    "Corners/Type",
-                    move |ctx, request| async move {
-                        <T as CornerCases>::r#type(&*service, ctx, request).await
-                    },
-                )
-            }
+            "Corners/Type" => Self::__serve_type(&self.inner, call, messages),
             _ => {
                 ::my_rpc::weft::__private::reject_stream(
                     ::my_rpc::weft::__private::not_served(
@@ -341,5 +362,11 @@ impl<T: CornerCases> ::my_rpc::weft::__private::Service for CornerCasesServer<T>
             #[cfg(unix)]
             "Corners/Type",
         ]
+    }
+    fn __register(self, table: &mut ::my_rpc::weft::__private::MethodTable) {
+        table.unary("Corners/WithContext", &self.inner, Self::__serve_with_context);
+        table.unary("Corners/Defaulted", &self.inner, Self::__serve_defaulted);
+        table.unary("Corners/Old", &self.inner, Self::__serve_old);
+        #[cfg(unix)] table.channel("Corners/Type", &self.inner, Self::__serve_type);
     }
 }

@@ -227,6 +227,124 @@ impl<T> ::core::fmt::Debug for GreeterServer<T> {
     }
 }
 #[allow(deprecated)]
+impl<T: Greeter> GreeterServer<T> {
+    /// Serves a call of `greet.Greeter/SayHello` with the implementation.
+    fn __serve_say_hello(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        data: ::weft::__private::Bytes,
+    ) -> ::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_unary::<
+            ::weft::__private::ProstCodec,
+            HelloRequest,
+            HelloReply,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "greet.Greeter/SayHello",
+            move |_, request| async move {
+                <T as Greeter>::say_hello(&*service, request).await
+            },
+        )
+    }
+    /// Serves a call of `greet.Greeter/Record` with the implementation.
+    fn __serve_record(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        data: ::weft::__private::Bytes,
+    ) -> ::weft::__private::BoxFuture<'static, ()> {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_fire_and_forget::<
+            ::weft::__private::ProstCodec,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "greet.Greeter/Record",
+            move |_, request| async move {
+                <T as Greeter>::record(&*service, request).await
+            },
+        )
+    }
+    /// Serves a call of `greet.Greeter/List` with the implementation.
+    fn __serve_list(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        data: ::weft::__private::Bytes,
+    ) -> ::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_stream::<
+            ::weft::__private::ProstCodec,
+            ListRequest,
+            Item,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "greet.Greeter/List",
+            move |_, request| async move {
+                ::core::result::Result::map(
+                    <T as Greeter>::list(&*service, request).await,
+                    ::weft::__private::box_stream,
+                )
+            },
+        )
+    }
+    /// Serves a call of `greet.Greeter/Chat` with the implementation.
+    fn __serve_chat(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        messages: ::weft::__private::PayloadStream,
+    ) -> ::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_channel::<
+            ::weft::__private::ProstCodec,
+            Msg,
+            Msg,
+            _,
+            _,
+        >(
+            call,
+            messages,
+            "greet.Greeter/Chat",
+            move |_, request| async move {
+                ::core::result::Result::map(
+                    <T as Greeter>::chat(&*service, request).await,
+                    ::weft::__private::box_stream,
+                )
+            },
+        )
+    }
+    /// Serves a call of `greet.Greeter/Upload` with the implementation.
+    fn __serve_upload(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        messages: ::weft::__private::PayloadStream,
+    ) -> ::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_client_streaming::<
+            ::weft::__private::ProstCodec,
+            Chunk,
+            Summary,
+            _,
+            _,
+        >(
+            call,
+            messages,
+            "greet.Greeter/Upload",
+            move |_, request| async move {
+                <T as Greeter>::upload(&*service, request).await
+            },
+        )
+    }
+}
+#[allow(deprecated)]
 impl<T: Greeter> ::weft::__private::Handler for GreeterServer<T> {
     fn request_response(
         &self,
@@ -234,25 +352,7 @@ impl<T: Greeter> ::weft::__private::Handler for GreeterServer<T> {
         data: ::weft::__private::Bytes,
     ) -> ::weft::__private::Response {
         match call.route() {
-            "greet.Greeter/SayHello" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_unary::<
-                    ::weft::__private::ProstCodec,
-                    HelloRequest,
-                    HelloReply,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "greet.Greeter/SayHello",
-                    move |_, request| async move {
-                        <T as Greeter>::say_hello(&*service, request).await
-                    },
-                )
-            }
+            "greet.Greeter/SayHello" => Self::__serve_say_hello(&self.inner, call, data),
             _ => {
                 ::weft::__private::reject_unary(
                     ::weft::__private::not_served(
@@ -270,24 +370,7 @@ impl<T: Greeter> ::weft::__private::Handler for GreeterServer<T> {
         data: ::weft::__private::Bytes,
     ) -> ::weft::__private::BoxFuture<'static, ()> {
         match call.route() {
-            "greet.Greeter/Record" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_fire_and_forget::<
-                    ::weft::__private::ProstCodec,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "greet.Greeter/Record",
-                    move |_, request| async move {
-                        <T as Greeter>::record(&*service, request).await
-                    },
-                )
-            }
+            "greet.Greeter/Record" => Self::__serve_record(&self.inner, call, data),
             _ => ::weft::__private::ignore(),
         }
     }
@@ -297,28 +380,7 @@ impl<T: Greeter> ::weft::__private::Handler for GreeterServer<T> {
         data: ::weft::__private::Bytes,
     ) -> ::weft::__private::Responses {
         match call.route() {
-            "greet.Greeter/List" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_stream::<
-                    ::weft::__private::ProstCodec,
-                    ListRequest,
-                    Item,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "greet.Greeter/List",
-                    move |_, request| async move {
-                        ::core::result::Result::map(
-                            <T as Greeter>::list(&*service, request).await,
-                            ::weft::__private::box_stream,
-                        )
-                    },
-                )
-            }
+            "greet.Greeter/List" => Self::__serve_list(&self.inner, call, data),
             _ => {
                 ::weft::__private::reject_stream(
                     ::weft::__private::not_served(
@@ -336,47 +398,8 @@ impl<T: Greeter> ::weft::__private::Handler for GreeterServer<T> {
         messages: ::weft::__private::PayloadStream,
     ) -> ::weft::__private::Responses {
         match call.route() {
-            "greet.Greeter/Chat" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_channel::<
-                    ::weft::__private::ProstCodec,
-                    Msg,
-                    Msg,
-                    _,
-                    _,
-                >(
-                    call,
-                    messages,
-                    "greet.Greeter/Chat",
-                    move |_, request| async move {
-                        ::core::result::Result::map(
-                            <T as Greeter>::chat(&*service, request).await,
-                            ::weft::__private::box_stream,
-                        )
-                    },
-                )
-            }
-            "greet.Greeter/Upload" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_client_streaming::<
-                    ::weft::__private::ProstCodec,
-                    Chunk,
-                    Summary,
-                    _,
-                    _,
-                >(
-                    call,
-                    messages,
-                    "greet.Greeter/Upload",
-                    move |_, request| async move {
-                        <T as Greeter>::upload(&*service, request).await
-                    },
-                )
-            }
+            "greet.Greeter/Chat" => Self::__serve_chat(&self.inner, call, messages),
+            "greet.Greeter/Upload" => Self::__serve_upload(&self.inner, call, messages),
             _ => {
                 ::weft::__private::reject_stream(
                     ::weft::__private::not_served(
@@ -398,5 +421,12 @@ impl<T: Greeter> ::weft::__private::Service for GreeterServer<T> {
             "greet.Greeter/Chat",
             "greet.Greeter/Upload",
         ]
+    }
+    fn __register(self, table: &mut ::weft::__private::MethodTable) {
+        table.unary("greet.Greeter/SayHello", &self.inner, Self::__serve_say_hello);
+        table.fire_and_forget("greet.Greeter/Record", &self.inner, Self::__serve_record);
+        table.stream("greet.Greeter/List", &self.inner, Self::__serve_list);
+        table.channel("greet.Greeter/Chat", &self.inner, Self::__serve_chat);
+        table.channel("greet.Greeter/Upload", &self.inner, Self::__serve_upload);
     }
 }

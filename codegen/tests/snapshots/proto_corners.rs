@@ -529,6 +529,299 @@ impl<T> ::core::fmt::Debug for CornersServer<T> {
     }
 }
 #[allow(deprecated)]
+impl<T: Corners> CornersServer<T> {
+    /// Serves a call of `acme.corners.v1.Corners/Lookup` with the implementation.
+    fn __serve_lookup(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_unary::<
+            ::renamed::weft::__private::ProstCodec,
+            super::super::common::Id,
+            ::prost_types::Timestamp,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/Lookup",
+            move |ctx, request| async move {
+                <T as Corners>::lookup(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Watch` with the implementation.
+    fn __serve_watch(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_stream::<
+            ::renamed::weft::__private::ProstCodec,
+            super::super::common::Id,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/Watch",
+            move |ctx, request| async move {
+                ::core::result::Result::map(
+                    <T as Corners>::watch(&*service, ctx, request).await,
+                    ::renamed::weft::__private::box_stream,
+                )
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Upload` with the implementation.
+    fn __serve_upload(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        messages: ::renamed::weft::__private::PayloadStream,
+    ) -> ::renamed::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_client_streaming::<
+            ::renamed::weft::__private::ProstCodec,
+            Event,
+            super::super::common::Id,
+            _,
+            _,
+        >(
+            call,
+            messages,
+            "acme.corners.v1.Corners/Upload",
+            move |ctx, request| async move {
+                <T as Corners>::upload(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Relay` with the implementation.
+    fn __serve_relay(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        messages: ::renamed::weft::__private::PayloadStream,
+    ) -> ::renamed::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_channel::<
+            ::renamed::weft::__private::ProstCodec,
+            Event,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            messages,
+            "acme.corners.v1.Corners/Relay",
+            move |ctx, request| async move {
+                ::core::result::Result::map(
+                    <T as Corners>::relay(&*service, ctx, request).await,
+                    ::renamed::weft::__private::box_stream,
+                )
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Notify` with the implementation.
+    fn __serve_notify(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::BoxFuture<'static, ()> {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_fire_and_forget::<
+            ::renamed::weft::__private::ProstCodec,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/Notify",
+            move |ctx, request| async move {
+                <T as Corners>::notify(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Ping` with the implementation.
+    fn __serve_ping(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::BoxFuture<'static, ()> {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_fire_and_forget::<
+            ::renamed::weft::__private::ProstCodec,
+            (),
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/Ping",
+            move |ctx, request| async move {
+                <T as Corners>::ping(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Nothing` with the implementation.
+    fn __serve_nothing(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_unary::<
+            ::renamed::weft::__private::ProstCodec,
+            (),
+            (),
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/Nothing",
+            move |ctx, request| async move {
+                <T as Corners>::nothing(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Match` with the implementation.
+    fn __serve_match(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_unary::<
+            ::renamed::weft::__private::ProstCodec,
+            Self_,
+            Self_,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/Match",
+            move |ctx, request| async move {
+                <T as Corners>::r#match(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/type` with the implementation.
+    fn __serve_type(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_unary::<
+            ::renamed::weft::__private::ProstCodec,
+            Event,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/type",
+            move |ctx, request| async move {
+                <T as Corners>::r#type(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/New` with the implementation.
+    fn __serve_new_(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_unary::<
+            ::renamed::weft::__private::ProstCodec,
+            Event,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/New",
+            move |ctx, request| async move {
+                <T as Corners>::new_(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Inner` with the implementation.
+    fn __serve_inner_(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_unary::<
+            ::renamed::weft::__private::ProstCodec,
+            Event,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/Inner",
+            move |ctx, request| async move {
+                <T as Corners>::inner_(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Old` with the implementation.
+    fn __serve_old(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_unary::<
+            ::renamed::weft::__private::ProstCodec,
+            Event,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/Old",
+            move |ctx, request| async move {
+                <T as Corners>::old(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `acme.corners.v1.Corners/Undocumented` with the implementation.
+    fn __serve_undocumented(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_unary::<
+            ::renamed::weft::__private::ProstCodec,
+            Event,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Corners/Undocumented",
+            move |ctx, request| async move {
+                <T as Corners>::undocumented(&*service, ctx, request).await
+            },
+        )
+    }
+}
+#[allow(deprecated)]
 impl<T: Corners> ::renamed::weft::__private::Handler for CornersServer<T> {
     fn request_response(
         &self,
@@ -537,156 +830,22 @@ impl<T: Corners> ::renamed::weft::__private::Handler for CornersServer<T> {
     ) -> ::renamed::weft::__private::Response {
         match call.route() {
             "acme.corners.v1.Corners/Lookup" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_unary::<
-                    ::renamed::weft::__private::ProstCodec,
-                    super::super::common::Id,
-                    ::prost_types::Timestamp,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/Lookup",
-                    move |ctx, request| async move {
-                        <T as Corners>::lookup(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_lookup(&self.inner, call, data)
             }
             "acme.corners.v1.Corners/Nothing" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_unary::<
-                    ::renamed::weft::__private::ProstCodec,
-                    (),
-                    (),
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/Nothing",
-                    move |ctx, request| async move {
-                        <T as Corners>::nothing(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_nothing(&self.inner, call, data)
             }
             "acme.corners.v1.Corners/Match" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_unary::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Self_,
-                    Self_,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/Match",
-                    move |ctx, request| async move {
-                        <T as Corners>::r#match(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_match(&self.inner, call, data)
             }
-            "acme.corners.v1.Corners/type" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_unary::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Event,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/type",
-                    move |ctx, request| async move {
-                        <T as Corners>::r#type(&*service, ctx, request).await
-                    },
-                )
-            }
-            "acme.corners.v1.Corners/New" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_unary::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Event,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/New",
-                    move |ctx, request| async move {
-                        <T as Corners>::new_(&*service, ctx, request).await
-                    },
-                )
-            }
+            "acme.corners.v1.Corners/type" => Self::__serve_type(&self.inner, call, data),
+            "acme.corners.v1.Corners/New" => Self::__serve_new_(&self.inner, call, data),
             "acme.corners.v1.Corners/Inner" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_unary::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Event,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/Inner",
-                    move |ctx, request| async move {
-                        <T as Corners>::inner_(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_inner_(&self.inner, call, data)
             }
-            "acme.corners.v1.Corners/Old" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_unary::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Event,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/Old",
-                    move |ctx, request| async move {
-                        <T as Corners>::old(&*service, ctx, request).await
-                    },
-                )
-            }
+            "acme.corners.v1.Corners/Old" => Self::__serve_old(&self.inner, call, data),
             "acme.corners.v1.Corners/Undocumented" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_unary::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Event,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/Undocumented",
-                    move |ctx, request| async move {
-                        <T as Corners>::undocumented(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_undocumented(&self.inner, call, data)
             }
             _ => {
                 ::renamed::weft::__private::reject_unary(
@@ -706,41 +865,9 @@ impl<T: Corners> ::renamed::weft::__private::Handler for CornersServer<T> {
     ) -> ::renamed::weft::__private::BoxFuture<'static, ()> {
         match call.route() {
             "acme.corners.v1.Corners/Notify" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_fire_and_forget::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/Notify",
-                    move |ctx, request| async move {
-                        <T as Corners>::notify(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_notify(&self.inner, call, data)
             }
-            "acme.corners.v1.Corners/Ping" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_fire_and_forget::<
-                    ::renamed::weft::__private::ProstCodec,
-                    (),
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/Ping",
-                    move |ctx, request| async move {
-                        <T as Corners>::ping(&*service, ctx, request).await
-                    },
-                )
-            }
+            "acme.corners.v1.Corners/Ping" => Self::__serve_ping(&self.inner, call, data),
             _ => ::renamed::weft::__private::ignore(),
         }
     }
@@ -751,26 +878,7 @@ impl<T: Corners> ::renamed::weft::__private::Handler for CornersServer<T> {
     ) -> ::renamed::weft::__private::Responses {
         match call.route() {
             "acme.corners.v1.Corners/Watch" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_stream::<
-                    ::renamed::weft::__private::ProstCodec,
-                    super::super::common::Id,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Corners/Watch",
-                    move |ctx, request| async move {
-                        ::core::result::Result::map(
-                            <T as Corners>::watch(&*service, ctx, request).await,
-                            ::renamed::weft::__private::box_stream,
-                        )
-                    },
-                )
+                Self::__serve_watch(&self.inner, call, data)
             }
             _ => {
                 ::renamed::weft::__private::reject_stream(
@@ -790,45 +898,10 @@ impl<T: Corners> ::renamed::weft::__private::Handler for CornersServer<T> {
     ) -> ::renamed::weft::__private::Responses {
         match call.route() {
             "acme.corners.v1.Corners/Upload" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_client_streaming::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Event,
-                    super::super::common::Id,
-                    _,
-                    _,
-                >(
-                    call,
-                    messages,
-                    "acme.corners.v1.Corners/Upload",
-                    move |ctx, request| async move {
-                        <T as Corners>::upload(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_upload(&self.inner, call, messages)
             }
             "acme.corners.v1.Corners/Relay" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_channel::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Event,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    messages,
-                    "acme.corners.v1.Corners/Relay",
-                    move |ctx, request| async move {
-                        ::core::result::Result::map(
-                            <T as Corners>::relay(&*service, ctx, request).await,
-                            ::renamed::weft::__private::box_stream,
-                        )
-                    },
-                )
+                Self::__serve_relay(&self.inner, call, messages)
             }
             _ => {
                 ::renamed::weft::__private::reject_stream(
@@ -859,6 +932,46 @@ impl<T: Corners> ::renamed::weft::__private::Service for CornersServer<T> {
             "acme.corners.v1.Corners/Old",
             "acme.corners.v1.Corners/Undocumented",
         ]
+    }
+    fn __register(self, table: &mut ::renamed::weft::__private::MethodTable) {
+        table.unary("acme.corners.v1.Corners/Lookup", &self.inner, Self::__serve_lookup);
+        table.stream("acme.corners.v1.Corners/Watch", &self.inner, Self::__serve_watch);
+        table
+            .channel(
+                "acme.corners.v1.Corners/Upload",
+                &self.inner,
+                Self::__serve_upload,
+            );
+        table.channel("acme.corners.v1.Corners/Relay", &self.inner, Self::__serve_relay);
+        table
+            .fire_and_forget(
+                "acme.corners.v1.Corners/Notify",
+                &self.inner,
+                Self::__serve_notify,
+            );
+        table
+            .fire_and_forget(
+                "acme.corners.v1.Corners/Ping",
+                &self.inner,
+                Self::__serve_ping,
+            );
+        table
+            .unary(
+                "acme.corners.v1.Corners/Nothing",
+                &self.inner,
+                Self::__serve_nothing,
+            );
+        table.unary("acme.corners.v1.Corners/Match", &self.inner, Self::__serve_match);
+        table.unary("acme.corners.v1.Corners/type", &self.inner, Self::__serve_type);
+        table.unary("acme.corners.v1.Corners/New", &self.inner, Self::__serve_new_);
+        table.unary("acme.corners.v1.Corners/Inner", &self.inner, Self::__serve_inner_);
+        table.unary("acme.corners.v1.Corners/Old", &self.inner, Self::__serve_old);
+        table
+            .unary(
+                "acme.corners.v1.Corners/Undocumented",
+                &self.inner,
+                Self::__serve_undocumented,
+            );
     }
 }
 
@@ -961,6 +1074,31 @@ impl<T> ::core::fmt::Debug for LegacyServer<T> {
     }
 }
 #[allow(deprecated)]
+impl<T: Legacy> LegacyServer<T> {
+    /// Serves a call of `acme.corners.v1.Legacy/Call` with the implementation.
+    fn __serve_call(
+        service: &::std::sync::Arc<T>,
+        call: ::renamed::weft::__private::Call,
+        data: ::renamed::weft::__private::Bytes,
+    ) -> ::renamed::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::renamed::weft::__private::serve_unary::<
+            ::renamed::weft::__private::ProstCodec,
+            Event,
+            Event,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "acme.corners.v1.Legacy/Call",
+            move |ctx, request| async move {
+                <T as Legacy>::call(&*service, ctx, request).await
+            },
+        )
+    }
+}
+#[allow(deprecated)]
 impl<T: Legacy> ::renamed::weft::__private::Handler for LegacyServer<T> {
     fn request_response(
         &self,
@@ -968,25 +1106,7 @@ impl<T: Legacy> ::renamed::weft::__private::Handler for LegacyServer<T> {
         data: ::renamed::weft::__private::Bytes,
     ) -> ::renamed::weft::__private::Response {
         match call.route() {
-            "acme.corners.v1.Legacy/Call" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::renamed::weft::__private::serve_unary::<
-                    ::renamed::weft::__private::ProstCodec,
-                    Event,
-                    Event,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "acme.corners.v1.Legacy/Call",
-                    move |ctx, request| async move {
-                        <T as Legacy>::call(&*service, ctx, request).await
-                    },
-                )
-            }
+            "acme.corners.v1.Legacy/Call" => Self::__serve_call(&self.inner, call, data),
             _ => {
                 ::renamed::weft::__private::reject_unary(
                     ::renamed::weft::__private::not_served(
@@ -1039,5 +1159,8 @@ impl<T: Legacy> ::renamed::weft::__private::Handler for LegacyServer<T> {
 impl<T: Legacy> ::renamed::weft::__private::Service for LegacyServer<T> {
     fn routes(&self) -> &'static [&'static str] {
         &["acme.corners.v1.Legacy/Call"]
+    }
+    fn __register(self, table: &mut ::renamed::weft::__private::MethodTable) {
+        table.unary("acme.corners.v1.Legacy/Call", &self.inner, Self::__serve_call);
     }
 }

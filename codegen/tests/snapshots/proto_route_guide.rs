@@ -313,6 +313,124 @@ impl<T> ::core::fmt::Debug for RouteGuideServer<T> {
     }
 }
 #[allow(deprecated)]
+impl<T: RouteGuide> RouteGuideServer<T> {
+    /// Serves a call of `routeguide.RouteGuide/GetFeature` with the implementation.
+    fn __serve_get_feature(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        data: ::weft::__private::Bytes,
+    ) -> ::weft::__private::Response {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_unary::<
+            ::weft::__private::ProstCodec,
+            Point,
+            Feature,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "routeguide.RouteGuide/GetFeature",
+            move |ctx, request| async move {
+                <T as RouteGuide>::get_feature(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `routeguide.RouteGuide/ListFeatures` with the implementation.
+    fn __serve_list_features(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        data: ::weft::__private::Bytes,
+    ) -> ::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_stream::<
+            ::weft::__private::ProstCodec,
+            Rectangle,
+            Feature,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "routeguide.RouteGuide/ListFeatures",
+            move |ctx, request| async move {
+                ::core::result::Result::map(
+                    <T as RouteGuide>::list_features(&*service, ctx, request).await,
+                    ::weft::__private::box_stream,
+                )
+            },
+        )
+    }
+    /// Serves a call of `routeguide.RouteGuide/RecordRoute` with the implementation.
+    fn __serve_record_route(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        messages: ::weft::__private::PayloadStream,
+    ) -> ::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_client_streaming::<
+            ::weft::__private::ProstCodec,
+            Point,
+            RouteSummary,
+            _,
+            _,
+        >(
+            call,
+            messages,
+            "routeguide.RouteGuide/RecordRoute",
+            move |ctx, request| async move {
+                <T as RouteGuide>::record_route(&*service, ctx, request).await
+            },
+        )
+    }
+    /// Serves a call of `routeguide.RouteGuide/RouteChat` with the implementation.
+    fn __serve_route_chat(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        messages: ::weft::__private::PayloadStream,
+    ) -> ::weft::__private::Responses {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_channel::<
+            ::weft::__private::ProstCodec,
+            RouteNote,
+            RouteNote,
+            _,
+            _,
+        >(
+            call,
+            messages,
+            "routeguide.RouteGuide/RouteChat",
+            move |ctx, request| async move {
+                ::core::result::Result::map(
+                    <T as RouteGuide>::route_chat(&*service, ctx, request).await,
+                    ::weft::__private::box_stream,
+                )
+            },
+        )
+    }
+    /// Serves a call of `routeguide.RouteGuide/ReportPosition` with the implementation.
+    fn __serve_report_position(
+        service: &::std::sync::Arc<T>,
+        call: ::weft::__private::Call,
+        data: ::weft::__private::Bytes,
+    ) -> ::weft::__private::BoxFuture<'static, ()> {
+        let service = <::std::sync::Arc<T> as ::core::clone::Clone>::clone(service);
+        ::weft::__private::serve_fire_and_forget::<
+            ::weft::__private::ProstCodec,
+            Point,
+            _,
+            _,
+        >(
+            call,
+            data,
+            "routeguide.RouteGuide/ReportPosition",
+            move |ctx, request| async move {
+                <T as RouteGuide>::report_position(&*service, ctx, request).await
+            },
+        )
+    }
+}
+#[allow(deprecated)]
 impl<T: RouteGuide> ::weft::__private::Handler for RouteGuideServer<T> {
     fn request_response(
         &self,
@@ -321,23 +439,7 @@ impl<T: RouteGuide> ::weft::__private::Handler for RouteGuideServer<T> {
     ) -> ::weft::__private::Response {
         match call.route() {
             "routeguide.RouteGuide/GetFeature" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_unary::<
-                    ::weft::__private::ProstCodec,
-                    Point,
-                    Feature,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "routeguide.RouteGuide/GetFeature",
-                    move |ctx, request| async move {
-                        <T as RouteGuide>::get_feature(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_get_feature(&self.inner, call, data)
             }
             _ => {
                 ::weft::__private::reject_unary(
@@ -357,22 +459,7 @@ impl<T: RouteGuide> ::weft::__private::Handler for RouteGuideServer<T> {
     ) -> ::weft::__private::BoxFuture<'static, ()> {
         match call.route() {
             "routeguide.RouteGuide/ReportPosition" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_fire_and_forget::<
-                    ::weft::__private::ProstCodec,
-                    Point,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "routeguide.RouteGuide/ReportPosition",
-                    move |ctx, request| async move {
-                        <T as RouteGuide>::report_position(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_report_position(&self.inner, call, data)
             }
             _ => ::weft::__private::ignore(),
         }
@@ -384,27 +471,7 @@ impl<T: RouteGuide> ::weft::__private::Handler for RouteGuideServer<T> {
     ) -> ::weft::__private::Responses {
         match call.route() {
             "routeguide.RouteGuide/ListFeatures" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_stream::<
-                    ::weft::__private::ProstCodec,
-                    Rectangle,
-                    Feature,
-                    _,
-                    _,
-                >(
-                    call,
-                    data,
-                    "routeguide.RouteGuide/ListFeatures",
-                    move |ctx, request| async move {
-                        ::core::result::Result::map(
-                            <T as RouteGuide>::list_features(&*service, ctx, request)
-                                .await,
-                            ::weft::__private::box_stream,
-                        )
-                    },
-                )
+                Self::__serve_list_features(&self.inner, call, data)
             }
             _ => {
                 ::weft::__private::reject_stream(
@@ -424,45 +491,10 @@ impl<T: RouteGuide> ::weft::__private::Handler for RouteGuideServer<T> {
     ) -> ::weft::__private::Responses {
         match call.route() {
             "routeguide.RouteGuide/RecordRoute" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_client_streaming::<
-                    ::weft::__private::ProstCodec,
-                    Point,
-                    RouteSummary,
-                    _,
-                    _,
-                >(
-                    call,
-                    messages,
-                    "routeguide.RouteGuide/RecordRoute",
-                    move |ctx, request| async move {
-                        <T as RouteGuide>::record_route(&*service, ctx, request).await
-                    },
-                )
+                Self::__serve_record_route(&self.inner, call, messages)
             }
             "routeguide.RouteGuide/RouteChat" => {
-                let service = <::std::sync::Arc<
-                    T,
-                > as ::core::clone::Clone>::clone(&self.inner);
-                ::weft::__private::serve_channel::<
-                    ::weft::__private::ProstCodec,
-                    RouteNote,
-                    RouteNote,
-                    _,
-                    _,
-                >(
-                    call,
-                    messages,
-                    "routeguide.RouteGuide/RouteChat",
-                    move |ctx, request| async move {
-                        ::core::result::Result::map(
-                            <T as RouteGuide>::route_chat(&*service, ctx, request).await,
-                            ::weft::__private::box_stream,
-                        )
-                    },
-                )
+                Self::__serve_route_chat(&self.inner, call, messages)
             }
             _ => {
                 ::weft::__private::reject_stream(
@@ -485,5 +517,37 @@ impl<T: RouteGuide> ::weft::__private::Service for RouteGuideServer<T> {
             "routeguide.RouteGuide/RouteChat",
             "routeguide.RouteGuide/ReportPosition",
         ]
+    }
+    fn __register(self, table: &mut ::weft::__private::MethodTable) {
+        table
+            .unary(
+                "routeguide.RouteGuide/GetFeature",
+                &self.inner,
+                Self::__serve_get_feature,
+            );
+        table
+            .stream(
+                "routeguide.RouteGuide/ListFeatures",
+                &self.inner,
+                Self::__serve_list_features,
+            );
+        table
+            .channel(
+                "routeguide.RouteGuide/RecordRoute",
+                &self.inner,
+                Self::__serve_record_route,
+            );
+        table
+            .channel(
+                "routeguide.RouteGuide/RouteChat",
+                &self.inner,
+                Self::__serve_route_chat,
+            );
+        table
+            .fire_and_forget(
+                "routeguide.RouteGuide/ReportPosition",
+                &self.inner,
+                Self::__serve_report_position,
+            );
     }
 }

@@ -1,5 +1,5 @@
-//! What answers the peer's requests: the [`Handler`] trait, and [`Service`], a handler that
-//! knows its routes (what generated servers implement).
+//! What answers the peer's requests: the [`Handler`] trait, and the statuses of requests no
+//! handler serves.
 
 use crate::{BoxFuture, Call, PayloadStream, Response, Responses, Status};
 use bytes::Bytes;
@@ -90,10 +90,13 @@ pub fn unimplemented_route(call: &Call) -> Status {
     Status::unimplemented(format!("no method at route `{}`", call.route()))
 }
 
-/// A [`Handler`] that knows which routes it serves; what generated servers implement.
-pub trait Service: Handler {
-    /// The routes this service answers, e.g. `["greet.Greeter/SayHello", ...]`.
-    fn routes(&self) -> &'static [&'static str];
+/// The status for a request to a route that is served, but under another interaction model
+/// than `model`, the request's.
+pub(crate) fn wrong_model(call: &Call, model: &str) -> Status {
+    Status::unimplemented(format!(
+        "`{}` is not a {model} method; call it with the interaction model its service declares",
+        call.route()
+    ))
 }
 
 /// The handler of a side that serves nothing (a plain client).

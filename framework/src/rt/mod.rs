@@ -9,7 +9,8 @@
 //! - Vocabulary: [`command`] (what handles ask of the driver), [`inbox`] (where they ask it),
 //!   [`handles`] (what every handle of a connection shares).
 //! - The handles' ends: [`reply`] (a request/response caller's), [`stream`] (a stream
-//!   reader's: `PayloadStream`), [`handler`] (what answers the peer: `Handler`), [`routing`]
+//!   reader's: `PayloadStream`), [`handler`] (what answers the peer: `Handler`), [`service`]
+//!   (`Service`, and its methods, each a handler, for a server's route table), [`routing`]
 //!   (routes, written and read), [`client`] (`Client` and its calls).
 //! - The driver: [`driver`], the one future that touches a connection's transport.
 //! - On top: [`shutdown`] (a server's connections, told to stop), [`connect`] (starting a
@@ -30,6 +31,7 @@ pub(crate) mod reply;
 pub(crate) mod responses;
 pub(crate) mod routing;
 pub(crate) mod server;
+pub(crate) mod service;
 pub(crate) mod shutdown;
 pub(crate) mod slot;
 pub(crate) mod stream;

@@ -2,7 +2,8 @@
 //! generated client's calls carry metadata written at compile time, see
 //! [`MethodRoute`](crate::payload::MethodRoute)), how a responder reads it back (once per
 //! distinct metadata block a connection sends, see [`RouteCache`]), and the route table that
-//! finds the service of a route.
+//! finds what serves a route: the method of a generated service, or a hand-written handler
+//! (see [`MethodTable`](super::service::MethodTable)).
 //!
 //! A route travels as RSocket's routing extension inside composite metadata
 //! (`message/x.rsocket.routing.v0`, one tag of 1 to 255 bytes), the first entry of every
@@ -57,15 +58,15 @@ fn encode_request_metadata(route: &str, extra: &CompositeMetadata) -> Bytes {
     out.freeze()
 }
 
-// ---- the responder's side: reading the route, finding the service --------------------------
+// ---- the responder's side: reading the route, finding its handler --------------------------
 
 /// The routes of the last few distinct request metadata blocks this connection received, and
-/// the services that serve them.
+/// the handlers that serve them (for a generated service, the method itself).
 ///
 /// A requester sends the same metadata block (usually the routing entry alone) with every call
 /// to a method, and checking it (every entry, every tag, UTF-8), copying its route out and
 /// looking the route up cost more than the rest of dispatching the call. A block seen before is
-/// compared byte for byte with the copy kept here, and its route and service shared. What a
+/// compared byte for byte with the copy kept here, and its route and handler shared. What a
 /// peer can do with it is bounded: a few blocks of at most [`RouteCache::MAX_BLOCK`] bytes per
 /// connection, each look-up at most that many comparisons.
 #[derive(Default)]
@@ -75,14 +76,14 @@ pub(crate) struct RouteCache {
     next: usize,
 }
 
-/// A route, and the service that serves it if it was resolved.
+/// A route, and the handler that serves it if it was resolved.
 pub(crate) type Resolved = (Arc<str>, Option<Arc<dyn Handler>>);
 
-/// A request metadata block (a copy), its route, and the service resolved for the route.
+/// A request metadata block (a copy), its route, and the handler resolved for the route.
 struct KnownBlock {
     block: Box<[u8]>,
     route: Arc<str>,
-    service: Option<Arc<dyn Handler>>,
+    handler: Option<Arc<dyn Handler>>,
 }
 
 impl RouteCache {
@@ -93,22 +94,23 @@ impl RouteCache {
 
     pub(crate) fn get(&self, block: &[u8]) -> Option<Resolved> {
         let known = self.entries.iter().flatten().find(|known| *known.block == *block)?;
-        Some((known.route.clone(), known.service.clone()))
+        Some((known.route.clone(), known.handler.clone()))
     }
 
     /// Remembers that `block` carries `route` (which `CompositeMetadata::decode_route` found
-    /// in it), served by `service`; returns them.
-    pub(crate) fn put(&mut self, block: &[u8], route: Arc<str>, service: Option<Arc<dyn Handler>>) -> Resolved {
+    /// in it), served by `handler`; returns them.
+    pub(crate) fn put(&mut self, block: &[u8], route: Arc<str>, handler: Option<Arc<dyn Handler>>) -> Resolved {
         if block.len() <= RouteCache::MAX_BLOCK {
-            let known = KnownBlock { block: block.into(), route: route.clone(), service: service.clone() };
+            let known = KnownBlock { block: block.into(), route: route.clone(), handler: handler.clone() };
             self.entries[self.next] = Some(known);
             self.next = (self.next + 1) % RouteCache::ENTRIES;
         }
-        (route, service)
+        (route, handler)
     }
 }
 
-/// Dispatches each request to the service that registered its route.
+/// Dispatches each request to what serves its route: the method of a generated service, or a
+/// hand-written handler.
 #[derive(Default)]
 pub(crate) struct Router {
     /// An unkeyed hash is safe here although the peer chooses the route: the table is
@@ -150,6 +152,16 @@ impl Router {
     pub(crate) fn get(&self, route: &str) -> Option<&Arc<dyn Handler>> {
         self.routes.get(route)
     }
+
+    /// Serves `route` with `handler`.
+    ///
+    /// # Panics
+    /// If something already serves `route` (see `ServerBuilder::add_service`).
+    pub(crate) fn insert(&mut self, route: &'static str, handler: Arc<dyn Handler>) {
+        if self.routes.insert(route, handler).is_some() {
+            panic!("two services serve the route `{route}`");
+        }
+    }
 }
 
 impl Handler for Router {
@@ -182,11 +194,11 @@ impl Handler for Router {
     }
 }
 
-/// Finds the service of a route, for a driver that looks routes up once per distinct request
+/// Finds the handler of a route, for a driver that looks routes up once per distinct request
 /// metadata block rather than on every request (see the driver's `RouteCache`). Resolving a
-/// route and calling the service is what [`Router`] does on every request.
+/// route and calling its handler is what [`Router`] does on every request.
 pub(crate) trait Resolve: Send + Sync {
-    /// The service of `route`, if one serves it.
+    /// The handler of `route` (for a generated service, the method), if one serves it.
     fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>>;
 }
 

@@ -1,12 +1,15 @@
 //! The server half of generated code: one function per interaction model.
 //!
-//! A generated `Handler` matches the call's route and hands the call, its data and a closure
-//! calling the user's method to the function for the method's model. Decoding, the
+//! A generated server has a function per method that hands the call, its data and a closure
+//! calling the user's method to the function here for the method's model; a server's route
+//! table calls it (see `rt::methods`), and so does the generated `Handler`'s `match` on the
+//! route. Decoding, the
 //! [`Context`], encoding and error codes live here, once.
 
 use super::codec::{Arena, Codec, CodecError};
 use super::context::Context;
 use super::streaming::{Side, Streaming};
+use crate::rt::handler::wrong_model;
 use crate::rt::responses::{Encode, EncodeOne};
 use crate::{BoxFuture, BoxStream, Call, Payload, PayloadStream, Response, Responses, Status, unimplemented_route};
 use bytes::{Bytes, BytesMut};
@@ -169,14 +172,7 @@ where
 /// The status for a call no method of this service answers with the interaction model it
 /// arrived with: `UNIMPLEMENTED`, naming the model when the route exists under another one.
 pub fn not_served(call: &Call, routes: &[&str], model: &str) -> Status {
-    if routes.contains(&call.route()) {
-        Status::unimplemented(format!(
-            "`{}` is not a {model} method; call it with the interaction model its service declares",
-            call.route()
-        ))
-    } else {
-        unimplemented_route(call)
-    }
+    if routes.contains(&call.route()) { wrong_model(call, model) } else { unimplemented_route(call) }
 }
 
 /// Boxes a handler's response stream.

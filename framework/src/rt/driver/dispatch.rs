@@ -74,13 +74,13 @@ impl<T: Transport> Driver<T> {
         weak: &WeakSender,
         wbuf: &mut BytesMut,
     ) {
-        let (route, service) = match self.routes.get(&metadata) {
+        let (route, served) = match self.routes.get(&metadata) {
             Some(known) => known,
             None => match CompositeMetadata::decode_route(&metadata) {
                 Some(route) => {
                     let route: Arc<str> = route.into();
-                    let service = self.resolver.as_ref().and_then(|r| r.resolve(&route));
-                    self.routes.put(&metadata, route, service)
+                    let served = self.resolver.as_ref().and_then(|r| r.resolve(&route));
+                    self.routes.put(&metadata, route, served)
                 }
                 None => {
                     let status = Status::unimplemented("the request's metadata carries no readable route");
@@ -92,9 +92,10 @@ impl<T: Transport> Driver<T> {
         let cancel = self.spare_cancels.pop().unwrap_or_default();
         let peer = Client::from_parts(tx.clone(), self.handles.clone());
         let call = Call::received(route, metadata, cancel.clone(), peer);
-        // The service that serves the route, if it was resolved; otherwise the connection's
-        // handler, which dispatches by route itself.
-        let handler = service.unwrap_or_else(|| self.handler.clone());
+        // What serves the route, if it was resolved: for a generated service, the method
+        // itself, so this is the request's only dispatch. Otherwise the connection's handler,
+        // which dispatches by route itself.
+        let handler = served.unwrap_or_else(|| self.handler.clone());
         // The record keeps a handle on the call's cancel signal only for a call that outlives
         // this function, so that one answered at once leaves its signal unshared, for `recycle`.
         let att = match kind {
