@@ -273,8 +273,52 @@ impl Outcome {
     }
 }
 
-/// Runs `f` on a single-threaded tokio runtime: each process is pinned to one core, where a
-/// multi-threaded runtime would only add cross-thread wake-ups.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+/// The tokio runtime flavour a server or client process runs on, chosen by the orchestrator
+/// through the environment variable [`FLAVOUR_VAR`] (`current`, the default, or `multi`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Flavour {
+    /// `current_thread`: one thread runs every task and drives the I/O and the timers.
+    Current,
+    /// `multi_thread` as `#[tokio::main]` builds it: `enable_all`, as many workers as the cores
+    /// the process may use (one when pinned to one core), the main future on the main thread.
+    Multi,
+}
+
+/// The environment variable that tells `bench serve` and `bench client` their [`Flavour`].
+pub const FLAVOUR_VAR: &str = "WEFT_BENCH_FLAVOUR";
+
+impl Flavour {
+    pub const ALL: [Flavour; 2] = [Flavour::Current, Flavour::Multi];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Current => "current",
+            Flavour::Multi => "multi",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Flavour> {
+        Flavour::ALL.into_iter().find(|f| f.name() == s)
+    }
+
+    /// This process's flavour, from [`FLAVOUR_VAR`].
+    pub fn from_env() -> Result<Flavour> {
+        match std::env::var(FLAVOUR_VAR) {
+            Err(_) => Ok(Flavour::Current),
+            Ok(v) => Flavour::parse(&v).ok_or_else(|| format!("{FLAVOUR_VAR}: unknown flavour `{v}`").into()),
+        }
+    }
+}
+
+/// The runtime of this process, of the flavour [`FLAVOUR_VAR`] names. `current_thread` is what
+/// the harness has always measured (a pinned process where more threads only add cross-thread
+/// wake-ups); `multi_thread` is what applications start with `#[tokio::main]`.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    let rt = match Flavour::from_env()? {
+        Flavour::Current => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        // The worker count is tokio's default: `available_parallelism`, which honours the CPU
+        // affinity `taskset` gave the process (and a cgroup quota), as in a container.
+        Flavour::Multi => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+    };
+    Ok(rt)
 }

@@ -1,11 +1,16 @@
 //! Weft's benchmark harness: the same workloads against a raw TCP floor, tonic and Weft, each as
-//! a pinned server process and a pinned client process on 127.0.0.1 (see BENCHMARKS.md).
+//! a server process and a client process on 127.0.0.1, pinned or not, on a current-thread or a
+//! multi-thread tokio runtime (see BENCHMARKS.md).
 //!
 //! ```text
-//! bench [--quick] [--runs N] [--only WORKLOAD,…] [--systems raw,tonic,weft] [--out FILE]
+//! bench [--quick] [--runs N] [--only WORKLOAD,…] [--systems raw,tonic,weft]
+//!       [--flavours current,multi] [--placements split,shared,unpinned] [--out FILE]
 //! bench serve SYSTEM ADDR                 # a server; prints `PORT n`, answers `stats` on stdin
 //! bench client SYSTEM ADDR WORKLOAD k=v…  # a client; prints `MARK` lines, then one `RESULT` line
 //! ```
+//!
+//! `bench serve` and `bench client` run on the tokio runtime flavour `WEFT_BENCH_FLAVOUR` names
+//! (`current`, the default, or `multi`; see [`common::runtime`]).
 
 mod common;
 mod messages;
@@ -54,7 +59,7 @@ fn serve(system: &str, addr: &str) -> Result<()> {
     let addr = loopback(addr)?;
     common::raise_nofile();
     common::spawn_stats_thread();
-    common::runtime().block_on(async move {
+    common::runtime()?.block_on(async move {
         match system {
             "raw" => {
                 let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -72,7 +77,7 @@ fn client(system: &str, addr: &str, work: &[String]) -> Result<()> {
     let addr = loopback(addr)?;
     let work = Work::from_args(work)?;
     common::raise_nofile();
-    let rt = common::runtime();
+    let rt = common::runtime()?;
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&rt, async {
         match system {

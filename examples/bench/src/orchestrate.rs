@@ -1,8 +1,9 @@
-//! The orchestrator: runs every workload against every system, each run as a fresh server
-//! process and client process pinned with `taskset`, relays the client's marks to the server,
-//! and prints the table of medians and the issue's targets.
+//! The orchestrator: runs every workload against every system, on each tokio runtime flavour,
+//! each run as a fresh server process and client process pinned with `taskset` (or not, in the
+//! `unpinned` placement), relays the client's marks to the server, and prints the tables of
+//! medians and the issues' targets.
 
-use crate::common::{Kind, Result, ServerStats, Work};
+use crate::common::{FLAVOUR_VAR, Flavour, Kind, Result, ServerStats, Work};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -17,22 +18,52 @@ enum Placement {
     Split,
     /// Both on core 0: the software cost alone, no cross-core wake-ups.
     Shared,
+    /// Neither pinned: both processes (and, multi-thread, their workers, two each) free on both
+    /// cores, as the scheduler places them. Multi-thread runtime only.
+    Unpinned,
 }
 
 impl Placement {
+    const ALL: [Placement; 3] = [Placement::Split, Placement::Shared, Placement::Unpinned];
+
     fn name(self) -> &'static str {
         match self {
             Placement::Split => "split",
             Placement::Shared => "shared",
+            Placement::Unpinned => "unpinned",
         }
     }
 
-    fn cores(self) -> (&'static str, &'static str) {
+    fn parse(s: &str) -> Option<Placement> {
+        Placement::ALL.into_iter().find(|p| p.name() == s)
+    }
+
+    /// The cores of the server and of the client; `None`: not pinned.
+    fn cores(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Placement::Split => ("0", "1"),
-            Placement::Shared => ("0", "0"),
+            Placement::Split => Some(("0", "1")),
+            Placement::Shared => Some(("0", "0")),
+            Placement::Unpinned => None,
         }
     }
+
+    /// Whether this placement is measured on `flavour`: a current-thread process has one
+    /// thread, which unpinned would only wander between the cores.
+    fn applies(self, flavour: Flavour) -> bool {
+        self != Placement::Unpinned || flavour == Flavour::Multi
+    }
+
+    /// The bounds of the latency targets: an unpinned pair is held to the split bounds.
+    fn like_split(self) -> bool {
+        self != Placement::Shared
+    }
+}
+
+/// A runtime flavour and a placement: one column of cells of the tables.
+type Cell = (Flavour, Placement);
+
+fn cell_name((flavour, placement): Cell) -> String {
+    format!("{} {}", flavour.name(), placement.name())
 }
 
 /// One workload as the orchestrator plans it.
@@ -49,13 +80,13 @@ fn work(kind: Kind, n: u64, warm: u64, secs: f64) -> Work {
 }
 
 fn plans(quick: bool, runs: usize) -> Vec<Plan> {
-    let both = vec![Placement::Split, Placement::Shared];
+    let both = Placement::ALL.to_vec();
     let sizes = vec![16, 1024];
     let q = |full: u64, small: u64| if quick { small } else { full };
     let t = |full: f64, small: f64| if quick { small } else { full };
     vec![
         Plan {
-            work: work(Kind::UnaryLatency, 20_000, q(2_000, 500), t(60.0, 10.0)),
+            work: work(Kind::UnaryLatency, q(20_000, 10_000), q(2_000, 500), t(60.0, 10.0)),
             sizes: sizes.clone(),
             systems: SYSTEMS.to_vec(),
             placements: both.clone(),
@@ -85,7 +116,7 @@ fn plans(quick: bool, runs: usize) -> Vec<Plan> {
         Plan {
             // Read 1,000 messages, rest 10 ms: at most ~100,000 messages/s, far below what any
             // server produces, so without back-pressure the server would queue the rest.
-            work: Work { burst: 1_000, pause_ms: 10, ..work(Kind::SlowConsumer, 10_000_000, 0, t(20.0, 3.0)) },
+            work: Work { burst: 1_000, pause_ms: 10, ..work(Kind::SlowConsumer, 10_000_000, 0, t(20.0, 1.5)) },
             sizes: sizes.clone(),
             systems: SYSTEMS.to_vec(),
             placements: vec![Placement::Split],
@@ -116,17 +147,24 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(core: &str, args: &[String]) -> Result<Proc> {
+    /// Starts the harness with `args` on the runtime `flavour`, pinned to `core` (`None`: not).
+    fn spawn(core: Option<&str>, flavour: Flavour, args: &[String]) -> Result<Proc> {
         let exe = std::env::current_exe()?;
-        let mut cmd = if have_taskset() {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(core).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
+        let mut cmd = match core {
+            Some(core) if have_taskset() => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(core).arg(&exe);
+                c
+            }
+            _ => Command::new(&exe),
         };
+        cmd.env(FLAVOUR_VAR, flavour.name());
         let mut child = cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
-        if !have_taskset() {
+        if let Some(core) = core
+            && !have_taskset()
+        {
+            // Racy for the multi-thread runtime's worker count (it may be sized before this),
+            // which is why taskset is preferred.
             pin(child.id(), core.parse()?)?;
         }
         let stdin = child.stdin.take();
@@ -245,9 +283,9 @@ impl Res {
 }
 
 /// One client run against one fresh server.
-fn run_one(system: &str, placement: Placement, work: &Work) -> Result<Res> {
-    let (server_core, client_core) = placement.cores();
-    let mut server = Proc::spawn(server_core, &["serve".into(), system.into(), "127.0.0.1:0".into()])?;
+fn run_one(system: &str, (flavour, placement): Cell, work: &Work) -> Result<Res> {
+    let (server_core, client_core) = placement.cores().unzip();
+    let mut server = Proc::spawn(server_core, flavour, &["serve".into(), system.into(), "127.0.0.1:0".into()])?;
     let port = loop {
         let line = server.line(Instant::now() + Duration::from_secs(20))?.ok_or("the server exited")?;
         if let Some(port) = line.strip_prefix("PORT ") {
@@ -256,7 +294,7 @@ fn run_one(system: &str, placement: Placement, work: &Work) -> Result<Res> {
     };
     let mut args = vec!["client".into(), system.into(), format!("127.0.0.1:{port}")];
     args.extend(work.to_args());
-    let mut client = Proc::spawn(client_core, &args)?;
+    let mut client = Proc::spawn(client_core, flavour, &args)?;
     // Generous, but bounded: the client's own deadline plus time to connect and tear down.
     let until = Instant::now() + Duration::from_secs_f64(work.secs * 2.0 + 60.0);
     let mut result = None;
@@ -284,7 +322,7 @@ fn run_one(system: &str, placement: Placement, work: &Work) -> Result<Res> {
     }
 }
 
-type Key = (usize, usize, Placement, &'static str); // (plan index, size, placement, system)
+type Key = (usize, usize, Cell, &'static str); // (plan index, size, (flavour, placement), system)
 
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
@@ -300,11 +338,21 @@ struct Options {
     runs: Option<usize>,
     only: Option<Vec<Kind>>,
     systems: Vec<&'static str>,
+    flavours: Vec<Flavour>,
+    placements: Vec<Placement>,
     out: Option<String>,
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { quick: false, runs: None, only: None, systems: SYSTEMS.to_vec(), out: None };
+    let mut o = Options {
+        quick: false,
+        runs: None,
+        only: None,
+        systems: SYSTEMS.to_vec(),
+        flavours: Flavour::ALL.to_vec(),
+        placements: Placement::ALL.to_vec(),
+        out: None,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -319,10 +367,21 @@ fn options(args: &[String]) -> Result<Options> {
                 let list = it.next().ok_or("--systems raw,tonic,weft")?;
                 o.systems = SYSTEMS.into_iter().filter(|s| list.split(',').any(|x| x == *s)).collect();
             }
+            "--flavours" => {
+                let list = it.next().ok_or("--flavours current,multi")?;
+                let fs = list.split(',').map(|f| Flavour::parse(f).ok_or(format!("unknown flavour `{f}`")));
+                o.flavours = fs.collect::<std::result::Result<_, _>>()?;
+            }
+            "--placements" => {
+                let list = it.next().ok_or("--placements split,shared,unpinned")?;
+                let ps = list.split(',').map(|p| Placement::parse(p).ok_or(format!("unknown placement `{p}`")));
+                o.placements = ps.collect::<std::result::Result<_, _>>()?;
+            }
             "--out" => o.out = Some(it.next().ok_or("--out FILE")?.clone()),
             "-h" | "--help" => {
                 println!(
-                    "bench [--quick] [--runs N] [--only {}] [--systems raw,tonic,weft] [--out FILE]",
+                    "bench [--quick] [--runs N] [--only {}] [--systems raw,tonic,weft] \
+                     [--flavours current,multi] [--placements split,shared,unpinned] [--out FILE]",
                     Kind::ALL.map(Kind::name).join(",")
                 );
                 std::process::exit(0);
@@ -339,6 +398,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let mut plans = plans(opts.quick, runs);
     for p in &mut plans {
         p.systems.retain(|s| opts.systems.contains(s));
+        p.placements.retain(|pl| opts.placements.contains(pl));
         if opts.only.as_ref().is_some_and(|only| !only.contains(&p.work.kind)) {
             p.systems.clear();
         }
@@ -355,7 +415,7 @@ pub fn main(args: &[String]) -> Result<()> {
         }
         for &size in &plan.sizes {
             for run in 0..plan.runs {
-                for &placement in &plan.placements {
+                for cell in cells(plan, &opts.flavours) {
                     // Alternate systems workload by workload, rotating who goes first each run,
                     // so that drift on a shared machine hits them alike.
                     let n = plan.systems.len();
@@ -364,16 +424,16 @@ pub fn main(args: &[String]) -> Result<()> {
                         let w = Work { size, ..plan.work.clone() };
                         let t = Instant::now();
                         eprint!(
-                            "[{:>5.0}s] {:<16} {:>4} B {:<6} run {}/{} {:<5} ",
+                            "[{:>5.0}s] {:<16} {:>4} B {:<16} run {}/{} {:<5} ",
                             started.elapsed().as_secs_f64(),
                             w.kind.name(),
                             size,
-                            placement.name(),
+                            cell_name(cell),
                             run + 1,
                             plan.runs,
                             system
                         );
-                        match run_one(system, placement, &w) {
+                        match run_one(system, cell, &w) {
                             Ok(r) => {
                                 eprintln!(
                                     "{:>9.0} ops in {:.2}s  p50 {:.1}µs  ({:.1}s)",
@@ -382,11 +442,11 @@ pub fn main(args: &[String]) -> Result<()> {
                                     r.p50_us,
                                     t.elapsed().as_secs_f64()
                                 );
-                                results.entry((pi, size, placement, system)).or_default().push(r);
+                                results.entry((pi, size, cell, system)).or_default().push(r);
                             }
                             Err(e) => {
                                 eprintln!("FAILED: {e}");
-                                failures.push(format!("{} {size} B {} {system}: {e}", w.kind.name(), placement.name()));
+                                failures.push(format!("{} {size} B {} {system}: {e}", w.kind.name(), cell_name(cell)));
                             }
                         }
                     }
@@ -394,7 +454,7 @@ pub fn main(args: &[String]) -> Result<()> {
             }
         }
     }
-    let report = report(&plans, &results, &failures, opts.quick, runs, started.elapsed());
+    let report = report(&plans, &opts.flavours, &results, &failures, opts.quick, runs, started.elapsed());
     println!("{report}");
     let out = opts.out.unwrap_or_else(|| {
         let dir =
@@ -405,6 +465,15 @@ pub fn main(args: &[String]) -> Result<()> {
         eprintln!("report written to {out}");
     }
     Ok(())
+}
+
+/// The (flavour, placement) cells a plan runs in, flavour by flavour.
+fn cells(plan: &Plan, flavours: &[Flavour]) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for &f in flavours {
+        cells.extend(plan.placements.iter().filter(|pl| pl.applies(f)).map(|&pl| (f, pl)));
+    }
+    cells
 }
 
 /// A metric of a workload: its name, unit, how to get it from one run, and whether higher is
@@ -458,17 +527,50 @@ fn shell(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// The median of metric `get` of each system over its runs: `(plan, size, cell, system)`.
+type Medians<'a> = dyn Fn(usize, usize, Cell, &'static str, fn(&Res) -> f64) -> f64 + 'a;
+
+/// One comparison of the multi-thread runtime with the current-thread one (issue 20).
+struct Slowdown {
+    kind: Kind,
+    metric: &'static str,
+    get: fn(&Res) -> f64,
+    /// Calls/s, messages/s: the slowdown is current ÷ multi; times and CPU: multi ÷ current.
+    higher_is_better: bool,
+}
+
+fn slowdowns() -> Vec<Slowdown> {
+    let p50: fn(&Res) -> f64 = |r| r.p50_us;
+    let cpu_s: fn(&Res) -> f64 = |r| r.per_op(r.server_cpu_us);
+    let s = |kind, metric, get, higher_is_better| Slowdown { kind, metric, get, higher_is_better };
+    vec![
+        s(Kind::UnaryLatency, "p50 µs", p50, false),
+        s(Kind::UnaryThroughput, "calls/s", Res::rate, true),
+        s(Kind::UnaryThroughput, "server CPU µs/op", cpu_s, false),
+        s(Kind::ServerStream, "msgs/s", Res::rate, true),
+        s(Kind::PingPong, "p50 µs", p50, false),
+    ]
+}
+
+/// The current-thread cell a multi-thread cell is compared with: the same placement, or for an
+/// unpinned pair, split (two cores for the two processes in both).
+fn reference(placement: Placement) -> Cell {
+    (Flavour::Current, if placement == Placement::Unpinned { Placement::Split } else { placement })
+}
+
 fn report(
     plans: &[Plan],
+    flavours: &[Flavour],
     results: &BTreeMap<Key, Vec<Res>>,
     failures: &[String],
     quick: bool,
     runs: usize,
     took: Duration,
 ) -> String {
-    let med = |pi: usize, size: usize, pl: Placement, sys: &'static str, get: fn(&Res) -> f64| -> f64 {
-        results.get(&(pi, size, pl, sys)).map(|rs| median(rs.iter().map(get).collect())).unwrap_or(f64::NAN)
+    let med = |pi: usize, size: usize, cell: Cell, sys: &'static str, get: fn(&Res) -> f64| -> f64 {
+        results.get(&(pi, size, cell, sys)).map(|rs| median(rs.iter().map(get).collect())).unwrap_or(f64::NAN)
     };
+    let med: &Medians = &med;
     let mut s = String::new();
     let model = shell("sh", &["-c", "lscpu | sed -n 's/^Model name: *//p'"]);
     // Which Weft was measured: the commit, and whether the runtime's sources differed from it.
@@ -478,31 +580,66 @@ fn report(
         !shell("git", &["-C", root, "status", "--porcelain", "--", "framework", "macros", "codegen"]).is_empty();
     let rev = if dirty { format!("{rev} with uncommitted changes to the runtime") } else { rev };
     s += &format!(
-        "Run {} ({}) of Weft at {}, {} run(s) per cell (medians), took {:.0} s. Machine: {} CPU(s), {}; {}.\n\n",
+        "Run {} ({}) of Weft at {}, runtime flavours {}, {} run(s) per cell (medians), took {:.0} s. \
+         Machine: {} CPU(s), {}; {}.\n\n",
         shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         if quick { "--quick" } else { "full" },
         rev,
+        flavours.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
         runs,
         took.as_secs_f64(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         model,
         shell("uname", &["-sr"]),
     );
-    s += "| workload | size | placement | metric | raw | tonic | weft | weft/raw | weft/tonic |\n";
-    s += "|---|---|---|---|---:|---:|---:|---:|---:|\n";
+    let active = |pi: usize| !plans[pi].systems.is_empty();
+    let find = |k: Kind| plans.iter().position(|p| p.work.kind == k && !p.systems.is_empty());
+
+    // Issue 20's table: unary calls with 64 in flight, per runtime flavour and placement.
+    if let Some(pi) = find(Kind::UnaryThroughput) {
+        let cpu_s: fn(&Res) -> f64 = |r| r.per_op(r.server_cpu_us);
+        s += "Unary calls, 64 in flight from 64 tasks on one connection, per runtime and placement:\n\n";
+        s += "| size | runtime | placement | raw calls/s | tonic calls/s | weft calls/s | weft/raw | weft/tonic \
+              | server CPU µs/call: raw | tonic | weft |\n";
+        s += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        for &size in &plans[pi].sizes {
+            for cell in cells(&plans[pi], flavours) {
+                let [raw, tonic, weft] = SYSTEMS.map(|sys| med(pi, size, cell, sys, Res::rate));
+                let [c_raw, c_tonic, c_weft] = SYSTEMS.map(|sys| med(pi, size, cell, sys, cpu_s));
+                s += &format!(
+                    "| {size} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    cell.0.name(),
+                    cell.1.name(),
+                    fmt(raw, 0),
+                    fmt(tonic, 0),
+                    fmt(weft, 0),
+                    ratio(weft, raw),
+                    ratio(weft, tonic),
+                    fmt(c_raw, 2),
+                    fmt(c_tonic, 2),
+                    fmt(c_weft, 2),
+                );
+            }
+        }
+        s += "\n";
+    }
+
+    s += "| workload | size | runtime | placement | metric | raw | tonic | weft | weft/raw | weft/tonic |\n";
+    s += "|---|---|---|---|---|---:|---:|---:|---:|---:|\n";
     for (pi, plan) in plans.iter().enumerate() {
-        if plan.systems.is_empty() {
+        if !active(pi) {
             continue;
         }
         for &size in &plan.sizes {
-            for &pl in &plan.placements {
+            for cell in cells(plan, flavours) {
                 for m in metrics(plan.work.kind) {
-                    let [raw, tonic, weft] = SYSTEMS.map(|sys| med(pi, size, pl, sys, m.get));
+                    let [raw, tonic, weft] = SYSTEMS.map(|sys| med(pi, size, cell, sys, m.get));
                     s += &format!(
-                        "| {} | {} B | {} | {} | {} | {} | {} | {} | {} |\n",
+                        "| {} | {} B | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                         plan.work.kind.name(),
                         size,
-                        pl.name(),
+                        cell.0.name(),
+                        cell.1.name(),
                         m.name,
                         fmt(raw, m.decimals),
                         fmt(tonic, m.decimals),
@@ -515,36 +652,88 @@ fn report(
         }
     }
 
-    // The issue's targets, checked on the medians above.
-    let find = |k: Kind| plans.iter().position(|p| p.work.kind == k && !p.systems.is_empty());
+    // Issue 20: what moving to the multi-thread runtime costs each system, as a factor ≥ 1 when
+    // it is slower (current ÷ multi for rates, multi ÷ current for times and CPU).
+    let mut slow = String::new();
+    let (mut slow_met, mut slow_all) = (0, 0);
+    for sd in slowdowns() {
+        let Some(pi) = find(sd.kind) else { continue };
+        for &size in &plans[pi].sizes {
+            for cell in cells(&plans[pi], flavours).into_iter().filter(|c| c.0 == Flavour::Multi) {
+                let base = reference(cell.1);
+                let [raw, tonic, weft] = SYSTEMS.map(|sys| {
+                    let (m, c) = (med(pi, size, cell, sys, sd.get), med(pi, size, base, sys, sd.get));
+                    if sd.higher_is_better { c / m } else { m / c }
+                });
+                let verdict = if weft.is_nan() {
+                    "n/a"
+                } else if weft <= 1.3 {
+                    slow_met += 1;
+                    "met"
+                } else {
+                    "MISSED"
+                };
+                slow_all += usize::from(!weft.is_nan());
+                slow += &format!(
+                    "| {} | {size} B | {} vs {} | {} | {} | {} | {} | {} | {} | ≤ 1.3 | {verdict} |\n",
+                    sd.kind.name(),
+                    cell_name(cell),
+                    cell_name(base),
+                    sd.metric,
+                    fmt(med(pi, size, base, "weft", sd.get), if sd.higher_is_better { 0 } else { 2 }),
+                    fmt(med(pi, size, cell, "weft", sd.get), if sd.higher_is_better { 0 } else { 2 }),
+                    fmt(raw, 2),
+                    fmt(tonic, 2),
+                    fmt(weft, 2),
+                );
+            }
+        }
+    }
+    if !slow.is_empty() {
+        s += "\nThe multi-thread runtime against the current-thread one (issue 20): the slowdown of \
+              each system, current ÷ multi for rates and multi ÷ current for times and CPU (above 1: \
+              slower on multi-thread); the target is Weft's.\n\n";
+        s += "| workload | size | cells | metric | weft current | weft multi | raw slowdown | tonic slowdown \
+              | weft slowdown | bound | verdict |\n";
+        s += "|---|---|---|---|---:|---:|---:|---:|---:|---|---|\n";
+        s += &slow;
+        s += &format!("\nMet: {slow_met} of {slow_all}.\n");
+    }
+
+    // The issues' targets, checked on the medians above, in every cell.
     let mut t = String::new();
+    let (mut met, mut all) = (0, 0);
     let mut check = |what: String, value: f64, ok: bool, bound: &str| {
         let verdict = if value.is_nan() {
             "n/a"
         } else if ok {
+            met += 1;
             "met"
         } else {
             "MISSED"
         };
+        all += usize::from(!value.is_nan());
         t += &format!("| {what} | {} | {bound} | {verdict} |\n", fmt(value, 2));
     };
+    let runs_in = |pi: usize| cells(&plans[pi], flavours);
     for size in [16, 1024] {
         if let Some(pi) = find(Kind::UnaryLatency) {
-            for (pl, bound) in [(Placement::Split, 1.15), (Placement::Shared, 1.5)] {
+            for cell in runs_in(pi) {
+                let bound = if cell.1.like_split() { 1.15 } else { 1.5 };
                 let get: fn(&Res) -> f64 = |r| r.p50_us;
-                let v = med(pi, size, pl, "weft", get) / med(pi, size, pl, "raw", get);
+                let v = med(pi, size, cell, "weft", get) / med(pi, size, cell, "raw", get);
                 check(
-                    format!("unary latency p50, {size} B, {}: weft/raw", pl.name()),
+                    format!("unary latency p50, {size} B, {}: weft/raw", cell_name(cell)),
                     v,
                     v <= bound,
                     &format!("≤ {bound}"),
                 );
             }
             let get: fn(&Res) -> f64 = |r| r.per_op(r.client_cpu_us + r.server_cpu_us);
-            for pl in [Placement::Split, Placement::Shared] {
-                let v = med(pi, size, pl, "weft", get) / med(pi, size, pl, "tonic", get);
+            for cell in runs_in(pi) {
+                let v = med(pi, size, cell, "weft", get) / med(pi, size, cell, "tonic", get);
                 check(
-                    format!("CPU per unary call (client+server), {size} B, {}: weft/tonic", pl.name()),
+                    format!("CPU per unary call (client+server), {size} B, {}: weft/tonic", cell_name(cell)),
                     v,
                     v <= 0.5,
                     "≤ 0.5",
@@ -552,43 +741,58 @@ fn report(
             }
         }
         if let Some(pi) = find(Kind::UnaryThroughput) {
-            for pl in [Placement::Split, Placement::Shared] {
-                let v = med(pi, size, pl, "weft", Res::rate) / med(pi, size, pl, "tonic", Res::rate);
+            for cell in runs_in(pi) {
+                let v = med(pi, size, cell, "weft", Res::rate) / med(pi, size, cell, "tonic", Res::rate);
                 check(
-                    format!("unary throughput (64 in flight), {size} B, {}: weft/tonic", pl.name()),
+                    format!("unary throughput (64 in flight), {size} B, {}: weft/tonic", cell_name(cell)),
                     v,
                     v >= 5.0,
                     "≥ 5",
                 );
-                let v = med(pi, size, pl, "weft", Res::rate) / med(pi, size, pl, "raw", Res::rate);
+                let v = med(pi, size, cell, "weft", Res::rate) / med(pi, size, cell, "raw", Res::rate);
                 check(
-                    format!("unary throughput (64 in flight), {size} B, {}: weft/raw", pl.name()),
+                    format!("unary throughput (64 in flight), {size} B, {}: weft/raw", cell_name(cell)),
                     v,
                     v >= 0.5,
                     "≥ 0.5",
                 );
+                let v = med(pi, size, cell, "weft", |r| r.per_op(r.server_cpu_us));
+                check(
+                    format!("unary throughput (64 in flight), {size} B, {}: weft server CPU µs/call", cell_name(cell)),
+                    v,
+                    v <= 1.0,
+                    "≤ 1",
+                );
             }
         }
         if let Some(pi) = find(Kind::ServerStream) {
-            for pl in [Placement::Split, Placement::Shared] {
-                let v = med(pi, size, pl, "weft", Res::rate) / med(pi, size, pl, "tonic", Res::rate);
-                check(format!("server stream msgs/s, {size} B, {}: weft/tonic", pl.name()), v, v >= 1.5, "≥ 1.5");
+            for cell in runs_in(pi) {
+                let v = med(pi, size, cell, "weft", Res::rate) / med(pi, size, cell, "tonic", Res::rate);
+                check(format!("server stream msgs/s, {size} B, {}: weft/tonic", cell_name(cell)), v, v >= 1.5, "≥ 1.5");
             }
         }
         if let Some(pi) = find(Kind::PingPong) {
-            for pl in [Placement::Split, Placement::Shared] {
+            for cell in runs_in(pi) {
                 let get: fn(&Res) -> f64 = |r| r.p50_us;
-                let v = med(pi, size, pl, "weft", get) / med(pi, size, pl, "raw", get);
-                check(format!("channel ping-pong p50, {size} B, {}: weft/raw", pl.name()), v, v <= 1.1, "≤ 1.1");
+                let v = med(pi, size, cell, "weft", get) / med(pi, size, cell, "raw", get);
+                check(format!("channel ping-pong p50, {size} B, {}: weft/raw", cell_name(cell)), v, v <= 1.1, "≤ 1.1");
             }
         }
         if let Some(pi) = find(Kind::SlowConsumer) {
-            let v = med(pi, size, Placement::Split, "weft", |r| (r.hwm1_kb - r.rss0_kb) / 1024.0);
-            check(format!("slow consumer, {size} B: weft server RSS growth, MiB"), v, v < 16.0, "< 16");
+            for cell in runs_in(pi) {
+                let v = med(pi, size, cell, "weft", |r| (r.hwm1_kb - r.rss0_kb) / 1024.0);
+                check(
+                    format!("slow consumer, {size} B, {}: weft server RSS growth, MiB", cell_name(cell)),
+                    v,
+                    v < 16.0,
+                    "< 16",
+                );
+            }
         }
     }
-    s += "\nTargets (issue 7), on the medians above:\n\n| target | value | bound | verdict |\n|---|---:|---|---|\n";
+    s += "\nTargets (issues 7 and 20), on the medians above:\n\n| target | value | bound | verdict |\n|---|---:|---|---|\n";
     s += &t;
+    s += &format!("\nMet: {met} of {all}.\n");
     if !failures.is_empty() {
         s += "\nFailed runs:\n\n";
         for f in failures {

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// One system's client, reduced to what the workloads need. Everything runs on one thread;
-/// futures need not be `Send` (the client runs in a `LocalSet`), except those of the tasks
-/// that share a connection ([`System::unary_shared`]).
+/// One system's client, reduced to what the workloads need. The workload's own loop runs in the
+/// client's main future (`block_on`, on the main thread whatever the runtime flavour, as in
+/// `#[tokio::main]`); its futures need not be `Send` (the client runs in a `LocalSet`), except
+/// those of the tasks that share a connection ([`System::unary_shared`]), which are runtime
+/// tasks: on the multi-thread runtime they run on its workers.
 #[allow(async_fn_in_trait)]
 pub trait System: 'static {
     /// A connection; clones share it.
@@ -76,9 +78,10 @@ pub async fn run<S: System>(addr: SocketAddr, w: &Work) -> Result<Outcome> {
             let start = begin()?;
             let deadline = w.deadline();
             // Tasks claim calls from a shared budget, so the total is `n` whatever the spread.
-            // They are runtime tasks (`tokio::spawn`), not `LocalSet` tasks: a `LocalSet` polls
-            // at most 61 of its tasks before the runtime polls its own (where Weft's and tonic's
-            // connection tasks run), which split each round of 64 calls into two writes.
+            // They are runtime tasks (`tokio::spawn`), as an application's are, not `LocalSet`
+            // tasks: a `LocalSet` polls at most 61 of its tasks before the runtime polls its own
+            // (where Weft's and tonic's connection tasks run), which split each round of 64
+            // calls into two writes; and on the multi-thread runtime they run on the workers.
             let budget = Arc::new(AtomicU64::new(w.n));
             let mut tasks = Vec::with_capacity(w.inflight);
             for _ in 0..w.inflight {
