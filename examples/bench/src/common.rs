@@ -318,7 +318,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         Flavour::Current => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
         // The worker count is tokio's default: `available_parallelism`, which honours the CPU
         // affinity `taskset` gave the process (and a cgroup quota), as in a container.
-        Flavour::Multi => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+        Flavour::Multi => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.enable_all();
+            // Diagnostic only (the orchestrator never sets it; needs `--cfg tokio_unstable`):
+            // no LIFO slot, so a task woken by a worker's task queues behind the others, as on
+            // the current-thread runtime (see BENCHMARKS.md, "Where the time goes").
+            #[cfg(tokio_unstable)]
+            if std::env::var_os("WEFT_BENCH_NO_LIFO").is_some() {
+                builder.disable_lifo_slot();
+            }
+            builder.build()?
+        }
     };
     Ok(rt)
 }
