@@ -1060,9 +1060,26 @@ struct Recorded {
     writes: Arc<std::sync::Mutex<Vec<usize>>>,
 }
 
-struct RecordingWriter {
-    inner: tokio::io::WriteHalf<tokio::io::DuplexStream>,
+struct RecordingWriter<W = tokio::io::WriteHalf<tokio::io::DuplexStream>> {
+    inner: W,
     writes: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+/// A TCP connection that records the size of each of its writes.
+struct RecordedTcp {
+    io: TcpStream,
+    writes: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl weft::Transport for RecordedTcp {
+    type Reader = tokio::net::tcp::OwnedReadHalf;
+    type Writer = RecordingWriter<tokio::net::tcp::OwnedWriteHalf>;
+
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        let _ = self.io.set_nodelay(true);
+        let (reader, inner) = self.io.into_split();
+        (reader, RecordingWriter { inner, writes: self.writes })
+    }
 }
 
 impl weft::Transport for Recorded {
@@ -1075,7 +1092,7 @@ impl weft::Transport for Recorded {
     }
 }
 
-impl tokio::io::AsyncWrite for RecordingWriter {
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for RecordingWriter<W> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -1159,6 +1176,43 @@ async fn a_stream_of_small_messages_goes_out_in_few_large_writes() {
         assert!(average >= 8 * 1024, "{} writes of {average} bytes on average: {writes:?}", writes.len());
         drop(client);
         bounded(5, serving).await.unwrap();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn on_the_multi_thread_runtime_requests_of_many_callers_go_out_together() {
+    bounded(60, async {
+        let running = server(&Echo::default(), Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let socket = TcpStream::connect(running.local_addr()).await.unwrap();
+        let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let client = Client::over(RecordedTcp { io: socket, writes: writes.clone() }, Config::default());
+        // 64 callers, each on a task of its own making calls one after another, as a server's
+        // handlers calling another service do: the answers to a read wake them all at once,
+        // and their next requests should leave in one write, not one write each (tokio's LIFO
+        // slot runs the driver's task right after the first caller that wakes it). Over TCP:
+        // the driver's turns there begin with the socket's readiness, as in production.
+        let (callers, calls_each) = (64, 20);
+        let tasks: Vec<_> = (0..callers)
+            .map(|c| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for i in 0..calls_each {
+                        let data = Bytes::from(format!("{c}/{i}"));
+                        let answer = client.request_response(Call::new("test.Echo/Unary"), data.clone()).await;
+                        assert_eq!(answer.unwrap().data, data);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let calls = callers * calls_each;
+        let writes = writes.lock().unwrap().len();
+        assert!(writes <= calls / 4, "{writes} writes for {calls} calls");
+        drop(client);
+        running.shutdown().await;
     })
     .await
 }
