@@ -22,12 +22,15 @@
 //! The future lives behind a lock that readers only try: a reader polled from inside the
 //! driver (a stream the driver polls as a producer) or while another thread drives, or from
 //! another runtime than the driver's (whose tasks and timers belong to the driver's), simply
-//! waits to be woken as before.
+//! waits to be woken as before. So does a reader outside the tasks of a multi-thread runtime
+//! (`block_on`'s thread): the driver's task runs on a worker meanwhile, and the two would
+//! contend for the driver.
 //!
 //! [`PayloadStream`]: super::stream::PayloadStream
 
-use super::sync::{lock, register_waker};
+use super::sync::lock;
 use crate::BoxFuture;
+use futures_util::task::AtomicWaker;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,6 +49,9 @@ pub(crate) struct Assist {
     retry: AtomicBool,
     /// The runtime the driver was started on.
     runtime: tokio::runtime::Id,
+    /// That runtime is a multi-thread one: then a reader outside its tasks does not help (see
+    /// [`Assist::help`]).
+    multi_thread: bool,
 }
 
 struct Inner {
@@ -55,9 +61,11 @@ struct Inner {
     both: Option<(Waker, Waker)>,
 }
 
-/// Wakes the driver's task, counting wake-ups.
+/// Wakes the driver's task, counting wake-ups. Without a lock: a reader's thread wakes the
+/// task while the task's worker registers it (a lock there was contended on every call of a
+/// caller on `block_on`'s thread).
 struct TaskWake {
-    task: Mutex<Option<Waker>>,
+    task: AtomicWaker,
     wakes: AtomicU64,
 }
 
@@ -68,9 +76,7 @@ impl Wake for TaskWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.wakes.fetch_add(1, Ordering::AcqRel);
-        if let Some(task) = lock(&self.task).as_ref() {
-            task.wake_by_ref();
-        }
+        self.task.wake();
     }
 }
 
@@ -101,7 +107,8 @@ impl Assist {
     /// A drive for a driver not yet started. Must be called within a tokio runtime: the
     /// driver is started on it.
     pub(crate) fn new() -> Arc<Assist> {
-        let wake = Arc::new(TaskWake { task: Mutex::new(None), wakes: AtomicU64::new(0) });
+        let wake = Arc::new(TaskWake { task: AtomicWaker::new(), wakes: AtomicU64::new(0) });
+        let handle = tokio::runtime::Handle::current();
         Arc::new(Assist {
             inner: Mutex::new(Inner { future: None, both: None }),
             task_waker: Waker::from(wake.clone()),
@@ -109,7 +116,8 @@ impl Assist {
             // Not a value `wakes` has yet: the first poll always runs.
             polled_at: AtomicU64::new(u64::MAX),
             retry: AtomicBool::new(false),
-            runtime: tokio::runtime::Handle::current().id(),
+            runtime: handle.id(),
+            multi_thread: matches!(handle.runtime_flavor(), tokio::runtime::RuntimeFlavor::MultiThread),
         })
     }
 
@@ -135,6 +143,15 @@ impl Assist {
     /// own waker out of its queue: what this poll delivers to the reader is found by looking
     /// again, and a wake-up of the reader by its own poll would cost it another poll.
     pub(crate) fn help(&self, cx: &Context<'_>) {
+        // On a multi-thread runtime, a reader outside its tasks (`block_on`'s thread, as in
+        // `#[tokio::main]`) would poll the driver on one thread while the driver's task is
+        // woken, by the same commands, on a worker: both then contend for the driver, a futex
+        // call and a context switch a call (measured). The reader waits to be woken instead,
+        // as with a plain task. (On the current-thread runtime, `block_on`'s future is where
+        // helping saves the most: see the module doc.)
+        if self.multi_thread && tokio::task::try_id().is_none() {
+            return;
+        }
         let mut inner = match self.inner.try_lock() {
             Ok(inner) => inner,
             Err(TryLockError::WouldBlock) => return,
@@ -174,7 +191,7 @@ impl Assist {
 
     /// The driver's task polls it: when something woke the task since the last poll began.
     fn poll_task(&self, cx: &Context<'_>) -> Poll<()> {
-        register_waker(&mut lock(&self.wake.task), cx);
+        self.wake.task.register(cx.waker());
         let seen = self.wake.wakes.load(Ordering::Acquire);
         if self.polled_at.load(Ordering::Acquire) == seen {
             return Poll::Pending;
@@ -354,5 +371,35 @@ mod tests {
         }));
         drop(Task(drive.clone()));
         assert_eq!(Arc::strong_count(&alive), 1);
+    }
+
+    #[test]
+    fn on_a_multi_thread_runtime_only_its_tasks_help() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        let (f, probe) = fake();
+        let drive = runtime.block_on(async {
+            let drive = Assist::new();
+            drive.start(f);
+            drive
+        });
+        // The driver's task polls it once, on the worker.
+        for _ in 0..100 {
+            if probe.polls() == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(probe.polls(), 1);
+        let reader = Waker::from(Arc::new(CountWake(AtomicUsize::new(0))));
+        // `block_on`'s thread is not one of the runtime's tasks: it leaves the driver to the task.
+        runtime.block_on(async { drive.help(&Context::from_waker(&reader)) });
+        assert_eq!(probe.polls(), 1, "polled from block_on's thread");
+        // A task of the runtime helps.
+        let helper = drive.clone();
+        runtime.block_on(runtime.spawn(async move { helper.help(&Context::from_waker(&reader)) })).unwrap();
+        assert_eq!(probe.polls(), 2, "a task's help polls the driver");
+        probe.ready.store(true, Ordering::SeqCst);
+        drop(drive);
+        drop(runtime);
     }
 }
