@@ -51,6 +51,34 @@ async fn request_stream_yields_every_message_then_ends() {
 }
 
 #[tokio::test]
+async fn a_stream_read_in_batches_yields_every_message_in_order_then_its_end() {
+    each_transport(|client, _, t| async move {
+        // Longer than the credit window, so that credit must flow back from batched reads; and
+        // ending with the handler's error, which comes after the last batch's messages.
+        let total = 3_000;
+        for (mode, end) in [("", None), ("fail", Some(Status::resource_exhausted("counted too far")))] {
+            let mut stream = client.count(msg(mode, total)).await.unwrap();
+            let (mut got, mut batch, mut batches) = (Vec::new(), Vec::new(), 0);
+            let error = loop {
+                match tokio::time::timeout(WAIT, stream.recv_many(&mut batch, 100)).await.expect("in time") {
+                    Ok(0) => break None,
+                    Ok(n) => {
+                        assert!((1..=100).contains(&n) && n == batch.len(), "{t:?}: {n} of {}", batch.len());
+                        batches += 1;
+                        got.extend(batch.drain(..).map(|m| m.n));
+                    }
+                    Err(e) => break Some(e),
+                }
+            };
+            assert_eq!(got, (0..u64::from(total)).collect::<Vec<_>>(), "{t:?} {mode}");
+            assert_eq!(error, end, "{t:?} {mode}");
+            assert!(batches < got.len(), "{t:?} {mode}: messages came {batches} batches for {}", got.len());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn request_stream_errors_keep_their_codes() {
     each_transport(|client, _, t| async move {
         // After some messages.

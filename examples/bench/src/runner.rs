@@ -36,6 +36,13 @@ pub trait System: 'static {
     async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream>;
     /// The next message of a stream: `false` at its end.
     async fn next(stream: &mut Self::Stream) -> Result<bool>;
+    /// Up to `limit` (≥ 1) next messages of a stream, as many as have arrived once one has: how
+    /// many, 0 at its end. Systems with a way to take several at once use it (Weft's
+    /// `Streaming::recv_many`, issue 20's batch path); the others take one.
+    async fn next_many(stream: &mut Self::Stream, limit: u64) -> Result<u64> {
+        let _ = limit;
+        Ok(u64::from(Self::next(stream).await?))
+    }
     /// Opens a channel and completes one round trip with `data`.
     async fn channel(conn: &Self::Conn, data: Bytes) -> Result<Self::Chan>;
     /// One round trip on a channel: send `data`, receive the echo.
@@ -112,12 +119,15 @@ pub async fn run<S: System>(addr: SocketAddr, w: &Work) -> Result<Outcome> {
             let deadline = w.deadline();
             let mut stream = S::stream(&conn, w.n, w.size, false).await?;
             let mut got = 0u64;
-            // Check the clock every 1024 messages: reading it costs as much as a message.
+            // Check the clock every 1024 messages: reading it costs as much as a message. (A
+            // batch ends at the next multiple of 1024.)
             while got < w.n && (!got.is_multiple_of(1024) || Instant::now() < deadline) {
-                if !S::next(&mut stream).await? {
+                let limit = (w.n - got).min(1024 - got % 1024);
+                let n = S::next_many(&mut stream, limit).await?;
+                if n == 0 {
                     break;
                 }
-                got += 1;
+                got += n;
             }
             let end = end()?;
             drop(stream);

@@ -59,9 +59,15 @@ fn request_stream(mut rx: mpsc::Receiver<Msg>) -> impl Stream<Item = Msg> + Send
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// A server stream's responses, and the buffer its batches are taken into.
+pub struct WeftStream {
+    messages: Streaming<Msg>,
+    batch: Vec<Msg>,
+}
+
 impl System for Weft {
     type Conn = BenchClient;
-    type Stream = Streaming<Msg>;
+    type Stream = WeftStream;
     type Chan = (mpsc::Sender<Msg>, Streaming<Msg>);
 
     async fn connect(addr: SocketAddr) -> Result<Self::Conn> {
@@ -90,11 +96,19 @@ impl System for Weft {
     }
 
     async fn stream(conn: &Self::Conn, count: u64, size: usize, hold: bool) -> Result<Self::Stream> {
-        Ok(conn.server_stream(StreamReq { count, size: size as u32, hold }).await?)
+        let messages = conn.server_stream(StreamReq { count, size: size as u32, hold }).await?;
+        Ok(WeftStream { messages, batch: Vec::new() })
     }
 
     async fn next(stream: &mut Self::Stream) -> Result<bool> {
-        Ok(stream.message().await?.is_some())
+        Ok(stream.messages.message().await?.is_some())
+    }
+
+    async fn next_many(stream: &mut Self::Stream, limit: u64) -> Result<u64> {
+        let n = stream.messages.recv_many(&mut stream.batch, limit as usize).await?;
+        // The messages are dropped as the other systems' are, one by one.
+        stream.batch.clear();
+        Ok(n as u64)
     }
 
     async fn channel(conn: &Self::Conn, data: Bytes) -> Result<Self::Chan> {

@@ -69,6 +69,12 @@ struct TaskWake {
     wakes: AtomicU64,
 }
 
+// `AtomicWaker` is not `RefUnwindSafe` (it holds an `UnsafeCell`), which would take the auto
+// trait away from `Client` and everything holding one. A panic cannot leave it inconsistent:
+// its state changes by atomic operations alone, and a waker that panics while being cloned or
+// woken leaves it as registered or as empty.
+impl std::panic::RefUnwindSafe for TaskWake {}
+
 impl Wake for TaskWake {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();

@@ -127,6 +127,18 @@ impl PayloadStream {
         Poll::Ready(self.yield_front())
     }
 
+    /// The next item if one has arrived, without waiting (no waker is registered, and one
+    /// registered before is taken out) and without running the driver: for a reader taking a
+    /// batch after its first item. `None` when nothing is there now, or at the end (which the
+    /// next poll then reports).
+    #[inline]
+    pub(crate) fn take_ready(&mut self) -> Option<Item> {
+        if self.local.is_empty() && (self.done || !self.refill(None)) {
+            return None;
+        }
+        self.yield_front()
+    }
+
     /// The front of `local`, counted as consumed (an error ends the stream).
     #[inline]
     fn yield_front(&mut self) -> Option<Item> {
