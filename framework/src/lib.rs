@@ -142,7 +142,7 @@ pub use payload::{BoxFuture, BoxStream, Call, Payload};
 pub use rt::client::Client;
 pub use rt::handler::{Handler, unimplemented_route};
 pub use rt::responses::{Response, Responses};
-pub use rt::server::{RunningServer, Server, ServerBuilder};
+pub use rt::server::{AcceptError, RunningServer, Server, ServerBuilder};
 pub use rt::service::Service;
 pub use rt::stream::PayloadStream;
 pub use rt::transport::{Io, Transport};

@@ -70,7 +70,7 @@ async fn a_stream_read_in_batches_yields_every_message_in_order_then_its_end() {
                     Err(e) => break Some(e),
                 }
             };
-            assert_eq!(got, (0..u64::from(total)).collect::<Vec<_>>(), "{t:?} {mode}");
+            assert_eq!(got, (0..total).collect::<Vec<_>>(), "{t:?} {mode}");
             assert_eq!(error, end, "{t:?} {mode}");
             assert!(batches < got.len(), "{t:?} {mode}: messages came {batches} batches for {}", got.len());
         }

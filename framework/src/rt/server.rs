@@ -6,13 +6,15 @@ use super::handler::Handler;
 use super::routing::{Resolve, Router};
 use super::service::{MethodTable, Service};
 use super::shutdown::ShutdownHub;
+use super::sync::lock;
 use super::transport::Transport;
 use crate::conn::Connection;
 use crate::{BoxFuture, Call, Client, Config, PayloadStream, Response, Responses, Status};
 use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -124,19 +126,46 @@ impl Server {
         ServerBuilder::default()
     }
 
-    /// Binds a TCP listener and serves every connection it accepts, in a background task.
+    /// Binds a TCP listener and serves every connection it accepts, in a background task,
+    /// until the returned [`RunningServer`] is shut down or dropped. For a program that serves
+    /// until it is stopped, [`serve`](Server::serve) does it all in one call.
     pub async fn bind(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<RunningServer> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let hub = Arc::new(ShutdownHub::default());
-        let task = tokio::spawn(accept(self.clone(), listener, shutdown_rx, hub.clone()));
-        Ok(RunningServer { local_addr, shutdown, hub, task: Some(task) })
+        let accept_error = Arc::new(Mutex::new(None));
+        let task = tokio::spawn(accept(self.clone(), listener, shutdown_rx, hub.clone(), accept_error.clone()));
+        Ok(RunningServer { local_addr, shutdown, hub, accept_error, task: Some(task) })
+    }
+
+    /// Binds a TCP listener and serves until Ctrl-C (SIGINT), then shuts down gracefully (see
+    /// [`RunningServer::shutdown`]) and returns once every connection has drained: the whole of
+    /// a server's `main`. To stop on something else, see [`RunningServer::serve_until`].
+    ///
+    /// ```no_run
+    /// # async fn run(server: weft::Server) -> std::io::Result<()> {
+    /// server.serve("127.0.0.1:50051").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<()> {
+        let running = self.bind(addr).await?;
+        // An error here (no signal handling on this platform) would otherwise stop the server
+        // at once: it then serves until the process ends.
+        running
+            .serve_until(async {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await
+                }
+            })
+            .await;
+        Ok(())
     }
 
     /// Serves one connection over `transport` until it closes.
     pub async fn serve_connection<T: Transport>(&self, transport: T) {
-        self.serve(transport, None).await
+        self.run_connection(transport, None).await
     }
 
     /// Serves one in-memory connection and returns a client for it: no sockets at all.
@@ -152,10 +181,10 @@ impl Server {
     }
 
     async fn serve_owned<T: Transport>(self, transport: T) {
-        self.serve(transport, None).await
+        self.run_connection(transport, None).await
     }
 
-    async fn serve<T: Transport>(&self, transport: T, shutdown: Option<&ShutdownHub>) {
+    async fn run_connection<T: Transport>(&self, transport: T, shutdown: Option<&ShutdownHub>) {
         let conn = Connection::server(self.inner.config.clone(), tokio::time::Instant::now().into_std());
         let handler = Arc::new(Shared(self.inner.clone()));
         let resolver: Arc<dyn Resolve> = self.inner.clone();
@@ -167,12 +196,42 @@ impl Server {
     }
 }
 
-async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Receiver<bool>, hub: Arc<ShutdownHub>) {
+async fn accept(
+    server: Server,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    hub: Arc<ShutdownHub>,
+    accept_error: Arc<Mutex<Option<AcceptError>>>,
+) {
     let mut connections = JoinSet::new();
+    // Consecutive failed accepts, for the pause after each (see below).
+    let mut failures = 0u32;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                if let Ok((stream, _peer)) = accepted {
+                let (stream, _peer) = match accepted {
+                    Ok(accepted) => {
+                        failures = 0;
+                        accepted
+                    }
+                    Err(error) => {
+                        // An accept error concerns one connection (reset before it was
+                        // accepted), or the process (out of file descriptors): the listener
+                        // carries on, but the second kind fails again at once, and retrying
+                        // without a pause would spin a core until it passes. So each failure
+                        // in a row pauses twice as long as the last, up to a second, and the
+                        // running server reports the last one.
+                        failures = failures.saturating_add(1);
+                        *lock(&accept_error) = Some(AcceptError { error, at: std::time::SystemTime::now(), in_a_row: failures });
+                        let pause = Duration::from_millis(5u64 << failures.min(8)).min(Duration::from_secs(1));
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.changed() => break,
+                        }
+                        continue;
+                    }
+                };
+                {
                     let (server, hub, live) = (server.clone(), hub.clone(), hub.live());
                     let max = server.inner.config.max_connections;
                     connections.spawn(async move {
@@ -182,11 +241,9 @@ async fn accept(server: Server, listener: TcpListener, mut shutdown: watch::Rece
                         if hub.connections() > max {
                             return refuse_connection(stream, max).await;
                         }
-                        server.serve(stream, Some(&hub)).await
+                        server.run_connection(stream, Some(&hub)).await
                     });
                 }
-                // An accept error (out of file descriptors, a connection reset before it was
-                // accepted) concerns one connection; the listener carries on.
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = shutdown.changed() => break,
@@ -224,15 +281,33 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream, max: usize) {
 }
 
 /// A server accepting connections in the background. Dropping it shuts it down as
-/// [`RunningServer::shutdown`] does, without waiting.
+/// [`RunningServer::shutdown`] does, without waiting: keep it for as long as the server should
+/// serve, or hand it to [`serve_until`](RunningServer::serve_until).
 #[derive(Debug)]
+#[must_use = "dropping a RunningServer stops the server at once: keep it, or await `serve_until` or `shutdown` on it"]
 pub struct RunningServer {
     local_addr: SocketAddr,
     /// Stops the accept loop.
     shutdown: watch::Sender<bool>,
     /// Tells the connections.
     hub: Arc<ShutdownHub>,
+    /// The accept loop's last failure.
+    accept_error: Arc<Mutex<Option<AcceptError>>>,
     task: Option<JoinHandle<()>>,
+}
+
+/// The last time a [`RunningServer`] failed to accept a connection: see
+/// [`RunningServer::last_accept_error`].
+#[derive(Debug)]
+pub struct AcceptError {
+    /// What accepting failed with.
+    pub error: std::io::Error,
+    /// When.
+    pub at: std::time::SystemTime,
+    /// How many accepts had failed in a row then (the server pauses before retrying, longer
+    /// each time, up to a second): a count that grows means connections are being turned
+    /// away, as when the process is out of file descriptors.
+    pub in_a_row: u32,
 }
 
 impl RunningServer {
@@ -271,6 +346,38 @@ impl RunningServer {
     /// ```
     pub fn connections(&self) -> usize {
         self.hub.connections()
+    }
+
+    /// The last failure to accept a connection, if any: the server keeps accepting after one,
+    /// but a failure that repeats (the process out of file descriptors) turns connections away
+    /// until it passes, and this is where it shows. Taken: the next call reports only a newer one.
+    pub fn last_accept_error(&self) -> Option<AcceptError> {
+        lock(&self.accept_error).take()
+    }
+
+    /// Serves until `signal` completes, then shuts down as [`shutdown`](RunningServer::shutdown)
+    /// does, returning once every connection has drained.
+    ///
+    /// ```
+    /// use weft::{Call, Client, Server};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder().build().bind("127.0.0.1:0").await?;
+    /// let addr = running.local_addr();
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let serving = tokio::spawn(running.serve_until(async { let _ = stopped.await; }));
+    /// let client = Client::connect(addr).await?;
+    /// assert!(client.request_response(Call::new("no.Such/Method"), "hi".into()).await.is_err());
+    /// stop.send(()).unwrap();
+    /// serving.await?;
+    /// assert!(Client::connect(addr).await.is_err(), "no longer listening");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        self.shutdown().await;
     }
 
     /// Stops accepting, lets in-flight streams finish within the configured grace period

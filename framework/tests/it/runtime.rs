@@ -1216,3 +1216,64 @@ async fn on_the_multi_thread_runtime_requests_of_many_callers_go_out_together() 
     })
     .await
 }
+
+/// Runs `test` (an ignored test of this binary) in a child process whose open files are
+/// limited to `max_files`, and fails if it fails.
+fn in_child_with_file_limit(test: &str, max_files: u32) {
+    let exe = std::env::current_exe().unwrap();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {max_files} && exec \"$0\" --exact {test} --ignored --test-threads 1"))
+        .arg(exe)
+        .env("WEFT_TEST_CHILD", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{test} in a child process with at most {max_files} open files: {status}");
+}
+
+#[test]
+fn a_server_out_of_file_descriptors_reports_it_and_serves_again_once_it_has_some() {
+    in_child_with_file_limit("runtime::out_of_file_descriptors_child", 64);
+}
+
+#[tokio::test]
+#[ignore = "run by a_server_out_of_file_descriptors_reports_it_and_serves_again_once_it_has_some"]
+async fn out_of_file_descriptors_child() {
+    if std::env::var_os("WEFT_TEST_CHILD").is_none() {
+        // Run directly (`--ignored`): without the child's file limit it would exhaust this
+        // process's descriptors; its parent test runs it.
+        return;
+    }
+    bounded(30, async {
+        let running = server(&Echo::default(), Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let addr = running.local_addr();
+        // Every descriptor taken, the last one by a connection the server has yet to accept:
+        // its accept then fails for want of a descriptor, again and again.
+        let mut files = Vec::new();
+        while let Ok(file) = std::fs::File::open("/dev/null") {
+            files.push(file);
+            assert!(files.len() < 100, "the limit did not apply");
+        }
+        files.pop();
+        let pending = TcpStream::connect(addr).await.unwrap();
+        let mut reported = None;
+        for _ in 0..200 {
+            if let Some(e) = running.last_accept_error() {
+                reported = Some(e);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let reported = reported.expect("the failed accept is reported");
+        assert_eq!(reported.error.raw_os_error(), Some(24), "EMFILE: {:?}", reported.error);
+        assert!(reported.in_a_row >= 1);
+        // With descriptors again, the pending connection is accepted and new ones served.
+        drop(files);
+        drop(pending);
+        let client = Client::connect(addr).await.unwrap();
+        let answer = client.request_response(Call::new("test.Echo/Unary"), Bytes::from("back")).await.unwrap();
+        assert_eq!(answer.data, "back");
+        running.shutdown().await;
+    })
+    .await
+}
