@@ -207,10 +207,10 @@ pub fn pascal_case(name: &str) -> String {
     out
 }
 
-/// Names the generated client defines itself (`{Service}Client::new`, `::inner`), which no
-/// service method may take. The trait macro rejects them; the `.proto` front-end, which cannot
-/// ask for a rename, appends `_` (`rpc New` → `new_`).
-pub const RESERVED_CLIENT_NAMES: [&str; 2] = ["new", "inner"];
+/// Names the generated client defines itself (`{Service}Client::new`, `::connect`, `::inner`),
+/// which no service method may take. The trait macro rejects them; the `.proto` front-end,
+/// which cannot ask for a rename, appends `_` (`rpc New` → `new_`).
+pub const RESERVED_CLIENT_NAMES: [&str; 3] = ["new", "connect", "inner"];
 
 /// Whether an attribute follows a method or service onto everything generated for it.
 pub fn is_forwarded(attr: &Attribute) -> bool {

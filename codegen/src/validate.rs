@@ -15,7 +15,7 @@ use syn::{
 };
 
 /// Names the generated client defines itself; a method may not take them.
-const RESERVED: [&str; 2] = model::RESERVED_CLIENT_NAMES;
+const RESERVED: [&str; 3] = model::RESERVED_CLIENT_NAMES;
 
 const RETURNS: &str = "a service method returns `Result<Response, Status>` (request/response, client streaming), \
      `Result<impl Stream<Item = Result<Response, Status>>, Status>` (request/stream, channel), or nothing (fire-and-forget)";

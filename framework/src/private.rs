@@ -14,3 +14,4 @@ pub use crate::{
 };
 pub use bytes::Bytes;
 pub use futures_core::Stream;
+pub use tokio::net::ToSocketAddrs;

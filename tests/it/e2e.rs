@@ -616,3 +616,15 @@ mod encoded_in_place {
         tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time");
     }
 }
+
+#[tokio::test]
+async fn a_generated_client_connects_by_address() {
+    let (server, _events) = lab::server();
+    let running = server.bind("127.0.0.1:0").await.unwrap();
+    let client = tokio::time::timeout(WAIT, LabClient::connect(running.local_addr())).await.expect("in time").unwrap();
+    assert_eq!(client.echo(msg("hi", 1)).await.unwrap(), msg("hi", 1));
+    // Nobody listening: the error a connection's failure gets.
+    running.shutdown().await;
+    let refused = LabClient::connect("127.0.0.1:1").await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused}");
+}

@@ -38,6 +38,12 @@ pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
                 Self { client }
             }
 
+            /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
+            /// returns a client that calls the service over that connection.
+            #vis async fn connect(addr: impl #p::ToSocketAddrs) -> ::core::result::Result<Self, #p::Status> {
+                #p::Client::connect(addr).await.map(Self::new)
+            }
+
             /// The connection handle this client calls over.
             #vis fn inner(&self) -> &#p::Client {
                 &self.client

@@ -59,6 +59,13 @@ impl CornerCasesClient {
     pub(crate) fn new(client: ::my_rpc::weft::__private::Client) -> Self {
         Self { client }
     }
+    /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
+    /// returns a client that calls the service over that connection.
+    pub(crate) async fn connect(
+        addr: impl ::my_rpc::weft::__private::ToSocketAddrs,
+    ) -> ::core::result::Result<Self, ::my_rpc::weft::__private::Status> {
+        ::my_rpc::weft::__private::Client::connect(addr).await.map(Self::new)
+    }
     /// The connection handle this client calls over.
     pub(crate) fn inner(&self) -> &::my_rpc::weft::__private::Client {
         &self.client

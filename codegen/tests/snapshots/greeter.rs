@@ -64,6 +64,13 @@ impl GreeterClient {
     pub fn new(client: ::weft::__private::Client) -> Self {
         Self { client }
     }
+    /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
+    /// returns a client that calls the service over that connection.
+    pub async fn connect(
+        addr: impl ::weft::__private::ToSocketAddrs,
+    ) -> ::core::result::Result<Self, ::weft::__private::Status> {
+        ::weft::__private::Client::connect(addr).await.map(Self::new)
+    }
     /// The connection handle this client calls over.
     pub fn inner(&self) -> &::weft::__private::Client {
         &self.client

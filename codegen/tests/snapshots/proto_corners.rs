@@ -186,6 +186,13 @@ impl CornersClient {
     pub fn new(client: ::renamed::weft::__private::Client) -> Self {
         Self { client }
     }
+    /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
+    /// returns a client that calls the service over that connection.
+    pub async fn connect(
+        addr: impl ::renamed::weft::__private::ToSocketAddrs,
+    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
+        ::renamed::weft::__private::Client::connect(addr).await.map(Self::new)
+    }
     /// The connection handle this client calls over.
     pub fn inner(&self) -> &::renamed::weft::__private::Client {
         &self.client
@@ -1004,6 +1011,13 @@ impl LegacyClient {
     /// A client that calls the service over `client`'s connection.
     pub fn new(client: ::renamed::weft::__private::Client) -> Self {
         Self { client }
+    }
+    /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
+    /// returns a client that calls the service over that connection.
+    pub async fn connect(
+        addr: impl ::renamed::weft::__private::ToSocketAddrs,
+    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
+        ::renamed::weft::__private::Client::connect(addr).await.map(Self::new)
     }
     /// The connection handle this client calls over.
     pub fn inner(&self) -> &::renamed::weft::__private::Client {
