@@ -152,3 +152,9 @@ pub use typed::{
 };
 #[cfg(feature = "macros")]
 pub use weft_macros::service;
+
+/// The README's Rust examples, compiled as doc-tests so that what a new user copies from it
+/// builds.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
