@@ -37,6 +37,8 @@ struct Point {
     calls_per_s: f64,
     server_cpu_per_call: f64,
     client_cpu_per_call: f64,
+    /// The server's CPU over the window ÷ the window: how many cores it kept busy.
+    server_cores: f64,
 }
 
 /// The client processes for `conns` connections, and each one's (connections, calls in flight).
@@ -129,6 +131,7 @@ fn run_one(system: &str, cores: usize, conns: u64, secs: f64, warm_ms: u64) -> R
         calls_per_s: results.iter().map(Res::rate).sum(),
         server_cpu_per_call: server_cpu / ops,
         client_cpu_per_call: results.iter().map(|r| r.client_cpu_us).sum::<f64>() / ops,
+        server_cores: server_cpu / 1e6 / results[0].secs,
     })
 }
 
@@ -136,6 +139,8 @@ fn run_one(system: &str, cores: usize, conns: u64, secs: f64, warm_ms: u64) -> R
 pub fn run(systems: &[&'static str], quick: bool, runs: usize) -> String {
     let (secs, warm_ms) = if quick { (1.5, 500) } else { (3.0, 1_000) };
     let started = Instant::now();
+    // The machine may be shared: the load before and after says how much.
+    let load_before = loadavg();
     let mut results: BTreeMap<(usize, u64, &'static str), Vec<Point>> = BTreeMap::new();
     let mut failures = Vec::new();
     for cores in CORES {
@@ -169,7 +174,14 @@ pub fn run(systems: &[&'static str], quick: bool, runs: usize) -> String {
             }
         }
     }
-    report(&results, &failures, quick, runs, secs, warm_ms, started.elapsed())
+    let load = format!("load average (1 min) {load_before} before, {} after", loadavg());
+    report(&results, &failures, quick, runs, secs, warm_ms, &load, started.elapsed())
+}
+
+/// The 1-minute load average.
+fn loadavg() -> String {
+    let s = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    s.split_whitespace().next().unwrap_or("?").to_owned()
 }
 
 fn report(
@@ -179,6 +191,7 @@ fn report(
     runs: usize,
     secs: f64,
     warm_ms: u64,
+    load: &str,
     took: Duration,
 ) -> String {
     let med = |cores: usize, conns: u64, sys: &'static str, get: fn(&Point) -> f64| {
@@ -187,9 +200,10 @@ fn report(
     let rate: fn(&Point) -> f64 = |p| p.calls_per_s;
     let cpu: fn(&Point) -> f64 = |p| p.server_cpu_per_call;
     let client: fn(&Point) -> f64 = |p| p.client_cpu_per_call;
+    let busy: fn(&Point) -> f64 = |p| p.server_cores;
     let mut s = format!(
         "Scaling with connections and cores ({}, {runs} run(s) per cell, medians; window {secs} s after a \
-         {warm_ms} ms warm-up; took {:.0} s). Server on the multi-thread runtime: 1 core = pinned to core 0 \
+         {warm_ms} ms warm-up; took {:.0} s; {load}). Server on the multi-thread runtime: 1 core = pinned to core 0 \
          (one worker), clients pinned to core 1; 2 cores = nothing pinned (two workers each), clients \
          sharing the cores. 16-byte unary calls, {IN_FLIGHT} in flight in total (at least one per \
          connection), over {CLIENTS} client processes (one for one connection).\n\n",
@@ -198,16 +212,17 @@ fn report(
     );
     s += "| cores | connections | clients × conns, in flight each | raw calls/s | tonic calls/s | weft calls/s \
           | weft/tonic | weft/raw | server CPU µs/call: raw | tonic | weft | weft/tonic | client CPU µs/call: \
-          tonic | weft |\n";
-    s += "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+          tonic | weft | server cores busy: tonic | weft |\n";
+    s += "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for cores in CORES {
         for conns in CONNECTIONS {
             let (procs, per, inflight) = spread(conns);
             let [raw, tonic, weft] = ["raw", "tonic", "weft"].map(|sys| med(cores, conns, sys, rate));
             let [c_raw, c_tonic, c_weft] = ["raw", "tonic", "weft"].map(|sys| med(cores, conns, sys, cpu));
             let [k_tonic, k_weft] = ["tonic", "weft"].map(|sys| med(cores, conns, sys, client));
+            let [b_tonic, b_weft] = ["tonic", "weft"].map(|sys| med(cores, conns, sys, busy));
             s += &format!(
-                "| {cores} | {conns} | {procs} × {per}, {inflight} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {cores} | {conns} | {procs} × {per}, {inflight} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 fmt(raw, 0),
                 fmt(tonic, 0),
                 fmt(weft, 0),
@@ -219,6 +234,8 @@ fn report(
                 ratio(c_weft, c_tonic),
                 fmt(k_tonic, 2),
                 fmt(k_weft, 2),
+                fmt(b_tonic, 2),
+                fmt(b_weft, 2),
             );
         }
     }
