@@ -174,8 +174,18 @@ pub fn run(systems: &[&'static str], quick: bool, runs: usize) -> String {
             }
         }
     }
-    let load = format!("load average (1 min) {load_before} before, {} after", loadavg());
-    report(&results, &failures, quick, runs, secs, warm_ms, &load, started.elapsed())
+    let header = format!(
+        "Scaling with connections and cores ({}, {runs} run(s) per cell, medians; window {secs} s after a \
+         {warm_ms} ms warm-up; took {:.0} s; load average (1 min) {load_before} before, {} after). Server on \
+         the multi-thread runtime: 1 core = pinned to core 0 (one worker), clients pinned to core 1; 2 cores = \
+         nothing pinned (two workers each), clients sharing the cores. 16-byte unary calls, {IN_FLIGHT} in \
+         flight in total (at least one per connection), over {CLIENTS} client processes (one for one \
+         connection).\n\n",
+        if quick { "--quick" } else { "full" },
+        started.elapsed().as_secs_f64(),
+        loadavg(),
+    );
+    report(&results, &failures, header)
 }
 
 /// The 1-minute load average.
@@ -184,16 +194,8 @@ fn loadavg() -> String {
     s.split_whitespace().next().unwrap_or("?").to_owned()
 }
 
-fn report(
-    results: &BTreeMap<(usize, u64, &'static str), Vec<Point>>,
-    failures: &[String],
-    quick: bool,
-    runs: usize,
-    secs: f64,
-    warm_ms: u64,
-    load: &str,
-    took: Duration,
-) -> String {
+/// The table of medians under `header`.
+fn report(results: &BTreeMap<(usize, u64, &'static str), Vec<Point>>, failures: &[String], header: String) -> String {
     let med = |cores: usize, conns: u64, sys: &'static str, get: fn(&Point) -> f64| {
         results.get(&(cores, conns, sys)).map(|ps| median(ps.iter().map(get).collect())).unwrap_or(f64::NAN)
     };
@@ -201,15 +203,7 @@ fn report(
     let cpu: fn(&Point) -> f64 = |p| p.server_cpu_per_call;
     let client: fn(&Point) -> f64 = |p| p.client_cpu_per_call;
     let busy: fn(&Point) -> f64 = |p| p.server_cores;
-    let mut s = format!(
-        "Scaling with connections and cores ({}, {runs} run(s) per cell, medians; window {secs} s after a \
-         {warm_ms} ms warm-up; took {:.0} s; {load}). Server on the multi-thread runtime: 1 core = pinned to core 0 \
-         (one worker), clients pinned to core 1; 2 cores = nothing pinned (two workers each), clients \
-         sharing the cores. 16-byte unary calls, {IN_FLIGHT} in flight in total (at least one per \
-         connection), over {CLIENTS} client processes (one for one connection).\n\n",
-        if quick { "--quick" } else { "full" },
-        took.as_secs_f64(),
-    );
+    let mut s = header;
     s += "| cores | connections | clients × conns, in flight each | raw calls/s | tonic calls/s | weft calls/s \
           | weft/tonic | weft/raw | server CPU µs/call: raw | tonic | weft | weft/tonic | client CPU µs/call: \
           tonic | weft | server cores busy: tonic | weft |\n";
