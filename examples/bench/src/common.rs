@@ -35,10 +35,15 @@ pub enum Kind {
     SlowConsumer,
     ScaleStreams,
     ScaleConns,
+    /// Many connections at once, each with unary calls in flight, from several client
+    /// processes (issue 20): opt-in, see `scaling.rs`. Here `n` is this process's connections,
+    /// `inflight` its calls in flight over them, `warm` a warm-up in milliseconds before the
+    /// measured window of `secs`.
+    ConnScaling,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::UnaryLatency,
         Kind::UnaryThroughput,
         Kind::ServerStream,
@@ -46,6 +51,7 @@ impl Kind {
         Kind::SlowConsumer,
         Kind::ScaleStreams,
         Kind::ScaleConns,
+        Kind::ConnScaling,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +63,7 @@ impl Kind {
             Kind::SlowConsumer => "slow-consumer",
             Kind::ScaleStreams => "scale-streams",
             Kind::ScaleConns => "scale-conns",
+            Kind::ConnScaling => "conn-scaling",
         }
     }
 

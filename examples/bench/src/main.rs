@@ -9,6 +9,10 @@
 //! bench client SYSTEM ADDR WORKLOAD k=v…  # a client; prints `MARK` lines, then one `RESULT` line
 //! ```
 //!
+//! `--only conn-scaling` runs the connection-scaling workload (several client processes
+//! against one multi-thread server on one core and on two; see [`scaling`]); no other run
+//! includes it.
+//!
 //! `bench serve` and `bench client` run on the tokio runtime flavour `WEFT_BENCH_FLAVOUR` names
 //! (`current`, the default, or `multi`; see [`common::runtime`]).
 
@@ -17,6 +21,7 @@ mod messages;
 mod orchestrate;
 mod raw;
 mod runner;
+mod scaling;
 mod tonic_sys;
 mod weft_sys;
 

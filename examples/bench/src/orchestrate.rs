@@ -140,15 +140,15 @@ fn plans(quick: bool, runs: usize) -> Vec<Plan> {
 }
 
 /// A child process that is killed (by its PID, which `Child` holds) unless it already ended.
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
 }
 
 impl Proc {
     /// Starts the harness with `args` on the runtime `flavour`, pinned to `core` (`None`: not).
-    fn spawn(core: Option<&str>, flavour: Flavour, args: &[String]) -> Result<Proc> {
+    pub(crate) fn spawn(core: Option<&str>, flavour: Flavour, args: &[String]) -> Result<Proc> {
         let exe = std::env::current_exe()?;
         let mut cmd = match core {
             Some(core) if have_taskset() => {
@@ -181,7 +181,7 @@ impl Proc {
         Ok(Proc { child, stdin, lines })
     }
 
-    fn line(&self, until: Instant) -> Result<Option<String>> {
+    pub(crate) fn line(&self, until: Instant) -> Result<Option<String>> {
         match self.lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
             Ok(line) => Ok(Some(line)),
             Err(RecvTimeoutError::Disconnected) => Ok(None),
@@ -189,7 +189,7 @@ impl Proc {
         }
     }
 
-    fn send(&mut self, line: &str) -> Result<()> {
+    pub(crate) fn send(&mut self, line: &str) -> Result<()> {
         let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
         writeln!(stdin, "{line}")?;
         stdin.flush()?;
@@ -197,7 +197,7 @@ impl Proc {
     }
 
     /// Closes stdin (a server exits then) and waits up to `grace`; kills it after that.
-    fn finish(mut self, grace: Duration) {
+    pub(crate) fn finish(mut self, grace: Duration) {
         self.stdin = None;
         let until = Instant::now() + grace;
         while Instant::now() < until {
@@ -219,7 +219,7 @@ impl Drop for Proc {
     }
 }
 
-fn have_taskset() -> bool {
+pub(crate) fn have_taskset() -> bool {
     static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAVE.get_or_init(|| Command::new("taskset").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())
 }
@@ -239,20 +239,20 @@ fn pin(pid: u32, core: usize) -> Result<()> {
 
 /// The fields of a client's `RESULT` line.
 #[derive(Clone, Debug, Default)]
-struct Res {
-    ops: f64,
-    secs: f64,
+pub(crate) struct Res {
+    pub(crate) ops: f64,
+    pub(crate) secs: f64,
     p50_us: f64,
     p99_us: f64,
-    client_cpu_us: f64,
-    server_cpu_us: f64,
+    pub(crate) client_cpu_us: f64,
+    pub(crate) server_cpu_us: f64,
     rss0_kb: f64,
     rss1_kb: f64,
     hwm1_kb: f64,
 }
 
 impl Res {
-    fn parse(line: &str) -> Option<Res> {
+    pub(crate) fn parse(line: &str) -> Option<Res> {
         let mut r = Res::default();
         for kv in line.strip_prefix("RESULT ")?.split_whitespace() {
             let (k, v) = kv.split_once('=')?;
@@ -273,7 +273,7 @@ impl Res {
         Some(r)
     }
 
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         if self.secs > 0.0 { self.ops / self.secs } else { 0.0 }
     }
 
@@ -324,7 +324,7 @@ fn run_one(system: &str, (flavour, placement): Cell, work: &Work) -> Result<Res>
 
 type Key = (usize, usize, Cell, &'static str); // (plan index, size, (flavour, placement), system)
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -454,7 +454,19 @@ pub fn main(args: &[String]) -> Result<()> {
             }
         }
     }
-    let report = report(&plans, &opts.flavours, &results, &failures, opts.quick, runs, started.elapsed());
+    // The conn-scaling workload runs only when asked for by name (`--only conn-scaling`): it
+    // has a shape of its own (several client processes, see `scaling.rs`) and takes minutes.
+    let mut report = String::new();
+    if plans.iter().any(|p| !p.systems.is_empty()) {
+        report = self::report(&plans, &opts.flavours, &results, &failures, opts.quick, runs, started.elapsed());
+    }
+    if opts.only.as_ref().is_some_and(|only| only.contains(&Kind::ConnScaling)) {
+        let scaling = crate::scaling::run(&opts.systems, opts.quick, runs);
+        if !report.is_empty() {
+            report += "\n";
+        }
+        report += &scaling;
+    }
     println!("{report}");
     let out = opts.out.unwrap_or_else(|| {
         let dir =
@@ -508,18 +520,20 @@ fn metrics(kind: Kind) -> Vec<Metric> {
             Metric { name: "server KiB/conn", get: |r| r.per_op(r.rss1_kb - r.rss0_kb), decimals: 2 },
             Metric { name: "connections open", get: |r| r.ops, decimals: 0 },
         ],
+        // Never planned here: `scaling.rs` runs and reports it.
+        Kind::ConnScaling => vec![rate("calls/s"), cpu_s],
     }
 }
 
-fn fmt(v: f64, decimals: usize) -> String {
+pub(crate) fn fmt(v: f64, decimals: usize) -> String {
     if v.is_nan() { "–".into() } else { format!("{v:.decimals$}") }
 }
 
-fn ratio(a: f64, b: f64) -> String {
+pub(crate) fn ratio(a: f64, b: f64) -> String {
     if a.is_nan() || b.is_nan() || b == 0.0 { "–".into() } else { format!("{:.2}×", a / b) }
 }
 
-fn shell(cmd: &str, args: &[&str]) -> String {
+pub(crate) fn shell(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()

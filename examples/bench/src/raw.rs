@@ -184,6 +184,10 @@ impl System for Raw {
         pipe(conn.addr).await
     }
 
+    async fn connect_shared(addr: SocketAddr) -> Result<Self::Shared> {
+        pipe(addr).await
+    }
+
     async fn unary_shared(pipe: &Self::Shared, data: Bytes) -> Result<()> {
         let (done, rx) = oneshot::channel();
         pipe.send((data, done)).await.map_err(|_| "the pipelined connection closed")?;

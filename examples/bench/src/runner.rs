@@ -5,7 +5,7 @@ use crate::common::{Kind, Outcome, Result, Work, begin, end};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One system's client, reduced to what the workloads need. The workload's own loop runs in the
@@ -30,6 +30,13 @@ pub trait System: 'static {
     type Shared: Clone + Send + Sync + 'static;
     /// The handle for many tasks, made before the measured part.
     async fn shared(conn: &Self::Conn) -> Result<Self::Shared>;
+    /// A connection of its own, as the handle many tasks share: one per connection of the
+    /// conn-scaling workload. By default a connection made only to be shared; raw TCP, whose
+    /// shared handle is a second connection, makes just that one.
+    async fn connect_shared(addr: SocketAddr) -> Result<Self::Shared> {
+        let conn = Self::connect(addr).await?;
+        Self::shared(&conn).await
+    }
     /// A unary call from one of many tasks sharing a connection.
     fn unary_shared(conn: &Self::Shared, data: Bytes) -> impl Future<Output = Result<()>> + Send;
     /// Opens a server stream of `count` messages of `size` bytes (`hold`: one, then silence).
@@ -199,6 +206,7 @@ pub async fn run<S: System>(addr: SocketAddr, w: &Work) -> Result<Outcome> {
             drop(streams);
             Ok(Outcome { ops, start, end, lat_ns: Vec::new() })
         }
+        Kind::ConnScaling => conn_scaling::<S>(addr, w, data).await,
         Kind::ScaleConns => {
             let start = begin()?;
             let deadline = w.deadline();
@@ -218,4 +226,59 @@ pub async fn run<S: System>(addr: SocketAddr, w: &Work) -> Result<Outcome> {
             Ok(Outcome { ops, start, end, lat_ns: Vec::new() })
         }
     }
+}
+
+/// Calls made by one task of the conn-scaling workload, on a cache line of its own: the tasks
+/// run on every worker, and one shared counter would be a contended line of the client's.
+#[repr(align(64))]
+#[derive(Default)]
+struct Count(AtomicU64);
+
+/// The conn-scaling workload, one client process's part (the orchestrator runs several, see
+/// `scaling.rs`): `w.n` connections, each confirmed by a call, then `max(w.inflight, w.n)` runtime
+/// tasks, each making calls one after another on its connection (task `i` on connection
+/// `i mod n`, so that the calls in flight spread evenly, at least one per connection), until
+/// the end. The calls go on without pause through a warm-up of `w.warm` ms and the measured
+/// window of `w.secs`, whose marks (the orchestrator's, taken when every client process has
+/// reached them) only read the tasks' counters: the tasks never stop for a mark.
+async fn conn_scaling<S: System>(addr: SocketAddr, w: &Work, data: Bytes) -> Result<Outcome> {
+    let n = w.n.max(1) as usize;
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let conn = S::connect_shared(addr).await?;
+        S::unary_shared(&conn, data.clone()).await?;
+        conns.push(conn);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = w.inflight.max(n);
+    let counts: Arc<Vec<Count>> = Arc::new((0..tasks).map(|_| Count::default()).collect());
+    let mut handles = Vec::with_capacity(tasks);
+    for i in 0..tasks {
+        let (conn, data, stop, counts) = (conns[i % n].clone(), data.clone(), stop.clone(), counts.clone());
+        handles.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                S::unary_shared(&conn, data.clone()).await?;
+                counts[i].0.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, crate::common::Error>(())
+        }));
+    }
+    let total = || counts.iter().map(|c| c.0.load(Ordering::Relaxed)).sum::<u64>();
+    tokio::time::sleep(Duration::from_millis(w.warm)).await;
+    // Blocks this (the main) thread until every client process is ready; the tasks run on.
+    let start = begin()?;
+    let before = total();
+    tokio::time::sleep(Duration::from_secs_f64(w.secs)).await;
+    let after = total();
+    let end = end()?;
+    stop.store(true, Ordering::Relaxed);
+    // A failed call fails the run; the calls in flight finish (bounded, should the server hang).
+    let join = async {
+        for task in handles {
+            task.await??;
+        }
+        Ok::<_, crate::common::Error>(())
+    };
+    tokio::time::timeout(Duration::from_secs(30), join).await.map_err(|_| "calls still in flight after 30 s")??;
+    Ok(Outcome { ops: after - before, start, end, lat_ns: Vec::new() })
 }
