@@ -11,15 +11,22 @@ impl<A: Default> Connection<A> {
 
     /// Ends a stream because of the peer's fault (see the module doc).
     pub(super) fn stream_protocol_error(&mut self, id: u32, message: String) {
+        self.end_both_ways(id, ErrorCode::INVALID, message);
+    }
+
+    /// Ends live stream `id` for both sides: ERROR\[`code`\] to the peer where this side
+    /// responds, CANCEL where it requested, and [`Event::Error`] to the application, unless it
+    /// was told nothing of the stream yet (its request still being reassembled).
+    fn end_both_ways(&mut self, id: u32, code: ErrorCode, message: String) {
         let Some(stream) = live_ref(&self.streams, id) else { return };
-        let pending_request = stream.pending_request;
+        let told = !stream.pending_request;
         if stream.role == Role::Responder {
-            self.transmit.push_back(error_frame(id, ErrorCode::INVALID, &message));
+            self.transmit.push_back(error_frame(id, code, &message));
         } else {
             self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
         }
-        if !pending_request {
-            self.events.push_back(Event::Error { stream_id: id, code: ErrorCode::INVALID, message });
+        if told {
+            self.events.push_back(Event::Error { stream_id: id, code, message });
         }
         self.remove_stream(id);
     }
@@ -38,14 +45,7 @@ impl<A: Default> Connection<A> {
             self.config.unread_stall.as_millis(),
             self.config.max_unread_bytes
         );
-        let code = ErrorCode::APPLICATION_ERROR;
-        if stream.role == Role::Responder {
-            self.transmit.push_back(error_frame(id, code, &message));
-        } else {
-            self.transmit.push_back(Frame::Cancel(Cancel { stream_id: id }));
-        }
-        self.events.push_back(Event::Error { stream_id: id, code, message });
-        self.remove_stream(id);
+        self.end_both_ways(id, ErrorCode::APPLICATION_ERROR, message);
     }
 
     /// Ends the connection for the peer's fault: ERROR\[`code`\] on stream 0, then close.

@@ -223,7 +223,7 @@ async fn accept(
                         // running server reports the last one.
                         failures = failures.saturating_add(1);
                         *lock(&accept_error) = Some(AcceptError { error, at: std::time::SystemTime::now(), in_a_row: failures });
-                        let pause = Duration::from_millis(5u64 << failures.min(8)).min(Duration::from_secs(1));
+                        let pause = Duration::from_millis(5u64 << (failures - 1).min(8)).min(Duration::from_secs(1));
                         tokio::select! {
                             _ = tokio::time::sleep(pause) => {}
                             _ = shutdown.changed() => break,
@@ -231,19 +231,17 @@ async fn accept(
                         continue;
                     }
                 };
-                {
-                    let (server, hub, live) = (server.clone(), hub.clone(), hub.live());
-                    let max = server.inner.config.max_connections;
-                    connections.spawn(async move {
-                        let _live = live;
-                        // Counted first (this one included), so that a burst of connections
-                        // cannot slip past the limit between two checks.
-                        if hub.connections() > max {
-                            return refuse_connection(stream, max).await;
-                        }
-                        server.run_connection(stream, Some(&hub)).await
-                    });
-                }
+                let (server, hub, live) = (server.clone(), hub.clone(), hub.live());
+                let max = server.inner.config.max_connections;
+                connections.spawn(async move {
+                    let _live = live;
+                    // Counted first (this one included), so that a burst of connections
+                    // cannot slip past the limit between two checks.
+                    if hub.connections() > max {
+                        return refuse_connection(stream, max).await;
+                    }
+                    server.run_connection(stream, Some(&hub)).await
+                });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = shutdown.changed() => break,

@@ -181,21 +181,18 @@ impl<T> Streaming<T> {
             return Poll::Ready(Ok(taken));
         }
         while taken < limit {
-            // Past the first message, only what is there already: a `Pending` after some ends
-            // the batch (the waker it registered may wake the task once more, for nothing).
+            // Past the first message, only what is there already: a `Pending` ends the batch
+            // (the waker it registered may wake the task once more, for nothing).
             match Pin::new(&mut *self).poll_next(cx) {
                 Poll::Ready(Some(Ok(message))) => {
                     buffer.push(message);
                     taken += 1;
                 }
-                Poll::Ready(Some(Err(status))) if taken > 0 => {
+                Poll::Ready(Some(Err(status))) => {
                     self.held = Some(status);
                     break;
                 }
-                Poll::Ready(Some(Err(status))) => return Poll::Ready(Err(status)),
-                Poll::Ready(None) => break,
-                Poll::Pending if taken > 0 => break,
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) | Poll::Pending => break,
             }
         }
         Poll::Ready(Ok(taken))
