@@ -24,7 +24,10 @@
 //! another runtime than the driver's (whose tasks and timers belong to the driver's), simply
 //! waits to be woken as before. So does a reader outside the tasks of a multi-thread runtime
 //! (`block_on`'s thread): the driver's task runs on a worker meanwhile, and the two would
-//! contend for the driver.
+//! contend for the driver. Such a caller still writes its own request, though, when it is the
+//! connection's only request/response caller ([`Assist::drive_after`]): it queues the request
+//! without waking the driver's task and polls the driver once, as a caller of a plain socket
+//! writes its own request; the task is then woken by the socket alone, when the answer comes.
 //!
 //! [`PayloadStream`]: super::stream::PayloadStream
 
@@ -155,20 +158,14 @@ impl Assist {
         // call and a context switch a call (measured). The reader waits to be woken instead,
         // as with a plain task. (On the current-thread runtime, `block_on`'s future is where
         // helping saves the most: see the module doc.)
-        if self.multi_thread && tokio::task::try_id().is_none() {
+        if self.caller_writes() {
             return;
         }
-        let mut inner = match self.inner.try_lock() {
-            Ok(inner) => inner,
-            Err(TryLockError::WouldBlock) => return,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-        };
-        if tokio::runtime::Handle::try_current().map(|h| h.id()).ok() != Some(self.runtime) {
-            return;
-        }
+        let Some(mut inner) = self.try_hold() else { return };
         let Inner { future, both } = &mut *inner;
-        let Some(driver) = future.as_mut() else { return };
-        self.polled_at.store(self.wake.wakes.load(Ordering::Acquire), Ordering::Release);
+        if future.is_none() {
+            return;
+        }
         // The same reader as last time if its waker has the same data: `will_wake` would
         // compare the vtables too, and a clone of tokio's `block_on` waker has another vtable
         // than the waker it was cloned from (one per codegen unit), so it never matched. A
@@ -181,14 +178,73 @@ impl Assist {
                 &slot.insert((cx.waker().clone(), both)).1
             }
         };
+        let ended = self.poll_held(future, waker);
+        self.release(inner, ended);
+    }
+
+    /// Whether a caller on this thread waits to be woken rather than polling the driver
+    /// ([`Assist::help`]), and writes its own request instead ([`Assist::drive_after`]): on a
+    /// multi-thread runtime, outside its tasks (`block_on`'s thread).
+    pub(crate) fn caller_writes(&self) -> bool {
+        self.multi_thread && tokio::task::try_id().is_none()
+    }
+
+    /// Calls `queue` (which queues a command without waking the driver's task) and then polls
+    /// the driver once, with the waker of the driver's task: if nobody else is polling the
+    /// driver and this thread is on the driver's runtime. Otherwise returns `None`, without
+    /// calling `queue`, and the caller queues its command as anyone does.
+    ///
+    /// For a request/response caller on `block_on`'s thread of a multi-thread runtime (see
+    /// [`Assist::caller_writes`]): the command would wake the driver's task on a worker, a
+    /// futex call and a context switch, only for the task to write one frame. Polled here, the
+    /// driver writes it at once; whatever it waits on next (the socket, for the answer) wakes
+    /// the task, and the caller waits for its answer as before. The waker is the task's own,
+    /// not the caller's as in [`Assist::help`]: the caller is woken once, by its answer, not
+    /// first by the socket and then again by the task that read the answer.
+    pub(crate) fn drive_after<R>(&self, queue: impl FnOnce() -> R) -> Option<R> {
+        let mut inner = self.try_hold()?;
+        let future = &mut inner.future;
+        future.as_ref()?;
+        let queued = queue();
+        let ended = self.poll_held(future, &self.task_waker);
+        self.release(inner, ended);
+        Some(queued)
+    }
+
+    /// The driver, if nobody else holds it and this thread is on its runtime (whose tasks and
+    /// timers the driver's are).
+    fn try_hold(&self) -> Option<MutexGuard<'_, Inner>> {
+        let inner = match self.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(TryLockError::WouldBlock) => return None,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        if tokio::runtime::Handle::try_current().map(|h| h.id()).ok() != Some(self.runtime) {
+            return None;
+        }
+        Some(inner)
+    }
+
+    /// Polls the driver held in `future` (present) with `waker` outside its task; returns
+    /// whether it has ended, taking it out of `future` then.
+    fn poll_held(&self, future: &mut Option<BoxFuture<'static, ()>>, waker: &Waker) -> Option<BoxFuture<'static, ()>> {
+        let driver = future.as_mut()?;
+        self.polled_at.store(self.wake.wakes.load(Ordering::Acquire), Ordering::Release);
         // A panic in the driver (a producer's stream is user code) ends the connection, as it
-        // would in the driver's task; it must not unwind into the reader.
+        // would in the driver's task; it must not unwind into the caller.
         let ended = !matches!(
             catch_unwind(AssertUnwindSafe(|| driver.as_mut().poll(&mut Context::from_waker(waker)))),
             Ok(Poll::Pending)
         );
-        let finished = if ended { future.take() } else { None };
+        if ended { future.take() } else { None }
+    }
+
+    /// Lets go of the driver after [`Assist::poll_held`]: drops it if it `finished` (after the
+    /// lock, as dropping it drops handles whose drop may lock again), and wakes the task if it
+    /// ended or tried to poll meanwhile.
+    fn release(&self, inner: MutexGuard<'_, Inner>, finished: Option<BoxFuture<'static, ()>>) {
         drop(inner);
+        let ended = finished.is_some();
         drop(finished);
         if ended || self.retry.swap(false, Ordering::AcqRel) {
             self.task_waker.wake_by_ref();
@@ -404,6 +460,55 @@ mod tests {
         let helper = drive.clone();
         runtime.block_on(runtime.spawn(async move { helper.help(&Context::from_waker(&reader)) })).unwrap();
         assert_eq!(probe.polls(), 2, "a task's help polls the driver");
+        probe.ready.store(true, Ordering::SeqCst);
+        drop(drive);
+        drop(runtime);
+    }
+
+    #[test]
+    fn a_caller_on_block_on_thread_queues_and_polls_once_with_the_tasks_waker() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        let (f, probe) = fake();
+        let drive = runtime.block_on(async {
+            let drive = Assist::new();
+            drive.start(f);
+            drive
+        });
+        for _ in 0..100 {
+            if probe.polls() == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(probe.polls(), 1, "the task's first poll");
+        let wakes = || drive.wake.wakes.load(Ordering::SeqCst);
+        let before = wakes();
+        runtime.block_on(async {
+            assert!(drive.caller_writes(), "block_on's thread of a multi-thread runtime");
+            let polls_when_queued = drive.drive_after(|| probe.polls());
+            assert_eq!(polls_when_queued, Some(1), "queued before the poll");
+        });
+        assert_eq!(probe.polls(), 2, "polled once, by the caller");
+        assert_eq!(wakes(), before, "the driver's task was not woken");
+        // What the driver waits on next wakes its task, not the caller.
+        probe.last_waker().wake();
+        for _ in 0..100 {
+            if probe.polls() == 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(probe.polls(), 3, "the task ran on the wake-up");
+        // Held elsewhere: nothing is queued and nothing polled.
+        let held = drive.locked();
+        let mut queued = false;
+        assert!(runtime.block_on(async { drive.drive_after(|| queued = true) }).is_none());
+        drop(held);
+        assert!(!queued);
+        assert_eq!(probe.polls(), 3);
+        // A task of the runtime is not such a caller.
+        let inside = drive.clone();
+        assert!(!runtime.block_on(runtime.spawn(async move { inside.caller_writes() })).unwrap());
         probe.ready.store(true, Ordering::SeqCst);
         drop(drive);
         drop(runtime);

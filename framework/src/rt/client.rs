@@ -49,8 +49,14 @@ impl Client {
         // The caller waits for the answer alone (not first for the stream id): one wake-up
         // per call. Dropping `reply` (the caller gave up) cancels the stream.
         let (tx, mut reply) = reply::slot(&self.handles.inbox);
+        let mut writes_own = None;
         if let Some(assist) = &self.handles.assist {
             reply = reply.helped_by(assist, &self.handles.unary_waiting);
+            // The connection's only caller, on a thread that does not run the driver: it
+            // writes its own request (see `Assist::drive_after`).
+            if reply.is_lone() && assist.caller_writes() {
+                writes_own = Some(&**assist);
+            }
         }
         let command = Command::Open {
             kind: Kind::RequestResponse,
@@ -61,7 +67,11 @@ impl Client {
             outbound: None,
             opened: Opened::Slot,
         };
-        if self.commands.send(command).await.is_err() {
+        let sent = match writes_own {
+            Some(assist) => self.commands.send_driving(command, assist).await,
+            None => self.commands.send(command).await,
+        };
+        if sent.is_err() {
             return Err(self.closed_status());
         }
         reply.await.unwrap_or_else(|| Err(self.closed_status()))

@@ -12,6 +12,7 @@
 //! driver's module doc). The connection closes once the last [`Sender`] is dropped, as a
 //! channel's receiver learns that its senders are gone.
 
+use super::assist::Assist;
 use super::command::{COMMAND_CAPACITY, Command, Control};
 use std::collections::VecDeque;
 use std::fmt;
@@ -251,23 +252,54 @@ impl Drop for Sender {
 impl Sender {
     /// Queues `command`, waiting for room; gives it back if the driver is gone.
     pub(crate) async fn send(&self, command: Command) -> Result<(), Command> {
+        if !self.reserve().await {
+            return Err(command);
+        }
+        self.push(command, true)
+    }
+
+    /// [`send`](Self::send), by a caller that then runs the driver itself if it can (see
+    /// [`Assist::drive_after`]): the command is queued without waking the driver's task, which
+    /// the caller's poll makes needless. If another thread is running the driver, queued and
+    /// woken as by `send`.
+    pub(crate) async fn send_driving(&self, command: Command, assist: &Assist) -> Result<(), Command> {
+        if !self.reserve().await {
+            return Err(command);
+        }
+        let mut command = Some(command);
+        if let Some(queued) = assist.drive_after(|| command.take().map(|c| self.push(c, false))) {
+            return queued.unwrap_or(Ok(()));
+        }
+        match command {
+            Some(command) => self.push(command, true),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for room for a command and takes it; false if the driver is gone.
+    async fn reserve(&self) -> bool {
         // Mostly there is room: taking it without building `acquire`'s future saves most of
         // what sending costs.
         let permit = match self.0.room.try_acquire() {
             Ok(permit) => Ok(permit),
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(command),
+            Err(tokio::sync::TryAcquireError::Closed) => return false,
             Err(tokio::sync::TryAcquireError::NoPermits) => self.0.room.acquire().await,
         };
-        match permit {
-            Ok(permit) => permit.forget(),
-            Err(_) => return Err(command),
-        }
+        permit.map(|permit| permit.forget()).is_ok()
+    }
+
+    /// Queues `command`, in room taken by [`Sender::reserve`], waking the driver if `wake`.
+    fn push(&self, command: Command, wake: bool) -> Result<(), Command> {
         let mut state = self.0.lock();
         if state.closed {
             return Err(command);
         }
         state.commands.push_back(command);
-        self.0.wake(state);
+        if wake {
+            self.0.wake(state);
+        } else {
+            self.0.pending.store(true, Ordering::Release);
+        }
         Ok(())
     }
 

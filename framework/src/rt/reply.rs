@@ -36,14 +36,19 @@ impl<'a> Reply<'a> {
         self.helper = Some((assist, waiting));
         self
     }
+
+    /// Whether this is the connection's only request/response caller waiting.
+    pub(crate) fn is_lone(&self) -> bool {
+        self.helper.is_some_and(|(_, waiting)| waiting.load(Ordering::Relaxed) == 1)
+    }
 }
 
 impl Future for Reply<'_> {
     type Output = Option<Answer>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
-        if let Some((assist, waiting)) = self.helper
-            && waiting.load(Ordering::Relaxed) == 1
+        if let Some((assist, _)) = self.helper
+            && self.is_lone()
         {
             if let Some(outcome) = self.slot.outcome(None) {
                 return Poll::Ready(outcome);

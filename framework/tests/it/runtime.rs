@@ -1277,3 +1277,114 @@ async fn out_of_file_descriptors_child() {
     })
     .await
 }
+
+/// A TCP connection that records which thread made each of its writes.
+struct ThreadRecordedTcp {
+    io: TcpStream,
+    threads: Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>,
+}
+
+struct ThreadRecordingWriter {
+    inner: tokio::net::tcp::OwnedWriteHalf,
+    threads: Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>,
+}
+
+impl weft::Transport for ThreadRecordedTcp {
+    type Reader = tokio::net::tcp::OwnedReadHalf;
+    type Writer = ThreadRecordingWriter;
+
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        let _ = self.io.set_nodelay(true);
+        let (reader, inner) = self.io.into_split();
+        (reader, ThreadRecordingWriter { inner, threads: self.threads })
+    }
+}
+
+impl tokio::io::AsyncWrite for ThreadRecordingWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(_)) = written {
+            self.threads.lock().unwrap().push(std::thread::current().id());
+        }
+        written
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// On a multi-thread runtime, a program's main future (`block_on`'s, as `#[tokio::main]` runs
+/// it) making calls one after another writes each request itself, as a caller of a plain
+/// socket does, rather than waking the driver's task on a worker to write it; calls from
+/// tasks, many at once, go on as before, and the two mix.
+#[test]
+fn a_lone_caller_on_block_on_thread_writes_its_own_requests() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let main = std::thread::current().id();
+    runtime.block_on(bounded(60, async {
+        let running = server(&Echo::default(), Config::default()).bind("127.0.0.1:0").await.unwrap();
+        let socket = TcpStream::connect(running.local_addr()).await.unwrap();
+        let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let client = Client::over(ThreadRecordedTcp { io: socket, threads: threads.clone() }, Config::default());
+        let call = |client: &Client, i: usize| {
+            let client = client.clone();
+            async move {
+                let data = Bytes::from(format!("call {i}"));
+                let answer = client.request_response(Call::new("test.Echo/Unary"), data.clone()).await;
+                assert_eq!(answer.unwrap().data, data);
+            }
+        };
+        // SETUP and the first request may go out from the driver's task as it starts.
+        call(&client, 0).await;
+        threads.lock().unwrap().clear();
+        // A pause between calls lets the driver's task finish the turn that delivered the last
+        // answer: a request made while it runs is left to it (it looks at the inbox before it
+        // waits, so that costs no wake-up either), and on two cores the caller, woken by the
+        // answer, is often back before the task is done.
+        let calls = 100;
+        for i in 0..calls {
+            call(&client, i).await;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let own = std::mem::take(&mut *threads.lock().unwrap()).iter().filter(|t| **t == main).count();
+        assert!(own >= calls * 3 / 4, "{own} of {calls} requests written by the caller");
+        for i in 0..calls {
+            call(&client, i).await;
+        }
+        // Many callers on the runtime's tasks at once, with the main future calling too.
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for i in 0..20 {
+                        call(&client, t * 100 + i).await;
+                    }
+                })
+            })
+            .collect();
+        for i in 0..50 {
+            call(&client, 10_000 + i).await;
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        call(&client, 1).await;
+        drop(client);
+        running.shutdown().await;
+    }));
+}
