@@ -34,17 +34,20 @@
 //! - **Errors.** An ERROR frame, written as [`Status`](crate::Status) describes.
 //! - **A request stream with no messages.** RSocket's REQUEST_CHANNEL carries a payload, so
 //!   a channel or client-streaming call whose request stream ends before its first message is
-//!   sent as a REQUEST_CHANNEL with the (C)omplete flag, empty data, and a composite metadata
-//!   entry after the route whose MIME type is [`NO_MESSAGES_MIME`]
-//!   (`application/x.weft.no-messages`, written out as a custom MIME type) with empty
-//!   content. A Weft server hands the method an empty request stream. The entry says that the
+//!   sent as a REQUEST_CHANNEL with the (C)omplete flag, empty data, and, after the route and
+//!   the call's own entries, a composite metadata entry whose MIME type is
+//!   [`NO_MESSAGES_MIME`] (`application/x.weft.no-messages`, written out: no well-known id)
+//!   and whose content is empty; its 34 bytes are `0x1D` (the name's length, 30, less one),
+//!   the name in ASCII, and a content length of `00 00 00`. A Weft server reads the name in
+//!   any case, wherever the entry is, and hands the method an empty request stream. The entry says that the
 //!   REQUEST_CHANNEL's payload is not a request message: a peer that sends it with data
 //!   breaks the convention, and a Weft server answers with an ERROR on that stream
 //!   (`INVALID_ARGUMENT`), the connection serving on. (Should a peer send the entry without
 //!   the (C)omplete flag, the PAYLOADs that follow are the request messages.) A server that is
-//!   not Weft, or a hand-written [`Handler`](crate::Handler), ignores the entry and sees one
-//!   empty message. To make a typed Weft server see an empty request stream, a peer in
-//!   another language sends the same frame.
+//!   not Weft knows nothing of the entry and sees one empty message; so does a hand-written
+//!   [`Handler`](crate::Handler), which finds the entry in [`Call::metadata`](crate::Call::metadata)
+//!   if it looks. To make a typed Weft server see an empty request stream, a peer in another
+//!   language sends the same frame.
 
 mod codec;
 mod context;
@@ -68,10 +71,15 @@ pub use streaming::Streaming;
 ///
 /// ```
 /// use weft::Call;
-/// use weft::frame::metadata::MimeType;
+/// use weft::frame::metadata::{CompositeMetadata, MimeType};
+/// use weft::typed::NO_MESSAGES_MIME;
 ///
-/// let no_messages = MimeType::custom(weft::typed::NO_MESSAGES_MIME)?;
-/// let call = Call::new("demo.Tally/Sum").with_metadata(no_messages, "");
+/// let call = Call::new("demo.Tally/Sum").with_metadata(MimeType::custom(NO_MESSAGES_MIME)?, "");
+///
+/// // The entry as it is written in a request's composite metadata, after the route:
+/// let mut entry = CompositeMetadata::default();
+/// entry.push(MimeType::custom(NO_MESSAGES_MIME)?, "")?;
+/// assert_eq!(entry.to_bytes(), b"\x1dapplication/x.weft.no-messages\x00\x00\x00"[..]);
 /// # Ok::<(), weft::frame::metadata::MetadataError>(())
 /// ```
 pub const NO_MESSAGES_MIME: &str = "application/x.weft.no-messages";
