@@ -23,7 +23,7 @@
 //!
 //! - **Models.** Request/response is REQUEST_RESPONSE, fire-and-forget REQUEST_FNF,
 //!   request/stream REQUEST_STREAM; channel and client streaming are both REQUEST_CHANNEL (a
-//!   client-streaming responder sends one PAYLOAD, then completes).
+//!   client-streaming responder sends one message, then completes).
 //! - **Metadata.** Every request's metadata is composite metadata
 //!   (`message/x.rsocket.composite-metadata.v0`) whose first entry is the route, as routing
 //!   metadata (`message/x.rsocket.routing.v0`, well-known id `0x7E`) with one tag:
