@@ -176,6 +176,24 @@ impl Call {
         }
     }
 
+    /// Whether the call's composite metadata has an entry whose MIME type is written out as
+    /// `name` (compared ignoring ASCII case, as MIME types are).
+    ///
+    /// A received block that is one well-known entry alone, as nearly every request's is (its
+    /// routing entry), has none: that is seen from its first four bytes, so the check costs
+    /// such a call nothing. Any other block is decoded, once: the entries are kept for the
+    /// handler (see [`Call::metadata`]).
+    pub(crate) fn has_custom_entry(&self, name: &str) -> bool {
+        if let Metadata::Received { block, entries } = &self.metadata
+            && entries.get().is_none()
+            && is_one_well_known_entry(block)
+        {
+            return false;
+        }
+        let is_named = |e: &MetadataEntry| matches!(&e.mime, MimeType::Custom(m) if m.eq_ignore_ascii_case(name));
+        self.metadata().entries.iter().any(is_named)
+    }
+
     /// The route (borrowed if it was named at compile time) and the metadata.
     pub(crate) fn into_parts(self) -> (Cow<'static, str>, CompositeMetadata) {
         let route = match self.route {
@@ -188,6 +206,12 @@ impl Call {
 }
 
 impl Metadata {
+    /// A received block that nothing has decoded yet.
+    #[cfg(test)]
+    fn is_received_undecoded(&self) -> bool {
+        matches!(self, Metadata::Received { entries, .. } if entries.get().is_none())
+    }
+
     fn into_built(self) -> CompositeMetadata {
         match self {
             Metadata::Built(metadata) => metadata,
@@ -200,6 +224,15 @@ impl Metadata {
 /// `CompositeMetadata::decode_route`): what cannot be read is skipped, never fatal.
 fn decode_checked(block: &Bytes) -> CompositeMetadata {
     CompositeMetadata::decode_lenient(block.clone())
+}
+
+/// Whether `block` is exactly one composite entry under a well-known MIME id: the id byte
+/// (high bit set), a 24-bit content length, and that much content.
+fn is_one_well_known_entry(block: &[u8]) -> bool {
+    match *block {
+        [id, a, b, c, ..] => id & 0x80 != 0 && 4 + u32::from_be_bytes([0, a, b, c]) as usize == block.len(),
+        _ => false,
+    }
 }
 
 /// A one-shot signal, fired when a call is cancelled.
@@ -235,5 +268,62 @@ impl CancelSignal {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::metadata::CompositeMetadata;
+
+    /// A call as a server receives it, with `block` as its metadata.
+    fn received(block: Bytes) -> Call {
+        let (inbox, sender) = crate::rt::inbox::Inbox::new();
+        let (_, closed) = tokio::sync::watch::channel(None);
+        let handles = crate::rt::handles::Handles::new(inbox, &crate::Config::default(), closed, None);
+        let peer = crate::Client::from_parts(sender, handles);
+        Call::received("a.B/C".into(), block, CancelSignal::default(), peer)
+    }
+
+    fn block(extra: &[(&str, &str)]) -> Bytes {
+        let mut metadata = CompositeMetadata::with_route("a.B/C").unwrap();
+        for (mime, content) in extra {
+            metadata.push(MimeType::custom(*mime).unwrap(), content.to_string()).unwrap();
+        }
+        metadata.to_bytes()
+    }
+
+    #[test]
+    fn a_custom_entry_is_found_by_its_name_in_any_case() {
+        const NAME: &str = "application/x.weft.no-messages";
+        let routing_alone = received(block(&[]));
+        assert!(!routing_alone.has_custom_entry(NAME));
+        assert!(routing_alone.metadata.is_received_undecoded(), "seen without decoding the block");
+        assert!(received(block(&[(NAME, "")])).has_custom_entry(NAME));
+        assert!(
+            received(block(&[("application/x-trace", "t"), ("Application/X.Weft.No-Messages", "")]))
+                .has_custom_entry(NAME)
+        );
+        assert!(!received(block(&[("application/x-trace", NAME)])).has_custom_entry(NAME), "content is not a name");
+        // The block's framing is checked as `Call::metadata` checks it: an entry that runs past
+        // the end is not there.
+        let mut cut = block(&[(NAME, "xyz")]).to_vec();
+        cut.pop();
+        assert!(!received(cut.into()).has_custom_entry(NAME));
+        assert!(!received(Bytes::new()).has_custom_entry(NAME));
+        // A requester's call, as a test calling a server directly builds one.
+        let built = Call::new("a.B/C").with_metadata(MimeType::custom(NAME).unwrap(), "");
+        assert!(built.has_custom_entry(NAME));
+        assert!(!Call::new("a.B/C").has_custom_entry(NAME));
+    }
+
+    #[test]
+    fn one_well_known_entry_is_told_from_its_first_four_bytes() {
+        assert!(is_one_well_known_entry(&block(&[])));
+        assert!(is_one_well_known_entry(b"\xFE\x00\x00\x00"), "empty content");
+        assert!(!is_one_well_known_entry(&block(&[("application/x-trace", "t")])), "a second entry");
+        assert!(!is_one_well_known_entry(b"\xFE\x00\x00\x02x"), "content cut short");
+        assert!(!is_one_well_known_entry(b"\x05text/\x00\x00\x00"), "a MIME type written out");
+        assert!(!is_one_well_known_entry(b"\xFE\x00\x00"));
     }
 }

@@ -125,8 +125,8 @@ fn channel(service: &Service, method: &Method) -> TokenStream {
     let Method { ident, request, response, .. } = method;
     quote! {
         #[doc = ""]
-        /// The call starts once `requests` yields its first message; an empty stream fails
-        /// with `INVALID_ARGUMENT` without calling the server.
+        /// The call starts once `requests` yields its first message or ends; if it ends
+        /// first, the server's method sees an empty request stream.
         #vis async fn #ident(&self, requests: impl #p::IntoStreamingRequest<Message = #request>)
             -> ::core::result::Result<#p::Streaming<#response>, #p::Status>
         {
@@ -145,8 +145,8 @@ fn client_streaming(service: &Service, method: &Method) -> TokenStream {
     let Method { ident, request, response, .. } = method;
     quote! {
         #[doc = ""]
-        /// The call starts once `requests` yields its first message; an empty stream fails
-        /// with `INVALID_ARGUMENT` without calling the server.
+        /// The call starts once `requests` yields its first message or ends; if it ends
+        /// first, the server's method sees an empty request stream.
         #vis async fn #ident(&self, requests: impl #p::IntoStreamingRequest<Message = #request>)
             -> ::core::result::Result<#response, #p::Status>
         {

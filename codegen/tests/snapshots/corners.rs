@@ -135,8 +135,8 @@ impl CornerCasesClient {
     /// Calls `Corners/Type` (client streaming).
     #[cfg(unix)]
     ///
-    /// The call starts once `requests` yields its first message; an empty stream fails
-    /// with `INVALID_ARGUMENT` without calling the server.
+    /// The call starts once `requests` yields its first message or ends; if it ends
+    /// first, the server's method sees an empty request stream.
     pub(crate) async fn r#type(
         &self,
         requests: impl ::my_rpc::weft::__private::IntoStreamingRequest<Message = Ping>,

@@ -146,8 +146,8 @@ impl GreeterClient {
     ///
     /// Calls `greet.Greeter/Chat` (channel).
     ///
-    /// The call starts once `requests` yields its first message; an empty stream fails
-    /// with `INVALID_ARGUMENT` without calling the server.
+    /// The call starts once `requests` yields its first message or ends; if it ends
+    /// first, the server's method sees an empty request stream.
     pub async fn chat(
         &self,
         requests: impl ::weft::__private::IntoStreamingRequest<Message = Msg>,
@@ -174,8 +174,8 @@ impl GreeterClient {
     ///
     /// Calls `greet.Greeter/Upload` (client streaming).
     ///
-    /// The call starts once `requests` yields its first message; an empty stream fails
-    /// with `INVALID_ARGUMENT` without calling the server.
+    /// The call starts once `requests` yields its first message or ends; if it ends
+    /// first, the server's method sees an empty request stream.
     pub async fn upload(
         &self,
         requests: impl ::weft::__private::IntoStreamingRequest<Message = Chunk>,

@@ -249,8 +249,8 @@ impl CornersClient {
     ///
     /// Calls `acme.corners.v1.Corners/Upload` (client streaming).
     ///
-    /// The call starts once `requests` yields its first message; an empty stream fails
-    /// with `INVALID_ARGUMENT` without calling the server.
+    /// The call starts once `requests` yields its first message or ends; if it ends
+    /// first, the server's method sees an empty request stream.
     pub async fn upload(
         &self,
         requests: impl ::renamed::weft::__private::IntoStreamingRequest<Message = Event>,
@@ -279,8 +279,8 @@ impl CornersClient {
     ///
     /// Calls `acme.corners.v1.Corners/Relay` (channel).
     ///
-    /// The call starts once `requests` yields its first message; an empty stream fails
-    /// with `INVALID_ARGUMENT` without calling the server.
+    /// The call starts once `requests` yields its first message or ends; if it ends
+    /// first, the server's method sees an empty request stream.
     pub async fn relay(
         &self,
         requests: impl ::renamed::weft::__private::IntoStreamingRequest<Message = Event>,

@@ -209,8 +209,8 @@ impl RouteGuideClient {
     ///
     /// Calls `routeguide.RouteGuide/RecordRoute` (client streaming).
     ///
-    /// The call starts once `requests` yields its first message; an empty stream fails
-    /// with `INVALID_ARGUMENT` without calling the server.
+    /// The call starts once `requests` yields its first message or ends; if it ends
+    /// first, the server's method sees an empty request stream.
     pub async fn record_route(
         &self,
         requests: impl ::weft::__private::IntoStreamingRequest<Message = Point>,
@@ -235,8 +235,8 @@ impl RouteGuideClient {
     ///
     /// Calls `routeguide.RouteGuide/RouteChat` (channel).
     ///
-    /// The call starts once `requests` yields its first message; an empty stream fails
-    /// with `INVALID_ARGUMENT` without calling the server.
+    /// The call starts once `requests` yields its first message or ends; if it ends
+    /// first, the server's method sees an empty request stream.
     pub async fn route_chat(
         &self,
         requests: impl ::weft::__private::IntoStreamingRequest<Message = RouteNote>,

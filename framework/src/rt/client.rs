@@ -93,7 +93,10 @@ impl Client {
     ///
     /// The first item of `messages` rides in the REQUEST_CHANNEL frame, so this waits for it;
     /// if `messages` ends before yielding one, the channel opens with an empty first message
-    /// that is also the last (RSocket has no channel without a first message). Later items are
+    /// that is also the last (RSocket has no channel without a first message). A typed Weft
+    /// server reads that as one message unless the call carries the no-messages entry
+    /// ([`NO_MESSAGES_MIME`](crate::typed::NO_MESSAGES_MIME)), which a generated client adds
+    /// in that case and which a call made here can add itself. Later items are
     /// sent as the responder grants credit: out of credit, `messages` is polled once more (to
     /// learn whether it has ended, which needs no credit), and a message it yields then waits
     /// for the responder's next grant.

@@ -5,10 +5,11 @@
 //! route. Everything else (encoding, the call's metadata, decoding, error codes) lives here,
 //! once.
 
+use super::NO_MESSAGES_MIME;
 use super::codec::{Arena, Codec, CodecError};
 use super::request::Request;
 use super::streaming::{ErrorSlot, Side, Streaming};
-use crate::frame::metadata::MetadataEntry;
+use crate::frame::metadata::{MetadataEntry, MimeType};
 use crate::payload::MethodRoute;
 use crate::rt::responses::Encode;
 use crate::{Call, Client, Payload, Responses, Status};
@@ -88,9 +89,10 @@ where
 /// Channel.
 ///
 /// RSocket's REQUEST_CHANNEL frame carries the first request message, so the call starts once
-/// the request stream has yielded one. A request stream that ends without any message cannot
-/// be expressed on the wire; the call then fails with `INVALID_ARGUMENT` before anything is
-/// sent (an empty payload would reach the server as one default message, which is worse).
+/// the request stream has yielded one. A request stream that ends without any message is sent
+/// as a REQUEST_CHANNEL that is also the last, with empty data and the no-messages entry
+/// ([`NO_MESSAGES_MIME`](super::NO_MESSAGES_MIME)) in its metadata, which a Weft server reads as
+/// an empty request stream (an empty payload alone would reach it as one default message).
 pub async fn call_channel<C, Req, Resp, S>(
     client: &Client,
     method: MethodRoute,
@@ -106,10 +108,10 @@ where
     let (messages, metadata) = request.into_parts();
     let mut messages = Box::pin(messages);
     let Some(first) = std::future::poll_fn(|cx| messages.as_mut().poll_next(cx)).await else {
-        return Err(Status::invalid_argument(format!(
-            "`{route}` was called with an empty request stream; RSocket's REQUEST_CHANNEL carries \
-             the first request message, so send at least one"
-        )));
+        let call = call_of(method, metadata).with_metadata(MimeType::Custom(NO_MESSAGES_MIME.into()), Bytes::new());
+        let nothing_more = Responses::new(futures_util::stream::empty());
+        let responses = client.open_channel(call, Bytes::new(), true, nothing_more).await?;
+        return Ok(Streaming::decoding(responses, <C as Codec<Resp>>::decode, Side::Client, route));
     };
     let first = encode_request::<C, Req>(route, first)?;
     let slot = ErrorSlot::default();

@@ -15,6 +15,39 @@
 //! Generated code stays small because everything that is the same for every method of a model
 //! (encode, call, decode, map errors to codes) is a generic function here, reached through
 //! `weft::__private`; those functions are not part of the public API.
+//!
+//! # On the wire
+//!
+//! A typed call is plain RSocket 1.0, so a peer in another language can make or serve one
+//! without Weft code. Its conventions:
+//!
+//! - **Models.** Request/response is REQUEST_RESPONSE, fire-and-forget REQUEST_FNF,
+//!   request/stream REQUEST_STREAM; channel and client streaming are both REQUEST_CHANNEL (a
+//!   client-streaming responder sends one message, then completes).
+//! - **Metadata.** Every request's metadata is composite metadata
+//!   (`message/x.rsocket.composite-metadata.v0`) whose first entry is the route, as routing
+//!   metadata (`message/x.rsocket.routing.v0`, well-known id `0x7E`) with one tag:
+//!   `package.Service/Method`. The entries a caller attaches with [`Request::with_metadata`]
+//!   follow it, in order. Per-message metadata is empty.
+//! - **Data.** Each payload's data is one message, encoded by the service's [`Codec`]
+//!   (protobuf by default, `application/vnd.google.protobuf`, announced in SETUP).
+//! - **Errors.** An ERROR frame, written as [`Status`](crate::Status) describes.
+//! - **A request stream with no messages.** RSocket's REQUEST_CHANNEL carries a payload, so
+//!   a channel or client-streaming call whose request stream ends before its first message is
+//!   sent as a REQUEST_CHANNEL with the (C)omplete flag, empty data, and, after the route and
+//!   the call's own entries, a composite metadata entry whose MIME type is
+//!   [`NO_MESSAGES_MIME`] (`application/x.weft.no-messages`, written out: no well-known id)
+//!   and whose content is empty; its 34 bytes are `0x1D` (the name's length, 30, less one),
+//!   the name in ASCII, and a content length of `00 00 00`. A Weft server reads the name in
+//!   any case, wherever the entry is, and hands the method an empty request stream. The entry says that the
+//!   REQUEST_CHANNEL's payload is not a request message: a peer that sends it with data
+//!   breaks the convention, and a Weft server answers with an ERROR on that stream
+//!   (`INVALID_ARGUMENT`), the connection serving on. (Should a peer send the entry without
+//!   the (C)omplete flag, the PAYLOADs that follow are the request messages.) A server that is
+//!   not Weft knows nothing of the entry and sees one empty message; so does a hand-written
+//!   [`Handler`](crate::Handler), which finds the entry in [`Call::metadata`](crate::Call::metadata)
+//!   if it looks. To make a typed Weft server see an empty request stream, a peer in another
+//!   language sends the same frame.
 
 mod codec;
 mod context;
@@ -28,3 +61,25 @@ pub use codec::{BytesCodec, Codec, CodecError, ProstCodec};
 pub use context::Context;
 pub use request::{IntoRequest, IntoStreamingRequest, Request};
 pub use streaming::Streaming;
+
+/// The MIME type of the composite metadata entry that marks a channel or client-streaming
+/// call whose request stream has no messages: see [On the wire](self#on-the-wire).
+///
+/// A Weft client adds the entry (with empty content) itself; a peer in another language, or a
+/// payload-level [`Client::request_channel`](crate::Client::request_channel) call, can add it
+/// too:
+///
+/// ```
+/// use weft::Call;
+/// use weft::frame::metadata::{CompositeMetadata, MimeType};
+/// use weft::typed::NO_MESSAGES_MIME;
+///
+/// let call = Call::new("demo.Tally/Sum").with_metadata(MimeType::custom(NO_MESSAGES_MIME)?, "");
+///
+/// // The entry as it is written in a request's composite metadata, after the route:
+/// let mut entry = CompositeMetadata::default();
+/// entry.push(MimeType::custom(NO_MESSAGES_MIME)?, "")?;
+/// assert_eq!(entry.to_bytes(), b"\x1dapplication/x.weft.no-messages\x00\x00\x00"[..]);
+/// # Ok::<(), weft::frame::metadata::MetadataError>(())
+/// ```
+pub const NO_MESSAGES_MIME: &str = "application/x.weft.no-messages";

@@ -6,6 +6,7 @@
 //! route. Decoding, the
 //! [`Context`], encoding and error codes live here, once.
 
+use super::NO_MESSAGES_MIME;
 use super::codec::{Arena, Codec, CodecError};
 use super::context::Context;
 use super::streaming::{Side, Streaming};
@@ -143,7 +144,10 @@ where
     F: FnOnce(Context, Streaming<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<BoxStream<'static, Result<Resp, Status>>, Status>> + Send + 'static,
 {
-    let requests = Streaming::decoding(messages, <C as Codec<Req>>::decode, Side::Server, route);
+    let requests = match requests::<C, Req>(&call, messages, route) {
+        Ok(requests) => requests,
+        Err(status) => return reject_stream(status),
+    };
     let responses = handler(Context::new(call), requests);
     Responses::encoded(Respond::new::<C>(responses, route))
 }
@@ -162,11 +166,47 @@ where
     F: FnOnce(Context, Streaming<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
 {
-    let requests = Streaming::decoding(messages, <C as Codec<Req>>::decode, Side::Server, route);
+    let requests = match requests::<C, Req>(&call, messages, route) {
+        Ok(requests) => requests,
+        Err(status) => return reject_stream(status),
+    };
     let response = handler(Context::new(call), requests);
     Responses::new(futures_util::stream::once(async move {
         encode_response(<C as Codec<Resp>>::encode, route, response.await?)
     }))
+}
+
+/// The caller's messages on a channel: every payload, the REQUEST_CHANNEL's first, unless the
+/// call carries the no-messages entry ([`NO_MESSAGES_MIME`]), whose REQUEST_CHANNEL payload is
+/// no message (the typed layer's wire conventions, see `typed`'s module doc). That payload
+/// must then be empty: data there is a peer breaking the convention, and the call ends with
+/// `INVALID_ARGUMENT`.
+fn requests<C: Codec<Req>, Req>(
+    call: &Call,
+    mut messages: PayloadStream,
+    route: &'static str,
+) -> Result<Streaming<Req>, Status> {
+    // Nearly every call: its metadata is the routing entry alone, which the check sees from
+    // four bytes.
+    if call.has_custom_entry(NO_MESSAGES_MIME) {
+        // The runtime queues the REQUEST_CHANNEL payload before it calls the handler, so it is
+        // there to take. (A stream from elsewhere, as a test calling the server directly may
+        // pass, is read as it is.)
+        match messages.take_ready() {
+            Some(Ok(first)) if !first.data.is_empty() => {
+                return Err(Status::invalid_argument(format!(
+                    "`{route}`: the request carries the `{NO_MESSAGES_MIME}` metadata entry, which \
+                     marks a request stream with no messages, and {} bytes of data in its \
+                     REQUEST_CHANNEL payload; send the entry with empty data, or the first message \
+                     without the entry",
+                    first.data.len()
+                )));
+            }
+            Some(Err(status)) => return Err(status),
+            Some(Ok(_)) | None => {}
+        }
+    }
+    Ok(Streaming::decoding(messages, <C as Codec<Req>>::decode, Side::Server, route))
 }
 
 /// The status for a call no method of this service answers with the interaction model it
@@ -293,5 +333,68 @@ where
             Some(Err(status)) => Some(Err(status)),
             None => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BytesCodec;
+    use crate::frame::metadata::MimeType;
+    use futures_util::{FutureExt, StreamExt};
+
+    /// The caller's payloads, queued as the runtime queues a channel's.
+    fn payloads(data: &[&'static [u8]]) -> PayloadStream {
+        crate::rt::stream::from_items(data.iter().map(|d| Ok(Payload::new(Bytes::from_static(d)))))
+    }
+
+    fn marked() -> Call {
+        Call::new("a.B/Sum").with_metadata(MimeType::custom(NO_MESSAGES_MIME).unwrap(), "")
+    }
+
+    /// A client-streaming method answering with how many messages it read, and the messages
+    /// joined by `,`.
+    fn serve(call: Call, messages: PayloadStream) -> Vec<Result<Payload, Status>> {
+        let responses = serve_client_streaming::<BytesCodec, Bytes, Bytes, _, _>(
+            call,
+            messages,
+            "a.B/Sum",
+            |_, mut requests| async move {
+                let mut read = Vec::new();
+                while let Some(m) = requests.message().await? {
+                    read.push(String::from_utf8_lossy(&m).into_owned());
+                }
+                Ok(Bytes::from(format!("{}:[{}]", read.len(), read.join(","))))
+            },
+        );
+        responses.collect().now_or_never().expect("answered at once")
+    }
+
+    #[test]
+    fn the_no_messages_entry_makes_an_empty_request_stream() {
+        assert_eq!(serve(marked(), payloads(&[b""])), [Ok(Payload::new("0:[]"))]);
+        // Without it, an empty payload is a message.
+        assert_eq!(serve(Call::new("a.B/Sum"), payloads(&[b""])), [Ok(Payload::new("1:[]"))]);
+        assert_eq!(serve(Call::new("a.B/Sum"), payloads(&[b"", b"x"])), [Ok(Payload::new("2:[,x]"))]);
+        // Sent without (C)omplete, what follows is the request stream.
+        assert_eq!(serve(marked(), payloads(&[b"", b"a", b"b"])), [Ok(Payload::new("2:[a,b]"))]);
+    }
+
+    #[test]
+    fn the_no_messages_entry_with_data_ends_the_call_with_invalid_argument() {
+        let answer = serve(marked(), payloads(&[b"abc", b"d"]));
+        let [Err(status)] = &answer[..] else { panic!("{answer:?}") };
+        assert_eq!(status.code(), crate::Code::InvalidArgument);
+        assert!(status.message().contains("`a.B/Sum`") && status.message().contains(NO_MESSAGES_MIME), "{status}");
+        assert!(status.message().contains("3 bytes"), "{status}");
+        // A channel method, the same.
+        let responses = serve_channel::<BytesCodec, Bytes, Bytes, _, _>(
+            marked(),
+            payloads(&[b"abc"]),
+            "a.B/Chat",
+            |_, requests| async move { Ok(box_stream(requests)) },
+        );
+        let answer: Vec<_> = responses.collect().now_or_never().expect("answered at once");
+        assert!(matches!(&answer[..], [Err(s)] if s.code() == crate::Code::InvalidArgument), "{answer:?}");
     }
 }
