@@ -138,6 +138,7 @@ pub mod typed;
 pub mod __private;
 
 pub use config::{Config, DEFAULT_DATA_MIME, MIN_FRAGMENT_SIZE};
+pub use frame::metadata::{AsMetadataKey, CompositeMetadata, IntoMetadataKey, MetadataEntry, MetadataError, MimeType};
 pub use payload::{BoxFuture, BoxStream, Call, Payload};
 pub use rt::client::Client;
 pub use rt::handler::{Handler, unimplemented_route};
