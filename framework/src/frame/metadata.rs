@@ -542,6 +542,10 @@ impl NameProblem {
 /// # attach("x-tenant".into()).unwrap();
 /// ```
 ///
+/// A `String`, or a `&str` that is not `'static`, is not taken as it is, so that a key read
+/// from a peer or a file is never checked by a panic: the compiler refuses it, and
+/// `MimeType::try_from` makes it a key.
+///
 /// Weft implements this trait; it is sealed.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a metadata key",
