@@ -612,11 +612,11 @@ impl IntoMetadataKey for &'static str {}
 impl sealed::IntoKey for &'static str {
     #[track_caller]
     fn into_key(self) -> MimeType {
-        // The literal checked here, and named in the message, unlike `from_static`'s.
-        if let Some(problem) = NameProblem::of(self) {
-            panic!("{}; a string made at run time is checked with `MimeType::try_from`", problem.error(self));
+        // Not `from_static`, whose `const` panic cannot name the literal; this message does.
+        match self.try_into_key() {
+            Ok(key) => key,
+            Err(e) => panic!("{e}; a string made at run time is checked with `MimeType::try_from`"),
         }
-        MimeType::from_static(self)
     }
 
     fn try_into_key(self) -> Result<MimeType, MetadataError> {

@@ -163,3 +163,24 @@ where
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MimeType;
+    use crate::frame::metadata::well_known;
+
+    #[test]
+    fn literal_keys_are_attached_in_order_and_well_known_names_as_ids() {
+        let request = Request::new(()).with_metadata("x-user-id", "42").with_metadata("Application/JSON", "{}");
+        let keys: Vec<_> = request.metadata().iter().map(|e| e.mime.clone()).collect();
+        assert_eq!(keys, [MimeType::Custom("x-user-id".into()), MimeType::WellKnown(well_known::JSON)]);
+        assert_eq!(&request.metadata()[0].content[..], b"42");
+    }
+
+    #[test]
+    #[should_panic(expected = "`x-é` is not ASCII; composite metadata writes out 1 to 128 ASCII bytes")]
+    fn a_literal_that_cannot_be_a_key_panics_with_the_reason() {
+        let _ = Request::new(()).with_metadata("x-é", "1");
+    }
+}
