@@ -554,7 +554,8 @@ impl NameProblem {
 )]
 pub trait IntoMetadataKey: sealed::IntoKey {}
 
-/// What looks a metadata entry up: a string (`&str`, `String`) or a [`MimeType`].
+/// What looks a metadata entry up: a string (`&str`, `String`) or a [`MimeType`], or a
+/// reference to one.
 ///
 /// A look-up compares meaning, not form: a well-known type's name or id finds entries written
 /// either way (`application/json` finds an entry keyed by id 0x05, and the other way round),
@@ -658,15 +659,8 @@ impl sealed::AsKey for MimeType {
     }
 }
 
-impl AsMetadataKey for &MimeType {}
-impl sealed::AsKey for &MimeType {
-    fn as_key(&self) -> Key<'_> {
-        (**self).as_key()
-    }
-}
-
-impl AsMetadataKey for &str {}
-impl sealed::AsKey for &str {
+impl AsMetadataKey for str {}
+impl sealed::AsKey for str {
     fn as_key(&self) -> Key<'_> {
         Key::Name(self)
     }
@@ -679,10 +673,12 @@ impl sealed::AsKey for String {
     }
 }
 
-impl AsMetadataKey for &String {}
-impl sealed::AsKey for &String {
+/// Any reference to a key is a key: `&str`, `&MimeType`, `&String`, and `&&str` from
+/// iterating over a list of keys.
+impl<K: AsMetadataKey + ?Sized> AsMetadataKey for &K {}
+impl<K: sealed::AsKey + ?Sized> sealed::AsKey for &K {
     fn as_key(&self) -> Key<'_> {
-        Key::Name(self)
+        (**self).as_key()
     }
 }
 
@@ -1277,6 +1273,10 @@ mod tests {
         }
         let long = "k".repeat(1000);
         assert_eq!(m.get(&long), None);
+        // Keys by reference, as iterating over a list of them gives.
+        for key in &["x-user-id", "X-USER-ID"] {
+            assert_eq!(m.get_str(key), Some("42"));
+        }
         assert_eq!(m.get_all(long).count(), 0);
     }
 
