@@ -40,6 +40,10 @@
 //! - **The typed layer** ([`typed`], its items re-exported here): messages instead of bytes.
 //!   A [`Codec`] ([`ProstCodec`] by default, or [`BytesCodec`]) encodes them; [`Streaming`],
 //!   [`Context`] and [`Request`] appear in the signatures of services and generated clients.
+//!   Per-call metadata is keyed by string, as in gRPC, each key a composite-metadata
+//!   [`MimeType`] checked when it is made: `Request::new(msg).with_metadata("x-user-id", "42")`
+//!   on the client, `ctx.metadata().get_str("x-user-id")` in the handler
+//!   ([`CompositeMetadata::get`]).
 //! - **The runtime** ([`Client`], [`Server`], [`Handler`], [`Service`], [`PayloadStream`],
 //!   [`Config`]): the tokio layer. Each connection has a driver, the one future that touches its
 //!   transport: it owns the [`conn::Connection`] and the read and write buffers, feeds the
@@ -138,6 +142,7 @@ pub mod typed;
 pub mod __private;
 
 pub use config::{Config, DEFAULT_DATA_MIME, MIN_FRAGMENT_SIZE};
+pub use frame::metadata::{AsMetadataKey, CompositeMetadata, IntoMetadataKey, MetadataEntry, MetadataError, MimeType};
 pub use payload::{BoxFuture, BoxStream, Call, Payload};
 pub use rt::client::Client;
 pub use rt::handler::{Handler, unimplemented_route};

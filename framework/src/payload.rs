@@ -1,6 +1,6 @@
 //! What requests and responses carry at the payload level.
 
-use crate::frame::metadata::{CompositeMetadata, MetadataEntry, MimeType};
+use crate::frame::metadata::{CompositeMetadata, IntoMetadataKey, MetadataEntry};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::future::Future;
@@ -106,8 +106,23 @@ impl Call {
         Call { route, metadata: Metadata::Built(CompositeMetadata::default()), cancel: None, peer: None }
     }
 
-    /// Adds a composite metadata entry.
-    pub fn with_metadata(mut self, mime: MimeType, content: impl Into<Bytes>) -> Call {
+    /// Adds a composite metadata entry named by `key`: a [`MimeType`](crate::MimeType), or a
+    /// literal such as `"x-user-id"` (see [`IntoMetadataKey`]).
+    ///
+    /// ```
+    /// use weft::Call;
+    ///
+    /// let call = Call::new("greet.Greeter/SayHello").with_metadata("x-user-id", "42");
+    /// assert_eq!(call.metadata().get_str("x-user-id"), Some("42"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `key` is a literal that cannot be a key (see
+    /// [`MimeType::from_static`](crate::MimeType::from_static)).
+    #[track_caller]
+    pub fn with_metadata(mut self, key: impl IntoMetadataKey, content: impl Into<Bytes>) -> Call {
+        let mime = key.into_key();
         self.metadata = Metadata::Built(self.metadata.into_built());
         if let Metadata::Built(metadata) = &mut self.metadata {
             metadata.entries.push(MetadataEntry { mime, content: content.into() });

@@ -4,7 +4,10 @@
 use crate::lab::{self, CODES, LabClient, Msg, Transport, each_transport, msg, trace_mime};
 use bytes::Bytes;
 use std::time::Duration;
-use weft::{Call, Code, Handler, Payload, PayloadStream, Request, Response, Responses, Server, Service, Status};
+use weft::frame::metadata::well_known;
+use weft::{
+    Call, Code, Handler, MimeType, Payload, PayloadStream, Request, Response, Responses, Server, Service, Status,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -176,6 +179,50 @@ async fn metadata_reaches_the_handler() {
     each_transport(|client, _, t| async move {
         let request = Request::new(msg("hi", 0)).with_metadata(trace_mime(), "4bf92f35");
         assert_eq!(client.echo(request).await.unwrap().text, "hi trace=4bf92f35", "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn string_keyed_metadata_reaches_the_handler_which_reads_it_by_string() {
+    each_transport(|client, _, t| async move {
+        let request = Request::new(msg("hi", 0))
+            .with_metadata("x-user-id", "42")
+            // A well-known type's name: sent as its id, found by its name.
+            .with_metadata("application/json", r#"{"a":1}"#);
+        assert_eq!(client.echo(request).await.unwrap().text, r#"hi x-user-id=42 application/json={"a":1}"#, "{t:?}");
+
+        // The MIME form still works, and both forms name the same entries: keys compare by
+        // meaning and without regard to case.
+        let request = Request::new(msg("hi", 0))
+            .with_metadata(MimeType::from_static("X-User-Id"), "7")
+            .with_metadata(MimeType::WellKnown(well_known::JSON), "[]")
+            .with_metadata(trace_mime(), "t1");
+        assert_eq!(client.echo(request).await.unwrap().text, "hi trace=t1 x-user-id=7 application/json=[]", "{t:?}");
+
+        // A key made at run time, checked where it is made.
+        let key = MimeType::try_from(format!("x-user-{}", "id")).unwrap();
+        let request = Request::new(msg("hi", 0)).with_metadata(key, "9");
+        assert_eq!(client.echo(request).await.unwrap().text, "hi x-user-id=9", "{t:?}");
+        assert!(MimeType::try_from(format!("x-{}", "é")).is_err(), "{t:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unwritable_key_built_by_hand_fails_the_call_with_invalid_argument() {
+    each_transport(|client, _, t| async move {
+        // The variant built directly skips the constructors' check; the call says why it
+        // cannot be sent, and nothing reaches the server.
+        let request = Request::new(msg("hi", 0)).with_metadata(MimeType::Custom("x-é".into()), "1");
+        let err = client.echo(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{t:?}");
+        assert!(
+            err.message().contains("weft.test.Lab/Echo") && err.message().contains("`x-é` is not ASCII"),
+            "{t:?}: {err}"
+        );
+        // The connection is still good.
+        assert_eq!(client.echo(msg("after", 1)).await.unwrap(), msg("after", 1), "{t:?}");
     })
     .await;
 }

@@ -4,8 +4,7 @@
 use futures_util::{Stream, StreamExt};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use weft::frame::metadata::MimeType;
-use weft::{Code, Context, RunningServer, Server, Status, Streaming};
+use weft::{Code, Context, MimeType, RunningServer, Server, Status, Streaming};
 
 /// Every request and response of the lab.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -22,14 +21,19 @@ pub(crate) fn msg(text: &str, n: u64) -> Msg {
 
 /// The metadata entry `echo` copies into its reply.
 pub(crate) fn trace_mime() -> MimeType {
-    MimeType::Custom("application/x-weft-test-trace".into())
+    MimeType::custom("application/x-weft-test-trace").expect("a valid key")
 }
+
+/// The metadata keys `echo` reads by string and appends to its reply as ` key=value`: a
+/// written-out key, and a well-known type's name, which travels as its id.
+pub(crate) const ECHOED_KEYS: [&str; 2] = ["x-user-id", "application/json"];
 
 /// A lab for tests.
 #[weft::service(package = "weft.test")]
 pub(crate) trait Lab {
     /// Replies with the request. `text = "fail"` fails with the code named by `n` (see
-    /// [`code_of`]); a trace metadata entry is appended to the reply's text.
+    /// [`code_of`]); a trace metadata entry, then the entries named by [`ECHOED_KEYS`], are
+    /// appended to the reply's text.
     async fn echo(&self, ctx: Context, req: Msg) -> Result<Msg, Status>;
     /// Hands the message to the test.
     async fn record(&self, req: Msg);
@@ -69,8 +73,13 @@ impl Lab for LabImpl {
         if req.text == "fail" {
             return Err(Status::new(code_of(req.n), format!("echo failed as asked ({})", req.n)));
         }
-        if let Some(trace) = ctx.metadata_entry(&trace_mime()) {
+        if let Some(trace) = ctx.metadata_entry(trace_mime()) {
             req.text.push_str(&format!(" trace={}", String::from_utf8_lossy(trace)));
+        }
+        for key in ECHOED_KEYS {
+            if let Some(value) = ctx.metadata().get_str(key) {
+                req.text.push_str(&format!(" {key}={value}"));
+            }
         }
         Ok(req)
     }

@@ -26,6 +26,29 @@
 //! # Ok::<(), weft::frame::metadata::MetadataError>(())
 //! ```
 //!
+//! Applications name their entries by string, as gRPC metadata is named: a key is a MIME type
+//! ([`MimeType`], re-exported as `weft::MimeType`), checked when it is made, and a
+//! well-known type's name is written as its one-byte id. Entries are read back by key with
+//! [`CompositeMetadata::get`], which compares meaning rather than form:
+//!
+//! ```
+//! use weft::{CompositeMetadata, MimeType};
+//!
+//! let mut metadata = CompositeMetadata::default();
+//! metadata.push("x-user-id", "42")?; // written out
+//! metadata.push("application/json", "{}")?; // well-known: id 0x05
+//! metadata.push(MimeType::try_from(String::from("x-tenant"))?, "acme")?; // made at run time
+//! let bytes = metadata.to_bytes();
+//! assert_eq!(&bytes[..10], b"\x08x-user-id");
+//! assert_eq!(bytes[15], 0x85);
+//!
+//! let decoded = CompositeMetadata::decode(bytes)?;
+//! assert_eq!(decoded.get_str("x-user-id"), Some("42"));
+//! assert_eq!(decoded.get_str("application/json"), Some("{}"));
+//! assert_eq!(decoded.get_str("X-Tenant"), Some("acme"));
+//! # Ok::<(), weft::MetadataError>(())
+//! ```
+//!
 //! Decoding keeps every entry in wire order, including MIME types Weft does not know (callers
 //! skip them), and keeps the form each MIME type arrived in, id or string, so that re-encoding
 //! reproduces the peer's bytes.
@@ -37,6 +60,8 @@
 //! metadata through them never meets that case.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use sealed::Key;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Well-known MIME type ids (Extensions/WellKnownMimeTypes.md).
@@ -217,8 +242,17 @@ pub mod well_known {
     /// assert_eq!(well_known::id("message/x.rsocket.routing.v0"), Some(well_known::ROUTING));
     /// assert_eq!(well_known::id("application/x.weft-test"), None);
     /// ```
-    pub fn id(name: &str) -> Option<u8> {
-        TABLE.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(id, _)| *id)
+    pub const fn id(name: &str) -> Option<u8> {
+        // A loop rather than an iterator so that `MimeType::from_static` can map a well-known
+        // name to its id at compile time.
+        let mut i = 0;
+        while i < TABLE.len() {
+            if TABLE[i].1.as_bytes().eq_ignore_ascii_case(name.as_bytes()) {
+                return Some(TABLE[i].0);
+            }
+            i += 1;
+        }
+        None
     }
 }
 
@@ -235,18 +269,61 @@ pub const MAX_ENTRY_LEN: usize = 0xFF_FFFF;
 /// The longest routing tag: its length field has 8 bits.
 pub const MAX_TAG_LEN: usize = 255;
 
-/// The MIME type of one composite metadata entry.
+/// The MIME type of one composite metadata entry: the key that names the entry.
+///
+/// RSocket's composite metadata names each entry by a MIME type, which is either one of the
+/// well-known types, written as a one-byte id ([`well_known`]), or written out (1 to 128 ASCII
+/// bytes). Weft asks no `type/subtype` shape of a written-out name, so a gRPC-style key such as
+/// `x-user-id` is a key too. Made from a string, a key is checked when it is made, so that no
+/// call fails later for its key's sake:
+///
+/// - a literal: [`MimeType::from_static`], which is `const` (an invalid literal in a `const`
+///   fails to compile) and panics on an invalid literal otherwise, as
+///   `http::HeaderName::from_static` does; or the literal itself wherever a key is expected (see
+///   [`IntoMetadataKey`]), as in `Request::new(msg).with_metadata("x-user-id", "42")`;
+/// - a string made at run time: `MimeType::try_from(s)` or `s.parse::<MimeType>()`, which
+///   return a [`MetadataError`] that says what is wrong;
+/// - [`MimeType::custom`], the written-out form even for a well-known type.
+///
+/// The first two write a well-known type's name (`application/json`,
+/// `message/x.rsocket.authentication.v0`, …) as its id, which every RSocket implementation
+/// reads as that name, and anything else written out, as it was given.
+///
+/// `==` compares the form (id or name, and the name's case), which is what re-encoding keeps.
+/// Looking an entry up ([`CompositeMetadata::get`]) compares the meaning: a well-known name
+/// finds its entries in either form, and case does not matter (RFC 2045, section 5.1).
+///
+/// ```
+/// use weft::MimeType;
+/// use weft::frame::metadata::well_known;
+///
+/// const USER_ID: MimeType = MimeType::from_static("x-user-id");
+/// assert_eq!(USER_ID.name(), Some("x-user-id"));
+/// assert_eq!(MimeType::from_static("application/json"), MimeType::WellKnown(well_known::JSON));
+///
+/// // Keys made at run time are checked as they are made.
+/// let from_config: MimeType = String::from("x-tenant").try_into()?;
+/// assert_eq!(from_config, MimeType::from_static("x-tenant"));
+/// assert!(MimeType::try_from("x-ünïcode").is_err());
+/// assert!("".parse::<MimeType>().is_err());
+/// # Ok::<(), weft::MetadataError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MimeType {
     /// A well-known id (7 bits).
     WellKnown(u8),
-    /// A MIME type written out (ASCII, 1..=128 bytes).
+    /// A MIME type written out (ASCII, 1..=128 bytes): borrowed when it was a literal
+    /// ([`MimeType::from_static`]), so a call keyed by one copies nothing.
+    ///
+    /// Built directly, the name is not checked; the constructors check it. A call carrying an
+    /// entry whose name cannot be written fails with `INVALID_ARGUMENT` before anything is
+    /// sent.
     ///
     /// Its length byte holds the length − 1: the spec's diagram says "length", but the Java,
     /// JavaScript and Python implementations all write length − 1 (an empty MIME type being
     /// meaningless, this buys the 128th byte), and interoperating means doing the same.
     /// `application/x.weft-test`, 23 bytes, is written `0x16`.
-    Custom(String),
+    Custom(Cow<'static, str>),
 }
 
 impl MimeType {
@@ -255,17 +332,53 @@ impl MimeType {
     /// This keeps the string form even for well-known types (a peer may send routing that
     /// way); use [`MimeType::from_name`] for the compact form.
     pub fn custom(name: impl Into<String>) -> Result<MimeType, MetadataError> {
-        let mime = MimeType::Custom(name.into());
+        let mime = MimeType::Custom(Cow::Owned(name.into()));
         mime.validate()?;
         Ok(mime)
     }
 
     /// The compact form of MIME type `name`: its well-known id if it has one, otherwise
-    /// written out (checked as by [`MimeType::custom`]).
+    /// written out (checked as by [`MimeType::custom`]). The same as `MimeType::try_from(name)`.
     pub fn from_name(name: &str) -> Result<MimeType, MetadataError> {
         match well_known::id(name) {
             Some(id) => Ok(MimeType::WellKnown(id)),
             None => MimeType::custom(name),
+        }
+    }
+
+    /// The key named by the literal `name`, in the compact form (as [`MimeType::from_name`]
+    /// makes it), without copying it.
+    ///
+    /// # Panics
+    ///
+    /// If `name` cannot be a key: it is empty, longer than 128 bytes, or not ASCII. In a
+    /// `const`, that is a compile error:
+    ///
+    /// ```compile_fail
+    /// const BAD: weft::MimeType = weft::MimeType::from_static("x-ünïcode");
+    /// ```
+    ///
+    /// For strings made at run time use `MimeType::try_from`, which returns the error instead.
+    ///
+    /// ```
+    /// use weft::MimeType;
+    /// use weft::frame::metadata::well_known;
+    ///
+    /// const TRACE: MimeType = MimeType::from_static("x-trace-id");
+    /// assert_eq!(TRACE, MimeType::Custom("x-trace-id".into()));
+    /// assert_eq!(
+    ///     MimeType::from_static("Message/X.RSocket.Authentication.v0"),
+    ///     MimeType::WellKnown(well_known::AUTHENTICATION)
+    /// );
+    /// ```
+    #[track_caller]
+    pub const fn from_static(name: &'static str) -> MimeType {
+        if let Some(problem) = NameProblem::of(name) {
+            panic!("{}", problem.static_message());
+        }
+        match well_known::id(name) {
+            Some(id) => MimeType::WellKnown(id),
+            None => MimeType::Custom(Cow::Borrowed(name)),
         }
     }
 
@@ -295,17 +408,10 @@ impl MimeType {
                 Err(MetadataError::new(format!("well-known MIME type id {id:#04x} does not fit in 7 bits")))
             }
             MimeType::WellKnown(_) => Ok(()),
-            MimeType::Custom(name) if name.is_empty() || name.len() > MAX_CUSTOM_MIME_LEN => {
-                Err(MetadataError::new(format!(
-                    "MIME type `{name}` is {} bytes long; composite metadata can write out 1 to \
-                     {MAX_CUSTOM_MIME_LEN} bytes",
-                    name.len()
-                )))
-            }
-            MimeType::Custom(name) if !name.is_ascii() => {
-                Err(MetadataError::new(format!("MIME type `{name}` is not ASCII")))
-            }
-            MimeType::Custom(_) => Ok(()),
+            MimeType::Custom(name) => match NameProblem::of(name) {
+                Some(problem) => Err(problem.error(name)),
+                None => Ok(()),
+            },
         }
     }
 
@@ -335,6 +441,244 @@ impl fmt::Display for MimeType {
             Some(name) => f.write_str(name),
             None => write!(f, "well-known MIME type {:#04x}", self.well_known_id().unwrap_or_default()),
         }
+    }
+}
+
+impl TryFrom<&str> for MimeType {
+    type Error = MetadataError;
+
+    /// The key named by `name`, checked: see [`MimeType::from_name`].
+    fn try_from(name: &str) -> Result<MimeType, MetadataError> {
+        MimeType::from_name(name)
+    }
+}
+
+impl TryFrom<String> for MimeType {
+    type Error = MetadataError;
+
+    /// The key named by `name`, checked as [`MimeType::from_name`] checks it; a name written
+    /// out keeps `name`'s buffer.
+    fn try_from(name: String) -> Result<MimeType, MetadataError> {
+        match well_known::id(&name) {
+            Some(id) => Ok(MimeType::WellKnown(id)),
+            None => MimeType::custom(name),
+        }
+    }
+}
+
+impl std::str::FromStr for MimeType {
+    type Err = MetadataError;
+
+    /// The key named by `name`, checked: see [`MimeType::from_name`].
+    fn from_str(name: &str) -> Result<MimeType, MetadataError> {
+        MimeType::from_name(name)
+    }
+}
+
+/// Why a name cannot be written out as a composite entry's MIME type: one check for
+/// [`MimeType::validate`], the fallible constructors and the `const` [`MimeType::from_static`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NameProblem {
+    Empty,
+    TooLong,
+    NotAscii,
+}
+
+impl NameProblem {
+    const fn of(name: &str) -> Option<NameProblem> {
+        if name.is_empty() {
+            Some(NameProblem::Empty)
+        } else if name.len() > MAX_CUSTOM_MIME_LEN {
+            Some(NameProblem::TooLong)
+        } else if !name.is_ascii() {
+            Some(NameProblem::NotAscii)
+        } else {
+            None
+        }
+    }
+
+    /// For a `const` panic, which can show no run-time value: the call site, which
+    /// `#[track_caller]` names, shows the literal.
+    const fn static_message(self) -> &'static str {
+        match self {
+            NameProblem::Empty => "invalid metadata key: it is empty; a key is 1 to 128 ASCII bytes",
+            NameProblem::TooLong => "invalid metadata key: it is longer than 128 bytes; a key is 1 to 128 ASCII bytes",
+            NameProblem::NotAscii => "invalid metadata key: it is not ASCII; a key is 1 to 128 ASCII bytes",
+        }
+    }
+
+    fn error(self, name: &str) -> MetadataError {
+        // A name given at run time can be of any length; the message shows its start.
+        let shown = match name.char_indices().nth(40) {
+            Some((end, _)) => format!("{}…", &name[..end]),
+            None => name.to_owned(),
+        };
+        let what = match self {
+            NameProblem::Empty => "MIME type (metadata key) is empty".to_owned(),
+            NameProblem::TooLong => format!("MIME type (metadata key) `{shown}` is {} bytes long", name.len()),
+            NameProblem::NotAscii => format!("MIME type (metadata key) `{shown}` is not ASCII"),
+        };
+        MetadataError::new(format!("{what}; composite metadata writes out 1 to {MAX_CUSTOM_MIME_LEN} ASCII bytes"))
+    }
+}
+
+/// What names a metadata entry that a client attaches: a [`MimeType`], or a `&'static str`
+/// literal, which becomes a key as [`MimeType::from_static`] makes it (a well-known type's
+/// name becomes its id).
+///
+/// A literal that cannot be a key is a bug in the program, found the first time its line runs:
+/// `with_metadata` panics there, with the reason ([`CompositeMetadata::push`], which returns a
+/// `Result` anyway, returns the error). A key made at run time is checked first with
+/// `MimeType::try_from`, which returns the error instead:
+///
+/// ```
+/// use weft::{MimeType, Request};
+///
+/// # fn attach(tenant_key: String) -> Result<(), weft::MetadataError> {
+/// let request = Request::new("message").with_metadata("x-user-id", "42");
+/// let request = request.with_metadata(MimeType::try_from(tenant_key)?, "acme");
+/// assert_eq!(request.metadata().len(), 2);
+/// # Ok(()) }
+/// # attach("x-tenant".into()).unwrap();
+/// ```
+///
+/// A `String`, or a `&str` that is not `'static`, is not taken as it is, so that a key read
+/// from a peer or a file is never checked by a panic: the compiler refuses it, and
+/// `MimeType::try_from` makes it a key.
+///
+/// Weft implements this trait; it is sealed.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a metadata key",
+    label = "expected a `weft::MimeType` or a `&'static str` literal",
+    note = "a string made at run time becomes a key, checked, with `weft::MimeType::try_from(s)?`"
+)]
+pub trait IntoMetadataKey: sealed::IntoKey {}
+
+/// What looks a metadata entry up: a string (`&str`, `String`) or a [`MimeType`], or a
+/// reference to one.
+///
+/// A look-up compares meaning, not form: a well-known type's name or id finds entries written
+/// either way (`application/json` finds an entry keyed by id 0x05, and the other way round),
+/// and case does not matter. It never fails: a string that could not be a key finds nothing.
+///
+/// Weft implements this trait; it is sealed.
+pub trait AsMetadataKey: sealed::AsKey {}
+
+/// The traits behind [`IntoMetadataKey`] and [`AsMetadataKey`], out of reach (public items
+/// of a private module) so that only the impls here exist and their methods and types stay out
+/// of the public API.
+mod sealed {
+    pub trait IntoKey: Sized {
+        /// The key; panics on a literal that cannot be one.
+        fn into_key(self) -> super::MimeType;
+        /// The key, or why the literal cannot be one.
+        fn try_into_key(self) -> Result<super::MimeType, super::MetadataError>;
+    }
+
+    pub trait AsKey {
+        fn as_key(&self) -> Key<'_>;
+    }
+
+    /// A look-up key as given: a well-known id, or a name, which may stand for one.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Key<'a> {
+        Id(u8),
+        Name(&'a str),
+    }
+}
+
+impl IntoMetadataKey for MimeType {}
+impl sealed::IntoKey for MimeType {
+    fn into_key(self) -> MimeType {
+        self
+    }
+
+    fn try_into_key(self) -> Result<MimeType, MetadataError> {
+        Ok(self)
+    }
+}
+
+impl IntoMetadataKey for &MimeType {}
+impl sealed::IntoKey for &MimeType {
+    fn into_key(self) -> MimeType {
+        self.clone()
+    }
+
+    fn try_into_key(self) -> Result<MimeType, MetadataError> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoMetadataKey for &'static str {}
+impl sealed::IntoKey for &'static str {
+    #[track_caller]
+    fn into_key(self) -> MimeType {
+        // Not `from_static`, whose `const` panic cannot name the literal; this message does.
+        match self.try_into_key() {
+            Ok(key) => key,
+            Err(e) => panic!("{e}; a string made at run time is checked with `MimeType::try_from`"),
+        }
+    }
+
+    fn try_into_key(self) -> Result<MimeType, MetadataError> {
+        match NameProblem::of(self) {
+            Some(problem) => Err(problem.error(self)),
+            None => Ok(MimeType::from_static(self)),
+        }
+    }
+}
+
+impl Key<'_> {
+    /// The key with a well-known name replaced by its id.
+    fn resolve(self) -> Self {
+        match self {
+            Key::Name(name) => well_known::id(name).map_or(self, Key::Id),
+            Key::Id(_) => self,
+        }
+    }
+
+    /// Whether `mime` is named by this key, which has been [resolved](Key::resolve).
+    fn matches(self, mime: &MimeType) -> bool {
+        match (self, mime) {
+            (Key::Id(id), MimeType::WellKnown(i)) => id == *i,
+            (Key::Id(id), MimeType::Custom(name)) => well_known::name(id).is_some_and(|n| n.eq_ignore_ascii_case(name)),
+            // A name without an id matches no id, and no written-out well-known name.
+            (Key::Name(_), MimeType::WellKnown(_)) => false,
+            (Key::Name(key), MimeType::Custom(name)) => key.eq_ignore_ascii_case(name),
+        }
+    }
+}
+
+impl AsMetadataKey for MimeType {}
+impl sealed::AsKey for MimeType {
+    fn as_key(&self) -> Key<'_> {
+        match self {
+            MimeType::WellKnown(id) => Key::Id(*id),
+            MimeType::Custom(name) => Key::Name(name),
+        }
+    }
+}
+
+impl AsMetadataKey for str {}
+impl sealed::AsKey for str {
+    fn as_key(&self) -> Key<'_> {
+        Key::Name(self)
+    }
+}
+
+impl AsMetadataKey for String {}
+impl sealed::AsKey for String {
+    fn as_key(&self) -> Key<'_> {
+        Key::Name(self)
+    }
+}
+
+/// Any reference to a key is a key: `&str`, `&MimeType`, `&String`, and `&&str` from
+/// iterating over a list of keys.
+impl<K: AsMetadataKey + ?Sized> AsMetadataKey for &K {}
+impl<K: sealed::AsKey + ?Sized> sealed::AsKey for &K {
+    fn as_key(&self) -> Key<'_> {
+        (**self).as_key()
     }
 }
 
@@ -454,10 +798,59 @@ impl CompositeMetadata {
         })
     }
 
-    /// Appends an entry, checked as by [`MetadataEntry::new`].
-    pub fn push(&mut self, mime: MimeType, content: impl Into<Bytes>) -> Result<(), MetadataError> {
-        self.entries.push(MetadataEntry::new(mime, content)?);
+    /// Appends an entry, checked as by [`MetadataEntry::new`]. The key is a [`MimeType`] or a
+    /// literal (see [`IntoMetadataKey`]); a literal that cannot be a key is an error here, not
+    /// a panic.
+    pub fn push(&mut self, key: impl IntoMetadataKey, content: impl Into<Bytes>) -> Result<(), MetadataError> {
+        self.entries.push(MetadataEntry::new(key.try_into_key()?, content)?);
         Ok(())
+    }
+
+    /// The content of the first entry named by `key`, a string or a [`MimeType`], compared by
+    /// meaning (see [`AsMetadataKey`]): a well-known type's name finds the entry sent under its
+    /// id.
+    ///
+    /// ```
+    /// use weft::{CompositeMetadata, MimeType};
+    /// use weft::frame::metadata::well_known;
+    ///
+    /// let mut metadata = CompositeMetadata::default();
+    /// metadata.push("x-user-id", "42")?;
+    /// metadata.push(MimeType::WellKnown(well_known::AUTHENTICATION), &b"\x81token"[..])?;
+    ///
+    /// assert_eq!(metadata.get("x-user-id").map(|v| &v[..]), Some(&b"42"[..]));
+    /// assert_eq!(metadata.get_str("X-User-Id"), Some("42"), "case does not matter");
+    /// assert!(metadata.get("message/x.rsocket.authentication.v0").is_some());
+    /// assert!(metadata.get(&MimeType::from_static("x-user-id")).is_some());
+    /// assert_eq!(metadata.get("x-missing"), None);
+    /// # Ok::<(), weft::MetadataError>(())
+    /// ```
+    pub fn get(&self, key: impl AsMetadataKey) -> Option<&Bytes> {
+        self.get_all(key).next()
+    }
+
+    /// The content of the first entry named by `key` (as [`get`](CompositeMetadata::get) finds
+    /// it) as UTF-8; `None` if there is none or its content is not UTF-8 (read it with `get`).
+    pub fn get_str(&self, key: impl AsMetadataKey) -> Option<&str> {
+        self.get(key).and_then(|content| std::str::from_utf8(content).ok())
+    }
+
+    /// The contents of every entry named by `key` (as [`get`](CompositeMetadata::get) finds
+    /// them), in wire order.
+    pub fn get_all(&self, key: impl AsMetadataKey) -> impl Iterator<Item = &Bytes> {
+        // Resolved once: the well-known id a name stands for, if any. A key without one is
+        // matched as given (no look-up per entry), which the iterator keeps `key` for.
+        let id = match key.as_key().resolve() {
+            Key::Id(id) => Some(id),
+            Key::Name(_) => None,
+        };
+        self.entries
+            .iter()
+            .filter(move |e| match id {
+                Some(id) => Key::Id(id).matches(&e.mime),
+                None => key.as_key().matches(&e.mime),
+            })
+            .map(|e| &e.content)
     }
 
     /// The first entry whose MIME type is well-known id `id`, in either form (see
@@ -531,7 +924,7 @@ impl RawMime {
     fn into_mime(self) -> MimeType {
         match self {
             RawMime::Id(id) => MimeType::WellKnown(id),
-            RawMime::Name(name) => MimeType::Custom(String::from_utf8_lossy(&name).into_owned()),
+            RawMime::Name(name) => MimeType::Custom(Cow::Owned(String::from_utf8_lossy(&name).into_owned())),
         }
     }
 }
@@ -787,10 +1180,119 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_checked_when_they_are_made() {
+        let too_long = "k".repeat(MAX_CUSTOM_MIME_LEN + 1);
+        for bad in ["", too_long.as_str(), "x-ünïcode", "tab\u{e9}"] {
+            assert!(MimeType::try_from(bad).is_err(), "{bad:?}");
+            assert!(MimeType::try_from(bad.to_owned()).is_err(), "{bad:?}");
+            assert!(bad.parse::<MimeType>().is_err(), "{bad:?}");
+            assert!(MimeType::custom(bad).is_err(), "{bad:?}");
+        }
+        let longest = "k".repeat(MAX_CUSTOM_MIME_LEN);
+        assert_eq!(MimeType::try_from(longest.as_str()), Ok(MimeType::Custom(longest.clone().into())));
+        assert_eq!(MimeType::try_from("x-user-id"), Ok(MimeType::from_static("x-user-id")));
+        // The errors say which key and what is wrong; a long key is shown by its start.
+        let err = MimeType::try_from(too_long.as_str()).unwrap_err().to_string();
+        assert!(err.contains("is 129 bytes long") && err.contains("1 to 128 ASCII bytes"), "{err}");
+        assert!(err.contains(&format!("`{}…`", "k".repeat(40))), "{err}");
+        let err = MimeType::try_from("x-ünïcode").unwrap_err().to_string();
+        assert!(err.contains("`x-ünïcode` is not ASCII"), "{err}");
+        assert!(MimeType::try_from("").unwrap_err().to_string().contains("is empty"));
+    }
+
+    #[test]
+    fn well_known_names_become_their_ids_in_every_way_a_key_is_made() {
+        for id in 0..=0x7F {
+            let Some(name) = well_known::name(id) else { continue };
+            let upper = name.to_ascii_uppercase();
+            assert_eq!(MimeType::try_from(name), Ok(MimeType::WellKnown(id)), "{name}");
+            assert_eq!(MimeType::try_from(upper.clone()), Ok(MimeType::WellKnown(id)), "{upper}");
+            assert_eq!(upper.parse::<MimeType>(), Ok(MimeType::WellKnown(id)), "{upper}");
+        }
+        const JSON: MimeType = MimeType::from_static("application/json");
+        assert_eq!(JSON, MimeType::WellKnown(well_known::JSON));
+        assert_eq!(sealed::IntoKey::into_key("Text/Plain"), MimeType::WellKnown(well_known::TEXT_PLAIN));
+        // A literal key is borrowed, not copied.
+        const KEY: &str = "x-user-id";
+        match sealed::IntoKey::into_key(KEY) {
+            MimeType::Custom(Cow::Borrowed(name)) => assert_eq!(name.as_ptr(), KEY.as_ptr()),
+            other => panic!("{other:?}"),
+        }
+        // `custom` keeps the written-out form, as before.
+        assert_eq!(MimeType::custom("application/json").unwrap(), MimeType::Custom("application/json".into()));
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid metadata key: it is not ASCII")]
+    fn from_static_panics_on_an_invalid_literal() {
+        let _ = std::hint::black_box(MimeType::from_static)("x-é");
+    }
+
+    #[test]
+    #[should_panic(expected = "MIME type (metadata key) is empty")]
+    fn a_literal_key_that_cannot_be_one_panics_where_it_is_used() {
+        let _ = sealed::IntoKey::into_key(std::hint::black_box(""));
+    }
+
+    #[test]
+    fn push_refuses_a_literal_that_cannot_be_a_key_without_panicking() {
+        let mut m = CompositeMetadata::default();
+        let err = m.push("x-é", "1").unwrap_err();
+        assert!(err.to_string().contains("`x-é` is not ASCII"), "{err}");
+        assert!(m.push("", "1").is_err());
+        assert!(m.entries.is_empty());
+    }
+
+    #[test]
+    fn keys_find_entries_by_meaning() {
+        let mut m = CompositeMetadata::with_route("a.B/C").unwrap();
+        m.push("x-user-id", "42").unwrap();
+        m.push(MimeType::WellKnown(well_known::AUTHENTICATION), &b"\x81tok"[..]).unwrap();
+        m.push(MimeType::custom("application/json").unwrap(), "{}").unwrap();
+        m.push("X-USER-ID", &b"\xFF"[..]).unwrap();
+        m.push(MimeType::WellKnown(0x50), "unassigned").unwrap();
+
+        // A custom key: case-insensitive, every entry in order.
+        assert_eq!(m.get("x-user-id").map(|b| &b[..]), Some(&b"42"[..]));
+        assert_eq!(m.get_str(String::from("x-User-Id")), Some("42"));
+        let all: Vec<_> = m.get_all("x-user-id").map(|b| &b[..]).collect();
+        assert_eq!(all, [&b"42"[..], &b"\xFF"[..]]);
+        assert_eq!(m.get_all(&MimeType::from_static("x-user-id")).count(), 2);
+        // A well-known name finds the entry sent under its id, and the other way round.
+        assert_eq!(m.get("message/x.rsocket.authentication.v0").map(|b| &b[..]), Some(&b"\x81tok"[..]));
+        assert_eq!(m.get(MimeType::custom("message/x.rsocket.authentication.v0").unwrap()).map(|b| b.len()), Some(4));
+        assert_eq!(m.get(MimeType::WellKnown(well_known::JSON)).map(|b| &b[..]), Some(&b"{}"[..]));
+        assert_eq!(m.get_str("APPLICATION/JSON"), Some("{}"));
+        assert!(m.get("message/x.rsocket.routing.v0").is_some());
+        // An id nobody named is found by the id alone.
+        assert_eq!(m.get_str(MimeType::WellKnown(0x50)), Some("unassigned"));
+        // Nothing else matches: not a prefix, not a key that could not be made, not a
+        // well-known entry for a custom name.
+        for missing in ["x-user", "x-user-id2", "", "é", "application/xml"] {
+            assert_eq!(m.get(missing), None, "{missing}");
+        }
+        let long = "k".repeat(1000);
+        assert_eq!(m.get(&long), None);
+        // Keys by reference, as iterating over a list of them gives.
+        for key in &["x-user-id", "X-USER-ID"] {
+            assert_eq!(m.get_str(key), Some("42"));
+        }
+        assert_eq!(m.get_all(long).count(), 0);
+    }
+
+    #[test]
+    fn get_str_is_none_for_content_that_is_not_utf8() {
+        let mut m = CompositeMetadata::default();
+        m.push("x-bin", &b"\xC3\x28"[..]).unwrap();
+        assert!(m.get("x-bin").is_some());
+        assert_eq!(m.get_str("x-bin"), None);
+    }
+
+    #[test]
     fn unwritable_entries_and_tags_are_left_out() {
         let m = CompositeMetadata {
             entries: vec![
-                MetadataEntry { mime: MimeType::Custom(String::new()), content: Bytes::from_static(b"x") },
+                MetadataEntry { mime: MimeType::Custom("".into()), content: Bytes::from_static(b"x") },
                 MetadataEntry { mime: MimeType::WellKnown(well_known::JSON), content: Bytes::from_static(b"{}") },
                 MetadataEntry { mime: MimeType::WellKnown(0xFF), content: Bytes::new() },
             ],

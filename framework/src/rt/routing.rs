@@ -234,6 +234,20 @@ mod tests {
     }
 
     #[test]
+    fn string_keys_are_written_out_and_well_known_names_as_their_ids() {
+        let call = Call::new("a/B").with_metadata("x-user-id", "42").with_metadata("application/json", "{}");
+        let bytes = request_metadata(call).unwrap();
+        // After the routing entry (5 + 3 bytes): length − 1, the key, a 24-bit length, "42";
+        // then the id of application/json with the high bit set, a 24-bit length, "{}".
+        assert_eq!(&bytes[8..], b"\x08x-user-id\x00\x00\x0242\x85\x00\x00\x02{}");
+        let decoded = CompositeMetadata::decode(bytes).unwrap();
+        assert_eq!(decoded.entries[1].mime, MimeType::Custom("x-user-id".into()));
+        assert_eq!(decoded.entries[2].mime, MimeType::WellKnown(well_known::JSON));
+        assert_eq!(decoded.get_str("x-user-id"), Some("42"));
+        assert_eq!(decoded.get_str("application/json"), Some("{}"));
+    }
+
+    #[test]
     fn unwritable_routes_and_metadata_are_refused() {
         assert!(request_metadata(Call::new("")).is_err());
         assert!(request_metadata(Call::new("x".repeat(256))).is_err());

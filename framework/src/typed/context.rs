@@ -1,7 +1,7 @@
 //! [`Context`]: what a handler knows about the call it serves.
 
 use crate::Call;
-use crate::frame::metadata::{CompositeMetadata, MimeType};
+use crate::frame::metadata::{AsMetadataKey, CompositeMetadata};
 use bytes::Bytes;
 
 /// The call a handler is serving: its route, the metadata the caller attached, and whether the
@@ -42,16 +42,47 @@ impl Context {
     }
 
     /// Every composite metadata entry the caller sent (the routing entry included), in wire
-    /// order.
+    /// order. Read an entry by its key with [`get`](CompositeMetadata::get) or
+    /// [`get_str`](CompositeMetadata::get_str):
+    ///
+    /// ```
+    /// use weft::{Context, Status};
+    /// # #[derive(Clone, PartialEq, prost::Message)] pub struct Ping {}
+    /// # #[derive(Clone, PartialEq, prost::Message)] pub struct Pong {}
+    /// # #[weft::service]
+    /// # pub trait Pinger { async fn ping(&self, ctx: Context, ping: Ping) -> Result<Pong, Status>; }
+    /// # struct MyPinger;
+    ///
+    /// impl Pinger for MyPinger {
+    ///     async fn ping(&self, ctx: Context, _ping: Ping) -> Result<Pong, Status> {
+    ///         let Some(user) = ctx.metadata().get_str("x-user-id") else {
+    ///             return Err(Status::unauthenticated("no x-user-id"));
+    ///         };
+    ///         println!("ping from {user}");
+    ///         Ok(Pong {})
+    ///     }
+    /// }
+    /// ```
     pub fn metadata(&self) -> &CompositeMetadata {
         self.call.metadata()
     }
 
-    /// The content of the first metadata entry with MIME type `mime`, if the caller sent one.
+    /// The content of the first metadata entry named by `key` (a string or a
+    /// [`MimeType`](crate::MimeType)), if the caller sent one: `ctx.metadata().get(key)`.
     ///
-    /// A client attaches entries with [`Request::with_metadata`](crate::Request::with_metadata).
-    pub fn metadata_entry(&self, mime: &MimeType) -> Option<&Bytes> {
-        self.metadata().entries.iter().find(|e| &e.mime == mime).map(|e| &e.content)
+    /// A client attaches entries with [`Request::with_metadata`](crate::Request::with_metadata);
+    /// [`CompositeMetadata::get`] says how keys compare (by meaning: a well-known type's name
+    /// finds the entry sent under its id, and case does not matter).
+    ///
+    /// ```
+    /// use weft::{Call, Context};
+    ///
+    /// let ctx = Context::new(Call::new("greet.Greeter/SayHello").with_metadata("x-user-id", "42"));
+    /// assert_eq!(ctx.metadata_entry("x-user-id").map(|v| &v[..]), Some(&b"42"[..]));
+    /// assert_eq!(ctx.metadata().get_str("x-user-id"), Some("42"));
+    /// ```
+    pub fn metadata_entry(&self, key: impl AsMetadataKey) -> Option<&Bytes> {
+        self.metadata().get(key)
     }
 
     /// Whether the caller cancelled this call (or the connection went away).

@@ -1,6 +1,6 @@
 //! [`Request`]: a message plus the metadata a client attaches to one call.
 
-use crate::frame::metadata::{MetadataEntry, MimeType};
+use crate::frame::metadata::{IntoMetadataKey, MetadataEntry};
 use bytes::Bytes;
 
 /// A request message (or a stream of them) with per-call metadata.
@@ -14,19 +14,26 @@ use bytes::Bytes;
 /// # #[derive(Clone, PartialEq, prost::Message)] pub struct HelloReply {}
 /// # #[weft::service(package = "greet")]
 /// # pub trait Greeter { async fn say_hello(&self, req: HelloRequest) -> Result<HelloReply, Status>; }
-/// use weft::Request;
-/// use weft::frame::metadata::MimeType;
+/// use weft::{MimeType, Request};
 ///
-/// # async fn run(client: GreeterClient) -> Result<(), Status> {
+/// # async fn run(client: GreeterClient, tenant: String) -> Result<(), Box<dyn std::error::Error>> {
 /// // Without metadata:
 /// client.say_hello(HelloRequest {}).await?;
-/// // With a metadata entry, which the handler reads with `Context::metadata_entry`:
-/// let trace = MimeType::Custom("application/x-trace-id".into());
-/// client.say_hello(Request::new(HelloRequest {}).with_metadata(trace, "4bf92f35")).await?;
+/// // With metadata entries, which the handler reads with `ctx.metadata().get_str("x-user-id")`:
+/// let request = Request::new(HelloRequest {})
+///     .with_metadata("x-user-id", "42")
+///     .with_metadata("x-tenant", tenant);
+/// client.say_hello(request).await?;
+/// // A key made at run time is checked first:
+/// let key = MimeType::try_from(format!("x-{}", "region"))?;
+/// client.say_hello(Request::new(HelloRequest {}).with_metadata(key, "eu")).await?;
 /// # Ok(()) }
 /// ```
 ///
-/// The entries travel in the request's composite metadata after the routing entry.
+/// The entries travel in the request's composite metadata after the routing entry. Each is
+/// named by a MIME type ([`MimeType`](crate::MimeType)): a literal key such as `"x-user-id"` is
+/// written out as it is, a well-known type's name such as `"application/json"` as its one-byte
+/// id.
 #[derive(Clone, Debug, Default)]
 pub struct Request<T> {
     message: T,
@@ -39,9 +46,23 @@ impl<T> Request<T> {
         Request { message, metadata: Vec::new() }
     }
 
-    /// Adds a composite metadata entry.
-    pub fn with_metadata(mut self, mime: MimeType, content: impl Into<Bytes>) -> Request<T> {
-        self.metadata.push(MetadataEntry { mime, content: content.into() });
+    /// Adds a composite metadata entry named by `key`: a literal such as `"x-user-id"`, or a
+    /// [`MimeType`](crate::MimeType) (see [`IntoMetadataKey`]).
+    ///
+    /// ```
+    /// use weft::Request;
+    ///
+    /// let request = Request::new("message").with_metadata("x-user-id", "42");
+    /// assert_eq!(request.metadata()[0].mime.name(), Some("x-user-id"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `key` is a literal that cannot be a key: empty, longer than 128 bytes, or not ASCII
+    /// (see [`MimeType::from_static`](crate::MimeType::from_static)).
+    #[track_caller]
+    pub fn with_metadata(mut self, key: impl IntoMetadataKey, content: impl Into<Bytes>) -> Request<T> {
+        self.metadata.push(MetadataEntry { mime: key.into_key(), content: content.into() });
         self
     }
 
@@ -140,5 +161,26 @@ where
 
     fn into_streaming_request(self) -> Request<S> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MimeType;
+    use crate::frame::metadata::well_known;
+
+    #[test]
+    fn literal_keys_are_attached_in_order_and_well_known_names_as_ids() {
+        let request = Request::new(()).with_metadata("x-user-id", "42").with_metadata("Application/JSON", "{}");
+        let keys: Vec<_> = request.metadata().iter().map(|e| e.mime.clone()).collect();
+        assert_eq!(keys, [MimeType::Custom("x-user-id".into()), MimeType::WellKnown(well_known::JSON)]);
+        assert_eq!(&request.metadata()[0].content[..], b"42");
+    }
+
+    #[test]
+    #[should_panic(expected = "`x-é` is not ASCII; composite metadata writes out 1 to 128 ASCII bytes")]
+    fn a_literal_that_cannot_be_a_key_panics_with_the_reason() {
+        let _ = Request::new(()).with_metadata("x-é", "1");
     }
 }
