@@ -3,6 +3,7 @@
 //! services written as traits (`proto`), the macro's compile-pass and compile-fail cases (`ui`),
 //! and the public API of `weft` and `weft-codegen` against their snapshots (`public_api`).
 
+mod data_mime;
 mod e2e;
 mod lab;
 mod proto;
