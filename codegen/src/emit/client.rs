@@ -50,7 +50,8 @@ pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
             /// announcing the data MIME type of the service's codec in SETUP, and returns a
             /// client that calls the service over that connection.
             #vis async fn connect(addr: impl #p::ToSocketAddrs) -> ::core::result::Result<Self, #p::Status> {
-                let config = #p::Config::default().data_mime(<#codec as #p::DataMime>::MIME);
+                let config = <#p::Config as ::core::default::Default>::default()
+                    .data_mime(<#codec as #p::DataMime>::MIME);
                 #p::Client::connect_with(addr, config).await.map(Self::new)
             }
 

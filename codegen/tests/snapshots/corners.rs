@@ -75,7 +75,7 @@ impl CornerCasesClient {
     pub(crate) async fn connect(
         addr: impl ::my_rpc::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::my_rpc::weft::__private::Status> {
-        let config = ::my_rpc::weft::__private::Config::default()
+        let config = <::my_rpc::weft::__private::Config as ::core::default::Default>::default()
             .data_mime(<my_rpc::JsonCodec as ::my_rpc::weft::__private::DataMime>::MIME);
         ::my_rpc::weft::__private::Client::connect_with(addr, config)
             .await

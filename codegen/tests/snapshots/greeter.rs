@@ -80,7 +80,7 @@ impl GreeterClient {
     pub async fn connect(
         addr: impl ::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::weft::__private::Status> {
-        let config = ::weft::__private::Config::default()
+        let config = <::weft::__private::Config as ::core::default::Default>::default()
             .data_mime(
                 <::weft::__private::ProstCodec as ::weft::__private::DataMime>::MIME,
             );

@@ -202,7 +202,7 @@ impl CornersClient {
     pub async fn connect(
         addr: impl ::renamed::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
-        let config = ::renamed::weft::__private::Config::default()
+        let config = <::renamed::weft::__private::Config as ::core::default::Default>::default()
             .data_mime(
                 <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
             );
@@ -1049,7 +1049,7 @@ impl LegacyClient {
     pub async fn connect(
         addr: impl ::renamed::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
-        let config = ::renamed::weft::__private::Config::default()
+        let config = <::renamed::weft::__private::Config as ::core::default::Default>::default()
             .data_mime(
                 <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
             );

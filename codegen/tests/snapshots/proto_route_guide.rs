@@ -160,7 +160,7 @@ impl RouteGuideClient {
     pub async fn connect(
         addr: impl ::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::weft::__private::Status> {
-        let config = ::weft::__private::Config::default()
+        let config = <::weft::__private::Config as ::core::default::Default>::default()
             .data_mime(
                 <::weft::__private::ProstCodec as ::weft::__private::DataMime>::MIME,
             );
