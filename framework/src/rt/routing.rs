@@ -10,8 +10,8 @@
 //! request's metadata.
 
 use super::handler::{Handler, NoHandler};
-use crate::typed::codec::speaks;
 use crate::frame::metadata::{CompositeMetadata, well_known};
+use crate::typed::codec::speaks;
 use crate::{BoxFuture, Call, PayloadStream, Response, Responses, Status};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::HashMap;
@@ -167,9 +167,7 @@ impl Router {
     pub(crate) fn resolve(&self, route: &str, announced: &str) -> Option<Arc<dyn Handler>> {
         let served = self.routes.get(route)?;
         Some(match served.data_mime {
-            Some(codec) if !speaks(codec, announced) => {
-                Arc::new(WrongDataMime { codec, announced: announced.into() })
-            }
+            Some(codec) if !speaks(codec, announced) => Arc::new(WrongDataMime { codec, announced: announced.into() }),
             _ => served.handler.clone(),
         })
     }

@@ -316,7 +316,8 @@ mod tests {
         assert!(table.entries.iter().all(|e| e.data_mime == Some("application/octet-stream")), "{table:?}");
         // Each entry is the method itself, not the service: it serves its method whatever route
         // the call names, where the service's own `Handler` would match the route again.
-        let method = |route: &str| table.entries.iter().find(|e| e.route == route).expect("in the table").handler.clone();
+        let method =
+            |route: &str| table.entries.iter().find(|e| e.route == route).expect("in the table").handler.clone();
         let unary = method("t.Models/Unary");
         let answer = unary.request_response(Call::new("t.Models/Stream"), Bytes::from("x")).await;
         assert_eq!(data(answer), "unary:x");
