@@ -77,7 +77,8 @@ fn describe(status: &Status) -> String {
     format!("ERROR {} {:?}", status.code(), status.message())
 }
 
-/// Opens a connection announcing opaque-bytes data (Weft announces protobuf by default), with
+/// Opens a connection announcing opaque-bytes data (what `EchoClient::new` requires, and what
+/// the Python and JS servers expect; `Client::connect` would announce protobuf), with
 /// Weft's default credit window or `window`.
 async fn connect(addr: &str, window: Option<u32>) -> Result<Client, String> {
     let mut config = Config::default().data_mime(DATA_MIME);

@@ -16,8 +16,9 @@
 //!   request stream that ends after its last message.
 //! - Both write a custom MIME type's length in composite metadata as length − 1; the peers route
 //!   with the well-known routing id only, so routing is unaffected.
-//! - Neither announces Weft's default data MIME (protobuf); a Weft server accepts whatever data
-//!   MIME a client announces, and this service treats data as opaque bytes anyway.
+//! - Neither announces Weft's default data MIME type (protobuf); both announce
+//!   `application/octet-stream`, which is what this service's codec, `weft::BytesCodec`, reads.
+//!   A client announcing anything else gets an ERROR for each call (the connection goes on).
 
 #[path = "interop/mod.rs"]
 mod interop;

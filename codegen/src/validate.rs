@@ -35,11 +35,13 @@ pub(crate) fn service(cx: &Ctxt, args: Args, item: &ItemTrait) -> Service {
         );
     }
     let (docs, attrs) = split_docs(&item.attrs);
+    let krate: syn::Path = args.krate.unwrap_or_else(|| syn::parse_quote!(::weft));
+    let names = WeftNames { krate: &krate };
     let mut methods = Vec::new();
     for trait_item in &item.items {
         match trait_item {
             TraitItem::Fn(f) => {
-                if let Some(m) = method(cx, f) {
+                if let Some(m) = method(cx, f, names) {
                     methods.push(m);
                 }
             }
@@ -65,7 +67,7 @@ pub(crate) fn service(cx: &Ctxt, args: Args, item: &ItemTrait) -> Service {
         client_attrs: Vec::new(),
         server_attrs: Vec::new(),
         supertraits: item.supertraits.iter().cloned().collect(),
-        krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::weft)),
+        krate,
         codec: args.codec,
         methods,
     }
@@ -102,7 +104,7 @@ fn split_docs(attrs: &[syn::Attribute]) -> (Vec<String>, Vec<syn::Attribute>) {
     (docs, rest)
 }
 
-fn method(cx: &Ctxt, f: &TraitItemFn) -> Option<Method> {
+fn method(cx: &Ctxt, f: &TraitItemFn, names: WeftNames<'_>) -> Option<Method> {
     let sig = &f.sig;
     let errors_before = cx.error_count();
     qualifiers(cx, sig);
@@ -127,16 +129,36 @@ fn method(cx: &Ctxt, f: &TraitItemFn) -> Option<Method> {
     let mut context_ident = None;
     let mut message: Option<(Ident, &Type)> = None;
     let mut rejected = false;
-    let params = sig.inputs.iter().filter_map(|arg| match arg {
-        FnArg::Typed(arg) => Some(arg),
-        FnArg::Receiver(_) => None,
-    });
-    for (i, arg) in params.enumerate() {
+    let params: Vec<_> = sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(arg) => Some(arg),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    for (i, arg) in params.iter().enumerate() {
         let Some(ident) = param_ident(cx, &arg.pat, f.default.is_some()) else {
             rejected = true;
             continue;
         };
-        if is_last_segment(&arg.ty, "Context") {
+        let context = names.of(&arg.ty, "Context");
+        if context == Some(Named::Own) && i == 0 && params.len() > 1 {
+            // Where Weft's `Context` goes, a type of the user's own called `Context` was surely
+            // meant as Weft's; anywhere else it is a message like any other.
+            cx.error_spanned_by(
+                &arg.ty,
+                format!(
+                    "`{}` is not Weft's `Context` (that is `Context`, `weft::Context` or `::weft::Context`): \
+                     for the call's context write `{ident}: weft::Context`; a type of your own named `Context` \
+                     is a message like any other, so it cannot come before the request message",
+                    path_text(&arg.ty)
+                ),
+            );
+            rejected = true;
+            continue;
+        }
+        if context == Some(Named::Weft) {
             if i == 0 {
                 context_ident = Some(ident);
             } else {
@@ -194,7 +216,7 @@ fn method(cx: &Ctxt, f: &TraitItemFn) -> Option<Method> {
         }
     };
 
-    let (model, response) = match returns(cx, &sig.output) {
+    let (model, response) = match returns(cx, &sig.output, names) {
         Returns::Nothing if streaming_request.is_some() => {
             cx.error_spanned_by(
                 request_ty,
@@ -338,6 +360,81 @@ fn rebind_mut_params(sig: &Signature, body: &syn::Block) -> syn::Block {
     syn::parse_quote!({ #(#rebinds)* #(#stmts)* })
 }
 
+/// How a trait names Weft's own types, so that a type of the user's own that shares a name
+/// (`crate::Context`, `other::Status`) is not taken for one.
+#[derive(Clone, Copy)]
+struct WeftNames<'a> {
+    /// The path of the weft crate: `::weft`, or the `crate = "…"` override.
+    krate: &'a syn::Path,
+}
+
+/// What a path type whose last segment is one of Weft's type names is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Named {
+    /// Weft's: the bare name (imported, or the user's own imported under it: a macro cannot
+    /// tell, and rustc reports a mismatch), or a path to Weft's.
+    Weft,
+    /// Another type of that name: its path leads elsewhere (`crate::Context`, `my::Status`).
+    Own,
+}
+
+impl WeftNames<'_> {
+    /// Whether `ty` is Weft's type `name` (`Context`, `Status`), another type of that name, or
+    /// (`None`) named otherwise. Weft's are the bare name and the paths to it through the weft
+    /// crate (`weft::`, `::weft::`, or the `crate = "…"` path), `Context` also through
+    /// `weft::typed::`, where it is defined.
+    fn of(self, ty: &Type, name: &str) -> Option<Named> {
+        let Type::Path(p) = ty else { return None };
+        let segments: Vec<_> = p.path.segments.iter().collect();
+        let (last, prefix) = segments.split_last()?;
+        if p.qself.is_some() || last.ident != name {
+            return None;
+        }
+        let idents: Vec<_> = prefix.iter().map(|s| s.ident.to_string()).collect();
+        let krate: Vec<_> = self.krate.segments.iter().map(|s| s.ident.to_string()).collect();
+        let module = |root: &[String]| {
+            idents == root
+                || (name == "Context"
+                    && idents.len() == root.len() + 1
+                    && idents[..root.len()] == *root
+                    && idents[root.len()] == "typed")
+        };
+        let weft = idents.is_empty() || module(&["weft".to_owned()]) || module(&krate);
+        let plain = prefix.iter().all(|s| s.arguments.is_none());
+        Some(if weft && plain { Named::Weft } else { Named::Own })
+    }
+
+    /// Reports an error type that is not Weft's `Status`, on its tokens; `what` is the code
+    /// to write instead, with `{S}` where the status type goes.
+    fn check_status(self, cx: &Ctxt, err: &Type, what: &str) -> bool {
+        match self.of(err, "Status") {
+            Some(Named::Weft) => true,
+            Some(Named::Own) => {
+                cx.error_spanned_by(
+                    err,
+                    format!(
+                        "`{}` is not Weft's `Status` (that is `Status`, `weft::Status` or `::weft::Status`); \
+                         a service method fails with Weft's `Status`: write `{}`",
+                        path_text(err),
+                        what.replace("{S}", "weft::Status")
+                    ),
+                );
+                false
+            }
+            None => {
+                let what = what.replace("{S}", "Status");
+                cx.error_spanned_by(err, format!("the error type of a service method is `Status`: write `{what}`"));
+                false
+            }
+        }
+    }
+}
+
+/// A path type as it is written (`crate::Context`), not as tokens print (`crate :: Context`).
+fn path_text(ty: &Type) -> String {
+    ty.to_token_stream().to_string().replace(" ::", "::").replace(":: ", "::")
+}
+
 fn is_last_segment(ty: &Type, name: &str) -> bool {
     matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == name))
 }
@@ -386,7 +483,7 @@ enum Returns {
     Invalid,
 }
 
-fn returns(cx: &Ctxt, output: &ReturnType) -> Returns {
+fn returns(cx: &Ctxt, output: &ReturnType, names: WeftNames<'_>) -> Returns {
     let ty = match output {
         ReturnType::Default => return Returns::Nothing,
         ReturnType::Type(_, ty) => &**ty,
@@ -402,14 +499,17 @@ fn returns(cx: &Ctxt, output: &ReturnType) -> Returns {
         }
         return Returns::Invalid;
     };
-    if !is_last_segment(err, "Status") {
-        cx.error_spanned_by(err, "the error type of a service method is `Status`: write `Result<…, Status>`");
+    if !names.check_status(cx, err, "Result<…, {S}>") {
         return Returns::Invalid;
     }
     if let Type::ImplTrait(it) = ok {
         return match stream_item(it) {
             Some(item) => match result_of(item) {
-                Some((item, err)) if is_last_segment(err, "Status") => {
+                Some((item, err)) if names.of(err, "Status").is_some() => {
+                    let what = format!("impl Stream<Item = Result<{}, {{S}}>>", item.to_token_stream());
+                    if !names.check_status(cx, err, &what) {
+                        return Returns::Invalid;
+                    }
                     forbid_streaming(cx, item, STREAMING_RETURNED);
                     Returns::Stream(item.clone())
                 }
@@ -467,4 +567,40 @@ fn stream_item(it: &syn::TypeImplTrait) -> Option<&Type> {
             _ => None,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(krate: &str, ty: &str, name: &str) -> Option<Named> {
+        let krate: syn::Path = syn::parse_str(krate).unwrap();
+        WeftNames { krate: &krate }.of(&syn::parse_str(ty).unwrap(), name)
+    }
+
+    #[test]
+    fn weft_names_are_the_bare_name_and_the_paths_through_the_weft_crate() {
+        for ty in ["Context", "weft::Context", "::weft::Context", "weft::typed::Context", "::weft::typed::Context"] {
+            assert_eq!(of("::weft", ty, "Context"), Some(Named::Weft), "{ty}");
+        }
+        for ty in ["Status", "weft::Status", "::weft::Status"] {
+            assert_eq!(of("::weft", ty, "Status"), Some(Named::Weft), "{ty}");
+        }
+        for ty in ["crate::Context", "my::Context", "self::Context", "weft::other::Context", "weft::typed::x::Context"]
+        {
+            assert_eq!(of("::weft", ty, "Context"), Some(Named::Own), "{ty}");
+        }
+        for ty in ["my::Status", "crate::Status", "weft::typed::Status", "weft2::Status", "weft<T>::Status"] {
+            assert_eq!(of("::weft", ty, "Status"), Some(Named::Own), "{ty}");
+        }
+        for ty in ["Statuses", "weft::Code", "<T as Tr>::Status", "(Status,)", "&Status"] {
+            assert_eq!(of("::weft", ty, "Status"), None, "{ty}");
+        }
+        // A re-exporting crate's path, as `crate = "…"` names it, with or without `::`.
+        for ty in ["my_rpc::weft::Status", "::my_rpc::weft::Status", "weft::Status", "Status"] {
+            assert_eq!(of("::my_rpc::weft", ty, "Status"), Some(Named::Weft), "{ty}");
+        }
+        assert_eq!(of("::my_rpc::weft", "my_rpc::weft::typed::Context", "Context"), Some(Named::Weft));
+        assert_eq!(of("::my_rpc::weft", "my_rpc::Status", "Status"), Some(Named::Own));
+    }
 }

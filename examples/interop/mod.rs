@@ -11,7 +11,7 @@ use futures_util::Stream;
 use weft::{Status, Streaming};
 
 /// The data MIME type every interop peer announces in SETUP: payload data is opaque bytes.
-pub(crate) const DATA_MIME: &str = "application/octet-stream";
+pub(crate) const DATA_MIME: &str = <weft::BytesCodec as weft::DataMime>::MIME;
 
 /// The largest N `echo.Echo/ServerStream` accepts.
 pub(crate) const MAX_STREAM_N: u64 = 1_000_000;

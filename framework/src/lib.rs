@@ -153,7 +153,7 @@ pub use rt::stream::PayloadStream;
 pub use rt::transport::{Io, Transport};
 pub use status::{Code, Status};
 pub use typed::{
-    BytesCodec, Codec, CodecError, Context, IntoRequest, IntoStreamingRequest, ProstCodec, Request, Streaming,
+    BytesCodec, Codec, CodecError, Context, DataMime, IntoRequest, IntoStreamingRequest, ProstCodec, Request, Streaming,
 };
 #[cfg(feature = "macros")]
 pub use weft_macros::service;

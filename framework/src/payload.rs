@@ -1,6 +1,6 @@
 //! What requests and responses carry at the payload level.
 
-use crate::frame::metadata::{CompositeMetadata, IntoMetadataKey, MetadataEntry};
+use crate::frame::metadata::{CompositeMetadata, IntoMetadataKey, MetadataEntry, MimeType};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::future::Future;

@@ -3,14 +3,16 @@
 
 pub use crate::payload::MethodRoute;
 pub use crate::rt::service::MethodTable;
-pub use crate::typed::client::{call_channel, call_client_streaming, call_fire_and_forget, call_stream, call_unary};
+pub use crate::typed::client::{
+    DataMimeCheck, call_channel, call_client_streaming, call_fire_and_forget, call_stream, call_unary,
+};
 pub use crate::typed::server::{
     box_stream, ignore, not_served, reject_stream, reject_unary, serve_channel, serve_client_streaming,
     serve_fire_and_forget, serve_stream, serve_unary,
 };
-pub use crate::typed::{Codec, Context, IntoRequest, IntoStreamingRequest, ProstCodec, Streaming};
+pub use crate::typed::{Codec, Context, DataMime, IntoRequest, IntoStreamingRequest, ProstCodec, Streaming};
 pub use crate::{
-    BoxFuture, BoxStream, Call, Client, Handler, Payload, PayloadStream, Response, Responses, Service, Status,
+    BoxFuture, BoxStream, Call, Client, Config, Handler, Payload, PayloadStream, Response, Responses, Service, Status,
 };
 pub use bytes::Bytes;
 pub use futures_core::Stream;

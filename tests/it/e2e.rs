@@ -371,10 +371,14 @@ mod encoded_in_place {
     use weft::frame::length::{self, LengthDelimited};
     use weft::frame::metadata::{COMPOSITE_METADATA_MIME, CompositeMetadata};
     use weft::frame::{Frame, Keepalive, PayloadFrame, RequestStream, Setup, VERSION};
-    use weft::{CodecError, Config, MIN_FRAGMENT_SIZE};
+    use weft::{CodecError, Config, DataMime, MIN_FRAGMENT_SIZE};
 
     /// Bytes as they are, except `bad`, which fails to encode after writing itself out.
     pub(crate) struct Picky;
+
+    impl weft::DataMime for Picky {
+        const MIME: &'static str = "application/octet-stream";
+    }
 
     impl weft::Codec<Bytes> for Picky {
         fn encode(message: Bytes, out: &mut BytesMut) -> Result<(), CodecError> {
@@ -474,7 +478,7 @@ mod encoded_in_place {
     async fn a_message_that_fails_to_encode_ends_its_stream_and_leaves_nothing_on_the_wire() {
         let run = async {
             for transport in lab::TRANSPORTS {
-                let connected = lab::connect(server(Config::default()), transport).await;
+                let connected = lab::connect_announcing(server(Config::default()), transport, Picky::MIME).await;
                 let client = BlobsClient::new(connected.client.clone());
                 let (got, status) = collect(client.blobs(Bytes::from("a,bad,c")).await.unwrap()).await;
                 assert_eq!(got, vec![Bytes::from("a")], "{transport:?}");
@@ -492,7 +496,7 @@ mod encoded_in_place {
     async fn a_channel_request_that_fails_to_encode_ends_the_requests_and_is_reported() {
         let run = async {
             for transport in lab::TRANSPORTS {
-                let connected = lab::connect(server(Config::default()), transport).await;
+                let connected = lab::connect_announcing(server(Config::default()), transport, Picky::MIME).await;
                 let client = BlobsClient::new(connected.client.clone());
                 let sent = ["a", "b", "bad", "c"].map(Bytes::from);
                 let (got, status) = collect(client.echo(futures_util::stream::iter(sent)).await.unwrap()).await;
@@ -515,7 +519,7 @@ mod encoded_in_place {
     async fn channel_requests_larger_than_a_fragment_arrive_whole_and_in_order() {
         let run = async {
             let server = server(Config::default());
-            let config = Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE));
+            let config = Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE)).data_mime(Picky::MIME);
             let client = BlobsClient::new(server.connect_in_memory_with(config).unwrap());
             let sent: Vec<Bytes> = "x,3000,y,64,z,1000".split(',').map(item).collect();
             let (got, status) = collect(client.echo(futures_util::stream::iter(sent.clone())).await.unwrap()).await;
@@ -536,7 +540,7 @@ mod encoded_in_place {
             for transport in lab::TRANSPORTS {
                 // Fragments of 64 bytes from the server.
                 let server = server(Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE)));
-                let connected = lab::connect(server, transport).await;
+                let connected = lab::connect_announcing(server, transport, Picky::MIME).await;
                 let client = BlobsClient::new(connected.client.clone());
                 for now_or_later in ["", "wait:"] {
                     let what = |word| Bytes::from(format!("{now_or_later}{word}"));
@@ -587,7 +591,7 @@ mod encoded_in_place {
             resume_token: None,
             lease: false,
             metadata_mime: COMPOSITE_METADATA_MIME.into(),
-            data_mime: weft::DEFAULT_DATA_MIME.into(),
+            data_mime: Picky::MIME.into(),
             payload: Default::default(),
         };
         length::encode_frame(&Frame::Setup(setup), &mut wire);

@@ -4,7 +4,7 @@
 use futures_util::{Stream, StreamExt};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use weft::{Code, Context, MimeType, RunningServer, Server, Status, Streaming};
+use weft::{Code, Context, MimeType, RunningServer, Server, ServerBuilder, Status, Streaming};
 
 /// Every request and response of the lab.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -132,10 +132,16 @@ impl Lab for LabImpl {
 
 /// The lab's server.
 pub(crate) fn server() -> (Server, Events) {
+    let (builder, events) = server_builder();
+    (builder.build(), events)
+}
+
+/// A server builder with the lab, for more services beside it.
+pub(crate) fn server_builder() -> (ServerBuilder, Events) {
     let (recorded_tx, recorded) = mpsc::unbounded_channel();
     let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
     let lab = LabImpl { recorded: recorded_tx, cancelled: cancelled_tx };
-    (Server::builder().add_service(LabServer::new(lab)).build(), Events { recorded, cancelled })
+    (Server::builder().add_service(LabServer::new(lab)), Events { recorded, cancelled })
 }
 
 /// How a test reaches the server.
@@ -162,16 +168,23 @@ impl Connected {
     }
 }
 
-/// Serves `server` over `transport` and connects a client to it.
+/// Serves `server` over `transport` and connects a client to it, announcing the default data
+/// MIME type (protobuf) as `Client::connect` does.
 pub(crate) async fn connect(server: Server, transport: Transport) -> Connected {
+    connect_announcing(server, transport, weft::DEFAULT_DATA_MIME).await
+}
+
+/// [`connect`], announcing the data MIME type `data_mime` in SETUP.
+pub(crate) async fn connect_announcing(server: Server, transport: Transport, data_mime: &str) -> Connected {
+    let config = weft::Config::default().data_mime(data_mime);
     match transport {
         Transport::Tcp => {
             let running = server.bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-            let client = weft::Client::connect(running.local_addr()).await.expect("connect over TCP");
+            let client = weft::Client::connect_with(running.local_addr(), config).await.expect("connect over TCP");
             Connected { client, running: Some(running), _server: server }
         }
         Transport::Memory => {
-            let client = server.connect_in_memory().await.expect("connect in memory");
+            let client = server.connect_in_memory_with(config).expect("connect in memory");
             Connected { client, running: None, _server: server }
         }
     }

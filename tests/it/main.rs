@@ -4,6 +4,7 @@
 //! hand-made clients (`no_messages`), the macro's compile-pass and compile-fail cases (`ui`),
 //! and the public API of `weft` and `weft-codegen` against their snapshots (`public_api`).
 
+mod data_mime;
 mod e2e;
 mod lab;
 mod no_messages;

@@ -48,7 +48,7 @@ impl Tally for TallyImpl {
         ctx: Context,
         msgs: Streaming<Msg>,
     ) -> Result<impl Stream<Item = Result<Msg, Status>> + Send + 'static, Status> {
-        let trace = ctx.metadata_entry(&trace_mime()).map(|t| String::from_utf8_lossy(t).into_owned());
+        let trace = ctx.metadata_entry(trace_mime()).map(|t| String::from_utf8_lossy(t).into_owned());
         let hello = msg(&format!("hello {}", trace.unwrap_or_default()), 0);
         let seen = Arc::new(AtomicU64::new(0));
         let counter = seen.clone();

@@ -20,6 +20,8 @@ pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
         format!(" A client for the `{}` service: one method per method of the service.", service.full_name())
     };
     let methods = service.methods.iter().map(|m| method(service, m));
+    let codec = codec(service);
+    let name = ident.to_string();
     quote! {
         #[doc = #doc]
         #[doc = ""]
@@ -29,19 +31,28 @@ pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         #vis struct #ident {
             client: #p::Client,
+            data_mime: #p::DataMimeCheck,
         }
 
         #impl_attrs
         impl #ident {
             /// A client that calls the service over `client`'s connection.
+            ///
+            /// The connection's SETUP must have announced the data MIME type of the service's
+            /// codec (see `weft::DataMime`); otherwise every call fails with
+            /// `FAILED_PRECONDITION`, and sends nothing.
             #vis fn new(client: #p::Client) -> Self {
-                Self { client }
+                let data_mime = #p::DataMimeCheck::new(&client, #name, <#codec as #p::DataMime>::MIME);
+                Self { client, data_mime }
             }
 
-            /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
-            /// returns a client that calls the service over that connection.
+            /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
+            /// announcing the data MIME type of the service's codec in SETUP, and returns a
+            /// client that calls the service over that connection.
             #vis async fn connect(addr: impl #p::ToSocketAddrs) -> ::core::result::Result<Self, #p::Status> {
-                #p::Client::connect(addr).await.map(Self::new)
+                let config = <#p::Config as ::core::default::Default>::default()
+                    .data_mime(<#codec as #p::DataMime>::MIME);
+                #p::Client::connect_with(addr, config).await.map(Self::new)
             }
 
             /// The connection handle this client calls over.
@@ -89,7 +100,7 @@ fn request_response(service: &Service, method: &Method) -> TokenStream {
         #vis async fn #ident(&self, request: impl #p::IntoRequest<#request>)
             -> ::core::result::Result<#response, #p::Status>
         {
-            #p::call_unary::<#codec, #request, #response>(&self.client, #route, #p::IntoRequest::into_request(request)).await
+            #p::call_unary::<#codec, #request, #response>(self.data_mime.client(&self.client)?, #route, #p::IntoRequest::into_request(request)).await
         }
     }
 }
@@ -103,7 +114,7 @@ fn fire_and_forget(service: &Service, method: &Method) -> TokenStream {
         #vis async fn #ident(&self, request: impl #p::IntoRequest<#request>)
             -> ::core::result::Result<(), #p::Status>
         {
-            #p::call_fire_and_forget::<#codec, #request>(&self.client, #route, #p::IntoRequest::into_request(request)).await
+            #p::call_fire_and_forget::<#codec, #request>(self.data_mime.client(&self.client)?, #route, #p::IntoRequest::into_request(request)).await
         }
     }
 }
@@ -115,7 +126,7 @@ fn request_stream(service: &Service, method: &Method) -> TokenStream {
         #vis async fn #ident(&self, request: impl #p::IntoRequest<#request>)
             -> ::core::result::Result<#p::Streaming<#response>, #p::Status>
         {
-            #p::call_stream::<#codec, #request, #response>(&self.client, #route, #p::IntoRequest::into_request(request)).await
+            #p::call_stream::<#codec, #request, #response>(self.data_mime.client(&self.client)?, #route, #p::IntoRequest::into_request(request)).await
         }
     }
 }
@@ -131,7 +142,7 @@ fn channel(service: &Service, method: &Method) -> TokenStream {
             -> ::core::result::Result<#p::Streaming<#response>, #p::Status>
         {
             #p::call_channel::<#codec, #request, #response, _>(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 #route,
                 #p::IntoStreamingRequest::into_streaming_request(requests),
             )
@@ -151,7 +162,7 @@ fn client_streaming(service: &Service, method: &Method) -> TokenStream {
             -> ::core::result::Result<#response, #p::Status>
         {
             #p::call_client_streaming::<#codec, #request, #response, _>(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 #route,
                 #p::IntoStreamingRequest::into_streaming_request(requests),
             )

@@ -32,9 +32,7 @@ pub(super) fn server(service: &Service) -> TokenStream {
     });
     let serve_fns = service.methods.iter().map(|m| serve_fn(service, m));
     let registrations = service.methods.iter().map(|m| register(service, m));
-    // Every method compiled out (or none at all) leaves the table unused.
-    let table_used = service.methods.iter().any(|m| cfgs(&m.attrs).next().is_none());
-    let unused_table = (!table_used).then(|| quote!(let _ = table;));
+    let codec = codec(service);
     let request_response = handler_method(service, &[Model::RequestResponse]);
     let fire_and_forget = handler_method(service, &[Model::FireAndForget]);
     let request_stream = handler_method(service, &[Model::RequestStream]);
@@ -103,8 +101,8 @@ pub(super) fn server(service: &Service) -> TokenStream {
             }
 
             fn __register(self, table: &mut #p::MethodTable) {
+                table.data_mime(<#codec as #p::DataMime>::MIME);
                 #(#registrations)*
-                #unused_table
             }
         }
     }

@@ -225,3 +225,17 @@ fn a_route_longer_than_a_routing_tag_holds_is_an_error() {
     assert!(e.contains("at most 255 bytes"), "{e}");
     assert!(!e.contains("`Fine`"), "{e}");
 }
+
+#[test]
+fn messages_named_context_and_status_are_messages_and_weft_types_are_spelled_by_path() {
+    // The .proto front-end matches no names: the generated trait spells Weft's `Context` and
+    // `Status` through `__private`, and the messages by prost-build's paths, so a .proto's own
+    // `Context` and `Status` cannot be taken for Weft's.
+    let proto = "syntax = \"proto3\";\npackage p;\nmessage Context { string user = 1; }\n\
+                 message Status { bool healthy = 1; }\nservice S {\n  rpc Check(Context) returns (Status);\n}\n";
+    let out = compile("names", &[("s.proto", proto)], weft_codegen::configure()).unwrap();
+    let code: String = read(&out, "p.rs").split_whitespace().collect();
+    let trait_method = "fncheck(&self,ctx:::weft::__private::Context,request:Context,)\
+                        ->impl::core::future::Future<Output=::core::result::Result<Status,::weft::__private::Status>,>";
+    assert!(code.contains(trait_method), "{code}");
+}

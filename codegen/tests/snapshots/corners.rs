@@ -52,19 +52,34 @@ pub(crate) trait CornerCases: ::core::marker::Send + ::core::marker::Sync + 'sta
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub(crate) struct CornerCasesClient {
     client: ::my_rpc::weft::__private::Client,
+    data_mime: ::my_rpc::weft::__private::DataMimeCheck,
 }
 #[cfg(feature = "corners")]
 impl CornerCasesClient {
     /// A client that calls the service over `client`'s connection.
+    ///
+    /// The connection's SETUP must have announced the data MIME type of the service's
+    /// codec (see `weft::DataMime`); otherwise every call fails with
+    /// `FAILED_PRECONDITION`, and sends nothing.
     pub(crate) fn new(client: ::my_rpc::weft::__private::Client) -> Self {
-        Self { client }
+        let data_mime = ::my_rpc::weft::__private::DataMimeCheck::new(
+            &client,
+            "CornerCasesClient",
+            <my_rpc::JsonCodec as ::my_rpc::weft::__private::DataMime>::MIME,
+        );
+        Self { client, data_mime }
     }
-    /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
-    /// returns a client that calls the service over that connection.
+    /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
+    /// announcing the data MIME type of the service's codec in SETUP, and returns a
+    /// client that calls the service over that connection.
     pub(crate) async fn connect(
         addr: impl ::my_rpc::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::my_rpc::weft::__private::Status> {
-        ::my_rpc::weft::__private::Client::connect(addr).await.map(Self::new)
+        let config = <::my_rpc::weft::__private::Config as ::core::default::Default>::default()
+            .data_mime(<my_rpc::JsonCodec as ::my_rpc::weft::__private::DataMime>::MIME);
+        ::my_rpc::weft::__private::Client::connect_with(addr, config)
+            .await
+            .map(Self::new)
     }
     /// The connection handle this client calls over.
     pub(crate) fn inner(&self) -> &::my_rpc::weft::__private::Client {
@@ -81,7 +96,7 @@ impl CornerCasesClient {
             Ping,
             Pong,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::my_rpc::weft::__private::MethodRoute::new(
                     "Corners/WithContext",
                     b"\xFE\0\0\x14\x13Corners/WithContext",
@@ -101,7 +116,7 @@ impl CornerCasesClient {
             Ping,
             Pong,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::my_rpc::weft::__private::MethodRoute::new(
                     "Corners/Defaulted",
                     b"\xFE\0\0\x12\x11Corners/Defaulted",
@@ -122,7 +137,7 @@ impl CornerCasesClient {
             Ping,
             Pong,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::my_rpc::weft::__private::MethodRoute::new(
                     "Corners/Old",
                     b"\xFE\0\0\x0C\x0BCorners/Old",
@@ -147,7 +162,7 @@ impl CornerCasesClient {
             Pong,
             _,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::my_rpc::weft::__private::MethodRoute::new(
                     "Corners/Type",
                     b"\xFE\0\0\r\x0CCorners/Type",
@@ -371,6 +386,8 @@ impl<T: CornerCases> ::my_rpc::weft::__private::Service for CornerCasesServer<T>
         ]
     }
     fn __register(self, table: &mut ::my_rpc::weft::__private::MethodTable) {
+        table
+            .data_mime(<my_rpc::JsonCodec as ::my_rpc::weft::__private::DataMime>::MIME);
         table.unary("Corners/WithContext", &self.inner, Self::__serve_with_context);
         table.unary("Corners/Defaulted", &self.inner, Self::__serve_defaulted);
         table.unary("Corners/Old", &self.inner, Self::__serve_old);

@@ -58,18 +58,33 @@ pub trait Greeter: ::core::marker::Send + ::core::marker::Sync + 'static {
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct GreeterClient {
     client: ::weft::__private::Client,
+    data_mime: ::weft::__private::DataMimeCheck,
 }
 impl GreeterClient {
     /// A client that calls the service over `client`'s connection.
+    ///
+    /// The connection's SETUP must have announced the data MIME type of the service's
+    /// codec (see `weft::DataMime`); otherwise every call fails with
+    /// `FAILED_PRECONDITION`, and sends nothing.
     pub fn new(client: ::weft::__private::Client) -> Self {
-        Self { client }
+        let data_mime = ::weft::__private::DataMimeCheck::new(
+            &client,
+            "GreeterClient",
+            <::weft::__private::ProstCodec as ::weft::__private::DataMime>::MIME,
+        );
+        Self { client, data_mime }
     }
-    /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
-    /// returns a client that calls the service over that connection.
+    /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
+    /// announcing the data MIME type of the service's codec in SETUP, and returns a
+    /// client that calls the service over that connection.
     pub async fn connect(
         addr: impl ::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::weft::__private::Status> {
-        ::weft::__private::Client::connect(addr).await.map(Self::new)
+        let config = <::weft::__private::Config as ::core::default::Default>::default()
+            .data_mime(
+                <::weft::__private::ProstCodec as ::weft::__private::DataMime>::MIME,
+            );
+        ::weft::__private::Client::connect_with(addr, config).await.map(Self::new)
     }
     /// The connection handle this client calls over.
     pub fn inner(&self) -> &::weft::__private::Client {
@@ -87,7 +102,7 @@ impl GreeterClient {
             HelloRequest,
             HelloReply,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "greet.Greeter/SayHello",
                     b"\xFE\0\0\x17\x16greet.Greeter/SayHello",
@@ -109,7 +124,7 @@ impl GreeterClient {
             ::weft::__private::ProstCodec,
             Event,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "greet.Greeter/Record",
                     b"\xFE\0\0\x15\x14greet.Greeter/Record",
@@ -133,7 +148,7 @@ impl GreeterClient {
             ListRequest,
             Item,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "greet.Greeter/List",
                     b"\xFE\0\0\x13\x12greet.Greeter/List",
@@ -161,7 +176,7 @@ impl GreeterClient {
             Msg,
             _,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "greet.Greeter/Chat",
                     b"\xFE\0\0\x13\x12greet.Greeter/Chat",
@@ -186,7 +201,7 @@ impl GreeterClient {
             Summary,
             _,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "greet.Greeter/Upload",
                     b"\xFE\0\0\x15\x14greet.Greeter/Upload",
@@ -430,6 +445,10 @@ impl<T: Greeter> ::weft::__private::Service for GreeterServer<T> {
         ]
     }
     fn __register(self, table: &mut ::weft::__private::MethodTable) {
+        table
+            .data_mime(
+                <::weft::__private::ProstCodec as ::weft::__private::DataMime>::MIME,
+            );
         table.unary("greet.Greeter/SayHello", &self.inner, Self::__serve_say_hello);
         table.fire_and_forget("greet.Greeter/Record", &self.inner, Self::__serve_record);
         table.stream("greet.Greeter/List", &self.inner, Self::__serve_list);

@@ -180,18 +180,35 @@ pub trait Corners: ::core::marker::Send + ::core::marker::Sync + 'static {
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct CornersClient {
     client: ::renamed::weft::__private::Client,
+    data_mime: ::renamed::weft::__private::DataMimeCheck,
 }
 impl CornersClient {
     /// A client that calls the service over `client`'s connection.
+    ///
+    /// The connection's SETUP must have announced the data MIME type of the service's
+    /// codec (see `weft::DataMime`); otherwise every call fails with
+    /// `FAILED_PRECONDITION`, and sends nothing.
     pub fn new(client: ::renamed::weft::__private::Client) -> Self {
-        Self { client }
+        let data_mime = ::renamed::weft::__private::DataMimeCheck::new(
+            &client,
+            "CornersClient",
+            <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
+        );
+        Self { client, data_mime }
     }
-    /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
-    /// returns a client that calls the service over that connection.
+    /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
+    /// announcing the data MIME type of the service's codec in SETUP, and returns a
+    /// client that calls the service over that connection.
     pub async fn connect(
         addr: impl ::renamed::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
-        ::renamed::weft::__private::Client::connect(addr).await.map(Self::new)
+        let config = <::renamed::weft::__private::Config as ::core::default::Default>::default()
+            .data_mime(
+                <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
+            );
+        ::renamed::weft::__private::Client::connect_with(addr, config)
+            .await
+            .map(Self::new)
     }
     /// The connection handle this client calls over.
     pub fn inner(&self) -> &::renamed::weft::__private::Client {
@@ -212,7 +229,7 @@ impl CornersClient {
             super::super::common::Id,
             ::prost_types::Timestamp,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Lookup",
                     b"\xFE\0\0\x1F\x1Eacme.corners.v1.Corners/Lookup",
@@ -236,7 +253,7 @@ impl CornersClient {
             super::super::common::Id,
             Event,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Watch",
                     b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Watch",
@@ -264,7 +281,7 @@ impl CornersClient {
             super::super::common::Id,
             _,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Upload",
                     b"\xFE\0\0\x1F\x1Eacme.corners.v1.Corners/Upload",
@@ -294,7 +311,7 @@ impl CornersClient {
             Event,
             _,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Relay",
                     b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Relay",
@@ -318,7 +335,7 @@ impl CornersClient {
             ::renamed::weft::__private::ProstCodec,
             Event,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Notify",
                     b"\xFE\0\0\x1F\x1Eacme.corners.v1.Corners/Notify",
@@ -340,7 +357,7 @@ impl CornersClient {
             ::renamed::weft::__private::ProstCodec,
             (),
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Ping",
                     b"\xFE\0\0\x1D\x1Cacme.corners.v1.Corners/Ping",
@@ -361,7 +378,7 @@ impl CornersClient {
             (),
             (),
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Nothing",
                     b"\xFE\0\0 \x1Facme.corners.v1.Corners/Nothing",
@@ -382,7 +399,7 @@ impl CornersClient {
             Self_,
             Self_,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Match",
                     b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Match",
@@ -403,7 +420,7 @@ impl CornersClient {
             Event,
             Event,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/type",
                     b"\xFE\0\0\x1D\x1Cacme.corners.v1.Corners/type",
@@ -424,7 +441,7 @@ impl CornersClient {
             Event,
             Event,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/New",
                     b"\xFE\0\0\x1C\x1Bacme.corners.v1.Corners/New",
@@ -445,7 +462,7 @@ impl CornersClient {
             Event,
             Event,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Inner",
                     b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Inner",
@@ -467,7 +484,7 @@ impl CornersClient {
             Event,
             Event,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Old",
                     b"\xFE\0\0\x1C\x1Bacme.corners.v1.Corners/Old",
@@ -488,7 +505,7 @@ impl CornersClient {
             Event,
             Event,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Corners/Undocumented",
                     b"\xFE\0\0%$acme.corners.v1.Corners/Undocumented",
@@ -941,6 +958,10 @@ impl<T: Corners> ::renamed::weft::__private::Service for CornersServer<T> {
         ]
     }
     fn __register(self, table: &mut ::renamed::weft::__private::MethodTable) {
+        table
+            .data_mime(
+                <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
+            );
         table.unary("acme.corners.v1.Corners/Lookup", &self.inner, Self::__serve_lookup);
         table.stream("acme.corners.v1.Corners/Watch", &self.inner, Self::__serve_watch);
         table
@@ -1005,19 +1026,36 @@ pub trait Legacy: ::core::marker::Send + ::core::marker::Sync + 'static {
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct LegacyClient {
     client: ::renamed::weft::__private::Client,
+    data_mime: ::renamed::weft::__private::DataMimeCheck,
 }
 #[allow(deprecated)]
 impl LegacyClient {
     /// A client that calls the service over `client`'s connection.
+    ///
+    /// The connection's SETUP must have announced the data MIME type of the service's
+    /// codec (see `weft::DataMime`); otherwise every call fails with
+    /// `FAILED_PRECONDITION`, and sends nothing.
     pub fn new(client: ::renamed::weft::__private::Client) -> Self {
-        Self { client }
+        let data_mime = ::renamed::weft::__private::DataMimeCheck::new(
+            &client,
+            "LegacyClient",
+            <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
+        );
+        Self { client, data_mime }
     }
-    /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
-    /// returns a client that calls the service over that connection.
+    /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
+    /// announcing the data MIME type of the service's codec in SETUP, and returns a
+    /// client that calls the service over that connection.
     pub async fn connect(
         addr: impl ::renamed::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
-        ::renamed::weft::__private::Client::connect(addr).await.map(Self::new)
+        let config = <::renamed::weft::__private::Config as ::core::default::Default>::default()
+            .data_mime(
+                <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
+            );
+        ::renamed::weft::__private::Client::connect_with(addr, config)
+            .await
+            .map(Self::new)
     }
     /// The connection handle this client calls over.
     pub fn inner(&self) -> &::renamed::weft::__private::Client {
@@ -1035,7 +1073,7 @@ impl LegacyClient {
             Event,
             Event,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
                     "acme.corners.v1.Legacy/Call",
                     b"\xFE\0\0\x1C\x1Bacme.corners.v1.Legacy/Call",
@@ -1175,6 +1213,10 @@ impl<T: Legacy> ::renamed::weft::__private::Service for LegacyServer<T> {
         &["acme.corners.v1.Legacy/Call"]
     }
     fn __register(self, table: &mut ::renamed::weft::__private::MethodTable) {
+        table
+            .data_mime(
+                <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
+            );
         table.unary("acme.corners.v1.Legacy/Call", &self.inner, Self::__serve_call);
     }
 }

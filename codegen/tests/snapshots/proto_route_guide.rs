@@ -138,18 +138,33 @@ pub trait RouteGuide: ::core::marker::Send + ::core::marker::Sync + 'static {
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct RouteGuideClient {
     client: ::weft::__private::Client,
+    data_mime: ::weft::__private::DataMimeCheck,
 }
 impl RouteGuideClient {
     /// A client that calls the service over `client`'s connection.
+    ///
+    /// The connection's SETUP must have announced the data MIME type of the service's
+    /// codec (see `weft::DataMime`); otherwise every call fails with
+    /// `FAILED_PRECONDITION`, and sends nothing.
     pub fn new(client: ::weft::__private::Client) -> Self {
-        Self { client }
+        let data_mime = ::weft::__private::DataMimeCheck::new(
+            &client,
+            "RouteGuideClient",
+            <::weft::__private::ProstCodec as ::weft::__private::DataMime>::MIME,
+        );
+        Self { client, data_mime }
     }
-    /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
-    /// returns a client that calls the service over that connection.
+    /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
+    /// announcing the data MIME type of the service's codec in SETUP, and returns a
+    /// client that calls the service over that connection.
     pub async fn connect(
         addr: impl ::weft::__private::ToSocketAddrs,
     ) -> ::core::result::Result<Self, ::weft::__private::Status> {
-        ::weft::__private::Client::connect(addr).await.map(Self::new)
+        let config = <::weft::__private::Config as ::core::default::Default>::default()
+            .data_mime(
+                <::weft::__private::ProstCodec as ::weft::__private::DataMime>::MIME,
+            );
+        ::weft::__private::Client::connect_with(addr, config).await.map(Self::new)
     }
     /// The connection handle this client calls over.
     pub fn inner(&self) -> &::weft::__private::Client {
@@ -169,7 +184,7 @@ impl RouteGuideClient {
             Point,
             Feature,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "routeguide.RouteGuide/GetFeature",
                     b"\xFE\0\0! routeguide.RouteGuide/GetFeature",
@@ -195,7 +210,7 @@ impl RouteGuideClient {
             Rectangle,
             Feature,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "routeguide.RouteGuide/ListFeatures",
                     b"\xFE\0\0#\"routeguide.RouteGuide/ListFeatures",
@@ -221,7 +236,7 @@ impl RouteGuideClient {
             RouteSummary,
             _,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "routeguide.RouteGuide/RecordRoute",
                     b"\xFE\0\0\"!routeguide.RouteGuide/RecordRoute",
@@ -250,7 +265,7 @@ impl RouteGuideClient {
             RouteNote,
             _,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "routeguide.RouteGuide/RouteChat",
                     b"\xFE\0\0 \x1Frouteguide.RouteGuide/RouteChat",
@@ -272,7 +287,7 @@ impl RouteGuideClient {
             ::weft::__private::ProstCodec,
             Point,
         >(
-                &self.client,
+                self.data_mime.client(&self.client)?,
                 ::weft::__private::MethodRoute::new(
                     "routeguide.RouteGuide/ReportPosition",
                     b"\xFE\0\0%$routeguide.RouteGuide/ReportPosition",
@@ -526,6 +541,10 @@ impl<T: RouteGuide> ::weft::__private::Service for RouteGuideServer<T> {
         ]
     }
     fn __register(self, table: &mut ::weft::__private::MethodTable) {
+        table
+            .data_mime(
+                <::weft::__private::ProstCodec as ::weft::__private::DataMime>::MIME,
+            );
         table
             .unary(
                 "routeguide.RouteGuide/GetFeature",

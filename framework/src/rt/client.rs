@@ -155,6 +155,13 @@ impl Client {
         }
     }
 
+    /// The data MIME type of the connection, as SETUP announced it (this side's, or the
+    /// peer's on a server). `None` only before a server connection's SETUP, when no handle
+    /// exists.
+    pub(crate) fn data_mime(&self) -> Option<&str> {
+        self.handles.data_mime.get().map(|mime| &**mime)
+    }
+
     fn closed_status(&self) -> Status {
         Status::unavailable(self.handles.closed_reason())
     }

@@ -4,7 +4,7 @@
 use super::assist::Assist;
 use super::budget::Budget;
 use super::inbox::Inbox;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 /// What every handle of a connection shares (the command sender is held apart, because the
@@ -39,6 +39,7 @@ impl Handles {
             budget: Arc::new(Budget::new(config.max_buffered_bytes)),
             assist,
             unary_waiting: std::sync::atomic::AtomicUsize::new(0),
+            data_mime: OnceLock::new(),
         }))
     }
 }
@@ -63,6 +64,10 @@ pub(crate) struct HandlesInner {
     pub(crate) assist: Option<Arc<Assist>>,
     /// Request/response callers waiting for their answer (see `Reply::helped_by`).
     pub(crate) unary_waiting: std::sync::atomic::AtomicUsize,
+    /// The data MIME type of the connection, which SETUP announced for both directions: set
+    /// when the driver is made on a client, when the peer's SETUP is accepted on a server
+    /// (before any request, so before any handle a handler is given could read it).
+    pub(crate) data_mime: OnceLock<Box<str>>,
 }
 
 impl HandlesInner {

@@ -11,6 +11,7 @@
 
 use super::handler::{Handler, NoHandler};
 use crate::frame::metadata::{CompositeMetadata, well_known};
+use crate::typed::codec::speaks;
 use crate::{BoxFuture, Call, PayloadStream, Response, Responses, Status};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::HashMap;
@@ -116,7 +117,14 @@ pub(crate) struct Router {
     /// An unkeyed hash is safe here although the peer chooses the route: the table is
     /// complete before the server starts and never grows, so a route crafted to collide costs
     /// a lookup at most a comparison with each registered route.
-    pub(crate) routes: HashMap<&'static str, Arc<dyn Handler>, RouteHash>,
+    pub(crate) routes: HashMap<&'static str, Served, RouteHash>,
+}
+
+/// What serves a route, and the data MIME type it reads: a generated method's codec's, or
+/// `None` (a hand-written handler, which takes any).
+pub(crate) struct Served {
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) data_mime: Option<&'static str>,
 }
 
 /// FNV-1a, for the route table: every request whose metadata block is not in a connection's
@@ -150,17 +158,68 @@ impl Hasher for RouteHasher {
 
 impl Router {
     pub(crate) fn get(&self, route: &str) -> Option<&Arc<dyn Handler>> {
-        self.routes.get(route)
+        self.routes.get(route).map(|served| &served.handler)
     }
 
-    /// Serves `route` with `handler`.
+    /// What serves `route` for a connection whose SETUP announced the data MIME type
+    /// `announced`: its handler, or, for a method whose codec reads other data, a handler that
+    /// says so (see [`WrongDataMime`]).
+    pub(crate) fn resolve(&self, route: &str, announced: &str) -> Option<Arc<dyn Handler>> {
+        let served = self.routes.get(route)?;
+        Some(match served.data_mime {
+            Some(codec) if !speaks(codec, announced) => Arc::new(WrongDataMime { codec, announced: announced.into() }),
+            _ => served.handler.clone(),
+        })
+    }
+
+    /// Serves `route` with `handler`, which reads data of the MIME type `data_mime` (`None`:
+    /// any).
     ///
     /// # Panics
     /// If something already serves `route` (see `ServerBuilder::add_service`).
-    pub(crate) fn insert(&mut self, route: &'static str, handler: Arc<dyn Handler>) {
-        if self.routes.insert(route, handler).is_some() {
+    pub(crate) fn insert(&mut self, route: &'static str, handler: Arc<dyn Handler>, data_mime: Option<&'static str>) {
+        if self.routes.insert(route, Served { handler, data_mime }).is_some() {
             panic!("two services serve the route `{route}`");
         }
+    }
+}
+
+/// What answers every request to a generated method on a connection whose SETUP announced a
+/// data MIME type the method's codec does not read: FAILED_PRECONDITION, naming both types and
+/// what to do. A request's data is not looked at (it could be anything), and the connection
+/// and its other calls go on: the mismatch is the caller's wiring, not a broken peer.
+/// Fire-and-forget has nobody to tell: the request is dropped.
+///
+/// Resolved once per distinct request metadata block, as any handler is (see [`RouteCache`]):
+/// a connection's data MIME type is fixed by its SETUP, so the answer cannot change.
+pub(crate) struct WrongDataMime {
+    codec: &'static str,
+    announced: Box<str>,
+}
+
+impl WrongDataMime {
+    fn status(&self, call: &Call) -> Status {
+        Status::failed_precondition(format!(
+            "`{route}` reads `{codec}` data, but this connection announced `{announced}` in SETUP; \
+             connect with the data MIME type `{codec}` (a generated client's `connect` announces its codec's)",
+            route = call.route(),
+            codec = self.codec,
+            announced = self.announced,
+        ))
+    }
+}
+
+impl Handler for WrongDataMime {
+    fn request_response(&self, call: Call, _data: Bytes) -> Response {
+        Response::ready(Err(self.status(&call)))
+    }
+
+    fn request_stream(&self, call: Call, _data: Bytes) -> Responses {
+        Responses::once(Err(self.status(&call)))
+    }
+
+    fn request_channel(&self, call: Call, _messages: PayloadStream) -> Responses {
+        Responses::once(Err(self.status(&call)))
     }
 }
 
@@ -196,10 +255,13 @@ impl Handler for Router {
 
 /// Finds the handler of a route, for a driver that looks routes up once per distinct request
 /// metadata block rather than on every request (see the driver's `RouteCache`). Resolving a
-/// route and calling its handler is what [`Router`] does on every request.
+/// route and calling its handler is what [`Router`] does on every request, without the data
+/// MIME check, which needs the connection: its [`Handler`] implementation is for routes nobody
+/// serves (every request a server connection receives is resolved first).
 pub(crate) trait Resolve: Send + Sync {
-    /// The handler of `route` (for a generated service, the method), if one serves it.
-    fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>>;
+    /// The handler of `route` (for a generated service, the method), if one serves it, on a
+    /// connection whose SETUP announced the data MIME type `announced`.
+    fn resolve(&self, route: &str, announced: &str) -> Option<Arc<dyn Handler>>;
 }
 
 #[cfg(test)]

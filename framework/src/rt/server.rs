@@ -24,6 +24,9 @@ use tokio::task::{JoinHandle, JoinSet};
 pub struct ServerBuilder {
     router: Router,
     config: Config,
+    /// The data MIME type of the first generated service added (see
+    /// [`Server::connect_in_memory`]).
+    data_mime: Option<&'static str>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -39,26 +42,33 @@ impl ServerBuilder {
     /// `.proto` file is served method by method: its route table maps each route to the method,
     /// so a request is dispatched once, when its connection looks its route up.
     ///
+    /// A generated service's methods answer only connections whose SETUP announced the data
+    /// MIME type of the service's codec (see [`DataMime`](crate::DataMime)); a request from
+    /// another connection gets an ERROR (FAILED_PRECONDITION) naming both types, and the
+    /// connection goes on.
+    ///
     /// # Panics
     /// If another service already serves one of its routes: two handlers for one route is a
     /// wiring mistake better caught at start-up than by a caller.
     pub fn add_service<S: Service>(mut self, service: S) -> ServerBuilder {
         let mut table = MethodTable::default();
         service.__register(&mut table);
-        for (route, handler) in table.entries {
-            self.router.insert(route, handler);
+        for entry in table.entries {
+            self.data_mime = self.data_mime.or(entry.data_mime);
+            self.router.insert(entry.route, entry.handler, entry.data_mime);
         }
         self
     }
 
-    /// Serves `routes` with a hand-written [`Handler`].
+    /// Serves `routes` with a hand-written [`Handler`], whatever data MIME type a connection
+    /// announced: the handler reads the data as it likes.
     ///
     /// # Panics
     /// As [`ServerBuilder::add_service`].
     pub fn add_handler(mut self, routes: &'static [&'static str], handler: impl Handler) -> ServerBuilder {
         let handler: Arc<dyn Handler> = Arc::new(handler);
         for route in routes {
-            self.router.insert(route, handler.clone());
+            self.router.insert(route, handler.clone(), None);
         }
         self
     }
@@ -71,18 +81,20 @@ impl ServerBuilder {
 
     /// Builds the server.
     pub fn build(self) -> Server {
-        Server { inner: Arc::new(Inner { router: self.router, config: self.config }) }
+        Server { inner: Arc::new(Inner { router: self.router, config: self.config, data_mime: self.data_mime }) }
     }
 }
 
 struct Inner {
     router: Router,
     config: Config,
+    /// The data MIME type of the first generated service added.
+    data_mime: Option<&'static str>,
 }
 
 impl Resolve for Inner {
-    fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>> {
-        self.router.get(route).cloned()
+    fn resolve(&self, route: &str, announced: &str) -> Option<Arc<dyn Handler>> {
+        self.router.resolve(route, announced)
     }
 }
 
@@ -169,11 +181,21 @@ impl Server {
     }
 
     /// Serves one in-memory connection and returns a client for it: no sockets at all.
+    ///
+    /// The client announces the data MIME type of the first generated service added to the
+    /// server (see [`DataMime`](crate::DataMime)), or the default, protobuf, if there is none:
+    /// a generated client made over it with `new` then calls that service.
     pub async fn connect_in_memory(&self) -> Result<Client, Status> {
-        self.connect_in_memory_with(Config::default())
+        let config = Config::default();
+        let config = match self.inner.data_mime {
+            Some(mime) => config.data_mime(mime),
+            None => config,
+        };
+        self.connect_in_memory_with(config)
     }
 
-    /// [`Server::connect_in_memory`] with the client's own configuration.
+    /// [`Server::connect_in_memory`] with the client's own configuration, data MIME type
+    /// included.
     pub fn connect_in_memory_with(&self, config: Config) -> Result<Client, Status> {
         let (client_end, server_end) = tokio::io::duplex(256 * 1024);
         tokio::spawn(self.clone().serve_owned(server_end));

@@ -35,20 +35,38 @@ pub trait Service: Handler {
 }
 
 /// The routes a service serves and what serves each, as [`Service::__register`] hands them to
-/// a server. Generated services add one entry per method that their `cfg`s leave in, with
+/// a server. Generated services name their codec's data MIME type with
+/// [`MethodTable::data_mime`], then add one entry per method that their `cfg`s leave in, with
 /// [`MethodTable::unary`] and its siblings.
 #[derive(Default)]
 pub struct MethodTable {
-    pub(crate) entries: Vec<(&'static str, Arc<dyn Handler>)>,
+    pub(crate) entries: Vec<Entry>,
+    /// What the methods added from now on decode (see [`MethodTable::data_mime`]).
+    data_mime: Option<&'static str>,
+}
+
+/// One route of a [`MethodTable`]: what serves it, and the data MIME type it reads (`None`: any,
+/// as a hand-written handler does).
+pub(crate) struct Entry {
+    pub(crate) route: &'static str,
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) data_mime: Option<&'static str>,
 }
 
 impl fmt::Debug for MethodTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.entries.iter().map(|(route, _)| route)).finish()
+        f.debug_list().entries(self.entries.iter().map(|e| (e.route, e.data_mime))).finish()
     }
 }
 
 impl MethodTable {
+    /// The methods added from now on decode data of the MIME type `mime` (their codec's
+    /// [`DataMime::MIME`](crate::DataMime::MIME)): a connection whose SETUP announced another
+    /// gets an ERROR for each of their calls.
+    pub fn data_mime(&mut self, mime: &'static str) {
+        self.data_mime = Some(mime);
+    }
+
     /// A request/response method at `route`: `serve` answers its calls with `service`.
     pub fn unary<S, F>(&mut self, route: &'static str, service: &Arc<S>, serve: F)
     where
@@ -90,12 +108,13 @@ impl MethodTable {
         Method<M, S, F>: Handler,
     {
         let method = Method { service: service.clone(), serve, model: PhantomData };
-        self.entries.push((route, Arc::new(method)));
+        self.entries.push(Entry { route, handler: Arc::new(method), data_mime: self.data_mime });
     }
 
-    /// `handler` serves every one of `routes` itself.
+    /// `handler` serves every one of `routes` itself, whatever the data MIME type: it reads the
+    /// data as it likes.
     pub(crate) fn handler(&mut self, routes: &[&'static str], handler: Arc<dyn Handler>) {
-        self.entries.extend(routes.iter().map(|route| (*route, handler.clone())));
+        self.entries.extend(routes.iter().map(|route| Entry { route, handler: handler.clone(), data_mime: None }));
     }
 }
 
@@ -293,10 +312,12 @@ mod tests {
         assert_eq!(Service::routes(&server), ROUTES);
         let mut table = MethodTable::default();
         server.__register(&mut table);
-        assert_eq!(table.entries.iter().map(|(route, _)| *route).collect::<Vec<_>>(), ROUTES);
+        assert_eq!(table.entries.iter().map(|e| e.route).collect::<Vec<_>>(), ROUTES);
+        assert!(table.entries.iter().all(|e| e.data_mime == Some("application/octet-stream")), "{table:?}");
         // Each entry is the method itself, not the service: it serves its method whatever route
         // the call names, where the service's own `Handler` would match the route again.
-        let method = |route: &str| table.entries.iter().find(|(r, _)| *r == route).expect("in the table").1.clone();
+        let method =
+            |route: &str| table.entries.iter().find(|e| e.route == route).expect("in the table").handler.clone();
         let unary = method("t.Models/Unary");
         let answer = unary.request_response(Call::new("t.Models/Stream"), Bytes::from("x")).await;
         assert_eq!(data(answer), "unary:x");

@@ -6,7 +6,7 @@
 //! once.
 
 use super::NO_MESSAGES_MIME;
-use super::codec::{Arena, Codec, CodecError};
+use super::codec::{Arena, Codec, CodecError, speaks};
 use super::request::Request;
 use super::streaming::{ErrorSlot, Side, Streaming};
 use crate::frame::metadata::{MetadataEntry, MimeType};
@@ -32,6 +32,38 @@ fn encode_request<C: Codec<T>, T>(route: &str, message: T) -> Result<Bytes, Stat
 
 fn decode_response<C: Codec<T>, T>(route: &str, data: Bytes) -> Result<T, Status> {
     C::decode(data).map_err(|e| Status::internal(format!("could not decode the response of `{route}`: {e}")))
+}
+
+/// Whether a generated client's connection carries its codec's data: decided once, when the
+/// client is made (`{Service}Client::new`), and looked at by every call, before it encodes or
+/// sends anything (one branch).
+#[derive(Clone, Debug)]
+pub struct DataMimeCheck(Option<Box<Status>>);
+
+impl DataMimeCheck {
+    /// The check of `client_name` (`GreeterClient`), whose codec sends data of the MIME type
+    /// `codec`, over `client`.
+    pub fn new(client: &Client, client_name: &'static str, codec: &'static str) -> DataMimeCheck {
+        let announced = match client.data_mime() {
+            Some(announced) if !speaks(codec, announced) => announced,
+            // Matching, or not known (no handle exists before a server's SETUP): nothing to say.
+            _ => return DataMimeCheck(None),
+        };
+        DataMimeCheck(Some(Box::new(Status::failed_precondition(format!(
+            "`{client_name}` sends `{codec}` data, but its connection announced `{announced}` in SETUP; \
+             connect with `{client_name}::connect`, which announces `{codec}`, or make the `Client` with \
+             `Config::default().data_mime(\"{codec}\")`"
+        )))))
+    }
+
+    /// `client`, if its connection carries the codec's data; otherwise the status every call
+    /// fails with.
+    pub fn client<'a>(&self, client: &'a Client) -> Result<&'a Client, Status> {
+        match &self.0 {
+            None => Ok(client),
+            Some(status) => Err(Status::clone(status)),
+        }
+    }
 }
 
 /// Request/response.

@@ -23,6 +23,10 @@ pub type CodecError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | request does not encode | client | `INTERNAL` (the call is not sent) |
 /// | response does not decode | client | `INTERNAL` (the peer broke the contract) |
 ///
+/// A codec names its encoding with [`DataMime`], which every codec implements too: a generated
+/// client announces it in SETUP, and a server answers a call of a generated method only on a
+/// connection whose SETUP announced it (see [`DataMime`] for what matches).
+///
 /// A codec writes a message where the runtime says: behind its frame's header in the
 /// connection's write buffer (a generated server's answers and stream messages, so that
 /// nothing is built apart or copied), or into a buffer shared by a stream's or a thread's
@@ -30,10 +34,14 @@ pub type CodecError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// ```
 /// use bytes::{Bytes, BytesMut};
-/// use weft::{Codec, CodecError};
+/// use weft::{Codec, CodecError, DataMime};
 ///
 /// /// Messages as UTF-8 text.
 /// struct Utf8Codec;
+///
+/// impl DataMime for Utf8Codec {
+///     const MIME: &'static str = "text/plain";
+/// }
 ///
 /// impl Codec<String> for Utf8Codec {
 ///     fn encode(message: String, out: &mut BytesMut) -> Result<(), CodecError> {
@@ -57,13 +65,66 @@ pub type CodecError = Box<dyn std::error::Error + Send + Sync + 'static>;
             (write `#[derive(Clone, PartialEq, prost::Message)]` on the message type)",
     note = "`weft::BytesCodec` handles `bytes::Bytes`; choose a codec with `#[weft::service(codec = Path)]`"
 )]
-pub trait Codec<T>: 'static {
+pub trait Codec<T>: DataMime + 'static {
     /// Appends one message's encoding to `out`. After an error, whatever was appended is
     /// dropped: nothing of a message that failed to encode reaches the wire.
     fn encode(message: T, out: &mut BytesMut) -> Result<(), CodecError>;
 
     /// Decodes payload data into one message.
     fn decode(data: Bytes) -> Result<T, CodecError>;
+}
+
+/// The data MIME type of a codec's encoding: what SETUP announces for it.
+///
+/// A codec is one encoding, whatever messages it encodes, so this is a trait of the codec alone
+/// and not of [`Codec<T>`], which requires it. It is what ties a connection to the services it
+/// may call:
+///
+/// - a generated client's `connect` announces its codec's MIME type in SETUP;
+/// - a generated client made with `new` over a [`Client`](crate::Client) whose SETUP announced
+///   another data MIME type fails every call with
+///   [`FAILED_PRECONDITION`](crate::Code::FailedPrecondition) and sends nothing;
+/// - a server answers a request for a method of a generated service, on a connection whose
+///   SETUP announced another data MIME type, with an ERROR saying so (FAILED_PRECONDITION);
+///   the connection and its other calls go on. Hand-written handlers
+///   ([`ServerBuilder::add_handler`](crate::ServerBuilder::add_handler)) take any data MIME
+///   type.
+///
+/// Two MIME types match when their `type/subtype` is the same without regard to case;
+/// parameters (`; charset=…`) are ignored. The protobuf names in use,
+/// `application/vnd.google.protobuf` (RSocket's well-known name, which Weft announces),
+/// `application/protobuf` and `application/x-protobuf`, all match one another.
+///
+/// ```
+/// use weft::{BytesCodec, DataMime, ProstCodec};
+///
+/// assert_eq!(ProstCodec::MIME, "application/vnd.google.protobuf");
+/// assert_eq!(BytesCodec::MIME, "application/octet-stream");
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "the codec `{Self}` does not name its data MIME type",
+    label = "a codec implements `weft::DataMime` too",
+    note = "write `impl weft::DataMime for {Self} {{ const MIME: &'static str = \"type/subtype\"; }}`, \
+            naming the encoding that SETUP announces for it"
+)]
+pub trait DataMime {
+    /// The MIME type, e.g. `application/json`.
+    const MIME: &'static str;
+}
+
+/// The protobuf names in use, which all name one encoding: RSocket's well-known name first.
+const PROTOBUF: [&str; 3] = [crate::DEFAULT_DATA_MIME, "application/protobuf", "application/x-protobuf"];
+
+/// Whether a connection that announced `announced` in SETUP carries the data of a codec whose
+/// [`DataMime::MIME`] is `codec` (see [`DataMime`] for the rule).
+pub(crate) fn speaks(codec: &str, announced: &str) -> bool {
+    // `type/subtype`, without parameters or the spaces around them.
+    fn essence(mime: &str) -> &str {
+        mime.split(';').next().unwrap_or_default().trim()
+    }
+    let (codec, announced) = (essence(codec), essence(announced));
+    let protobuf = |mime: &str| PROTOBUF.iter().any(|p| p.eq_ignore_ascii_case(mime));
+    codec.eq_ignore_ascii_case(announced) || (protobuf(codec) && protobuf(announced))
 }
 
 /// The default codec: protobuf through [`prost::Message`].
@@ -73,6 +134,10 @@ pub trait Codec<T>: 'static {
 /// `application/vnd.google.protobuf`, so any protobuf-speaking RSocket peer can read it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ProstCodec;
+
+impl DataMime for ProstCodec {
+    const MIME: &'static str = crate::DEFAULT_DATA_MIME;
+}
 
 impl<T: prost::Message + Default + 'static> Codec<T> for ProstCodec {
     fn encode(message: T, out: &mut BytesMut) -> Result<(), CodecError> {
@@ -97,8 +162,14 @@ impl<T: prost::Message + Default + 'static> Codec<T> for ProstCodec {
 /// message received is not copied: a request a server receives is a slice of its connection's
 /// read buffer, and a method that keeps it beyond the call keeps that whole buffer (see
 /// [`Handler`](crate::Handler)), so keep a copy (`Bytes::copy_from_slice`) instead.
+///
+/// Its data MIME type is `application/octet-stream`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BytesCodec;
+
+impl DataMime for BytesCodec {
+    const MIME: &'static str = "application/octet-stream";
+}
 
 impl Codec<Bytes> for BytesCodec {
     fn encode(message: Bytes, out: &mut BytesMut) -> Result<(), CodecError> {
@@ -216,6 +287,10 @@ mod tests {
     /// A codec that writes half a message and then fails.
     struct HalfThenFail;
 
+    impl DataMime for HalfThenFail {
+        const MIME: &'static str = "application/octet-stream";
+    }
+
     impl Codec<Bytes> for HalfThenFail {
         fn encode(message: Bytes, out: &mut BytesMut) -> Result<(), CodecError> {
             out.extend_from_slice(&message[..message.len() / 2]);
@@ -229,6 +304,24 @@ mod tests {
         fn decode(data: Bytes) -> Result<Bytes, CodecError> {
             Ok(data)
         }
+    }
+
+    #[test]
+    fn data_mime_types_match_by_essence_and_protobuf_names_match_one_another() {
+        let octets = BytesCodec::MIME;
+        assert!(speaks(octets, "application/octet-stream"));
+        assert!(speaks(octets, "Application/Octet-Stream"), "case does not matter");
+        assert!(speaks(octets, " application/octet-stream ; x=y"), "nor parameters");
+        assert!(!speaks(octets, ProstCodec::MIME));
+        assert!(!speaks(octets, ""));
+        assert!(!speaks(octets, "application/octet-streams"));
+        for alias in ["application/vnd.google.protobuf", "application/protobuf", "APPLICATION/X-PROTOBUF"] {
+            assert!(speaks(ProstCodec::MIME, alias), "{alias}");
+            assert!(speaks("application/x-protobuf", alias), "{alias}: the aliases match one another");
+            assert!(!speaks(octets, alias), "{alias}");
+        }
+        assert!(!speaks(ProstCodec::MIME, "application/json"));
+        assert!(!speaks("application/json", "application/protobuf"));
     }
 
     #[test]

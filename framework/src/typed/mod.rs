@@ -5,7 +5,8 @@
 //! messages:
 //!
 //! - a [`Codec`] turns messages into payload data and back: [`ProstCodec`] (protobuf, the
-//!   default) or [`BytesCodec`] (raw bytes), chosen per service;
+//!   default) or [`BytesCodec`] (raw bytes), chosen per service, and names its encoding's
+//!   MIME type ([`DataMime`]), which a connection announces in SETUP;
 //! - a [`Streaming<T>`] is a typed stream of messages from the peer;
 //! - a [`Context`] tells a handler about its call: route, metadata, cancellation;
 //! - a [`Request<T>`] lets a client attach metadata to one call; generated client methods
@@ -49,7 +50,7 @@
 //!   if it looks. To make a typed Weft server see an empty request stream, a peer in another
 //!   language sends the same frame.
 
-mod codec;
+pub(crate) mod codec;
 mod context;
 mod request;
 mod streaming;
@@ -57,7 +58,7 @@ mod streaming;
 pub(crate) mod client;
 pub(crate) mod server;
 
-pub use codec::{BytesCodec, Codec, CodecError, ProstCodec};
+pub use codec::{BytesCodec, Codec, CodecError, DataMime, ProstCodec};
 pub use context::Context;
 pub use request::{IntoRequest, IntoStreamingRequest, Request};
 pub use streaming::Streaming;

@@ -41,6 +41,8 @@ pub trait Clean {
     async fn stream(&self, req: M) -> Result<impl futures_util::Stream<Item = Result<M, Status>>, Status>;
     async fn chat(&self, reqs: Streaming<M>) -> Result<impl futures_util::Stream<Item = Result<M, Status>>, Status>;
     async fn upload(&self, reqs: Streaming<M>) -> Result<M, Status>;
+    /// Weft's types by the `crate = "…"` path are Weft's.
+    async fn spelled(&self, ctx: ::weft_renamed::Context, req: M) -> Result<M, weft_renamed::Status>;
 }
 
 #[allow(unused_imports)]

@@ -79,7 +79,9 @@ impl<T: Transport> Driver<T> {
             None => match CompositeMetadata::decode_route(&metadata) {
                 Some(route) => {
                     let route: Arc<str> = route.into();
-                    let served = self.resolver.as_ref().and_then(|r| r.resolve(&route));
+                    // Requests come after SETUP, which set the data MIME type.
+                    let announced = self.handles.data_mime.get().map_or("", |mime| &**mime);
+                    let served = self.resolver.as_ref().and_then(|r| r.resolve(&route, announced));
                     self.routes.put(&metadata, route, served)
                 }
                 None => {

@@ -61,6 +61,9 @@ impl<T: Transport> Driver<T> {
                         format!("metadata MIME type must be {COMPOSITE_METADATA_MIME}, got {}", setup.metadata_mime);
                     self.conn.reject_setup(ErrorCode::UNSUPPORTED_SETUP, &message);
                 }
+                // Read by the route table (a generated method answers only data it can
+                // decode) and by generated clients made over this connection's handles.
+                let _ = self.handles.data_mime.set(setup.data_mime.as_str().into());
             }
             Event::MetadataPush(_) => {}
             Event::Request { stream_id, kind, metadata, data, complete, .. } => {

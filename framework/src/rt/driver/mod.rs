@@ -53,7 +53,7 @@ use super::inbox::{self, Inbox, Taken, WeakSender};
 use super::routing::{Resolve, RouteCache};
 use super::shutdown::ShutdownHub;
 use super::transport::Transport;
-use crate::conn::Connection;
+use crate::conn::{Connection, Side};
 use crate::frame::length::LengthDelimited;
 use crate::payload::CancelSignal;
 use crate::{Handler, Payload, Status};
@@ -164,6 +164,9 @@ impl<T: Transport> Driver<T> {
         let task_waker = drive.as_ref().map(|d| d.task_waker());
         let config = conn.config();
         let handles = Handles::new(inbox.clone(), config, closed_rx, drive);
+        if conn.side() == Side::Client {
+            let _ = handles.data_mime.set(config.data_mime.as_str().into());
+        }
         let framing = LengthDelimited::new(config.max_frame_size);
         let fire_and_forget = Arc::new(Semaphore::new(config.max_concurrent_fire_and_forget));
         let driver = Driver {
