@@ -8,3 +8,4 @@ mod lab;
 mod proto;
 mod public_api;
 mod ui;
+mod websocket;
