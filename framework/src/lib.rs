@@ -151,6 +151,8 @@ pub use rt::server::{AcceptError, RunningServer, Server, ServerBuilder};
 pub use rt::service::Service;
 pub use rt::stream::PayloadStream;
 pub use rt::transport::{Io, Transport};
+#[cfg(feature = "websocket")]
+pub use rt::websocket::{WebSocket, WebSocketReader, WebSocketWriter};
 pub use status::{Code, Status};
 pub use typed::{
     BytesCodec, Codec, CodecError, Context, DataMime, IntoRequest, IntoStreamingRequest, ProstCodec, Request, Streaming,

@@ -355,8 +355,8 @@ mod raw {
     }
 
     #[test]
-    fn transports_are_both_tested() {
-        assert!(matches!(lab::TRANSPORTS, [Transport::Tcp, Transport::Memory]));
+    fn every_transport_is_tested() {
+        assert!(matches!(lab::TRANSPORTS, [Transport::Tcp, Transport::Memory, Transport::WebSocket]));
     }
 }
 

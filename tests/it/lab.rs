@@ -149,9 +149,11 @@ pub(crate) fn server_builder() -> (ServerBuilder, Events) {
 pub(crate) enum Transport {
     Tcp,
     Memory,
+    /// RSocket over WebSocket, on TCP.
+    WebSocket,
 }
 
-pub(crate) const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Memory];
+pub(crate) const TRANSPORTS: [Transport; 3] = [Transport::Tcp, Transport::Memory, Transport::WebSocket];
 
 /// A connected client and what keeps its server alive.
 pub(crate) struct Connected {
@@ -186,6 +188,12 @@ pub(crate) async fn connect_announcing(server: Server, transport: Transport, dat
         Transport::Memory => {
             let client = server.connect_in_memory_with(config).expect("connect in memory");
             Connected { client, running: None, _server: server }
+        }
+        Transport::WebSocket => {
+            let running = server.bind_websocket("127.0.0.1:0", "/rsocket").await.expect("bind 127.0.0.1:0");
+            let url = format!("ws://{}/rsocket", running.local_addr());
+            let client = weft::Client::connect_websocket(&url).await.expect("connect over WebSocket");
+            Connected { client, running: Some(running), _server: server }
         }
     }
 }

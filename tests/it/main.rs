@@ -11,3 +11,4 @@ mod no_messages;
 mod proto;
 mod public_api;
 mod ui;
+mod websocket;

@@ -23,6 +23,35 @@ impl Client {
         Ok(Client::over(stream, config))
     }
 
+    /// Connects to `url` (`ws://host:port/path`) over RSocket's WebSocket transport (one frame
+    /// per binary message), as a browser's RSocket client would: see
+    /// [`Server::bind_websocket`](crate::Server::bind_websocket).
+    #[cfg(feature = "websocket")]
+    pub async fn connect_websocket(url: &str) -> Result<Client, Status> {
+        Client::connect_websocket_with(url, Config::default()).await
+    }
+
+    /// [`Client::connect_websocket`] with `config`.
+    #[cfg(feature = "websocket")]
+    pub async fn connect_websocket_with(url: &str, config: Config) -> Result<Client, Status> {
+        let cannot = |why: &dyn std::fmt::Display| Status::unavailable(format!("cannot connect to {url}: {why}"));
+        let uri: tokio_tungstenite::tungstenite::http::Uri = url.parse().map_err(|e| cannot(&e))?;
+        let default_port = match uri.scheme_str() {
+            Some("ws") => 80,
+            Some("wss") => return Err(cannot(&"wss:// (TLS) is not supported yet; use ws://")),
+            _ => return Err(cannot(&"not a WebSocket URL (ws://host:port/path)")),
+        };
+        let host = uri.host().ok_or_else(|| cannot(&"the URL names no host"))?;
+        // An IPv6 literal comes bracketed in a URL, and unbracketed to `connect`.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let stream = tokio::net::TcpStream::connect((host, uri.port_u16().unwrap_or(default_port)))
+            .await
+            .map_err(|e| cannot(&e))?;
+        let _ = stream.set_nodelay(true);
+        let transport = super::websocket::WebSocket::connect(stream, url, &config).await.map_err(|e| cannot(&e))?;
+        Ok(Client::over(transport, config))
+    }
+
     /// Starts the client side of a connection over any [`Transport`] (SETUP is sent at once).
     /// Must be called within a tokio runtime: the connection's driver is spawned on it.
     pub fn over<T: Transport>(transport: T, config: Config) -> Client {

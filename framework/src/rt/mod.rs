@@ -38,3 +38,5 @@ pub(crate) mod stream;
 pub(crate) mod sync;
 pub(crate) mod transport;
 pub(crate) mod unwind;
+#[cfg(feature = "websocket")]
+pub(crate) mod websocket;

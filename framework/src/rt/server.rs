@@ -144,11 +144,58 @@ impl Server {
     pub async fn bind(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<RunningServer> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
+        Ok(self.start(listener, local_addr, Plain))
+    }
+
+    /// Binds a TCP listener and serves RSocket over WebSocket on it (RSocket's WebSocket
+    /// transport: one frame per binary message) at `path` (say `/rsocket`), as
+    /// [`bind`](Server::bind) serves plain TCP: a server can do both at once, on two ports.
+    /// A request for another path is answered `404 Not Found`, one that is not a WebSocket
+    /// handshake `400 Bad Request`; a handshake that does not finish within the setup timeout
+    /// is dropped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use weft::{Call, Client, Server};
+    ///
+    /// let server = Server::builder().build();
+    /// let tcp = server.bind("127.0.0.1:0").await?;
+    /// let ws = server.bind_websocket("127.0.0.1:0", "/rsocket").await?;
+    /// let url = format!("ws://{}/rsocket", ws.local_addr());
+    /// let client = Client::connect_websocket(&url).await?;
+    /// // Answered (UNIMPLEMENTED: this server serves nothing), over the WebSocket.
+    /// let answer = client.request_response(Call::new("no.Such/Method"), "hi".into()).await;
+    /// assert_eq!(answer.unwrap_err().code(), weft::Code::Unimplemented);
+    /// # drop(tcp);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "websocket")]
+    pub async fn bind_websocket(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs,
+        path: &str,
+    ) -> std::io::Result<RunningServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(self.start(listener, local_addr, WebSocketUpgrade { path: path.into() }))
+    }
+
+    /// Serves what `listener` accepts, each connection made a transport by `upgrade`, in a
+    /// background task.
+    fn start<L: Listen, U: Upgrade<L::Stream>>(
+        &self,
+        listener: L,
+        local_addr: SocketAddr,
+        upgrade: U,
+    ) -> RunningServer {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let hub = Arc::new(ShutdownHub::default());
         let accept_error = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(accept(self.clone(), listener, shutdown_rx, hub.clone(), accept_error.clone()));
-        Ok(RunningServer { local_addr, shutdown, hub, accept_error, task: Some(task) })
+        let task =
+            tokio::spawn(accept(self.clone(), listener, upgrade, shutdown_rx, hub.clone(), accept_error.clone()));
+        RunningServer { local_addr, shutdown, hub, accept_error, task: Some(task) }
     }
 
     /// Binds a TCP listener and serves until Ctrl-C (SIGINT), then shuts down gracefully (see
@@ -218,9 +265,75 @@ impl Server {
     }
 }
 
-async fn accept(
+/// A listener: where a server's connections come from.
+trait Listen: Send + 'static {
+    /// What it accepts.
+    type Stream: Send + 'static;
+
+    fn accept(&self) -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Listen for TcpListener {
+    type Stream = tokio::net::TcpStream;
+
+    async fn accept(&self) -> std::io::Result<tokio::net::TcpStream> {
+        let (stream, _peer) = TcpListener::accept(self).await?;
+        // Small frames (a request, a REQUEST_N) must not wait for Nagle's timer, whatever
+        // the transport made of the stream (see `Transport for TcpStream`).
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+/// What makes an accepted stream an RSocket transport: nothing for TCP; a handshake for a
+/// WebSocket (and, later, TLS). It runs in the connection's own task, bounded by the setup
+/// timeout, so that a slow or silent peer holds up no other.
+trait Upgrade<S>: Clone + Send + Sync + 'static {
+    /// The transport it makes.
+    type Transport: Transport;
+
+    fn upgrade(
+        &self,
+        stream: S,
+        config: &Config,
+    ) -> impl std::future::Future<Output = std::io::Result<Self::Transport>> + Send;
+}
+
+/// No handshake: the stream is the transport.
+#[derive(Clone, Copy)]
+struct Plain;
+
+impl<S: Transport> Upgrade<S> for Plain {
+    type Transport = S;
+
+    async fn upgrade(&self, stream: S, _config: &Config) -> std::io::Result<S> {
+        Ok(stream)
+    }
+}
+
+/// The server's WebSocket handshake, on one path.
+#[cfg(feature = "websocket")]
+#[derive(Clone)]
+struct WebSocketUpgrade {
+    path: Arc<str>,
+}
+
+#[cfg(feature = "websocket")]
+impl<S> Upgrade<S> for WebSocketUpgrade
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Transport = super::websocket::WebSocket<S>;
+
+    async fn upgrade(&self, stream: S, config: &Config) -> std::io::Result<Self::Transport> {
+        super::websocket::WebSocket::accept(stream, Some(&self.path), config).await
+    }
+}
+
+async fn accept<L: Listen, U: Upgrade<L::Stream>>(
     server: Server,
-    listener: TcpListener,
+    listener: L,
+    upgrade: U,
     mut shutdown: watch::Receiver<bool>,
     hub: Arc<ShutdownHub>,
     accept_error: Arc<Mutex<Option<AcceptError>>>,
@@ -231,7 +344,7 @@ async fn accept(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let stream = match accepted {
                     Ok(accepted) => {
                         failures = 0;
                         accepted
@@ -253,16 +366,23 @@ async fn accept(
                         continue;
                     }
                 };
-                let (server, hub, live) = (server.clone(), hub.clone(), hub.live());
+                let (server, hub, live, upgrade) = (server.clone(), hub.clone(), hub.live(), upgrade.clone());
                 let max = server.inner.config.max_connections;
                 connections.spawn(async move {
                     let _live = live;
+                    let config = &server.inner.config;
+                    let transport = match tokio::time::timeout(config.setup_timeout, upgrade.upgrade(stream, config)).await {
+                        Ok(Ok(transport)) => transport,
+                        // The peer was told why where it could be (see the upgrade), and
+                        // nothing else is disturbed.
+                        Ok(Err(_)) | Err(_) => return,
+                    };
                     // Counted first (this one included), so that a burst of connections
                     // cannot slip past the limit between two checks.
                     if hub.connections() > max {
-                        return refuse_connection(stream, max).await;
+                        return refuse_connection(transport, max).await;
                     }
-                    server.run_connection(stream, Some(&hub)).await
+                    server.run_connection(transport, Some(&hub)).await
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -280,7 +400,7 @@ async fn accept(
 /// dropped for a moment before the close, so that the close does not reset the connection
 /// ahead of the ERROR: a socket closed with unread data sends RST, and a peer's kernel may
 /// then drop what it had not yet handed to the peer.
-async fn refuse_connection(mut stream: tokio::net::TcpStream, max: usize) {
+async fn refuse_connection<T: Transport>(transport: T, max: usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let message = format!("the server serves at most {max} connections at once; try again later");
     let error = crate::frame::Frame::Error(crate::frame::ErrorFrame {
@@ -290,11 +410,12 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream, max: usize) {
     });
     let mut out = bytes::BytesMut::new();
     crate::frame::length::encode_frame(&error, &mut out);
+    let (mut reader, mut writer) = transport.split();
     let linger = async {
-        stream.write_all(&out).await?;
-        stream.shutdown().await?;
+        writer.write_all(&out).await?;
+        writer.shutdown().await?;
         let mut sink = [0u8; 1024];
-        while stream.read(&mut sink).await? > 0 {}
+        while reader.read(&mut sink).await? > 0 {}
         std::io::Result::Ok(())
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), linger).await;

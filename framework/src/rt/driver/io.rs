@@ -88,13 +88,10 @@ impl<T: Transport> Driver<T> {
             }
             if !wbuf.is_empty() && !self.conn.is_closed() {
                 // A write that cannot go now is retried by the select, with a real waker.
-                match self.write_now(&mut wbuf) {
-                    Poll::Ready(Ok(n)) if n > 0 => {}
-                    Poll::Ready(_) => {
-                        self.transport_closed();
-                        continue;
-                    }
-                    Poll::Pending => {}
+                let now = &mut std::task::Context::from_waker(Waker::noop());
+                if let Poll::Ready(false) = write_flush(&mut self.writer, now, &mut wbuf, &mut self.unflushed) {
+                    self.transport_closed();
+                    continue;
                 }
             }
             if self.conn.is_closed() {
@@ -149,8 +146,8 @@ impl<T: Transport> Driver<T> {
             }
             tokio::select! {
                 biased;
-                written = std::future::poll_fn(|cx| write_some(&mut self.writer, cx, &mut wbuf)), if !wbuf.is_empty() => {
-                    if !matches!(written, Ok(n) if n > 0) {
+                open = std::future::poll_fn(|cx| write_flush(&mut self.writer, cx, &mut wbuf, &mut self.unflushed)), if !wbuf.is_empty() || self.unflushed => {
+                    if !open {
                         self.transport_closed();
                     }
                 }
@@ -262,10 +259,15 @@ impl<T: Transport> Driver<T> {
         self.conn.handle_transport_closed();
     }
 
-    /// Writes what the transport takes of `wbuf` at once, without waiting: a write that cannot
-    /// go now is retried by the turn's select, with a real waker.
+    /// Writes what the transport takes of `wbuf` at once, without waiting (or flushing: the
+    /// turn's own write does, see `write_flush`): a write that cannot go now is retried by the
+    /// turn's select, with a real waker.
     pub(super) fn write_now(&mut self, wbuf: &mut BytesMut) -> Poll<std::io::Result<usize>> {
-        write_some(&mut self.writer, &mut std::task::Context::from_waker(Waker::noop()), wbuf)
+        let written = write_some(&mut self.writer, &mut std::task::Context::from_waker(Waker::noop()), wbuf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.unflushed = true;
+        }
+        written
     }
 
     /// Encodes the frames the connection has queued into `wbuf`.
@@ -281,6 +283,38 @@ impl<T: Transport> Driver<T> {
         while let Some(frame) = self.conn.poll_transmit() {
             length::encode_frame(&frame, wbuf);
         }
+    }
+}
+
+/// Writes what it can of `wbuf` (see [`write_some`]), and once all of it is written, flushes
+/// the transport. TCP's flush does nothing, but a transport that buffers what it is given (TLS
+/// records, WebSocket messages) sends it only when flushed, and the last write of a burst is
+/// followed by no other that would push it out. `unflushed` says whether anything was written
+/// since the last flush; it keeps the turn's select polling the flush until it is done.
+/// `Ready(false)`: the transport is closed or failed.
+fn write_flush<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    cx: &mut std::task::Context<'_>,
+    wbuf: &mut BytesMut,
+    unflushed: &mut bool,
+) -> Poll<bool> {
+    if !wbuf.is_empty() {
+        match write_some(writer, cx, wbuf) {
+            Poll::Ready(Ok(n)) if n > 0 => *unflushed = true,
+            Poll::Ready(_) => return Poll::Ready(false),
+            Poll::Pending => return Poll::Pending,
+        }
+        if !wbuf.is_empty() {
+            return Poll::Ready(true);
+        }
+    }
+    match std::pin::Pin::new(writer).poll_flush(cx) {
+        Poll::Ready(Ok(())) => {
+            *unflushed = false;
+            Poll::Ready(true)
+        }
+        Poll::Ready(Err(_)) => Poll::Ready(false),
+        Poll::Pending => Poll::Pending,
     }
 }
 

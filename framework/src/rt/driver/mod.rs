@@ -106,6 +106,8 @@ pub(crate) struct Driver<T: Transport> {
     conn: Connection<Attached>,
     reader: T::Reader,
     writer: T::Writer,
+    /// Written to since it was last flushed (see `write_flush` in `io`).
+    unflushed: bool,
     framing: LengthDelimited,
     inbox: Arc<Inbox>,
     /// What was last taken out of the inbox (kept for its allocations).
@@ -183,6 +185,7 @@ impl<T: Transport> Driver<T> {
             handler,
             resolver,
             reap_later: Vec::new(),
+            unflushed: false,
             runnable: Vec::new(),
             staged: Vec::new(),
             staged_id: 0,
