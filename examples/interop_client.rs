@@ -86,7 +86,7 @@ async fn connect(addr: &str, window: Option<u32>) -> Result<Client, String> {
     }
     match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_with(addr, config)).await {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(status)) => fail(format!("cannot connect to {addr}: {}", describe(&status))),
+        Ok(Err(error)) => fail(error.to_string()),
         Err(_) => fail(format!("no connection to {addr} within {} s", CONNECT_TIMEOUT.as_secs())),
     }
 }

@@ -102,7 +102,7 @@
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Status> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = Server::builder().add_service(GreeterServer::new(MyGreeter)).build();
 //! let client = GreeterClient::new(server.connect_in_memory().await?);
 //! let reply = client.say_hello(HelloRequest { name: "Ada".into() }).await?;
@@ -126,6 +126,7 @@
 
 mod config;
 pub mod conn;
+mod error;
 pub mod frame;
 mod include;
 mod payload;
@@ -138,6 +139,7 @@ pub mod typed;
 pub mod __private;
 
 pub use config::{Config, DEFAULT_DATA_MIME, MIN_FRAGMENT_SIZE};
+pub use error::{Error, ErrorKind};
 pub use payload::{BoxFuture, BoxStream, Call, Payload};
 pub use rt::client::Client;
 pub use rt::handler::{Handler, unimplemented_route};

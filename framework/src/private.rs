@@ -10,7 +10,7 @@ pub use crate::typed::server::{
 };
 pub use crate::typed::{Codec, Context, IntoRequest, IntoStreamingRequest, ProstCodec, Streaming};
 pub use crate::{
-    BoxFuture, BoxStream, Call, Client, Handler, Payload, PayloadStream, Response, Responses, Service, Status,
+    BoxFuture, BoxStream, Call, Client, Error, Handler, Payload, PayloadStream, Response, Responses, Service, Status,
 };
 pub use bytes::Bytes;
 pub use futures_core::Stream;

@@ -5,7 +5,7 @@ use futures_util::{Stream, StreamExt};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use weft::frame::metadata::MimeType;
-use weft::{Code, Context, RunningServer, Server, Status, Streaming};
+use weft::{Code, Context, RunningServer, Server, ServerBuilder, Status, Streaming};
 
 /// Every request and response of the lab.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -123,10 +123,16 @@ impl Lab for LabImpl {
 
 /// The lab's server.
 pub(crate) fn server() -> (Server, Events) {
+    let (builder, events) = builder();
+    (builder.build(), events)
+}
+
+/// A server builder with the lab added, for a test to set up further.
+pub(crate) fn builder() -> (ServerBuilder, Events) {
     let (recorded_tx, recorded) = mpsc::unbounded_channel();
     let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
     let lab = LabImpl { recorded: recorded_tx, cancelled: cancelled_tx };
-    (Server::builder().add_service(LabServer::new(lab)).build(), Events { recorded, cancelled })
+    (Server::builder().add_service(LabServer::new(lab)), Events { recorded, cancelled })
 }
 
 /// How a test reaches the server.

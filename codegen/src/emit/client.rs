@@ -40,7 +40,7 @@ pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
 
             /// Connects to the server at `addr` over TCP, as `Client::connect` does, and
             /// returns a client that calls the service over that connection.
-            #vis async fn connect(addr: impl #p::ToSocketAddrs) -> ::core::result::Result<Self, #p::Status> {
+            #vis async fn connect(addr: impl #p::ToSocketAddrs) -> ::core::result::Result<Self, #p::Error> {
                 #p::Client::connect(addr).await.map(Self::new)
             }
 

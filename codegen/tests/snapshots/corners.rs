@@ -63,7 +63,7 @@ impl CornerCasesClient {
     /// returns a client that calls the service over that connection.
     pub(crate) async fn connect(
         addr: impl ::my_rpc::weft::__private::ToSocketAddrs,
-    ) -> ::core::result::Result<Self, ::my_rpc::weft::__private::Status> {
+    ) -> ::core::result::Result<Self, ::my_rpc::weft::__private::Error> {
         ::my_rpc::weft::__private::Client::connect(addr).await.map(Self::new)
     }
     /// The connection handle this client calls over.

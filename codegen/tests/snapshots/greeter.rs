@@ -68,7 +68,7 @@ impl GreeterClient {
     /// returns a client that calls the service over that connection.
     pub async fn connect(
         addr: impl ::weft::__private::ToSocketAddrs,
-    ) -> ::core::result::Result<Self, ::weft::__private::Status> {
+    ) -> ::core::result::Result<Self, ::weft::__private::Error> {
         ::weft::__private::Client::connect(addr).await.map(Self::new)
     }
     /// The connection handle this client calls over.

@@ -190,7 +190,7 @@ impl CornersClient {
     /// returns a client that calls the service over that connection.
     pub async fn connect(
         addr: impl ::renamed::weft::__private::ToSocketAddrs,
-    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
+    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Error> {
         ::renamed::weft::__private::Client::connect(addr).await.map(Self::new)
     }
     /// The connection handle this client calls over.
@@ -1016,7 +1016,7 @@ impl LegacyClient {
     /// returns a client that calls the service over that connection.
     pub async fn connect(
         addr: impl ::renamed::weft::__private::ToSocketAddrs,
-    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
+    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Error> {
         ::renamed::weft::__private::Client::connect(addr).await.map(Self::new)
     }
     /// The connection handle this client calls over.

@@ -6,21 +6,21 @@ use super::driver::Driver;
 use super::handler::{Handler, NoHandler};
 use super::transport::Transport;
 use crate::conn::Connection;
-use crate::{Client, Config, Status};
+use crate::{Client, Config, Error};
 use std::sync::Arc;
 
 impl Client {
-    /// Connects over TCP with the default [`Config`].
-    pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Status> {
+    /// Connects over TCP with the default [`Config`]. Fails with
+    /// [`ErrorKind::Connect`](crate::ErrorKind::Connect) if no connection can be made; a
+    /// server that refuses the connection itself (SETUP rejected) is heard of on the first
+    /// call, and from [`Client::closed`].
+    pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
         Client::connect_with(addr, Config::default()).await
     }
 
     /// Connects over TCP with `config`.
-    pub async fn connect_with(addr: impl tokio::net::ToSocketAddrs, config: Config) -> Result<Client, Status> {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot connect: {e}")))?;
-        Ok(Client::over(stream, config))
+    pub async fn connect_with(addr: impl tokio::net::ToSocketAddrs, config: Config) -> Result<Client, Error> {
+        Ok(Client::over(connect_tcp(addr).await?, config))
     }
 
     /// Starts the client side of a connection over any [`Transport`] (SETUP is sent at once).
@@ -40,4 +40,23 @@ impl Client {
         assist.start(driver.run());
         Client::from_parts(commands, handles)
     }
+}
+
+/// Connects to the first address `addr` resolves to that takes the connection, as
+/// `TcpStream::connect` does, keeping the address for the error message.
+async fn connect_tcp(addr: impl tokio::net::ToSocketAddrs) -> Result<tokio::net::TcpStream, Error> {
+    let mut last = None;
+    let addrs = tokio::net::lookup_host(addr).await.map_err(|e| Error::connect("the address", e))?;
+    for addr in addrs {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(Error::connect(addr, e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::connect(
+            "the address",
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "it resolved to no address"),
+        )
+    }))
 }

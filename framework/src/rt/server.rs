@@ -9,7 +9,7 @@ use super::shutdown::ShutdownHub;
 use super::sync::lock;
 use super::transport::Transport;
 use crate::conn::Connection;
-use crate::{BoxFuture, Call, Client, Config, PayloadStream, Response, Responses, Status};
+use crate::{BoxFuture, Call, Client, Config, Error, PayloadStream, Response, Responses};
 use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
@@ -128,10 +128,11 @@ impl Server {
 
     /// Binds a TCP listener and serves every connection it accepts, in a background task,
     /// until the returned [`RunningServer`] is shut down or dropped. For a program that serves
-    /// until it is stopped, [`serve`](Server::serve) does it all in one call.
-    pub async fn bind(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<RunningServer> {
-        let listener = TcpListener::bind(addr).await?;
-        let local_addr = listener.local_addr()?;
+    /// until it is stopped, [`serve`](Server::serve) does it all in one call. Fails with
+    /// [`ErrorKind::Bind`](crate::ErrorKind::Bind) if the listener cannot be bound.
+    pub async fn bind(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<RunningServer, Error> {
+        let listener = TcpListener::bind(addr).await.map_err(Error::bind)?;
+        let local_addr = listener.local_addr().map_err(Error::bind)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let hub = Arc::new(ShutdownHub::default());
         let accept_error = Arc::new(Mutex::new(None));
@@ -144,12 +145,12 @@ impl Server {
     /// a server's `main`. To stop on something else, see [`RunningServer::serve_until`].
     ///
     /// ```no_run
-    /// # async fn run(server: weft::Server) -> std::io::Result<()> {
+    /// # async fn run(server: weft::Server) -> Result<(), weft::Error> {
     /// server.serve("127.0.0.1:50051").await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn serve(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<()> {
+    pub async fn serve(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<(), Error> {
         let running = self.bind(addr).await?;
         // An error here (no signal handling on this platform) would otherwise stop the server
         // at once: it then serves until the process ends.
@@ -169,12 +170,16 @@ impl Server {
     }
 
     /// Serves one in-memory connection and returns a client for it: no sockets at all.
-    pub async fn connect_in_memory(&self) -> Result<Client, Status> {
-        self.connect_in_memory_with(Config::default())
+    ///
+    /// Async and fallible like every way to connect ([`Client::connect`] and the rest), so
+    /// that a program or a test moves between TCP and memory by changing one call; nothing
+    /// fails today, since no socket is involved.
+    pub async fn connect_in_memory(&self) -> Result<Client, Error> {
+        self.connect_in_memory_with(Config::default()).await
     }
 
     /// [`Server::connect_in_memory`] with the client's own configuration.
-    pub fn connect_in_memory_with(&self, config: Config) -> Result<Client, Status> {
+    pub async fn connect_in_memory_with(&self, config: Config) -> Result<Client, Error> {
         let (client_end, server_end) = tokio::io::duplex(256 * 1024);
         tokio::spawn(self.clone().serve_owned(server_end));
         Ok(Client::over(client_end, config))

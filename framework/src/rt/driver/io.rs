@@ -90,8 +90,8 @@ impl<T: Transport> Driver<T> {
                 // A write that cannot go now is retried by the select, with a real waker.
                 match self.write_now(&mut wbuf) {
                     Poll::Ready(Ok(n)) if n > 0 => {}
-                    Poll::Ready(_) => {
-                        self.transport_closed();
+                    Poll::Ready(written) => {
+                        self.transport_failed(written.err());
                         continue;
                     }
                     Poll::Pending => {}
@@ -150,8 +150,9 @@ impl<T: Transport> Driver<T> {
             tokio::select! {
                 biased;
                 written = std::future::poll_fn(|cx| write_some(&mut self.writer, cx, &mut wbuf)), if !wbuf.is_empty() => {
-                    if !matches!(written, Ok(n) if n > 0) {
-                        self.transport_closed();
+                    match written {
+                        Ok(n) if n > 0 => {}
+                        written => self.transport_failed(written.err()),
                     }
                 }
                 read = std::future::poll_fn(|cx| {
@@ -174,9 +175,13 @@ impl<T: Transport> Driver<T> {
                     read
                 }), if reading && !congested && !fnf_full && !paused => {
                     match read {
-                        Ok(0) | Err(_) => {
+                        Ok(0) => {
                             reading = false;
                             self.transport_closed();
+                        }
+                        Err(error) => {
+                            reading = false;
+                            self.transport_failed(Some(error));
                         }
                         Ok(_) => {
                             // Running again: what this read wakes need not wake the driver.
@@ -229,7 +234,8 @@ impl<T: Transport> Driver<T> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush).await;
         // Only now: a program that closes, waits for `closed` and exits must not lose the
         // final frame.
-        let reason = self.close_reason.take().unwrap_or_else(|| "the connection is closed".to_owned());
+        let reason =
+            self.close_reason.take().unwrap_or_else(|| crate::Error::closed(crate::conn::CloseReason::Local, None));
         let _ = self.closed.send(Some(reason));
     }
 
@@ -260,6 +266,14 @@ impl<T: Transport> Driver<T> {
 
     pub(super) fn transport_closed(&mut self) {
         self.conn.handle_transport_closed();
+    }
+
+    /// The transport ended with `error` (none: a write that took nothing, which means the
+    /// same). Kept for the close's reason, unless an error came first.
+    pub(super) fn transport_failed(&mut self, error: Option<std::io::Error>) {
+        let error = error.unwrap_or_else(|| std::io::ErrorKind::WriteZero.into());
+        self.transport_error.get_or_insert(error);
+        self.transport_closed();
     }
 
     /// Writes what the transport takes of `wbuf` at once, without waiting: a write that cannot

@@ -113,9 +113,12 @@ pub(crate) struct Driver<T: Transport> {
     handles: Handles,
     /// For tasks the driver spawns; weak, so that it does not keep the connection alive.
     weak: WeakSender,
-    closed: watch::Sender<Option<String>>,
+    closed: watch::Sender<Option<crate::Error>>,
     /// Why the connection closed; published on `closed` once the last frame is written.
-    close_reason: Option<String>,
+    close_reason: Option<crate::Error>,
+    /// The IO error the transport failed with, if it did: the connection learns only that the
+    /// transport ended, and this makes the close a transport error rather than the peer's.
+    transport_error: Option<std::io::Error>,
     handler: Arc<dyn Handler>,
     /// A server's routes, looked up once per distinct request metadata block (`RouteCache`)
     /// rather than by `handler` on every request.
@@ -177,6 +180,7 @@ impl<T: Transport> Driver<T> {
             weak: command_tx.downgrade(),
             closed,
             close_reason: None,
+            transport_error: None,
             handler,
             resolver,
             reap_later: Vec::new(),
