@@ -39,7 +39,9 @@ async fn connection(addr: String, n: usize, workers: usize, rst: bool, cut: Arc<
         let _ = stream.set_zero_linger();
     }
     let config = Config::default().data_mime("application/octet-stream");
-    let client = Client::over(Io(Cuttable::new(stream, cut.clone())), config);
+    let Ok(client) = Client::builder().config(config).connect_over(Io(Cuttable::new(stream, cut.clone()))).await else {
+        return;
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..workers {
         let (client, calls) = (client.clone(), calls.clone());

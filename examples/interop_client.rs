@@ -84,7 +84,7 @@ async fn connect(addr: &str, window: Option<u32>) -> Result<Client, String> {
     if let Some(window) = window {
         config = config.inbound_window(window);
     }
-    match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_with(addr, config)).await {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Client::builder().config(config).connect(addr)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(error)) => fail(error.to_string()),
         Err(_) => fail(format!("no connection to {addr} within {} s", CONNECT_TIMEOUT.as_secs())),

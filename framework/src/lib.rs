@@ -119,10 +119,18 @@
 //!
 //! A [`Client`] makes calls at the payload level (a [`Call`] names the route and carries
 //! metadata; the data is [`bytes::Bytes`]), and a [`Handler`] answers them; generated clients and
-//! servers are built on the two. Every connection carries requests both ways: a client that
-//! serves the server's requests is made with [`Client::over_with_handler`], and a handler
-//! reaches that side through [`Call::peer`]. [`Config`] sets keepalive, credit windows,
-//! fragmentation and the limits that bound what a peer can make a connection hold.
+//! servers are built on the two. Every connection carries requests both ways: a client serves
+//! the server's requests with the services and handlers added to its [`ClientBuilder`] (as a
+//! server's are to its [`ServerBuilder`], and dispatched the same way), and a handler reaches
+//! that side through [`Context::peer`] or [`Call::peer`]. [`Config`] sets keepalive, credit
+//! windows, fragmentation and the limits that bound what a peer can make a connection hold.
+//!
+//! # Errors
+//!
+//! A call fails with a [`Status`]: a gRPC-style [`Code`] and a message. Setting up and tearing
+//! down connections and listeners fails with an [`Error`], whose [`ErrorKind`] says what
+//! happened: connecting or binding failed, the server rejected the SETUP, or the connection
+//! closed (and who closed it, and why). `?` turns an [`Error`] into a [`Status`].
 
 mod config;
 pub mod conn;
@@ -142,6 +150,7 @@ pub use config::{Config, DEFAULT_DATA_MIME, MIN_FRAGMENT_SIZE};
 pub use error::{Error, ErrorKind};
 pub use payload::{BoxFuture, BoxStream, Call, Payload};
 pub use rt::client::Client;
+pub use rt::connect::ClientBuilder;
 pub use rt::handler::{Handler, unimplemented_route};
 pub use rt::responses::{Response, Responses};
 pub use rt::server::{AcceptError, RunningServer, Server, ServerBuilder};

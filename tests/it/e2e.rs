@@ -470,7 +470,8 @@ mod encoded_in_place {
         let run = async {
             let server = server(Config::default());
             let config = Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE));
-            let client = BlobsClient::new(server.connect_in_memory_with(config).await.unwrap());
+            let client =
+                BlobsClient::new(weft::Client::builder().config(config).connect_in_memory(&server).await.unwrap());
             let sent: Vec<Bytes> = "x,3000,y,64,z,1000".split(',').map(item).collect();
             let (got, status) = collect(client.echo(futures_util::stream::iter(sent.clone())).await.unwrap()).await;
             assert_eq!(status, None);

@@ -131,8 +131,7 @@ async fn a_transport_reset_under_the_connection_is_a_transport_error() {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 1024];
         let _ = socket.read(&mut buf).await;
-        #[allow(deprecated)] // What the test needs: an RST, which only a zero linger sends.
-        socket.set_linger(Some(Duration::ZERO)).unwrap();
+        socket.set_zero_linger().unwrap();
         drop(socket);
     });
     let client = bounded(Client::connect(addr)).await.unwrap();

@@ -129,10 +129,15 @@ pub(crate) fn server() -> (Server, Events) {
 
 /// A server builder with the lab added, for a test to set up further.
 pub(crate) fn builder() -> (ServerBuilder, Events) {
+    let (lab, events) = lab_service();
+    (Server::builder().add_service(LabServer::new(lab)), events)
+}
+
+/// The lab's implementation, to serve from a server or a client.
+pub(crate) fn lab_service() -> (impl Lab + 'static, Events) {
     let (recorded_tx, recorded) = mpsc::unbounded_channel();
     let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
-    let lab = LabImpl { recorded: recorded_tx, cancelled: cancelled_tx };
-    (Server::builder().add_service(LabServer::new(lab)), Events { recorded, cancelled })
+    (LabImpl { recorded: recorded_tx, cancelled: cancelled_tx }, Events { recorded, cancelled })
 }
 
 /// How a test reaches the server.

@@ -1,42 +1,167 @@
-//! Starting a client connection: [`Client`]'s constructors, which make the connection's driver
-//! and start it (on the task [`Assist`] runs, which waiting callers may also run).
+//! Starting a client connection: [`ClientBuilder`], which makes the connection's driver and
+//! starts it (on the task [`Assist`] runs, which waiting callers may also run), and
+//! [`Client::connect`], its shorthand.
 
 use super::assist::Assist;
 use super::driver::Driver;
-use super::handler::{Handler, NoHandler};
+use super::handler::Handler;
+use super::routing::{Resolve, Router};
+use super::server::Server;
+use super::service::Service;
 use super::transport::Transport;
 use crate::conn::Connection;
 use crate::{Client, Config, Error};
+use std::fmt;
 use std::sync::Arc;
 
 impl Client {
-    /// Connects over TCP with the default [`Config`]. Fails with
+    /// Connects over TCP with the default settings, serving nothing to the server: the
+    /// shorthand of `Client::builder().connect(addr)`. Fails with
     /// [`ErrorKind::Connect`](crate::ErrorKind::Connect) if no connection can be made; a
     /// server that refuses the connection itself (SETUP rejected) is heard of on the first
     /// call, and from [`Client::closed`].
     pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
-        Client::connect_with(addr, Config::default()).await
+        Client::builder().connect(addr).await
     }
 
-    /// Connects over TCP with `config`.
-    pub async fn connect_with(addr: impl tokio::net::ToSocketAddrs, config: Config) -> Result<Client, Error> {
-        Ok(Client::over(connect_tcp(addr).await?, config))
+    /// Starts building a client connection: its settings, and the services it serves to the
+    /// server (RSocket connections carry requests both ways).
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+}
+
+/// Builds client connections: their settings, and the services this side serves to the
+/// server it connects to.
+///
+/// RSocket connections carry requests both ways, so a client can serve services too: the
+/// server calls them through the connection its request came on ([`Context::peer`], or
+/// [`Call::peer`] below the typed layer), with the generated client of the service. Services
+/// are added as to a [`ServerBuilder`](crate::ServerBuilder), and dispatched the same way.
+///
+/// Each `connect*` call makes a new connection; the builder can be kept and used again (a
+/// program that reconnects keeps one).
+///
+/// ```
+/// use weft::{Client, Context, Server, Status};
+///
+/// # #[derive(Clone, PartialEq, prost::Message)] pub struct Empty {}
+/// # #[derive(Clone, PartialEq, prost::Message)] pub struct Name { #[prost(string, tag = "1")] pub name: String }
+/// /// Served by the client: the server asks who is there.
+/// #[weft::service(package = "demo")]
+/// pub trait WhoAmI {
+///     async fn name(&self, req: Empty) -> Result<Name, Status>;
+/// }
+///
+/// /// Served by the server: it greets whoever calls, by the name their client tells it.
+/// #[weft::service(package = "demo")]
+/// pub trait Door {
+///     async fn knock(&self, ctx: Context, req: Empty) -> Result<Name, Status>;
+/// }
+///
+/// struct Me;
+/// impl WhoAmI for Me {
+///     async fn name(&self, _: Empty) -> Result<Name, Status> {
+///         Ok(Name { name: "Ada".into() })
+///     }
+/// }
+///
+/// struct MyDoor;
+/// impl Door for MyDoor {
+///     async fn knock(&self, ctx: Context, _: Empty) -> Result<Name, Status> {
+///         let peer = ctx.peer().ok_or_else(|| Status::internal("no connection to call back"))?;
+///         let who = WhoAmIClient::new(peer.clone()).name(Empty {}).await?;
+///         Ok(Name { name: format!("Hello, {}!", who.name) })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Server::builder().add_service(DoorServer::new(MyDoor)).build();
+/// let client = Client::builder().add_service(WhoAmIServer::new(Me)).connect_in_memory(&server).await?;
+/// let greeting = DoorClient::new(client).knock(Empty {}).await?;
+/// assert_eq!(greeting.name, "Hello, Ada!");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct ClientBuilder {
+    /// Shared by every connection the builder makes; copied only if the builder is changed
+    /// after one was made.
+    router: Arc<Router>,
+    config: Config,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("routes", &self.router.sorted_routes())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// Serves every route of `service` to the server, as
+    /// [`ServerBuilder::add_service`](crate::ServerBuilder::add_service) does to clients.
+    ///
+    /// # Panics
+    /// If another service already serves one of its routes.
+    pub fn add_service<S: Service>(mut self, service: S) -> ClientBuilder {
+        Arc::make_mut(&mut self.router).add_service(service);
+        self
     }
 
-    /// Starts the client side of a connection over any [`Transport`] (SETUP is sent at once).
-    /// Must be called within a tokio runtime: the connection's driver is spawned on it.
-    pub fn over<T: Transport>(transport: T, config: Config) -> Client {
-        Client::over_with_handler(transport, config, NoHandler)
+    /// Serves `routes` to the server with a hand-written [`Handler`].
+    ///
+    /// # Panics
+    /// As [`ClientBuilder::add_service`].
+    pub fn add_handler(mut self, routes: &'static [&'static str], handler: impl Handler) -> ClientBuilder {
+        Arc::make_mut(&mut self.router).add_handler(routes, Arc::new(handler));
+        self
     }
 
-    /// Like [`Client::over`], and answers the server's requests on this connection with
-    /// `handler` (RSocket connections carry requests both ways; a server handler reaches this
-    /// side through [`Call::peer`](crate::Call::peer)).
-    pub fn over_with_handler<T: Transport>(transport: T, config: Config, handler: impl Handler) -> Client {
-        let conn = Connection::client(config, tokio::time::Instant::now().into_std());
+    /// Connection settings.
+    pub fn config(mut self, config: Config) -> ClientBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Connects over TCP to `addr` (the first of its addresses that takes the connection).
+    /// Fails with [`ErrorKind::Connect`](crate::ErrorKind::Connect) if none does.
+    pub async fn connect(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
+        let stream = connect_tcp(addr).await?;
+        self.connect_over(stream).await
+    }
+
+    /// Starts the client side of a connection over `transport`, a connection already made
+    /// (a TLS stream, a Unix socket, a test's pipe: see [`Transport`] and [`Io`](crate::Io)).
+    /// SETUP is sent at once. Must be called within a tokio runtime: the connection's driver
+    /// runs on it.
+    ///
+    /// Async and fallible like every way to connect, though nothing here waits or fails
+    /// today: a transport that is already open has nothing left to fail at before SETUP is
+    /// answered, and a refused SETUP is heard of from [`Client::closed`].
+    pub async fn connect_over<T: Transport>(&self, transport: T) -> Result<Client, Error> {
+        Ok(self.start(transport))
+    }
+
+    /// Connects to `server` in memory: no sockets at all. [`Server::connect_in_memory`] is
+    /// the shorthand with the default settings.
+    pub async fn connect_in_memory(&self, server: &Server) -> Result<Client, Error> {
+        Ok(self.start(server.serve_in_memory()))
+    }
+
+    fn start<T: Transport>(&self, transport: T) -> Client {
+        let conn = Connection::client(self.config.clone(), tokio::time::Instant::now().into_std());
         let assist = Assist::new();
+        // The route table serves the server's requests through the one dispatch path servers
+        // use: the driver resolves a route once per distinct metadata block, and falls back to
+        // the table as a handler (which answers UNIMPLEMENTED) for a route it does not serve.
+        let resolver: Arc<dyn Resolve> = self.router.clone();
+        let handler: Arc<dyn Handler> = self.router.clone();
         let (driver, commands, handles) =
-            Driver::new(conn, transport, Arc::new(handler), None, None, Some(assist.clone()));
+            Driver::new(conn, transport, handler, Some(resolver), None, Some(assist.clone()));
         assist.start(driver.run());
         Client::from_parts(commands, handles)
     }

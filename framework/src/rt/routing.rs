@@ -10,6 +10,7 @@
 //! request's metadata.
 
 use super::handler::{Handler, NoHandler};
+use super::service::{MethodTable, Service};
 use crate::frame::metadata::{CompositeMetadata, well_known};
 use crate::{BoxFuture, Call, PayloadStream, Response, Responses, Status};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -110,8 +111,9 @@ impl RouteCache {
 }
 
 /// Dispatches each request to what serves its route: the method of a generated service, or a
-/// hand-written handler.
-#[derive(Default)]
+/// hand-written handler. A server's and a client's (a client serves the server's requests
+/// with one): both sides dispatch through it alike.
+#[derive(Clone, Default)]
 pub(crate) struct Router {
     /// An unkeyed hash is safe here although the peer chooses the route: the table is
     /// complete before the server starts and never grows, so a route crafted to collide costs
@@ -161,6 +163,35 @@ impl Router {
         if self.routes.insert(route, handler).is_some() {
             panic!("two services serve the route `{route}`");
         }
+    }
+
+    /// Serves every route of `service`, each by its method (see `ServerBuilder::add_service`).
+    pub(crate) fn add_service<S: Service>(&mut self, service: S) {
+        let mut table = MethodTable::default();
+        service.__register(&mut table);
+        for (route, handler) in table.entries {
+            self.insert(route, handler);
+        }
+    }
+
+    /// Serves `routes` with `handler`.
+    pub(crate) fn add_handler(&mut self, routes: &'static [&'static str], handler: Arc<dyn Handler>) {
+        for route in routes {
+            self.insert(route, handler.clone());
+        }
+    }
+
+    /// The routes served, sorted, for `Debug`.
+    pub(crate) fn sorted_routes(&self) -> Vec<&'static str> {
+        let mut routes: Vec<_> = self.routes.keys().copied().collect();
+        routes.sort_unstable();
+        routes
+    }
+}
+
+impl Resolve for Router {
+    fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>> {
+        self.get(route).cloned()
     }
 }
 

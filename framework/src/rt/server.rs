@@ -4,12 +4,12 @@
 use super::driver::Driver;
 use super::handler::Handler;
 use super::routing::{Resolve, Router};
-use super::service::{MethodTable, Service};
+use super::service::Service;
 use super::shutdown::ShutdownHub;
 use super::sync::lock;
 use super::transport::Transport;
 use crate::conn::Connection;
-use crate::{BoxFuture, Call, Client, Config, Error, PayloadStream, Response, Responses};
+use crate::{Client, Config, Error};
 use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
@@ -28,9 +28,10 @@ pub struct ServerBuilder {
 
 impl fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut routes: Vec<_> = self.router.routes.keys().collect();
-        routes.sort();
-        f.debug_struct("ServerBuilder").field("routes", &routes).field("config", &self.config).finish()
+        f.debug_struct("ServerBuilder")
+            .field("routes", &self.router.sorted_routes())
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -43,11 +44,7 @@ impl ServerBuilder {
     /// If another service already serves one of its routes: two handlers for one route is a
     /// wiring mistake better caught at start-up than by a caller.
     pub fn add_service<S: Service>(mut self, service: S) -> ServerBuilder {
-        let mut table = MethodTable::default();
-        service.__register(&mut table);
-        for (route, handler) in table.entries {
-            self.router.insert(route, handler);
-        }
+        self.router.add_service(service);
         self
     }
 
@@ -56,10 +53,7 @@ impl ServerBuilder {
     /// # Panics
     /// As [`ServerBuilder::add_service`].
     pub fn add_handler(mut self, routes: &'static [&'static str], handler: impl Handler) -> ServerBuilder {
-        let handler: Arc<dyn Handler> = Arc::new(handler);
-        for route in routes {
-            self.router.insert(route, handler.clone());
-        }
+        self.router.add_handler(routes, Arc::new(handler));
         self
     }
 
@@ -71,19 +65,15 @@ impl ServerBuilder {
 
     /// Builds the server.
     pub fn build(self) -> Server {
-        Server { inner: Arc::new(Inner { router: self.router, config: self.config }) }
+        Server { inner: Arc::new(Inner { router: Arc::new(self.router), config: self.config }) }
     }
 }
 
 struct Inner {
-    router: Router,
+    /// Shared by every connection: each resolves routes in it, and falls back to it as its
+    /// handler (see `ClientBuilder`, whose connections dispatch alike).
+    router: Arc<Router>,
     config: Config,
-}
-
-impl Resolve for Inner {
-    fn resolve(&self, route: &str) -> Option<Arc<dyn Handler>> {
-        self.router.get(route).cloned()
-    }
 }
 
 /// A set of services ready to serve connections. Cheap to clone.
@@ -95,28 +85,6 @@ pub struct Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server").field("routes", &self.inner.router.routes.len()).finish()
-    }
-}
-
-/// The router as the handler of every connection; wraps the shared server so that
-/// connections share one route table.
-struct Shared(Arc<Inner>);
-
-impl Handler for Shared {
-    fn request_response(&self, call: Call, data: Bytes) -> Response {
-        self.0.router.request_response(call, data)
-    }
-
-    fn fire_and_forget(&self, call: Call, data: Bytes) -> BoxFuture<'static, ()> {
-        self.0.router.fire_and_forget(call, data)
-    }
-
-    fn request_stream(&self, call: Call, data: Bytes) -> Responses {
-        self.0.router.request_stream(call, data)
-    }
-
-    fn request_channel(&self, call: Call, messages: PayloadStream) -> Responses {
-        self.0.router.request_channel(call, messages)
     }
 }
 
@@ -169,20 +137,23 @@ impl Server {
         self.run_connection(transport, None).await
     }
 
-    /// Serves one in-memory connection and returns a client for it: no sockets at all.
+    /// Serves one in-memory connection and returns a client for it, with the default
+    /// settings: no sockets at all. The shorthand of
+    /// [`Client::builder().connect_in_memory(&server)`](crate::ClientBuilder::connect_in_memory),
+    /// where a client's settings and services are chosen.
     ///
     /// Async and fallible like every way to connect ([`Client::connect`] and the rest), so
     /// that a program or a test moves between TCP and memory by changing one call; nothing
     /// fails today, since no socket is involved.
     pub async fn connect_in_memory(&self) -> Result<Client, Error> {
-        self.connect_in_memory_with(Config::default()).await
+        Client::builder().connect_in_memory(self).await
     }
 
-    /// [`Server::connect_in_memory`] with the client's own configuration.
-    pub async fn connect_in_memory_with(&self, config: Config) -> Result<Client, Error> {
+    /// Serves one in-memory connection in a task of its own, and returns the client's end.
+    pub(crate) fn serve_in_memory(&self) -> tokio::io::DuplexStream {
         let (client_end, server_end) = tokio::io::duplex(256 * 1024);
         tokio::spawn(self.clone().serve_owned(server_end));
-        Ok(Client::over(client_end, config))
+        client_end
     }
 
     async fn serve_owned<T: Transport>(self, transport: T) {
@@ -191,8 +162,8 @@ impl Server {
 
     async fn run_connection<T: Transport>(&self, transport: T, shutdown: Option<&ShutdownHub>) {
         let conn = Connection::server(self.inner.config.clone(), tokio::time::Instant::now().into_std());
-        let handler = Arc::new(Shared(self.inner.clone()));
-        let resolver: Arc<dyn Resolve> = self.inner.clone();
+        let handler: Arc<dyn Handler> = self.inner.router.clone();
+        let resolver: Arc<dyn Resolve> = self.inner.router.clone();
         let (driver, commands, _handles) = Driver::new(conn, transport, handler, Some(resolver), shutdown, None);
         // The server side's command sender stays alive with the connection: a server
         // connection ends when the peer or a shutdown ends it, not when handles go away.

@@ -243,7 +243,7 @@ pub(crate) async fn cuttable_client_with(addr: std::net::SocketAddr, rst: bool, 
         stream.set_zero_linger().unwrap();
     }
     let cut = Arc::new(Cut::default());
-    (Client::over(Io(Cuttable::new(stream, cut.clone())), config), cut)
+    (Client::builder().config(config).connect_over(Io(Cuttable::new(stream, cut.clone()))).await.unwrap(), cut)
 }
 
 /// Workers calling on `client` in a loop (unary four times in five, fire-and-forget the fifth)
