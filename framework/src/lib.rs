@@ -122,8 +122,18 @@
 //! servers are built on the two. Every connection carries requests both ways: a client serves
 //! the server's requests with the services and handlers added to its [`ClientBuilder`] (as a
 //! server's are to its [`ServerBuilder`], and dispatched the same way), and a handler reaches
-//! that side through [`Context::peer`] or [`Call::peer`]. [`Config`] sets keepalive, credit
-//! windows, fragmentation and the limits that bound what a peer can make a connection hold.
+//! that side through [`Context::peer`] or [`Call::peer`].
+//!
+//! # Settings
+//!
+//! [`Config`] holds what applies to either side of a connection: credit windows,
+//! fragmentation, and the limits that bound what a peer can make a connection hold. Each side
+//! takes one on its builder, beside its own settings: a [`ClientBuilder`] chooses what the
+//! client announces in SETUP (keepalive, the data MIME type), a [`ServerBuilder`] how the
+//! server holds clients to it and how it serves them (setup timeout, longest peer lifetime,
+//! connection limit, shutdown grace). A setting of one side cannot be given to the other: it is
+//! not a method there. [`Config`]'s documentation lists each side's settings and why they are
+//! that side's.
 //!
 //! # Errors
 //!

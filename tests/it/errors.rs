@@ -41,7 +41,7 @@ async fn a_refused_connect_is_a_connect_error_naming_the_address() {
 #[tokio::test]
 async fn a_connection_beyond_the_servers_limit_is_a_rejected_setup() {
     let (builder, _events) = lab::builder();
-    let server = builder.config(weft::Config::default().max_connections(1)).build();
+    let server = builder.max_connections(1).build();
     let running = server.bind("127.0.0.1:0").await.unwrap();
     let first = bounded(LabClient::connect(running.local_addr())).await.unwrap();
     assert_eq!(bounded(first.echo(msg("one", 1))).await.unwrap(), msg("one", 1));

@@ -9,10 +9,11 @@ use super::routing::{Resolve, Router};
 use super::server::Server;
 use super::service::Service;
 use super::transport::Transport;
-use crate::conn::Connection;
+use crate::conn::{ClientSettings, Connection};
 use crate::{Client, Config, Error};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 impl Client {
     /// Connects over TCP with the default settings, serving nothing to the server: the
@@ -35,9 +36,10 @@ impl Client {
 /// server it connects to.
 ///
 /// RSocket connections carry requests both ways, so a client can serve services too: the
-/// server calls them through the connection its request came on ([`Context::peer`], or
-/// [`Call::peer`] below the typed layer), with the generated client of the service. Services
-/// are added as to a [`ServerBuilder`](crate::ServerBuilder), and dispatched the same way.
+/// server calls them through the connection its request came on
+/// ([`Context::peer`](crate::Context::peer), or [`Call::peer`](crate::Call::peer) below the
+/// typed layer), with the generated client of the service. Services are added as to a
+/// [`ServerBuilder`](crate::ServerBuilder), and dispatched the same way.
 ///
 /// Each `connect*` call makes a new connection; the builder can be kept and used again (a
 /// program that reconnects keeps one).
@@ -84,12 +86,20 @@ impl Client {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// A server's own settings (how many connections it serves, how long it waits for SETUP) are
+/// the server's to choose, and not here:
+///
+/// ```compile_fail
+/// let client = weft::Client::builder().max_connections(10); // ServerBuilder::max_connections
+/// ```
 #[derive(Clone, Default)]
 pub struct ClientBuilder {
     /// Shared by every connection the builder makes; copied only if the builder is changed
     /// after one was made.
     router: Arc<Router>,
     config: Config,
+    settings: ClientSettings,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -121,9 +131,35 @@ impl ClientBuilder {
         self
     }
 
-    /// Connection settings.
+    /// The settings, common to both sides, of the connections it makes.
     pub fn config(mut self, config: Config) -> ClientBuilder {
         self.config = config;
+        self
+    }
+
+    /// Send KEEPALIVE every `interval`, and give up on a server that sends nothing for
+    /// `max_lifetime` (the connection then closes with
+    /// [`CloseReason::KeepaliveTimeout`](crate::conn::CloseReason::KeepaliveTimeout)). Both are
+    /// announced in SETUP, and the server takes the client's values (up to its
+    /// [`max_peer_lifetime`](crate::ServerBuilder::max_peer_lifetime)).
+    /// Defaults: 20 s and 90 s. Zero durations are raised to one millisecond, the wire's unit.
+    ///
+    /// These deadlines (and a server's setup timeout and shutdown grace) follow tokio's clock,
+    /// so a test that pauses it (`tokio::time::pause`, `#[tokio::test(start_paused = true)]`) sees
+    /// them fire as its other timers do. While that clock is the real one they are kept by a
+    /// thread, `weft-alarm`, rather than by tokio's timer wheel: a runtime with a timer pending
+    /// pays for it on every wait, and a busy connection waits thousands of times a second for
+    /// deadlines seconds away. The thread runs while connections are open, and stops a moment
+    /// after the last one closes.
+    pub fn keepalive(mut self, interval: Duration, max_lifetime: Duration) -> ClientBuilder {
+        self.settings = self.settings.keepalive(interval, max_lifetime);
+        self
+    }
+
+    /// The data MIME type announced in SETUP: how the data of every message on the
+    /// connection is encoded. Default: protobuf ([`DEFAULT_DATA_MIME`](crate::DEFAULT_DATA_MIME)).
+    pub fn data_mime(mut self, mime: impl Into<String>) -> ClientBuilder {
+        self.settings = self.settings.data_mime(mime);
         self
     }
 
@@ -153,7 +189,8 @@ impl ClientBuilder {
     }
 
     fn start<T: Transport>(&self, transport: T) -> Client {
-        let conn = Connection::client(self.config.clone(), tokio::time::Instant::now().into_std());
+        let now = tokio::time::Instant::now().into_std();
+        let conn = Connection::client(self.config.clone(), self.settings.clone(), now);
         let assist = Assist::new();
         // The route table serves the server's requests through the one dispatch path servers
         // use: the driver resolves a route once per distinct metadata block, and falls back to

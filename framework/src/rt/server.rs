@@ -8,7 +8,7 @@ use super::service::Service;
 use super::shutdown::ShutdownHub;
 use super::sync::lock;
 use super::transport::Transport;
-use crate::conn::Connection;
+use crate::conn::{Connection, ServerSettings};
 use crate::{Client, Config, Error};
 use bytes::Bytes;
 use std::fmt;
@@ -19,11 +19,35 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// Builds a [`Server`].
-#[derive(Default)]
+/// Builds a [`Server`]: the services it serves, the settings of every connection it accepts
+/// ([`config`](ServerBuilder::config), which a client shares), and the server's own settings.
+///
+/// A client's own settings (keepalive, data MIME type) are the client's to choose, and not
+/// here:
+///
+/// ```compile_fail
+/// use std::time::Duration;
+/// // The client chooses keepalive: ClientBuilder::keepalive.
+/// let server = weft::Server::builder().keepalive(Duration::from_secs(5), Duration::from_secs(30));
+/// ```
 pub struct ServerBuilder {
     router: Router,
     config: Config,
+    settings: ServerSettings,
+    shutdown_grace: Duration,
+    max_connections: usize,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            router: Router::default(),
+            config: Config::default(),
+            settings: ServerSettings::default(),
+            shutdown_grace: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -31,6 +55,9 @@ impl fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("routes", &self.router.sorted_routes())
             .field("config", &self.config)
+            .field("settings", &self.settings)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -57,15 +84,52 @@ impl ServerBuilder {
         self
     }
 
-    /// Connection settings for every connection the server accepts.
+    /// The settings, common to both sides, of every connection the server accepts.
     pub fn config(mut self, config: Config) -> ServerBuilder {
         self.config = config;
         self
     }
 
+    /// How long a new connection may take to send SETUP; then it is closed with
+    /// ERROR\[INVALID_SETUP\]. Default: 10 s.
+    ///
+    /// This deadline, the shutdown grace and the keepalive follow tokio's clock (see
+    /// [`ClientBuilder::keepalive`](crate::ClientBuilder::keepalive)).
+    pub fn setup_timeout(mut self, timeout: Duration) -> ServerBuilder {
+        self.settings = self.settings.setup_timeout(timeout);
+        self
+    }
+
+    /// The longest max lifetime a client may ask for in SETUP (how long it may stay silent
+    /// before the server gives up on it); a longer one is cut to this, so that a client asking
+    /// for days cannot hold a dead connection that long. Default: 5 minutes. Zero is raised to
+    /// one millisecond.
+    pub fn max_peer_lifetime(mut self, max: Duration) -> ServerBuilder {
+        self.settings = self.settings.max_peer_lifetime(max);
+        self
+    }
+
+    /// How long a graceful shutdown ([`RunningServer::shutdown`]) lets in-flight streams
+    /// finish before it closes their connections. Default: 10 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> ServerBuilder {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Connections served at once by a server bound with [`Server::bind`]. One more is
+    /// refused at once with ERROR\[REJECTED_SETUP\] saying why (the client sees
+    /// [`ErrorKind::SetupRejected`](crate::ErrorKind::SetupRejected)), and closed; the others
+    /// are not disturbed. Default: 10,000. Values below 1 are raised to 1.
+    pub fn max_connections(mut self, n: usize) -> ServerBuilder {
+        self.max_connections = n.max(1);
+        self
+    }
+
     /// Builds the server.
     pub fn build(self) -> Server {
-        Server { inner: Arc::new(Inner { router: Arc::new(self.router), config: self.config }) }
+        let ServerBuilder { router, config, settings, shutdown_grace, max_connections } = self;
+        let inner = Inner { router: Arc::new(router), config, settings, shutdown_grace, max_connections };
+        Server { inner: Arc::new(inner) }
     }
 }
 
@@ -74,6 +138,9 @@ struct Inner {
     /// handler (see `ClientBuilder`, whose connections dispatch alike).
     router: Arc<Router>,
     config: Config,
+    settings: ServerSettings,
+    shutdown_grace: Duration,
+    max_connections: usize,
 }
 
 /// A set of services ready to serve connections. Cheap to clone.
@@ -102,7 +169,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await.map_err(Error::bind)?;
         let local_addr = listener.local_addr().map_err(Error::bind)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let hub = Arc::new(ShutdownHub::default());
+        let hub = Arc::new(ShutdownHub::new(self.inner.shutdown_grace));
         let accept_error = Arc::new(Mutex::new(None));
         let task = tokio::spawn(accept(self.clone(), listener, shutdown_rx, hub.clone(), accept_error.clone()));
         Ok(RunningServer { local_addr, shutdown, hub, accept_error, task: Some(task) })
@@ -161,7 +228,8 @@ impl Server {
     }
 
     async fn run_connection<T: Transport>(&self, transport: T, shutdown: Option<&ShutdownHub>) {
-        let conn = Connection::server(self.inner.config.clone(), tokio::time::Instant::now().into_std());
+        let now = tokio::time::Instant::now().into_std();
+        let conn = Connection::server(self.inner.config.clone(), self.inner.settings.clone(), now);
         let handler: Arc<dyn Handler> = self.inner.router.clone();
         let resolver: Arc<dyn Resolve> = self.inner.router.clone();
         let (driver, commands, _handles) = Driver::new(conn, transport, handler, Some(resolver), shutdown, None);
@@ -208,7 +276,7 @@ async fn accept(
                     }
                 };
                 let (server, hub, live) = (server.clone(), hub.clone(), hub.live());
-                let max = server.inner.config.max_connections;
+                let max = server.inner.max_connections;
                 connections.spawn(async move {
                     let _live = live;
                     // Counted first (this one included), so that a burst of connections
@@ -228,7 +296,7 @@ async fn accept(
     while connections.join_next().await.is_some() {}
 }
 
-/// Tells a connection beyond `Config::max_connections` why it is refused, with
+/// Tells a connection beyond `ServerBuilder::max_connections` why it is refused, with
 /// ERROR\[REJECTED_SETUP\] on stream 0 ("The server rejected the setup, it can specify the
 /// reason in the payload"), and closes it. What the peer sent meanwhile (its SETUP) is read and
 /// dropped for a moment before the close, so that the close does not reset the connection
@@ -354,8 +422,9 @@ impl RunningServer {
         self.shutdown().await;
     }
 
-    /// Stops accepting, lets in-flight streams finish within the configured grace period
-    /// (new requests are refused meanwhile), then closes every connection.
+    /// Stops accepting, lets in-flight streams finish within the grace period
+    /// ([`ServerBuilder::shutdown_grace`]; new requests are refused meanwhile), then closes
+    /// every connection.
     pub async fn shutdown(mut self) {
         self.stop();
         if let Some(task) = self.task.take() {

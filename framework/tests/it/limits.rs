@@ -136,8 +136,7 @@ impl Handler for NoHandler {}
 #[tokio::test]
 async fn connections_beyond_the_servers_limit_are_refused_with_rejected_setup() {
     let run = async {
-        let config = Config::default().max_connections(2);
-        let running = Server::builder().add_handler(&["f.F/Echo"], Echo).config(config).build();
+        let running = Server::builder().add_handler(&["f.F/Echo"], Echo).max_connections(2).build();
         let running = running.bind("127.0.0.1:0").await.unwrap();
         let addr = running.local_addr();
         let first = Client::connect(addr).await.unwrap();

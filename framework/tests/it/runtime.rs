@@ -382,8 +382,8 @@ async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) 
 async fn a_peer_that_stops_answering_keepalives_is_detected() {
     bounded(30, async {
         let (addr, task) = silent_server().await;
-        let config = Config::default().keepalive(Duration::from_millis(50), Duration::from_millis(300));
-        let client = Client::builder().config(config).connect(addr).await.unwrap();
+        let builder = Client::builder().keepalive(Duration::from_millis(50), Duration::from_millis(300));
+        let client = builder.connect(addr).await.unwrap();
         let pending = client.request_response(Call::new("test.Echo/Unary"), Bytes::new());
         let err = bounded(5, pending).await.unwrap_err();
         assert_eq!(err.code(), Code::Unavailable);
@@ -410,8 +410,8 @@ async fn under_a_paused_clock_the_keepalive_timeout_fires_by_tokios_time() {
         let mut sink = vec![0u8; 4096];
         while matches!(peer_end.read(&mut sink).await, Ok(n) if n > 0) {}
     });
-    let config = Config::default().keepalive(Duration::from_secs(20), Duration::from_secs(60));
-    let client = Client::builder().config(config).connect_over(client_end).await.unwrap();
+    let builder = Client::builder().keepalive(Duration::from_secs(20), Duration::from_secs(60));
+    let client = builder.connect_over(client_end).await.unwrap();
     let started = tokio::time::Instant::now();
     let reason = client.closed().await;
     assert_eq!(reason.kind(), &ErrorKind::Closed(CloseReason::KeepaliveTimeout(Duration::from_secs(60))));
@@ -453,8 +453,8 @@ async fn keepalive_answering_server() -> (std::net::SocketAddr, tokio::task::Joi
 async fn keepalives_go_out_on_time_while_the_connection_is_busy() {
     bounded(30, async {
         let (addr, server) = keepalive_answering_server().await;
-        let config = Config::default().keepalive(Duration::from_millis(50), Duration::from_secs(10));
-        let client = Client::builder().config(config).connect(addr).await.unwrap();
+        let builder = Client::builder().keepalive(Duration::from_millis(50), Duration::from_secs(10));
+        let client = builder.connect(addr).await.unwrap();
         // Traffic on every turn for 600 ms: the driver is busy all along, and its deadline
         // must still come round (twelve KEEPALIVEs in that time, if the machine keeps up).
         let start = std::time::Instant::now();
@@ -704,10 +704,8 @@ async fn requests_flow_both_ways_on_one_connection() {
 async fn shutdown_cuts_streams_that_outlast_the_grace_period() {
     bounded(30, async {
         let echo = Echo::default();
-        let running = server(&echo, Config::default().shutdown_grace(Duration::from_millis(200)))
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let grace = Server::builder().add_handler(ROUTES, echo.clone()).shutdown_grace(Duration::from_millis(200));
+        let running = grace.build().bind("127.0.0.1:0").await.unwrap();
         let client =
             Client::builder().config(Config::default().inbound_window(4)).connect(running.local_addr()).await.unwrap();
         let mut items = client.request_stream(Call::new("test.Echo/Forever"), Bytes::new()).await.unwrap();
@@ -978,8 +976,8 @@ async fn a_reader_that_stops_reading_leaves_the_connection_to_its_driver() {
     // socket; once it stops polling, the connection's own task must carry on alone.
     bounded(30, async {
         let echo = Echo::default();
-        let grace = Config::default().shutdown_grace(Duration::from_millis(200));
-        let running = server(&echo, grace).bind("127.0.0.1:0").await.unwrap();
+        let grace = Server::builder().add_handler(ROUTES, echo.clone()).shutdown_grace(Duration::from_millis(200));
+        let running = grace.build().bind("127.0.0.1:0").await.unwrap();
         let client = Client::connect(running.local_addr()).await.unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Payload>(1);
         tx.send(Payload::new("0")).await.unwrap();

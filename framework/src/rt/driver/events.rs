@@ -191,7 +191,7 @@ impl<T: Transport> Driver<T> {
             Control::Close { graceful } => self.conn.close(graceful),
             Control::Shutdown => {
                 if self.grace_deadline.is_none() {
-                    self.grace_deadline = Some(Instant::now() + self.conn.config().shutdown_grace);
+                    self.grace_deadline = Some(Instant::now() + self.shutdown_grace);
                     self.conn.close(true);
                 }
             }

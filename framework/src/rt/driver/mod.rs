@@ -140,6 +140,8 @@ pub(crate) struct Driver<T: Transport> {
     /// Permits for fire-and-forget handlers running as tasks (`Config::max_concurrent_fire_and_forget`).
     fire_and_forget: Arc<Semaphore>,
     grace_deadline: Option<Instant>,
+    /// A server connection's grace period once told to shut down (see [`ShutdownHub`]).
+    shutdown_grace: std::time::Duration,
     /// What the driver registers with its inbox and timer when others may poll it too (see
     /// [`Assist`]): then only the socket's read readiness gets the poller's own waker.
     task_waker: Option<Waker>,
@@ -163,6 +165,7 @@ impl<T: Transport> Driver<T> {
         if let Some(hub) = shutdown {
             hub.register(&inbox);
         }
+        let shutdown_grace = shutdown.map(ShutdownHub::grace).unwrap_or_default();
         let (closed, closed_rx) = watch::channel(None);
         let task_waker = drive.as_ref().map(|d| d.task_waker());
         let config = conn.config();
@@ -193,6 +196,7 @@ impl<T: Transport> Driver<T> {
             orphaned: false,
             fire_and_forget,
             grace_deadline: None,
+            shutdown_grace,
             task_waker,
             _close: inbox::CloseOnDrop(inbox),
         };
