@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use weft::{Call, Client, Config, Io};
+use weft::{Call, Client, Io};
 
 /// The server's resident memory in KiB, from /proc.
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -38,8 +38,10 @@ async fn connection(addr: String, n: usize, workers: usize, rst: bool, cut: Arc<
         // Dropped with a zero linger, the socket ends with an RST.
         let _ = stream.set_zero_linger();
     }
-    let config = Config::default().data_mime("application/octet-stream");
-    let client = Client::over(Io(Cuttable::new(stream, cut.clone())), config);
+    let builder = Client::builder().data_mime("application/octet-stream");
+    let Ok(client) = builder.connect_over(Io(Cuttable::new(stream, cut.clone()))).await else {
+        return;
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..workers {
         let (client, calls) = (client.clone(), calls.clone());

@@ -81,13 +81,14 @@ fn describe(status: &Status) -> String {
 /// the Python and JS servers expect; `Client::connect` would announce protobuf), with
 /// Weft's default credit window or `window`.
 async fn connect(addr: &str, window: Option<u32>) -> Result<Client, String> {
-    let mut config = Config::default().data_mime(DATA_MIME);
+    let mut config = Config::default();
     if let Some(window) = window {
         config = config.inbound_window(window);
     }
-    match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_with(addr, config)).await {
+    let builder = Client::builder().config(config).data_mime(DATA_MIME);
+    match tokio::time::timeout(CONNECT_TIMEOUT, builder.connect(addr)).await {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(status)) => fail(format!("cannot connect to {addr}: {}", describe(&status))),
+        Ok(Err(error)) => fail(error.to_string()),
         Err(_) => fail(format!("no connection to {addr} within {} s", CONNECT_TIMEOUT.as_secs())),
     }
 }

@@ -29,7 +29,7 @@ use interop::{Echo, EchoServer, MAX_CHANNEL_COUNT, MAX_STREAM_N};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-use weft::{Config, Server, Status, Streaming};
+use weft::{Server, Status, Streaming};
 
 /// The interop service's implementation.
 #[derive(Default)]
@@ -183,8 +183,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: interop_server 127.0.0.1:PORT".into()),
     };
     // A client that leaves a stream open must not hold the runner's kill up for long.
-    let config = Config::default().shutdown_grace(Duration::from_secs(1));
-    let server = Server::builder().config(config).add_service(EchoServer::new(EchoService::default())).build();
+    let server = Server::builder()
+        .shutdown_grace(Duration::from_secs(1))
+        .add_service(EchoServer::new(EchoService::default()))
+        .build();
     let running = server.bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("listening {}", running.local_addr());
     stop_signal().await?;

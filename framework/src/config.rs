@@ -1,7 +1,77 @@
-//! Connection configuration: keepalive, flow control, fragmentation and limits.
+//! Connection configuration: [`Config`], what applies to either side of a connection (flow
+//! control, fragmentation, limits), and what applies to one side only: [`ClientSettings`]
+//! (what a client announces in SETUP) and [`ServerSettings`] (what a server holds a client's
+//! SETUP to).
 
 use crate::frame::MAX_FRAME_SIZE;
 use std::time::Duration;
+
+/// The client's own settings for a connection: what it announces in SETUP. Set through
+/// [`ClientBuilder`](crate::ClientBuilder) ([`keepalive`](crate::ClientBuilder::keepalive),
+/// [`data_mime`](crate::ClientBuilder::data_mime)); this type is what the sans-IO
+/// [`Connection::client`](crate::conn::Connection::client) takes.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    pub(crate) keepalive_interval: Duration,
+    pub(crate) max_lifetime: Duration,
+    pub(crate) data_mime: String,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            keepalive_interval: Duration::from_secs(20),
+            max_lifetime: Duration::from_secs(90),
+            data_mime: DEFAULT_DATA_MIME.to_owned(),
+        }
+    }
+}
+
+impl ClientSettings {
+    /// See [`ClientBuilder::keepalive`](crate::ClientBuilder::keepalive).
+    pub fn keepalive(mut self, interval: Duration, max_lifetime: Duration) -> Self {
+        self.keepalive_interval = interval.max(Duration::from_millis(1));
+        self.max_lifetime = max_lifetime.max(Duration::from_millis(1));
+        self
+    }
+
+    /// See [`ClientBuilder::data_mime`](crate::ClientBuilder::data_mime).
+    pub fn data_mime(mut self, mime: impl Into<String>) -> Self {
+        self.data_mime = mime.into();
+        self
+    }
+}
+
+/// The server's own settings for a connection: what it holds a client's SETUP to. Set
+/// through [`ServerBuilder`](crate::ServerBuilder)
+/// ([`setup_timeout`](crate::ServerBuilder::setup_timeout),
+/// [`max_peer_lifetime`](crate::ServerBuilder::max_peer_lifetime)); this type is what the
+/// sans-IO [`Connection::server`](crate::conn::Connection::server) takes.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub(crate) setup_timeout: Duration,
+    pub(crate) max_peer_lifetime: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings { setup_timeout: Duration::from_secs(10), max_peer_lifetime: Duration::from_secs(300) }
+    }
+}
+
+impl ServerSettings {
+    /// See [`ServerBuilder::setup_timeout`](crate::ServerBuilder::setup_timeout).
+    pub fn setup_timeout(mut self, timeout: Duration) -> Self {
+        self.setup_timeout = timeout;
+        self
+    }
+
+    /// See [`ServerBuilder::max_peer_lifetime`](crate::ServerBuilder::max_peer_lifetime).
+    pub fn max_peer_lifetime(mut self, max: Duration) -> Self {
+        self.max_peer_lifetime = max.max(Duration::from_millis(1));
+        self
+    }
+}
 
 /// The data MIME type Weft announces by default: protobuf.
 pub const DEFAULT_DATA_MIME: &str = "application/vnd.google.protobuf";
@@ -10,26 +80,41 @@ pub const DEFAULT_DATA_MIME: &str = "application/vnd.google.protobuf";
 /// metadata, 13 bytes) and a useful slice of payload.
 pub const MIN_FRAGMENT_SIZE: usize = 64;
 
-/// Settings for one connection, either side.
+/// Settings for one connection that apply to either side of it: how this side sends
+/// (fragmentation, buffering) and what it lets the peer make it hold (frame and message sizes,
+/// credit windows, streams, unread and reassembled bytes, fire-and-forget handlers). A client
+/// and a server take one each: [`ClientBuilder::config`](crate::ClientBuilder::config),
+/// [`ServerBuilder::config`](crate::ServerBuilder::config).
 ///
 /// Every limit exists so that a peer cannot make this side use unbounded memory; each has a
 /// default that suits a service on a LAN and can be tightened.
 ///
+/// What applies to one side only is set on that side's builder, so that it cannot be set on
+/// the other:
+///
+/// | setting | side | where | why that side |
+/// |---|---|---|---|
+/// | keepalive interval and max lifetime | client | [`ClientBuilder::keepalive`](crate::ClientBuilder::keepalive) | announced in SETUP; the server takes the client's |
+/// | data MIME type | client | [`ClientBuilder::data_mime`](crate::ClientBuilder::data_mime) | announced in SETUP |
+/// | time to send SETUP | server | [`ServerBuilder::setup_timeout`](crate::ServerBuilder::setup_timeout) | only a server waits for SETUP |
+/// | longest max lifetime a client may ask for | server | [`ServerBuilder::max_peer_lifetime`](crate::ServerBuilder::max_peer_lifetime) | bounds what the client announced |
+/// | graceful shutdown's grace period | server | [`ServerBuilder::shutdown_grace`](crate::ServerBuilder::shutdown_grace) | a [`RunningServer`](crate::RunningServer) shuts down; a client closes |
+/// | connections served at once | server | [`ServerBuilder::max_connections`](crate::ServerBuilder::max_connections) | a listener's limit |
+///
 /// ```
-/// use std::time::Duration;
 /// use weft::Config;
 ///
-/// let config = Config::default()
-///     .keepalive(Duration::from_secs(5), Duration::from_secs(30))
-///     .fragment_size(Some(16 * 1024))
-///     .inbound_window(64);
+/// let config = Config::default().fragment_size(Some(16 * 1024)).inbound_window(64);
 /// assert_eq!(config.inbound_window_size(), 64);
+/// ```
+///
+/// A side's own settings are not here:
+///
+/// ```compile_fail
+/// let config = weft::Config::default().max_connections(10); // a server's: ServerBuilder::max_connections
 /// ```
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub(crate) keepalive_interval: Duration,
-    pub(crate) max_lifetime: Duration,
-    pub(crate) data_mime: String,
     pub(crate) fragment_size: Option<usize>,
     pub(crate) max_frame_size: usize,
     pub(crate) max_message_size: usize,
@@ -40,21 +125,14 @@ pub struct Config {
     pub(crate) max_unread_bytes: usize,
     pub(crate) unread_stall: Duration,
     pub(crate) max_buffered_bytes: usize,
-    pub(crate) setup_timeout: Duration,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) max_peer_lifetime: Duration,
     pub(crate) max_reassembly_bytes: usize,
     pub(crate) reassembly_timeout: Duration,
     pub(crate) max_concurrent_fire_and_forget: usize,
-    pub(crate) max_connections: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            keepalive_interval: Duration::from_secs(20),
-            max_lifetime: Duration::from_secs(90),
-            data_mime: DEFAULT_DATA_MIME.to_owned(),
             fragment_size: None,
             max_frame_size: MAX_FRAME_SIZE,
             max_message_size: 16 * 1024 * 1024,
@@ -65,41 +143,14 @@ impl Default for Config {
             max_unread_bytes: 64 * 1024 * 1024,
             unread_stall: Duration::from_secs(5),
             max_buffered_bytes: 4 * 1024 * 1024,
-            setup_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(10),
-            max_peer_lifetime: Duration::from_secs(300),
             max_reassembly_bytes: 32 * 1024 * 1024,
             reassembly_timeout: Duration::from_secs(30),
             max_concurrent_fire_and_forget: 1024,
-            max_connections: 10_000,
         }
     }
 }
 
 impl Config {
-    /// Client: send KEEPALIVE every `interval`, and give up on a server that sends nothing for
-    /// `max_lifetime`. Both are announced in SETUP. A server takes the client's values.
-    /// Defaults: 20 s and 90 s. Zero durations are raised to one millisecond, the wire's unit.
-    ///
-    /// These deadlines (and the setup timeout and shutdown grace) follow tokio's clock, so a
-    /// test that pauses it (`tokio::time::pause`, `#[tokio::test(start_paused = true)]`) sees
-    /// them fire as its other timers do. While that clock is the real one they are kept by a
-    /// thread, `weft-alarm`, rather than by tokio's timer wheel: a runtime with a timer pending
-    /// pays for it on every wait, and a busy connection waits thousands of times a second for
-    /// deadlines seconds away. The thread runs while connections are open, and stops a moment
-    /// after the last one closes.
-    pub fn keepalive(mut self, interval: Duration, max_lifetime: Duration) -> Self {
-        self.keepalive_interval = interval.max(Duration::from_millis(1));
-        self.max_lifetime = max_lifetime.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Client: the data MIME type announced in SETUP. Default: protobuf.
-    pub fn data_mime(mut self, mime: impl Into<String>) -> Self {
-        self.data_mime = mime.into();
-        self
-    }
-
     /// Split outgoing messages into frames of at most this many bytes (RSocket fragmentation).
     /// `None` (the default) sends each message in one frame up to the 16 MiB frame limit and
     /// fragments only beyond it. Values below [`MIN_FRAGMENT_SIZE`] are raised to it.
@@ -207,26 +258,6 @@ impl Config {
         self
     }
 
-    /// Server: how long a new connection may take to send SETUP. Default: 10 s.
-    pub fn setup_timeout(mut self, timeout: Duration) -> Self {
-        self.setup_timeout = timeout;
-        self
-    }
-
-    /// Server: how long a graceful shutdown waits for in-flight streams. Default: 10 s.
-    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.shutdown_grace = grace;
-        self
-    }
-
-    /// Server: the longest max lifetime a client may ask for in SETUP (how long it may stay
-    /// silent before the server gives up on it); a longer one is cut to this, so that a
-    /// client asking for days cannot hold a dead connection that long. Default: 5 minutes.
-    pub fn max_peer_lifetime(mut self, max: Duration) -> Self {
-        self.max_peer_lifetime = max.max(Duration::from_millis(1));
-        self
-    }
-
     /// Bytes a connection holds at most in fragmented messages the peer has begun and not
     /// finished, all streams together, and how long one may take to finish. A fragment
     /// beyond the budget, or a message unfinished after `timeout`, ends its stream with
@@ -242,14 +273,6 @@ impl Config {
     pub fn reassembly_limits(mut self, max_bytes: usize, timeout: Duration) -> Self {
         self.max_reassembly_bytes = max_bytes;
         self.reassembly_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Server: connections served at once by a server bound with `Server::bind`. One more is
-    /// refused at once with ERROR\[REJECTED_SETUP\] saying why, and closed; the others are
-    /// not disturbed. Default: 10,000. Values below 1 are raised to 1.
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(1);
         self
     }
 

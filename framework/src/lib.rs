@@ -106,7 +106,7 @@
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Status> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = Server::builder().add_service(GreeterServer::new(MyGreeter)).build();
 //! let client = GreeterClient::new(server.connect_in_memory().await?);
 //! let reply = client.say_hello(HelloRequest { name: "Ada".into() }).await?;
@@ -123,13 +123,32 @@
 //!
 //! A [`Client`] makes calls at the payload level (a [`Call`] names the route and carries
 //! metadata; the data is [`bytes::Bytes`]), and a [`Handler`] answers them; generated clients and
-//! servers are built on the two. Every connection carries requests both ways: a client that
-//! serves the server's requests is made with [`Client::over_with_handler`], and a handler
-//! reaches that side through [`Call::peer`]. [`Config`] sets keepalive, credit windows,
-//! fragmentation and the limits that bound what a peer can make a connection hold.
+//! servers are built on the two. Every connection carries requests both ways: a client serves
+//! the server's requests with the services and handlers added to its [`ClientBuilder`] (as a
+//! server's are to its [`ServerBuilder`], and dispatched the same way), and a handler reaches
+//! that side through [`Context::peer`] or [`Call::peer`].
+//!
+//! # Settings
+//!
+//! [`Config`] holds what applies to either side of a connection: credit windows,
+//! fragmentation, and the limits that bound what a peer can make a connection hold. Each side
+//! takes one on its builder, beside its own settings: a [`ClientBuilder`] chooses what the
+//! client announces in SETUP (keepalive, the data MIME type), a [`ServerBuilder`] how the
+//! server holds clients to it and how it serves them (setup timeout, longest peer lifetime,
+//! connection limit, shutdown grace). A setting of one side cannot be given to the other: it is
+//! not a method there. [`Config`]'s documentation lists each side's settings and why they are
+//! that side's.
+//!
+//! # Errors
+//!
+//! A call fails with a [`Status`]: a gRPC-style [`Code`] and a message. Setting up and tearing
+//! down connections and listeners fails with an [`Error`], whose [`ErrorKind`] says what
+//! happened: connecting or binding failed, the server rejected the SETUP, or the connection
+//! closed (and who closed it, and why). `?` turns an [`Error`] into a [`Status`].
 
 mod config;
 pub mod conn;
+mod error;
 pub mod frame;
 mod include;
 mod payload;
@@ -142,9 +161,11 @@ pub mod typed;
 pub mod __private;
 
 pub use config::{Config, DEFAULT_DATA_MIME, MIN_FRAGMENT_SIZE};
+pub use error::{Error, ErrorKind};
 pub use frame::metadata::{AsMetadataKey, CompositeMetadata, IntoMetadataKey, MetadataEntry, MetadataError, MimeType};
 pub use payload::{BoxFuture, BoxStream, Call, Payload};
 pub use rt::client::Client;
+pub use rt::connect::ClientBuilder;
 pub use rt::handler::{Handler, unimplemented_route};
 pub use rt::responses::{Response, Responses};
 pub use rt::server::{AcceptError, RunningServer, Server, ServerBuilder};

@@ -12,7 +12,7 @@ pub use crate::typed::server::{
 };
 pub use crate::typed::{Codec, Context, DataMime, IntoRequest, IntoStreamingRequest, ProstCodec, Streaming};
 pub use crate::{
-    BoxFuture, BoxStream, Call, Client, Config, Handler, Payload, PayloadStream, Response, Responses, Service, Status,
+    BoxFuture, BoxStream, Call, Client, Error, Handler, Payload, PayloadStream, Response, Responses, Service, Status,
 };
 pub use bytes::Bytes;
 pub use futures_core::Stream;

@@ -61,7 +61,7 @@ impl Handler for Raw {
 /// calls that reached `Blobs`.
 fn server() -> (Server, Arc<AtomicUsize>) {
     let flipper = Flipper::default();
-    let (lab, _events) = lab::server_builder();
+    let (lab, _events) = lab::builder();
     let server = lab.add_service(BlobsServer::new(flipper.clone())).add_handler(RAW, Raw).build();
     (server, flipper.0)
 }

@@ -519,8 +519,9 @@ mod encoded_in_place {
     async fn channel_requests_larger_than_a_fragment_arrive_whole_and_in_order() {
         let run = async {
             let server = server(Config::default());
-            let config = Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE)).data_mime(Picky::MIME);
-            let client = BlobsClient::new(server.connect_in_memory_with(config).unwrap());
+            let config = Config::default().fragment_size(Some(MIN_FRAGMENT_SIZE));
+            let client = weft::Client::builder().config(config).data_mime(Picky::MIME);
+            let client = BlobsClient::new(client.connect_in_memory(&server).await.unwrap());
             let sent: Vec<Bytes> = "x,3000,y,64,z,1000".split(',').map(item).collect();
             let (got, status) = collect(client.echo(futures_util::stream::iter(sent.clone())).await.unwrap()).await;
             assert_eq!(status, None);
@@ -673,8 +674,12 @@ async fn a_generated_client_connects_by_address() {
     let running = server.bind("127.0.0.1:0").await.unwrap();
     let client = tokio::time::timeout(WAIT, LabClient::connect(running.local_addr())).await.expect("in time").unwrap();
     assert_eq!(client.echo(msg("hi", 1)).await.unwrap(), msg("hi", 1));
-    // Nobody listening: the error a connection's failure gets.
+    // Nobody listening: a connect error, with the IO error under it, and UNAVAILABLE as a
+    // call's status.
     running.shutdown().await;
     let refused = LabClient::connect("127.0.0.1:1").await.unwrap_err();
-    assert_eq!(refused.code(), Code::Unavailable, "{refused}");
+    assert_eq!(refused.kind(), &weft::ErrorKind::Connect, "{refused}");
+    assert!(refused.to_string().starts_with("cannot connect to 127.0.0.1:1: "), "{refused}");
+    assert!(std::error::Error::source(&refused).is_some_and(|s| s.is::<std::io::Error>()));
+    assert_eq!(Status::from(refused).code(), Code::Unavailable);
 }

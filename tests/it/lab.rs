@@ -132,16 +132,21 @@ impl Lab for LabImpl {
 
 /// The lab's server.
 pub(crate) fn server() -> (Server, Events) {
-    let (builder, events) = server_builder();
+    let (builder, events) = builder();
     (builder.build(), events)
 }
 
-/// A server builder with the lab, for more services beside it.
-pub(crate) fn server_builder() -> (ServerBuilder, Events) {
+/// A server builder with the lab added, for a test to set up further.
+pub(crate) fn builder() -> (ServerBuilder, Events) {
+    let (lab, events) = lab_service();
+    (Server::builder().add_service(LabServer::new(lab)), events)
+}
+
+/// The lab's implementation, to serve from a server or a client.
+pub(crate) fn lab_service() -> (impl Lab + 'static, Events) {
     let (recorded_tx, recorded) = mpsc::unbounded_channel();
     let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
-    let lab = LabImpl { recorded: recorded_tx, cancelled: cancelled_tx };
-    (Server::builder().add_service(LabServer::new(lab)), Events { recorded, cancelled })
+    (LabImpl { recorded: recorded_tx, cancelled: cancelled_tx }, Events { recorded, cancelled })
 }
 
 /// How a test reaches the server.
@@ -178,21 +183,21 @@ pub(crate) async fn connect(server: Server, transport: Transport) -> Connected {
 
 /// [`connect`], announcing the data MIME type `data_mime` in SETUP.
 pub(crate) async fn connect_announcing(server: Server, transport: Transport, data_mime: &str) -> Connected {
-    let config = weft::Config::default().data_mime(data_mime);
+    let builder = weft::Client::builder().data_mime(data_mime);
     match transport {
         Transport::Tcp => {
             let running = server.bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-            let client = weft::Client::connect_with(running.local_addr(), config).await.expect("connect over TCP");
+            let client = builder.connect(running.local_addr()).await.expect("connect over TCP");
             Connected { client, running: Some(running), _server: server }
         }
         Transport::Memory => {
-            let client = server.connect_in_memory_with(config).expect("connect in memory");
+            let client = builder.connect_in_memory(&server).await.expect("connect in memory");
             Connected { client, running: None, _server: server }
         }
         Transport::WebSocket => {
             let running = server.bind_websocket("127.0.0.1:0", "/rsocket").await.expect("bind 127.0.0.1:0");
             let url = format!("ws://{}/rsocket", running.local_addr());
-            let client = weft::Client::connect_websocket(&url).await.expect("connect over WebSocket");
+            let client = builder.connect_websocket(&url).await.expect("connect over WebSocket");
             Connected { client, running: Some(running), _server: server }
         }
     }

@@ -1,11 +1,18 @@
 //! Weft's workspace-level tests, in one binary: generated clients against generated servers
-//! over TCP and in memory (`e2e`), services generated from `.proto` files by `build.rs` against
-//! services written as traits (`proto`), request streams with no messages, from generated and
-//! hand-made clients (`no_messages`), the macro's compile-pass and compile-fail cases (`ui`),
-//! and the public API of `weft` and `weft-codegen` against their snapshots (`public_api`).
+//! over TCP, in memory and over WebSocket (`e2e`), the errors of connections and listeners
+//! (`errors`), a client serving services the server calls back (`callback`), each side's own
+//! settings on its builder (`builders`), services generated from `.proto` files by `build.rs`
+//! against services written as traits (`proto`), request streams with no messages, from
+//! generated and hand-made clients (`no_messages`), data MIME types announced and checked
+//! (`data_mime`), the WebSocket transport's refusals (`websocket`), the macro's compile-pass and
+//! compile-fail cases (`ui`), and the public API of `weft` and `weft-codegen` against their
+//! snapshots (`public_api`).
 
+mod builders;
+mod callback;
 mod data_mime;
 mod e2e;
+mod errors;
 mod lab;
 mod no_messages;
 mod proto;

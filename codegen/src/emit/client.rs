@@ -46,13 +46,11 @@ pub(super) fn client(service: &Service, parts: Parts) -> TokenStream {
                 Self { client, data_mime }
             }
 
-            /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
-            /// announcing the data MIME type of the service's codec in SETUP, and returns a
-            /// client that calls the service over that connection.
-            #vis async fn connect(addr: impl #p::ToSocketAddrs) -> ::core::result::Result<Self, #p::Status> {
-                let config = <#p::Config as ::core::default::Default>::default()
-                    .data_mime(<#codec as #p::DataMime>::MIME);
-                #p::Client::connect_with(addr, config).await.map(Self::new)
+            /// Connects to the server at `addr` over TCP, as `Client::connect` does, announcing
+            /// the data MIME type of the service's codec in SETUP, and returns a client that
+            /// calls the service over that connection.
+            #vis async fn connect(addr: impl #p::ToSocketAddrs) -> ::core::result::Result<Self, #p::Error> {
+                #p::Client::builder().data_mime(<#codec as #p::DataMime>::MIME).connect(addr).await.map(Self::new)
             }
 
             /// The connection handle this client calls over.

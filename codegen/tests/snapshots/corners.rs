@@ -69,15 +69,15 @@ impl CornerCasesClient {
         );
         Self { client, data_mime }
     }
-    /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
-    /// announcing the data MIME type of the service's codec in SETUP, and returns a
-    /// client that calls the service over that connection.
+    /// Connects to the server at `addr` over TCP, as `Client::connect` does, announcing
+    /// the data MIME type of the service's codec in SETUP, and returns a client that
+    /// calls the service over that connection.
     pub(crate) async fn connect(
         addr: impl ::my_rpc::weft::__private::ToSocketAddrs,
-    ) -> ::core::result::Result<Self, ::my_rpc::weft::__private::Status> {
-        let config = <::my_rpc::weft::__private::Config as ::core::default::Default>::default()
-            .data_mime(<my_rpc::JsonCodec as ::my_rpc::weft::__private::DataMime>::MIME);
-        ::my_rpc::weft::__private::Client::connect_with(addr, config)
+    ) -> ::core::result::Result<Self, ::my_rpc::weft::__private::Error> {
+        ::my_rpc::weft::__private::Client::builder()
+            .data_mime(<my_rpc::JsonCodec as ::my_rpc::weft::__private::DataMime>::MIME)
+            .connect(addr)
             .await
             .map(Self::new)
     }

@@ -196,17 +196,17 @@ impl CornersClient {
         );
         Self { client, data_mime }
     }
-    /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
-    /// announcing the data MIME type of the service's codec in SETUP, and returns a
-    /// client that calls the service over that connection.
+    /// Connects to the server at `addr` over TCP, as `Client::connect` does, announcing
+    /// the data MIME type of the service's codec in SETUP, and returns a client that
+    /// calls the service over that connection.
     pub async fn connect(
         addr: impl ::renamed::weft::__private::ToSocketAddrs,
-    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
-        let config = <::renamed::weft::__private::Config as ::core::default::Default>::default()
+    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Error> {
+        ::renamed::weft::__private::Client::builder()
             .data_mime(
                 <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
-            );
-        ::renamed::weft::__private::Client::connect_with(addr, config)
+            )
+            .connect(addr)
             .await
             .map(Self::new)
     }
@@ -1043,17 +1043,17 @@ impl LegacyClient {
         );
         Self { client, data_mime }
     }
-    /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
-    /// announcing the data MIME type of the service's codec in SETUP, and returns a
-    /// client that calls the service over that connection.
+    /// Connects to the server at `addr` over TCP, as `Client::connect` does, announcing
+    /// the data MIME type of the service's codec in SETUP, and returns a client that
+    /// calls the service over that connection.
     pub async fn connect(
         addr: impl ::renamed::weft::__private::ToSocketAddrs,
-    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Status> {
-        let config = <::renamed::weft::__private::Config as ::core::default::Default>::default()
+    ) -> ::core::result::Result<Self, ::renamed::weft::__private::Error> {
+        ::renamed::weft::__private::Client::builder()
             .data_mime(
                 <::renamed::weft::__private::ProstCodec as ::renamed::weft::__private::DataMime>::MIME,
-            );
-        ::renamed::weft::__private::Client::connect_with(addr, config)
+            )
+            .connect(addr)
             .await
             .map(Self::new)
     }

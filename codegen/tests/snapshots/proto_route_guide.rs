@@ -154,17 +154,19 @@ impl RouteGuideClient {
         );
         Self { client, data_mime }
     }
-    /// Connects to the server at `addr` over TCP, as `Client::connect_with` does,
-    /// announcing the data MIME type of the service's codec in SETUP, and returns a
-    /// client that calls the service over that connection.
+    /// Connects to the server at `addr` over TCP, as `Client::connect` does, announcing
+    /// the data MIME type of the service's codec in SETUP, and returns a client that
+    /// calls the service over that connection.
     pub async fn connect(
         addr: impl ::weft::__private::ToSocketAddrs,
-    ) -> ::core::result::Result<Self, ::weft::__private::Status> {
-        let config = <::weft::__private::Config as ::core::default::Default>::default()
+    ) -> ::core::result::Result<Self, ::weft::__private::Error> {
+        ::weft::__private::Client::builder()
             .data_mime(
                 <::weft::__private::ProstCodec as ::weft::__private::DataMime>::MIME,
-            );
-        ::weft::__private::Client::connect_with(addr, config).await.map(Self::new)
+            )
+            .connect(addr)
+            .await
+            .map(Self::new)
     }
     /// The connection handle this client calls over.
     pub fn inner(&self) -> &::weft::__private::Client {

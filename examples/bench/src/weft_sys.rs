@@ -77,7 +77,7 @@ impl System for Weft {
         if let Some(n) = std::env::var("WEFT_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
             config = config.inbound_window(n);
         }
-        Ok(BenchClient::new(weft::Client::connect_with(addr, config).await?))
+        Ok(BenchClient::new(weft::Client::builder().config(config).connect(addr).await?))
     }
 
     async fn unary(conn: &Self::Conn, data: Bytes) -> Result<()> {

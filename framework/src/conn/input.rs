@@ -12,7 +12,7 @@ impl<A: Default> Connection<A> {
         if let Some(deadline) = self.setup_deadline
             && now >= deadline
         {
-            let message = format!("no SETUP within {} ms", self.config.setup_timeout.as_millis());
+            let message = format!("no SETUP within {} ms", self.server_settings.setup_timeout.as_millis());
             return self.connection_error(ErrorCode::INVALID_SETUP, message);
         }
         if self.state != State::AwaitingSetup && now >= self.last_received + self.max_lifetime {
@@ -117,13 +117,13 @@ impl<A: Default> Connection<A> {
     /// ```
     /// use bytes::{Bytes, BytesMut};
     /// use std::time::Instant;
-    /// use weft::conn::{Connection, Event};
+    /// use weft::conn::{ClientSettings, Connection, Event, ServerSettings};
     /// use weft::frame::{Frame, Setup};
     /// use weft::Config;
     ///
     /// let now = Instant::now();
-    /// let mut server = Connection::server(Config::default(), now);
-    /// let mut client = Connection::client(Config::default(), now);
+    /// let mut server = Connection::server(Config::default(), ServerSettings::default(), now);
+    /// let mut client = Connection::client(Config::default(), ClientSettings::default(), now);
     /// let setup = client.poll_transmit().expect("SETUP");
     /// let mut bytes = BytesMut::new();
     /// setup.encode(&mut bytes);
@@ -309,7 +309,8 @@ impl<A: Default> Connection<A> {
         // The client's max lifetime bounds how long it may stay silent, up to the server's
         // cap. Its interval is only advisory (one implementation announces twice what it
         // sends), so it is not used.
-        self.max_lifetime = Duration::from_millis(u64::from(setup.max_lifetime)).min(self.config.max_peer_lifetime);
+        self.max_lifetime =
+            Duration::from_millis(u64::from(setup.max_lifetime)).min(self.server_settings.max_peer_lifetime);
         self.setup_deadline = None;
         self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         self.state = State::Open;

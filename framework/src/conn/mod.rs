@@ -72,6 +72,7 @@ mod stream;
 mod tests;
 
 use crate::config::Config;
+pub use crate::config::{ClientSettings, ServerSettings};
 use crate::frame::metadata::COMPOSITE_METADATA_MIME;
 use crate::frame::{
     self, Cancel, DecodeError, ErrorCode, ErrorFrame, Frame, FrameType, HEADER_SIZE, Keepalive, MAX_U31, PayloadFrame,
@@ -315,6 +316,8 @@ pub struct Connection<A = ()> {
     events: VecDeque<Event>,
     keepalive_interval: Duration,
     max_lifetime: Duration,
+    /// Server: what it holds the client's SETUP to (the client's: the defaults, unused).
+    server_settings: ServerSettings,
     last_received: Instant,
     next_keepalive: Option<Instant>,
     setup_deadline: Option<Instant>,
@@ -336,17 +339,20 @@ pub struct Connection<A = ()> {
 }
 
 impl Connection {
-    /// The client side. SETUP is queued at once, so requests may follow it immediately.
-    pub fn client(config: Config, now: Instant) -> Connection {
-        let mut conn = Connection::new(Side::Client, config, now);
+    /// The client side, announcing `settings` in SETUP. SETUP is queued at once, so requests
+    /// may follow it immediately.
+    pub fn client(config: Config, settings: ClientSettings, now: Instant) -> Connection {
+        let mut conn = Connection::new(Side::Client, config, ServerSettings::default(), now);
+        conn.keepalive_interval = settings.keepalive_interval;
+        conn.max_lifetime = settings.max_lifetime;
         let setup = Setup {
             version: VERSION,
-            keepalive_interval: millis(conn.config.keepalive_interval),
-            max_lifetime: millis(conn.config.max_lifetime),
+            keepalive_interval: millis(settings.keepalive_interval),
+            max_lifetime: millis(settings.max_lifetime),
             resume_token: None,
             lease: false,
             metadata_mime: COMPOSITE_METADATA_MIME.to_owned(),
-            data_mime: conn.config.data_mime.clone(),
+            data_mime: settings.data_mime,
             payload: frame::Payload::default(),
         };
         conn.transmit.push_back(Frame::Setup(setup));
@@ -355,10 +361,20 @@ impl Connection {
         conn
     }
 
-    /// The server side; it waits for SETUP.
-    pub fn server(config: Config, now: Instant) -> Connection {
-        let mut conn = Connection::new(Side::Server, config, now);
-        conn.setup_deadline = Some(now + conn.config.setup_timeout);
+    /// Client: the data MIME type its SETUP announces, while SETUP is queued (from creation
+    /// until the runtime takes it to write).
+    pub(crate) fn announced_data_mime(&self) -> Option<&str> {
+        self.transmit.iter().find_map(|frame| match frame {
+            Frame::Setup(setup) => Some(setup.data_mime.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The server side, holding the client's SETUP to `settings`; it waits for SETUP.
+    pub fn server(config: Config, settings: ServerSettings, now: Instant) -> Connection {
+        let setup_deadline = Some(now + settings.setup_timeout);
+        let mut conn = Connection::new(Side::Server, config, settings, now);
+        conn.setup_deadline = setup_deadline;
         conn
     }
 
@@ -379,6 +395,7 @@ impl Connection {
             events: self.events,
             keepalive_interval: self.keepalive_interval,
             max_lifetime: self.max_lifetime,
+            server_settings: self.server_settings,
             last_received: self.last_received,
             next_keepalive: self.next_keepalive,
             setup_deadline: self.setup_deadline,
@@ -391,11 +408,15 @@ impl Connection {
         }
     }
 
-    fn new(side: Side, config: Config, now: Instant) -> Connection {
+    fn new(side: Side, config: Config, server_settings: ServerSettings, now: Instant) -> Connection {
+        // The keepalive timing is the client's: set from its settings (client) or its SETUP
+        // (server); until then, the defaults.
+        let defaults = ClientSettings::default();
         Connection {
             side,
-            keepalive_interval: config.keepalive_interval,
-            max_lifetime: config.max_lifetime,
+            keepalive_interval: defaults.keepalive_interval,
+            max_lifetime: defaults.max_lifetime,
+            server_settings,
             config,
             state: State::AwaitingSetup,
             streams: ids::id_map(),

@@ -146,7 +146,7 @@ fn before_setup_anything_but_setup_or_resume_on_stream_0_is_invalid_setup() {
         ("a header cut short", vec![0, 0, 0]),
     ];
     for (what, bytes) in cases {
-        let mut server = Connection::server(Config::default(), now);
+        let mut server = Connection::server(Config::default(), ServerSettings::default(), now);
         feed(&mut server, &bytes, now);
         closed_with(&mut server, ErrorCode::INVALID_SETUP, what);
     }
@@ -222,7 +222,7 @@ fn a_client_ignores_setup_errors_after_establishment_only() {
     }
     untouched(&mut p.client, id, "REJECTED_SETUP after the server answered");
     // A client whose SETUP has had no answer yet takes it as the rejection it is.
-    let mut client = Connection::client(Config::default(), now);
+    let mut client = Connection::client(Config::default(), ClientSettings::default(), now);
     transmitted(&mut client);
     let error = Frame::Error(ErrorFrame { stream_id: 0, code: ErrorCode::REJECTED_SETUP, data: b("no") });
     feed(&mut client, &encode(&error), now);
@@ -360,7 +360,7 @@ fn cutting_live_streams_is_a_connection_error_and_closing_with_none_a_connection
 fn the_connection_does_not_interpret_mime_types() {
     for mime in ["application/json", "MESSAGE/X.RSOCKET.COMPOSITE-METADATA.V0", "text/\u{e9}"] {
         let now = Instant::now();
-        let mut server = Connection::server(Config::default(), now);
+        let mut server = Connection::server(Config::default(), ServerSettings::default(), now);
         feed(&mut server, &encode(&setup(|s| s.metadata_mime = mime.into())), now);
         feed(&mut server, &encode(&request_stream(1, 1)), now);
         assert!(matches!(server.poll_event(), Some(Event::SetupAccepted(s)) if s.metadata_mime == mime), "{mime}");
@@ -385,8 +385,11 @@ fn frames_on_stream_0_go_ahead_of_queued_stream_frames() {
     assert!(matches!(&out[0], Frame::Keepalive(k) if !k.respond && k.data == b("k")), "{out:?}");
     assert_eq!(out.len(), 4);
     // A client's own KEEPALIVE never goes ahead of its SETUP.
-    let mut client =
-        Connection::client(Config::default().keepalive(Duration::from_millis(10), Duration::from_secs(5)), now);
+    let mut client = Connection::client(
+        Config::default(),
+        ClientSettings::default().keepalive(Duration::from_millis(10), Duration::from_secs(5)),
+        now,
+    );
     client.open(Kind::RequestResponse, Bytes::new(), Bytes::new(), false).unwrap();
     client.handle_timeout(now + Duration::from_millis(10));
     let out = transmitted(&mut client);

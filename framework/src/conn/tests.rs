@@ -25,10 +25,20 @@ pub(super) fn wire(frame: &Frame) -> Frame {
 
 impl Pair {
     pub(super) fn new(client: Config, server: Config) -> Pair {
+        Pair::with_settings(client, ClientSettings::default(), server, ServerSettings::default())
+    }
+
+    /// A pair with each side's own settings too.
+    pub(super) fn with_settings(
+        client: Config,
+        client_settings: ClientSettings,
+        server: Config,
+        server_settings: ServerSettings,
+    ) -> Pair {
         let now = Instant::now() + T0_OFFSET;
         let mut pair = Pair {
-            client: Connection::client(client, now),
-            server: Connection::server(server, now),
+            client: Connection::client(client, client_settings, now),
+            server: Connection::server(server, server_settings, now),
             now,
             to_server: Vec::new(),
             to_client: Vec::new(),
@@ -786,7 +796,12 @@ fn reassembly_is_bounded_by_the_maximum_message_size() {
 #[test]
 fn client_keepalives_flow_whatever_the_traffic_and_are_answered() {
     let interval = Duration::from_millis(100);
-    let mut p = Pair::new(Config::default().keepalive(interval, Duration::from_secs(1)), Config::default());
+    let mut p = Pair::with_settings(
+        Config::default(),
+        ClientSettings::default().keepalive(interval, Duration::from_secs(1)),
+        Config::default(),
+        ServerSettings::default(),
+    );
     for _ in 0..5 {
         p.client.open(Kind::FireAndForget, Bytes::new(), b("busy"), false).unwrap();
         p.advance(interval);
@@ -814,7 +829,12 @@ fn keepalive_data_is_echoed() {
 #[test]
 fn silent_peer_closes_the_connection_and_fails_its_streams() {
     let lifetime = Duration::from_millis(500);
-    let mut p = Pair::new(Config::default().keepalive(Duration::from_millis(100), lifetime), Config::default());
+    let mut p = Pair::with_settings(
+        Config::default(),
+        ClientSettings::default().keepalive(Duration::from_millis(100), lifetime),
+        Config::default(),
+        ServerSettings::default(),
+    );
     p.client.open(Kind::RequestStream, Bytes::new(), Bytes::new(), false).unwrap();
     // The server goes silent: frames to it are lost, nothing comes back.
     for _ in 0..4 {
@@ -849,7 +869,7 @@ pub(super) fn setup(f: impl FnOnce(&mut Setup)) -> Frame {
 
 fn rejects_setup(frame: Frame, code: ErrorCode) {
     let now = Instant::now();
-    let mut server = Connection::server(Config::default(), now);
+    let mut server = Connection::server(Config::default(), ServerSettings::default(), now);
     server.handle_frame(frame, now);
     let out = transmitted(&mut server);
     assert!(matches!(&out[..], [Frame::Error(ErrorFrame { stream_id: 0, code: c, .. })] if *c == code), "{out:?}");
@@ -879,7 +899,8 @@ fn setup_is_validated() {
 #[test]
 fn setup_must_arrive_in_time() {
     let now = Instant::now();
-    let mut server = Connection::server(Config::default().setup_timeout(Duration::from_secs(2)), now);
+    let mut server =
+        Connection::server(Config::default(), ServerSettings::default().setup_timeout(Duration::from_secs(2)), now);
     assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(2)));
     server.handle_timeout(now + Duration::from_secs(2));
     assert!(server.is_closed());
@@ -1077,8 +1098,10 @@ fn a_request_frame_handled_alone_is_handled_as_it_is_inside_a_frame() {
     ];
     for (i, state) in states.into_iter().enumerate() {
         let now = Instant::now() + T0_OFFSET;
-        let (mut framed, mut alone) =
-            (Connection::server(Config::default(), now), Connection::server(Config::default(), now));
+        let (mut framed, mut alone) = (
+            Connection::server(Config::default(), ServerSettings::default(), now),
+            Connection::server(Config::default(), ServerSettings::default(), now),
+        );
         state(&mut framed, now);
         state(&mut alone, now);
         let later = now + Duration::from_millis(10);
@@ -1103,7 +1126,7 @@ fn a_request_frame_handled_alone_is_handled_as_it_is_inside_a_frame() {
 /// A server connection past SETUP that `frames` were fed to, with its output drained.
 pub(super) fn server_fed(frames: impl IntoIterator<Item = Frame>) -> (Connection, Instant) {
     let now = Instant::now();
-    let mut server = Connection::server(Config::default(), now);
+    let mut server = Connection::server(Config::default(), ServerSettings::default(), now);
     server.handle_frame(setup(|_| {}), now);
     for f in frames {
         server.handle_frame(wire(&f), now);
@@ -1223,7 +1246,7 @@ fn a_channel_on_exact_credit_completes_both_halves() {
         payload: frame::Payload::data(b("m0")),
     });
     let now = Instant::now();
-    let mut server = Connection::server(Config::default().inbound_window(2), now);
+    let mut server = Connection::server(Config::default().inbound_window(2), ServerSettings::default(), now);
     server.handle_frame(setup(|_| {}), now);
     server.handle_frame(wire(&channel), now);
     assert_eq!(transmitted(&mut server), vec![request_n(1, 2)], "the responder grants its window at once");
@@ -1283,7 +1306,7 @@ fn last_fragment(id: u32, len: usize) -> Frame {
 fn unfinished_fragmented_messages_share_one_budget_per_connection() {
     let config = Config::default().reassembly_limits(100, Duration::from_secs(60));
     let now = Instant::now();
-    let mut server = Connection::server(config, now);
+    let mut server = Connection::server(config, ServerSettings::default(), now);
     server.handle_frame(setup(|_| {}), now);
     events(&mut server);
     // Two requests begun: 60 bytes, then 30 more fit; another 20 on a third do not.
@@ -1314,7 +1337,7 @@ fn unfinished_fragmented_messages_share_one_budget_per_connection() {
 fn a_fragmented_message_not_finished_in_time_ends_its_stream() {
     let config = Config::default().reassembly_limits(1 << 20, Duration::from_secs(5));
     let now = Instant::now();
-    let mut server = Connection::server(config, now);
+    let mut server = Connection::server(config, ServerSettings::default(), now);
     server.handle_frame(setup(|s| s.max_lifetime = 60_000), now);
     events(&mut server);
     server.handle_frame(wire(&request_stream(1, 4)), now);
@@ -1336,9 +1359,9 @@ fn a_fragmented_message_not_finished_in_time_ends_its_stream() {
 
 #[test]
 fn the_server_caps_the_silence_a_client_asks_for() {
-    let config = Config::default().max_peer_lifetime(Duration::from_secs(60));
+    let settings = ServerSettings::default().max_peer_lifetime(Duration::from_secs(60));
     let now = Instant::now();
-    let mut server = Connection::server(config, now);
+    let mut server = Connection::server(Config::default(), settings, now);
     server.handle_frame(setup(|s| s.max_lifetime = MAX_U31), now);
     events(&mut server);
     assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(60)));
@@ -1371,8 +1394,8 @@ fn shuttle<A: Default, B: Default>(client: &mut Connection<A>, server: &mut Conn
 #[test]
 fn an_ended_streams_attachment_stays_until_released_and_nothing_else_sees_the_stream() {
     let now = Instant::now();
-    let mut client = Connection::client(Config::default(), now);
-    let mut server = Connection::server(Config::default(), now).with_attachments::<u32>();
+    let mut client = Connection::client(Config::default(), ClientSettings::default(), now);
+    let mut server = Connection::server(Config::default(), ServerSettings::default(), now).with_attachments::<u32>();
     shuttle(&mut client, &mut server, now);
     assert!(matches!(server.poll_event(), Some(Event::SetupAccepted(_))));
     let id = client.open(Kind::Channel, Bytes::new(), b("a"), false).unwrap();
@@ -1421,8 +1444,9 @@ fn an_ended_streams_attachment_stays_until_released_and_nothing_else_sees_the_st
 #[test]
 fn a_request_that_fails_before_it_is_whole_leaves_no_record_to_release() {
     let now = Instant::now();
-    let mut client = Connection::client(Config::default().fragment_size(Some(64)), now);
-    let mut server = Connection::server(Config::default().max_message_size(200), now).with_attachments::<u32>();
+    let mut client = Connection::client(Config::default().fragment_size(Some(64)), ClientSettings::default(), now);
+    let mut server = Connection::server(Config::default().max_message_size(200), ServerSettings::default(), now)
+        .with_attachments::<u32>();
     shuttle(&mut client, &mut server, now);
     assert!(matches!(server.poll_event(), Some(Event::SetupAccepted(_))));
     // Fragmented beyond the server's message size: the stream fails while its request is still

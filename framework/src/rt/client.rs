@@ -142,15 +142,38 @@ impl Client {
         self.handles.closed.borrow().is_some() || self.handles.closed.has_changed().is_err()
     }
 
-    /// Resolves when the connection closes, with the reason.
-    pub async fn closed(&self) -> String {
+    /// Resolves when the connection has closed, with why: [`ErrorKind::Closed`] with the
+    /// [`CloseReason`] (this side closed it, the peer did, or it was silent too long),
+    /// [`ErrorKind::SetupRejected`] (the server refused the connection), or
+    /// [`ErrorKind::Transport`] (the transport failed). Every call still open on the
+    /// connection has failed with this error as its [`Status`].
+    ///
+    /// ```
+    /// use weft::conn::CloseReason;
+    /// use weft::{ErrorKind, Server};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft::Error> {
+    /// let client = Server::builder().build().connect_in_memory().await?;
+    /// client.close();
+    /// assert_eq!(client.closed().await.kind(), &ErrorKind::Closed(CloseReason::Local));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`ErrorKind::Closed`]: crate::ErrorKind::Closed
+    /// [`ErrorKind::SetupRejected`]: crate::ErrorKind::SetupRejected
+    /// [`ErrorKind::Transport`]: crate::ErrorKind::Transport
+    /// [`CloseReason`]: crate::conn::CloseReason
+    pub async fn closed(&self) -> crate::Error {
         let mut rx = self.handles.closed.clone();
         loop {
             if let Some(reason) = rx.borrow_and_update().clone() {
                 return reason;
             }
             if rx.changed().await.is_err() {
-                return "the connection is closed".to_owned();
+                // The driver ended without saying why: it panicked, which is this side's doing.
+                return crate::Error::closed(crate::conn::CloseReason::Local, None);
             }
         }
     }
@@ -163,7 +186,7 @@ impl Client {
     }
 
     fn closed_status(&self) -> Status {
-        Status::unavailable(self.handles.closed_reason())
+        self.handles.closed_status()
     }
 
     async fn open(

@@ -1,72 +1,255 @@
-//! Starting a client connection: [`Client`]'s constructors, which make the connection's driver
-//! and start it (on the task [`Assist`] runs, which waiting callers may also run).
+//! Starting a client connection: [`ClientBuilder`], which makes the connection's driver and
+//! starts it (on the task [`Assist`] runs, which waiting callers may also run), and
+//! [`Client::connect`], its shorthand.
 
 use super::assist::Assist;
 use super::driver::Driver;
-use super::handler::{Handler, NoHandler};
+use super::handler::Handler;
+use super::routing::{Resolve, Router};
+use super::server::Server;
+use super::service::Service;
 use super::transport::Transport;
-use crate::conn::Connection;
-use crate::{Client, Config, Status};
+use crate::conn::{ClientSettings, Connection};
+use crate::{Client, Config, Error};
+use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 impl Client {
-    /// Connects over TCP with the default [`Config`].
-    pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Status> {
-        Client::connect_with(addr, Config::default()).await
+    /// Connects over TCP with the default settings, serving nothing to the server: the
+    /// shorthand of `Client::builder().connect(addr)`. Fails with
+    /// [`ErrorKind::Connect`](crate::ErrorKind::Connect) if no connection can be made; a
+    /// server that refuses the connection itself (SETUP rejected) is heard of on the first
+    /// call, and from [`Client::closed`].
+    pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
+        Client::builder().connect(addr).await
     }
 
-    /// Connects over TCP with `config`.
-    pub async fn connect_with(addr: impl tokio::net::ToSocketAddrs, config: Config) -> Result<Client, Status> {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot connect: {e}")))?;
-        Ok(Client::over(stream, config))
+    /// Starts building a client connection: its settings, and the services it serves to the
+    /// server (RSocket connections carry requests both ways).
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
     }
 
-    /// Connects to `url` (`ws://host:port/path`) over RSocket's WebSocket transport (one frame
-    /// per binary message), as a browser's RSocket client would: see
-    /// [`Server::bind_websocket`](crate::Server::bind_websocket).
+    /// Connects to `url` (`ws://host:port/path`) over WebSocket with the default settings: the
+    /// shorthand of `Client::builder().connect_websocket(url)` (see
+    /// [`ClientBuilder::connect_websocket`]).
     #[cfg(feature = "websocket")]
-    pub async fn connect_websocket(url: &str) -> Result<Client, Status> {
-        Client::connect_websocket_with(url, Config::default()).await
+    pub async fn connect_websocket(url: &str) -> Result<Client, Error> {
+        Client::builder().connect_websocket(url).await
+    }
+}
+
+/// Builds client connections: their settings, and the services this side serves to the
+/// server it connects to.
+///
+/// RSocket connections carry requests both ways, so a client can serve services too: the
+/// server calls them through the connection its request came on
+/// ([`Context::peer`](crate::Context::peer), or [`Call::peer`](crate::Call::peer) below the
+/// typed layer), with the generated client of the service. Services are added as to a
+/// [`ServerBuilder`](crate::ServerBuilder), and dispatched the same way.
+///
+/// Each `connect*` call makes a new connection; the builder can be kept and used again (a
+/// program that reconnects keeps one).
+///
+/// ```
+/// use weft::{Client, Context, Server, Status};
+///
+/// # #[derive(Clone, PartialEq, prost::Message)] pub struct Empty {}
+/// # #[derive(Clone, PartialEq, prost::Message)] pub struct Name { #[prost(string, tag = "1")] pub name: String }
+/// /// Served by the client: the server asks who is there.
+/// #[weft::service(package = "demo")]
+/// pub trait WhoAmI {
+///     async fn name(&self, req: Empty) -> Result<Name, Status>;
+/// }
+///
+/// /// Served by the server: it greets whoever calls, by the name their client tells it.
+/// #[weft::service(package = "demo")]
+/// pub trait Door {
+///     async fn knock(&self, ctx: Context, req: Empty) -> Result<Name, Status>;
+/// }
+///
+/// struct Me;
+/// impl WhoAmI for Me {
+///     async fn name(&self, _: Empty) -> Result<Name, Status> {
+///         Ok(Name { name: "Ada".into() })
+///     }
+/// }
+///
+/// struct MyDoor;
+/// impl Door for MyDoor {
+///     async fn knock(&self, ctx: Context, _: Empty) -> Result<Name, Status> {
+///         let peer = ctx.peer().ok_or_else(|| Status::internal("no connection to call back"))?;
+///         let who = WhoAmIClient::new(peer.clone()).name(Empty {}).await?;
+///         Ok(Name { name: format!("Hello, {}!", who.name) })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Server::builder().add_service(DoorServer::new(MyDoor)).build();
+/// let client = Client::builder().add_service(WhoAmIServer::new(Me)).connect_in_memory(&server).await?;
+/// let greeting = DoorClient::new(client).knock(Empty {}).await?;
+/// assert_eq!(greeting.name, "Hello, Ada!");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A server's own settings (how many connections it serves, how long it waits for SETUP) are
+/// the server's to choose, and not here:
+///
+/// ```compile_fail
+/// let client = weft::Client::builder().max_connections(10); // ServerBuilder::max_connections
+/// ```
+#[derive(Clone, Default)]
+pub struct ClientBuilder {
+    /// Shared by every connection the builder makes; copied only if the builder is changed
+    /// after one was made.
+    router: Arc<Router>,
+    config: Config,
+    settings: ClientSettings,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("routes", &self.router.sorted_routes())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// Serves every route of `service` to the server, as
+    /// [`ServerBuilder::add_service`](crate::ServerBuilder::add_service) does to clients.
+    ///
+    /// # Panics
+    /// If another service already serves one of its routes.
+    pub fn add_service<S: Service>(mut self, service: S) -> ClientBuilder {
+        Arc::make_mut(&mut self.router).add_service(service);
+        self
     }
 
-    /// [`Client::connect_websocket`] with `config`.
+    /// Serves `routes` to the server with a hand-written [`Handler`].
+    ///
+    /// # Panics
+    /// As [`ClientBuilder::add_service`].
+    pub fn add_handler(mut self, routes: &'static [&'static str], handler: impl Handler) -> ClientBuilder {
+        Arc::make_mut(&mut self.router).add_handler(routes, Arc::new(handler));
+        self
+    }
+
+    /// The settings, common to both sides, of the connections it makes.
+    pub fn config(mut self, config: Config) -> ClientBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Send KEEPALIVE every `interval`, and give up on a server that sends nothing for
+    /// `max_lifetime` (the connection then closes with
+    /// [`CloseReason::KeepaliveTimeout`](crate::conn::CloseReason::KeepaliveTimeout)). Both are
+    /// announced in SETUP, and the server takes the client's values (up to its
+    /// [`max_peer_lifetime`](crate::ServerBuilder::max_peer_lifetime)).
+    /// Defaults: 20 s and 90 s. Zero durations are raised to one millisecond, the wire's unit.
+    ///
+    /// These deadlines (and a server's setup timeout and shutdown grace) follow tokio's clock,
+    /// so a test that pauses it (`tokio::time::pause`, `#[tokio::test(start_paused = true)]`) sees
+    /// them fire as its other timers do. While that clock is the real one they are kept by a
+    /// thread, `weft-alarm`, rather than by tokio's timer wheel: a runtime with a timer pending
+    /// pays for it on every wait, and a busy connection waits thousands of times a second for
+    /// deadlines seconds away. The thread runs while connections are open, and stops a moment
+    /// after the last one closes.
+    pub fn keepalive(mut self, interval: Duration, max_lifetime: Duration) -> ClientBuilder {
+        self.settings = self.settings.keepalive(interval, max_lifetime);
+        self
+    }
+
+    /// The data MIME type announced in SETUP: how the data of every message on the
+    /// connection is encoded. Default: protobuf ([`DEFAULT_DATA_MIME`](crate::DEFAULT_DATA_MIME)).
+    pub fn data_mime(mut self, mime: impl Into<String>) -> ClientBuilder {
+        self.settings = self.settings.data_mime(mime);
+        self
+    }
+
+    /// Connects over TCP to `addr` (the first of its addresses that takes the connection).
+    /// Fails with [`ErrorKind::Connect`](crate::ErrorKind::Connect) if none does.
+    pub async fn connect(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
+        let stream = connect_tcp(addr).await?;
+        self.connect_over(stream).await
+    }
+
+    /// Connects to `url` (`ws://host:port/path`) over RSocket's WebSocket transport (one
+    /// frame per binary message), as a browser's RSocket client would: see
+    /// [`Server::bind_websocket`]. Fails with [`ErrorKind::Connect`](crate::ErrorKind::Connect)
+    /// if the URL is not one, no connection can be made, or the WebSocket handshake fails.
     #[cfg(feature = "websocket")]
-    pub async fn connect_websocket_with(url: &str, config: Config) -> Result<Client, Status> {
-        let cannot = |why: &dyn std::fmt::Display| Status::unavailable(format!("cannot connect to {url}: {why}"));
-        let uri: tokio_tungstenite::tungstenite::http::Uri = url.parse().map_err(|e| cannot(&e))?;
+    pub async fn connect_websocket(&self, url: &str) -> Result<Client, Error> {
+        let cannot = |e: std::io::Error| Error::connect(url, e);
+        let invalid = |why: &str| cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+        let uri: tokio_tungstenite::tungstenite::http::Uri =
+            url.parse().map_err(|_| invalid("not a URL (ws://host:port/path)"))?;
         let default_port = match uri.scheme_str() {
             Some("ws") => 80,
-            Some("wss") => return Err(cannot(&"wss:// (TLS) is not supported yet; use ws://")),
-            _ => return Err(cannot(&"not a WebSocket URL (ws://host:port/path)")),
+            Some("wss") => return Err(invalid("wss:// (TLS) is not supported yet; use ws://")),
+            _ => return Err(invalid("not a WebSocket URL (ws://host:port/path)")),
         };
-        let host = uri.host().ok_or_else(|| cannot(&"the URL names no host"))?;
+        let host = uri.host().ok_or_else(|| invalid("the URL names no host"))?;
         // An IPv6 literal comes bracketed in a URL, and unbracketed to `connect`.
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let stream = tokio::net::TcpStream::connect((host, uri.port_u16().unwrap_or(default_port)))
-            .await
-            .map_err(|e| cannot(&e))?;
-        let _ = stream.set_nodelay(true);
-        let transport = super::websocket::WebSocket::connect(stream, url, &config).await.map_err(|e| cannot(&e))?;
-        Ok(Client::over(transport, config))
+        let stream = connect_tcp((host, uri.port_u16().unwrap_or(default_port))).await?;
+        let transport = super::websocket::WebSocket::connect(stream, url, &self.config).await.map_err(cannot)?;
+        self.connect_over(transport).await
     }
 
-    /// Starts the client side of a connection over any [`Transport`] (SETUP is sent at once).
-    /// Must be called within a tokio runtime: the connection's driver is spawned on it.
-    pub fn over<T: Transport>(transport: T, config: Config) -> Client {
-        Client::over_with_handler(transport, config, NoHandler)
+    /// Starts the client side of a connection over `transport`, a connection already made
+    /// (a TLS stream, a Unix socket, a test's pipe: see [`Transport`] and [`Io`](crate::Io)).
+    /// SETUP is sent at once. Must be called within a tokio runtime: the connection's driver
+    /// runs on it.
+    ///
+    /// Async and fallible like every way to connect, though nothing here waits or fails
+    /// today: a transport that is already open has nothing left to fail at before SETUP is
+    /// answered, and a refused SETUP is heard of from [`Client::closed`].
+    pub async fn connect_over<T: Transport>(&self, transport: T) -> Result<Client, Error> {
+        Ok(self.start(transport))
     }
 
-    /// Like [`Client::over`], and answers the server's requests on this connection with
-    /// `handler` (RSocket connections carry requests both ways; a server handler reaches this
-    /// side through [`Call::peer`](crate::Call::peer)).
-    pub fn over_with_handler<T: Transport>(transport: T, config: Config, handler: impl Handler) -> Client {
-        let conn = Connection::client(config, tokio::time::Instant::now().into_std());
+    /// Connects to `server` in memory: no sockets at all. [`Server::connect_in_memory`] is
+    /// the shorthand with the default settings.
+    pub async fn connect_in_memory(&self, server: &Server) -> Result<Client, Error> {
+        Ok(self.start(server.serve_in_memory()))
+    }
+
+    fn start<T: Transport>(&self, transport: T) -> Client {
+        let now = tokio::time::Instant::now().into_std();
+        let conn = Connection::client(self.config.clone(), self.settings.clone(), now);
         let assist = Assist::new();
+        // The route table serves the server's requests through the one dispatch path servers
+        // use: the driver resolves a route once per distinct metadata block, and falls back to
+        // the table as a handler (which answers UNIMPLEMENTED) for a route it does not serve.
+        let resolver: Arc<dyn Resolve> = self.router.clone();
+        let handler: Arc<dyn Handler> = self.router.clone();
         let (driver, commands, handles) =
-            Driver::new(conn, transport, Arc::new(handler), None, None, Some(assist.clone()));
+            Driver::new(conn, transport, handler, Some(resolver), None, Some(assist.clone()));
         assist.start(driver.run());
         Client::from_parts(commands, handles)
     }
+}
+
+/// Connects to the first address `addr` resolves to that takes the connection, as
+/// `TcpStream::connect` does, keeping the address for the error message.
+async fn connect_tcp(addr: impl tokio::net::ToSocketAddrs) -> Result<tokio::net::TcpStream, Error> {
+    let mut last = None;
+    let addrs = tokio::net::lookup_host(addr).await.map_err(|e| Error::connect("the address", e))?;
+    for addr in addrs {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(Error::connect(addr, e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::connect(
+            "the address",
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "it resolved to no address"),
+        )
+    }))
 }

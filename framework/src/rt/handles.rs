@@ -28,7 +28,7 @@ impl Handles {
     pub(crate) fn new(
         inbox: Arc<Inbox>,
         config: &crate::Config,
-        closed: watch::Receiver<Option<String>>,
+        closed: watch::Receiver<Option<crate::Error>>,
         assist: Option<Arc<Assist>>,
     ) -> Handles {
         Handles(Arc::new(HandlesInner {
@@ -57,7 +57,7 @@ pub(crate) struct HandlesInner {
     /// of which this is an eighth.
     pub(crate) report_bytes: u64,
     /// Flips to the close reason once the connection is over.
-    pub(crate) closed: watch::Receiver<Option<String>>,
+    pub(crate) closed: watch::Receiver<Option<crate::Error>>,
     /// See [`Budget`].
     pub(crate) budget: Arc<Budget>,
     /// A client connection's driver, which a waiting reader may poll (see [`Assist`]).
@@ -71,13 +71,17 @@ pub(crate) struct HandlesInner {
 }
 
 impl HandlesInner {
-    /// Why the connection is closed, for error messages.
-    pub(crate) fn closed_reason(&self) -> String {
-        self.closed_reason_or("the connection is closed")
+    /// The status of a call that found the connection closed.
+    pub(crate) fn closed_status(&self) -> crate::Status {
+        self.closed_status_or("the connection is closed")
     }
 
-    /// Why the connection closed, or `otherwise` while it has not.
-    pub(crate) fn closed_reason_or(&self, otherwise: &str) -> String {
-        self.closed.borrow().clone().unwrap_or_else(|| otherwise.to_owned())
+    /// The status of a call that found the connection closed (`UNAVAILABLE`, with why it
+    /// closed), or closing (`UNAVAILABLE` saying `otherwise`) if it has not closed yet.
+    pub(crate) fn closed_status_or(&self, otherwise: &str) -> crate::Status {
+        match &*self.closed.borrow() {
+            Some(error) => error.to_status(),
+            None => crate::Status::unavailable(otherwise),
+        }
     }
 }

@@ -13,8 +13,10 @@
 //!   (`Service`, and its methods, each a handler, for a server's route table), [`routing`]
 //!   (routes, written and read), [`client`] (`Client` and its calls).
 //! - The driver: [`driver`], the one future that touches a connection's transport.
-//! - On top: [`shutdown`] (a server's connections, told to stop), [`connect`] (starting a
-//!   client connection), [`server`] (`Server`).
+//! - On top: [`shutdown`] (a server's connections, told to stop), then [`connect`]
+//!   (`ClientBuilder`: starting a client connection) and [`server`] (`Server`), side by side:
+//!   each starts the other's end of an in-memory connection. Both serve requests through the
+//!   one route table of [`routing`].
 
 pub(crate) mod alarm;
 pub(crate) mod assist;

@@ -10,6 +10,7 @@
 //! request's metadata.
 
 use super::handler::{Handler, NoHandler};
+use super::service::{MethodTable, Service};
 use crate::frame::metadata::{CompositeMetadata, well_known};
 use crate::typed::codec::speaks;
 use crate::{BoxFuture, Call, PayloadStream, Response, Responses, Status};
@@ -111,17 +112,22 @@ impl RouteCache {
 }
 
 /// Dispatches each request to what serves its route: the method of a generated service, or a
-/// hand-written handler.
-#[derive(Default)]
+/// hand-written handler. A server's and a client's (a client serves the server's requests
+/// with one): both sides dispatch through it alike.
+#[derive(Clone, Default)]
 pub(crate) struct Router {
     /// An unkeyed hash is safe here although the peer chooses the route: the table is
     /// complete before the server starts and never grows, so a route crafted to collide costs
     /// a lookup at most a comparison with each registered route.
     pub(crate) routes: HashMap<&'static str, Served, RouteHash>,
+    /// The data MIME type of the first generated service added (see
+    /// `Server::connect_in_memory`).
+    pub(crate) data_mime: Option<&'static str>,
 }
 
 /// What serves a route, and the data MIME type it reads: a generated method's codec's, or
 /// `None` (a hand-written handler, which takes any).
+#[derive(Clone)]
 pub(crate) struct Served {
     pub(crate) handler: Arc<dyn Handler>,
     pub(crate) data_mime: Option<&'static str>,
@@ -161,17 +167,6 @@ impl Router {
         self.routes.get(route).map(|served| &served.handler)
     }
 
-    /// What serves `route` for a connection whose SETUP announced the data MIME type
-    /// `announced`: its handler, or, for a method whose codec reads other data, a handler that
-    /// says so (see [`WrongDataMime`]).
-    pub(crate) fn resolve(&self, route: &str, announced: &str) -> Option<Arc<dyn Handler>> {
-        let served = self.routes.get(route)?;
-        Some(match served.data_mime {
-            Some(codec) if !speaks(codec, announced) => Arc::new(WrongDataMime { codec, announced: announced.into() }),
-            _ => served.handler.clone(),
-        })
-    }
-
     /// Serves `route` with `handler`, which reads data of the MIME type `data_mime` (`None`:
     /// any).
     ///
@@ -181,6 +176,43 @@ impl Router {
         if self.routes.insert(route, Served { handler, data_mime }).is_some() {
             panic!("two services serve the route `{route}`");
         }
+    }
+
+    /// Serves every route of `service`, each by its method (see `ServerBuilder::add_service`).
+    pub(crate) fn add_service<S: Service>(&mut self, service: S) {
+        let mut table = MethodTable::default();
+        service.__register(&mut table);
+        for entry in table.entries {
+            self.data_mime = self.data_mime.or(entry.data_mime);
+            self.insert(entry.route, entry.handler, entry.data_mime);
+        }
+    }
+
+    /// Serves `routes` with `handler`.
+    pub(crate) fn add_handler(&mut self, routes: &'static [&'static str], handler: Arc<dyn Handler>) {
+        for route in routes {
+            self.insert(route, handler.clone(), None);
+        }
+    }
+
+    /// The routes served, sorted, for `Debug`.
+    pub(crate) fn sorted_routes(&self) -> Vec<&'static str> {
+        let mut routes: Vec<_> = self.routes.keys().copied().collect();
+        routes.sort_unstable();
+        routes
+    }
+}
+
+impl Resolve for Router {
+    /// What serves `route` for a connection whose SETUP announced the data MIME type
+    /// `announced`: its handler, or, for a method whose codec reads other data, a handler that
+    /// says so (see [`WrongDataMime`]).
+    fn resolve(&self, route: &str, announced: &str) -> Option<Arc<dyn Handler>> {
+        let served = self.routes.get(route)?;
+        Some(match served.data_mime {
+            Some(codec) if !speaks(codec, announced) => Arc::new(WrongDataMime { codec, announced: announced.into() }),
+            _ => served.handler.clone(),
+        })
     }
 }
 

@@ -4,12 +4,12 @@
 use super::driver::Driver;
 use super::handler::Handler;
 use super::routing::{Resolve, Router};
-use super::service::{MethodTable, Service};
+use super::service::Service;
 use super::shutdown::ShutdownHub;
 use super::sync::lock;
 use super::transport::Transport;
-use crate::conn::Connection;
-use crate::{BoxFuture, Call, Client, Config, PayloadStream, Response, Responses, Status};
+use crate::conn::{Connection, ServerSettings};
+use crate::{Client, Config, Error};
 use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,21 +19,46 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// Builds a [`Server`].
-#[derive(Default)]
+/// Builds a [`Server`]: the services it serves, the settings of every connection it accepts
+/// ([`config`](ServerBuilder::config), which a client shares), and the server's own settings.
+///
+/// A client's own settings (keepalive, data MIME type) are the client's to choose, and not
+/// here:
+///
+/// ```compile_fail
+/// use std::time::Duration;
+/// // The client chooses keepalive: ClientBuilder::keepalive.
+/// let server = weft::Server::builder().keepalive(Duration::from_secs(5), Duration::from_secs(30));
+/// ```
 pub struct ServerBuilder {
     router: Router,
     config: Config,
-    /// The data MIME type of the first generated service added (see
-    /// [`Server::connect_in_memory`]).
-    data_mime: Option<&'static str>,
+    settings: ServerSettings,
+    shutdown_grace: Duration,
+    max_connections: usize,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            router: Router::default(),
+            config: Config::default(),
+            settings: ServerSettings::default(),
+            shutdown_grace: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
 }
 
 impl fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut routes: Vec<_> = self.router.routes.keys().collect();
-        routes.sort();
-        f.debug_struct("ServerBuilder").field("routes", &routes).field("config", &self.config).finish()
+        f.debug_struct("ServerBuilder")
+            .field("routes", &self.router.sorted_routes())
+            .field("config", &self.config)
+            .field("settings", &self.settings)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("max_connections", &self.max_connections)
+            .finish()
     }
 }
 
@@ -51,12 +76,7 @@ impl ServerBuilder {
     /// If another service already serves one of its routes: two handlers for one route is a
     /// wiring mistake better caught at start-up than by a caller.
     pub fn add_service<S: Service>(mut self, service: S) -> ServerBuilder {
-        let mut table = MethodTable::default();
-        service.__register(&mut table);
-        for entry in table.entries {
-            self.data_mime = self.data_mime.or(entry.data_mime);
-            self.router.insert(entry.route, entry.handler, entry.data_mime);
-        }
+        self.router.add_service(service);
         self
     }
 
@@ -66,36 +86,67 @@ impl ServerBuilder {
     /// # Panics
     /// As [`ServerBuilder::add_service`].
     pub fn add_handler(mut self, routes: &'static [&'static str], handler: impl Handler) -> ServerBuilder {
-        let handler: Arc<dyn Handler> = Arc::new(handler);
-        for route in routes {
-            self.router.insert(route, handler.clone(), None);
-        }
+        self.router.add_handler(routes, Arc::new(handler));
         self
     }
 
-    /// Connection settings for every connection the server accepts.
+    /// The settings, common to both sides, of every connection the server accepts.
     pub fn config(mut self, config: Config) -> ServerBuilder {
         self.config = config;
         self
     }
 
+    /// How long a new connection may take to send SETUP; then it is closed with
+    /// ERROR\[INVALID_SETUP\]. Default: 10 s.
+    ///
+    /// This deadline, the shutdown grace and the keepalive follow tokio's clock (see
+    /// [`ClientBuilder::keepalive`](crate::ClientBuilder::keepalive)).
+    pub fn setup_timeout(mut self, timeout: Duration) -> ServerBuilder {
+        self.settings = self.settings.setup_timeout(timeout);
+        self
+    }
+
+    /// The longest max lifetime a client may ask for in SETUP (how long it may stay silent
+    /// before the server gives up on it); a longer one is cut to this, so that a client asking
+    /// for days cannot hold a dead connection that long. Default: 5 minutes. Zero is raised to
+    /// one millisecond.
+    pub fn max_peer_lifetime(mut self, max: Duration) -> ServerBuilder {
+        self.settings = self.settings.max_peer_lifetime(max);
+        self
+    }
+
+    /// How long a graceful shutdown ([`RunningServer::shutdown`]) lets in-flight streams
+    /// finish before it closes their connections. Default: 10 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> ServerBuilder {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Connections served at once by a server bound with [`Server::bind`]. One more is
+    /// refused at once with ERROR\[REJECTED_SETUP\] saying why (the client sees
+    /// [`ErrorKind::SetupRejected`](crate::ErrorKind::SetupRejected)), and closed; the others
+    /// are not disturbed. Default: 10,000. Values below 1 are raised to 1.
+    pub fn max_connections(mut self, n: usize) -> ServerBuilder {
+        self.max_connections = n.max(1);
+        self
+    }
+
     /// Builds the server.
     pub fn build(self) -> Server {
-        Server { inner: Arc::new(Inner { router: self.router, config: self.config, data_mime: self.data_mime }) }
+        let ServerBuilder { router, config, settings, shutdown_grace, max_connections } = self;
+        let inner = Inner { router: Arc::new(router), config, settings, shutdown_grace, max_connections };
+        Server { inner: Arc::new(inner) }
     }
 }
 
 struct Inner {
-    router: Router,
+    /// Shared by every connection: each resolves routes in it, and falls back to it as its
+    /// handler (see `ClientBuilder`, whose connections dispatch alike).
+    router: Arc<Router>,
     config: Config,
-    /// The data MIME type of the first generated service added.
-    data_mime: Option<&'static str>,
-}
-
-impl Resolve for Inner {
-    fn resolve(&self, route: &str, announced: &str) -> Option<Arc<dyn Handler>> {
-        self.router.resolve(route, announced)
-    }
+    settings: ServerSettings,
+    shutdown_grace: Duration,
+    max_connections: usize,
 }
 
 /// A set of services ready to serve connections. Cheap to clone.
@@ -110,28 +161,6 @@ impl fmt::Debug for Server {
     }
 }
 
-/// The router as the handler of every connection; wraps the shared server so that
-/// connections share one route table.
-struct Shared(Arc<Inner>);
-
-impl Handler for Shared {
-    fn request_response(&self, call: Call, data: Bytes) -> Response {
-        self.0.router.request_response(call, data)
-    }
-
-    fn fire_and_forget(&self, call: Call, data: Bytes) -> BoxFuture<'static, ()> {
-        self.0.router.fire_and_forget(call, data)
-    }
-
-    fn request_stream(&self, call: Call, data: Bytes) -> Responses {
-        self.0.router.request_stream(call, data)
-    }
-
-    fn request_channel(&self, call: Call, messages: PayloadStream) -> Responses {
-        self.0.router.request_channel(call, messages)
-    }
-}
-
 impl Server {
     /// Starts building a server.
     pub fn builder() -> ServerBuilder {
@@ -140,10 +169,11 @@ impl Server {
 
     /// Binds a TCP listener and serves every connection it accepts, in a background task,
     /// until the returned [`RunningServer`] is shut down or dropped. For a program that serves
-    /// until it is stopped, [`serve`](Server::serve) does it all in one call.
-    pub async fn bind(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<RunningServer> {
-        let listener = TcpListener::bind(addr).await?;
-        let local_addr = listener.local_addr()?;
+    /// until it is stopped, [`serve`](Server::serve) does it all in one call. Fails with
+    /// [`ErrorKind::Bind`](crate::ErrorKind::Bind) if the listener cannot be bound.
+    pub async fn bind(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<RunningServer, Error> {
+        let listener = TcpListener::bind(addr).await.map_err(Error::bind)?;
+        let local_addr = listener.local_addr().map_err(Error::bind)?;
         Ok(self.start(listener, local_addr, Plain))
     }
 
@@ -176,9 +206,9 @@ impl Server {
         &self,
         addr: impl tokio::net::ToSocketAddrs,
         path: &str,
-    ) -> std::io::Result<RunningServer> {
-        let listener = TcpListener::bind(addr).await?;
-        let local_addr = listener.local_addr()?;
+    ) -> Result<RunningServer, Error> {
+        let listener = TcpListener::bind(addr).await.map_err(Error::bind)?;
+        let local_addr = listener.local_addr().map_err(Error::bind)?;
         Ok(self.start(listener, local_addr, WebSocketUpgrade { path: path.into() }))
     }
 
@@ -191,7 +221,7 @@ impl Server {
         upgrade: U,
     ) -> RunningServer {
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let hub = Arc::new(ShutdownHub::default());
+        let hub = Arc::new(ShutdownHub::new(self.inner.shutdown_grace));
         let accept_error = Arc::new(Mutex::new(None));
         let task =
             tokio::spawn(accept(self.clone(), listener, upgrade, shutdown_rx, hub.clone(), accept_error.clone()));
@@ -203,12 +233,12 @@ impl Server {
     /// a server's `main`. To stop on something else, see [`RunningServer::serve_until`].
     ///
     /// ```no_run
-    /// # async fn run(server: weft::Server) -> std::io::Result<()> {
+    /// # async fn run(server: weft::Server) -> Result<(), weft::Error> {
     /// server.serve("127.0.0.1:50051").await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn serve(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<()> {
+    pub async fn serve(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<(), Error> {
         let running = self.bind(addr).await?;
         // An error here (no signal handling on this platform) would otherwise stop the server
         // at once: it then serves until the process ends.
@@ -227,26 +257,32 @@ impl Server {
         self.run_connection(transport, None).await
     }
 
-    /// Serves one in-memory connection and returns a client for it: no sockets at all.
+    /// Serves one in-memory connection and returns a client for it, with the default
+    /// settings: no sockets at all. The shorthand of
+    /// [`Client::builder().connect_in_memory(&server)`](crate::ClientBuilder::connect_in_memory),
+    /// where a client's settings and services are chosen.
+    ///
+    /// Async and fallible like every way to connect ([`Client::connect`] and the rest), so
+    /// that a program or a test moves between TCP and memory by changing one call; nothing
+    /// fails today, since no socket is involved.
     ///
     /// The client announces the data MIME type of the first generated service added to the
     /// server (see [`DataMime`](crate::DataMime)), or the default, protobuf, if there is none:
     /// a generated client made over it with `new` then calls that service.
-    pub async fn connect_in_memory(&self) -> Result<Client, Status> {
-        let config = Config::default();
-        let config = match self.inner.data_mime {
-            Some(mime) => config.data_mime(mime),
-            None => config,
+    pub async fn connect_in_memory(&self) -> Result<Client, Error> {
+        let builder = Client::builder();
+        let builder = match self.inner.router.data_mime {
+            Some(mime) => builder.data_mime(mime),
+            None => builder,
         };
-        self.connect_in_memory_with(config)
+        builder.connect_in_memory(self).await
     }
 
-    /// [`Server::connect_in_memory`] with the client's own configuration, data MIME type
-    /// included.
-    pub fn connect_in_memory_with(&self, config: Config) -> Result<Client, Status> {
+    /// Serves one in-memory connection in a task of its own, and returns the client's end.
+    pub(crate) fn serve_in_memory(&self) -> tokio::io::DuplexStream {
         let (client_end, server_end) = tokio::io::duplex(256 * 1024);
         tokio::spawn(self.clone().serve_owned(server_end));
-        Ok(Client::over(client_end, config))
+        client_end
     }
 
     async fn serve_owned<T: Transport>(self, transport: T) {
@@ -254,9 +290,10 @@ impl Server {
     }
 
     async fn run_connection<T: Transport>(&self, transport: T, shutdown: Option<&ShutdownHub>) {
-        let conn = Connection::server(self.inner.config.clone(), tokio::time::Instant::now().into_std());
-        let handler = Arc::new(Shared(self.inner.clone()));
-        let resolver: Arc<dyn Resolve> = self.inner.clone();
+        let now = tokio::time::Instant::now().into_std();
+        let conn = Connection::server(self.inner.config.clone(), self.inner.settings.clone(), now);
+        let handler: Arc<dyn Handler> = self.inner.router.clone();
+        let resolver: Arc<dyn Resolve> = self.inner.router.clone();
         let (driver, commands, _handles) = Driver::new(conn, transport, handler, Some(resolver), shutdown, None);
         // The server side's command sender stays alive with the connection: a server
         // connection ends when the peer or a shutdown ends it, not when handles go away.
@@ -367,11 +404,11 @@ async fn accept<L: Listen, U: Upgrade<L::Stream>>(
                     }
                 };
                 let (server, hub, live, upgrade) = (server.clone(), hub.clone(), hub.live(), upgrade.clone());
-                let max = server.inner.config.max_connections;
+                let max = server.inner.max_connections;
                 connections.spawn(async move {
                     let _live = live;
-                    let config = &server.inner.config;
-                    let transport = match tokio::time::timeout(config.setup_timeout, upgrade.upgrade(stream, config)).await {
+                    let (config, timeout) = (&server.inner.config, server.inner.settings.setup_timeout);
+                    let transport = match tokio::time::timeout(timeout, upgrade.upgrade(stream, config)).await {
                         Ok(Ok(transport)) => transport,
                         // The peer was told why where it could be (see the upgrade), and
                         // nothing else is disturbed.
@@ -394,7 +431,7 @@ async fn accept<L: Listen, U: Upgrade<L::Stream>>(
     while connections.join_next().await.is_some() {}
 }
 
-/// Tells a connection beyond `Config::max_connections` why it is refused, with
+/// Tells a connection beyond `ServerBuilder::max_connections` why it is refused, with
 /// ERROR\[REJECTED_SETUP\] on stream 0 ("The server rejected the setup, it can specify the
 /// reason in the payload"), and closes it. What the peer sent meanwhile (its SETUP) is read and
 /// dropped for a moment before the close, so that the close does not reset the connection
@@ -521,8 +558,9 @@ impl RunningServer {
         self.shutdown().await;
     }
 
-    /// Stops accepting, lets in-flight streams finish within the configured grace period
-    /// (new requests are refused meanwhile), then closes every connection.
+    /// Stops accepting, lets in-flight streams finish within the grace period
+    /// ([`ServerBuilder::shutdown_grace`]; new requests are refused meanwhile), then closes
+    /// every connection.
     pub async fn shutdown(mut self) {
         self.stop();
         if let Some(task) = self.task.take() {

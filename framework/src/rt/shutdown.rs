@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub(crate) struct ShutdownHub {
     state: std::sync::Mutex<HubState>,
     live: AtomicUsize,
+    /// How long a connection told to shut down lets its streams finish
+    /// (`ServerBuilder::shutdown_grace`).
+    grace: std::time::Duration,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +31,16 @@ struct HubState {
 }
 
 impl ShutdownHub {
+    /// A hub whose connections, told to shut down, give their streams `grace` to finish.
+    pub(crate) fn new(grace: std::time::Duration) -> ShutdownHub {
+        ShutdownHub { grace, ..ShutdownHub::default() }
+    }
+
+    /// See [`ShutdownHub::new`].
+    pub(crate) fn grace(&self) -> std::time::Duration {
+        self.grace
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
         lock(&self.state)
     }

@@ -34,9 +34,11 @@ use tokio_tungstenite::tungstenite::{self, Message};
 const MAX_PREFIXED: usize = 0xFF_FFFF;
 
 /// An RSocket connection over a WebSocket on any byte stream `S` (a `TcpStream`, a TLS
-/// stream): a [`Transport`] for [`Client::over`](crate::Client::over) and
+/// stream): a [`Transport`] for
+/// [`ClientBuilder::connect_over`](crate::ClientBuilder::connect_over) and
 /// [`Server::serve_connection`](crate::Server::serve_connection), made by the client's or the
-/// server's handshake.
+/// server's handshake. [`Client::connect_websocket`](crate::Client::connect_websocket) and
+/// [`Server::bind_websocket`](crate::Server::bind_websocket) do it all over TCP.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,7 +46,7 @@ const MAX_PREFIXED: usize = 0xFF_FFFF;
 ///
 /// let tcp = tokio::net::TcpStream::connect("127.0.0.1:7878").await?;
 /// let transport = WebSocket::connect(tcp, "ws://127.0.0.1:7878/rsocket", &Config::default()).await?;
-/// let client = Client::over(transport, Config::default());
+/// let client = Client::builder().connect_over(transport).await?;
 /// # drop(client);
 /// # Ok(()) }
 /// ```

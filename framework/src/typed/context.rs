@@ -95,6 +95,14 @@ impl Context {
         self.call.cancelled().await
     }
 
+    /// A client for calling back the peer that made this call, over the same connection:
+    /// wrap it in the generated client of a service the peer serves (a client serves services
+    /// with [`ClientBuilder::add_service`](crate::ClientBuilder::add_service)). `None` for a
+    /// context made by hand ([`Context::new`]). See [`Call::peer`].
+    pub fn peer(&self) -> Option<&crate::Client> {
+        self.call.peer()
+    }
+
     /// The payload-level call.
     pub fn call(&self) -> &Call {
         &self.call

@@ -233,17 +233,25 @@ async fn raw_peer(addr: std::net::SocketAddr, counts: &Counts, rst: bool) {
 
 /// A Weft client over a socket that `cut` ends abruptly (with an RST if `rst`).
 async fn cuttable_client(addr: std::net::SocketAddr, rst: bool) -> (Client, Arc<Cut>) {
-    cuttable_client_with(addr, rst, Config::default().data_mime("application/octet-stream")).await
+    cuttable_client_with(addr, rst, Config::default()).await
 }
 
-/// [`cuttable_client`] with `config` (also used by the load test).
+/// [`cuttable_client`] with `config` (also used by the load test). Its data is opaque bytes.
 pub(crate) async fn cuttable_client_with(addr: std::net::SocketAddr, rst: bool, config: Config) -> (Client, Arc<Cut>) {
     let stream = TcpStream::connect(addr).await.unwrap();
     if rst {
         stream.set_zero_linger().unwrap();
     }
     let cut = Arc::new(Cut::default());
-    (Client::over(Io(Cuttable::new(stream, cut.clone())), config), cut)
+    (
+        Client::builder()
+            .config(config)
+            .data_mime("application/octet-stream")
+            .connect_over(Io(Cuttable::new(stream, cut.clone())))
+            .await
+            .unwrap(),
+        cut,
+    )
 }
 
 /// Workers calling on `client` in a loop (unary four times in five, fire-and-forget the fifth)

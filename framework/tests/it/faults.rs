@@ -137,8 +137,8 @@ async fn a_handler_that_panics_anywhere_ends_its_call_with_internal_and_nothing_
             Server::builder().add_handler(ROUTES, Panicky).add_service(typed::TypedServer::new(typed::Impl)).build();
         let running = server.bind("127.0.0.1:0").await.unwrap();
         // The typed service's methods read what its codec does: raw bytes.
-        let config = weft::Config::default().data_mime(<weft::BytesCodec as weft::DataMime>::MIME);
-        let client = Client::connect_with(running.local_addr(), config).await.unwrap();
+        let builder = Client::builder().data_mime(<weft::BytesCodec as weft::DataMime>::MIME);
+        let client = builder.connect(running.local_addr()).await.unwrap();
         // A stream that stays open across every panic: no other call is disturbed.
         let mut other = client.request_stream(Call::new("p.P/StreamLater"), Bytes::new()).await.unwrap();
         assert_eq!(other.next().await.unwrap().unwrap().data, "0");

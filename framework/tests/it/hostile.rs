@@ -52,11 +52,14 @@ async fn hostile_server_process() {
         return;
     }
     let config = Config::default()
-        .setup_timeout(Duration::from_millis(500))
         .reassembly_limits(1 << 20, Duration::from_secs(2))
         .max_message_size(4 << 20)
         .max_frame_size(1 << 20);
-    let server = Server::builder().add_handler(&["h.H/Echo"], Echo).config(config).build();
+    let server = Server::builder()
+        .add_handler(&["h.H/Echo"], Echo)
+        .config(config)
+        .setup_timeout(Duration::from_millis(500))
+        .build();
     let running = server.bind("127.0.0.1:0").await.unwrap();
     println!("hostile-server {}", running.local_addr());
     let stdin_closed = tokio::task::spawn_blocking(|| {

@@ -136,8 +136,7 @@ impl Handler for NoHandler {}
 #[tokio::test]
 async fn connections_beyond_the_servers_limit_are_refused_with_rejected_setup() {
     let run = async {
-        let config = Config::default().max_connections(2);
-        let running = Server::builder().add_handler(&["f.F/Echo"], Echo).config(config).build();
+        let running = Server::builder().add_handler(&["f.F/Echo"], Echo).max_connections(2).build();
         let running = running.bind("127.0.0.1:0").await.unwrap();
         let addr = running.local_addr();
         let first = Client::connect(addr).await.unwrap();
@@ -247,7 +246,7 @@ async fn a_stream_whose_reader_stalls_beyond_the_unread_bytes_ends_alone() {
     use futures_util::StreamExt;
     let run = async {
         let (running, big) = big_server(Config::default()).await;
-        let client = Client::connect_with(running.local_addr(), small_unread()).await.unwrap();
+        let client = Client::builder().config(small_unread()).connect(running.local_addr()).await.unwrap();
         // More messages than the credit, so that the server's producer is dropped only when
         // the client cancels; nothing is read before.
         let mut stream = client.request_stream(Call::new("b.B/Big"), Bytes::from_static(&[200])).await.unwrap();
@@ -281,7 +280,7 @@ async fn a_slow_reader_that_makes_progress_gets_every_message() {
     use futures_util::StreamExt;
     let run = async {
         let (running, _big) = big_server(Config::default()).await;
-        let client = Client::connect_with(running.local_addr(), small_unread()).await.unwrap();
+        let client = Client::builder().config(small_unread()).connect(running.local_addr()).await.unwrap();
         let mut stream = client.request_stream(Call::new("b.B/Big"), Bytes::from_static(&[120])).await.unwrap();
         let mut read = 0;
         for _ in 0..200 {

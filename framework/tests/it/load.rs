@@ -343,7 +343,7 @@ async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
 // Weft clients.
 
 async fn weft_connection(addr: SocketAddr, plan: Plan, fragment: bool, checked: Arc<Checked>) -> Fired {
-    let mut config = Config::default().data_mime("application/octet-stream");
+    let mut config = Config::default();
     if fragment {
         config = config.fragment_size(Some(CLIENT_FRAGMENT));
     }

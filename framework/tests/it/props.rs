@@ -225,7 +225,7 @@ fn regression_answer_after_close_on_graceful_close() {
     use weft::conn::{Connection, Event, Kind};
     use weft::frame::{Frame, Payload, PayloadFrame};
     let now = Instant::now();
-    let mut client = Connection::client(weft::Config::default(), now);
+    let mut client = Connection::client(weft::Config::default(), weft::conn::ClientSettings::default(), now);
     let id = client.open(Kind::RequestResponse, Bytes::new(), Bytes::from_static(b"hi"), false).unwrap();
     client.close(true);
     let answer =

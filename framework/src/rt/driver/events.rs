@@ -104,7 +104,7 @@ impl<T: Transport> Driver<T> {
                     self.runnable.push(stream_id);
                 }
             }
-            Event::Closed(reason) => self.fail_all(&reason.to_string()),
+            Event::Closed(reason) => self.fail_all(reason),
         }
     }
 
@@ -156,10 +156,11 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    pub(super) fn fail_all(&mut self, reason: &str) {
-        self.close_reason.get_or_insert_with(|| reason.to_owned());
+    pub(super) fn fail_all(&mut self, reason: crate::conn::CloseReason) {
+        let transport = self.transport_error.take();
+        let status = self.close_reason.get_or_insert_with(|| crate::Error::closed(reason, transport)).to_status();
         for att in self.conn.release_all() {
-            att.fail(Status::unavailable(reason));
+            att.fail(status.clone());
         }
         self.fires.connection_closed();
     }
@@ -193,7 +194,7 @@ impl<T: Transport> Driver<T> {
             Control::Close { graceful } => self.conn.close(graceful),
             Control::Shutdown => {
                 if self.grace_deadline.is_none() {
-                    self.grace_deadline = Some(Instant::now() + self.conn.config().shutdown_grace);
+                    self.grace_deadline = Some(Instant::now() + self.shutdown_grace);
                     self.conn.close(true);
                 }
             }
@@ -258,9 +259,7 @@ fn command_status(e: &CommandError, handles: &Handles) -> Status {
     match e {
         // Not closed yet: closing (this side or the peer began a graceful close, which lets
         // open streams finish but takes no new ones).
-        CommandError::Closed => {
-            Status::unavailable(handles.closed_reason_or("the connection is closing: it takes no new streams"))
-        }
+        CommandError::Closed => handles.closed_status_or("the connection is closing: it takes no new streams"),
         other => Status::unavailable(other.to_string()),
     }
 }

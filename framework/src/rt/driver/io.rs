@@ -89,8 +89,8 @@ impl<T: Transport> Driver<T> {
             if !wbuf.is_empty() && !self.conn.is_closed() {
                 // A write that cannot go now is retried by the select, with a real waker.
                 let now = &mut std::task::Context::from_waker(Waker::noop());
-                if let Poll::Ready(false) = write_flush(&mut self.writer, now, &mut wbuf, &mut self.unflushed) {
-                    self.transport_closed();
+                if let Poll::Ready(Err(error)) = write_flush(&mut self.writer, now, &mut wbuf, &mut self.unflushed) {
+                    self.transport_failed(Some(error));
                     continue;
                 }
             }
@@ -146,9 +146,9 @@ impl<T: Transport> Driver<T> {
             }
             tokio::select! {
                 biased;
-                open = std::future::poll_fn(|cx| write_flush(&mut self.writer, cx, &mut wbuf, &mut self.unflushed)), if !wbuf.is_empty() || self.unflushed => {
-                    if !open {
-                        self.transport_closed();
+                written = std::future::poll_fn(|cx| write_flush(&mut self.writer, cx, &mut wbuf, &mut self.unflushed)), if !wbuf.is_empty() || self.unflushed => {
+                    if let Err(error) = written {
+                        self.transport_failed(Some(error));
                     }
                 }
                 read = std::future::poll_fn(|cx| {
@@ -171,9 +171,13 @@ impl<T: Transport> Driver<T> {
                     read
                 }), if reading && !congested && !fnf_full && !paused => {
                     match read {
-                        Ok(0) | Err(_) => {
+                        Ok(0) => {
                             reading = false;
                             self.transport_closed();
+                        }
+                        Err(error) => {
+                            reading = false;
+                            self.transport_failed(Some(error));
                         }
                         Ok(_) => {
                             // Running again: what this read wakes need not wake the driver.
@@ -226,7 +230,8 @@ impl<T: Transport> Driver<T> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush).await;
         // Only now: a program that closes, waits for `closed` and exits must not lose the
         // final frame.
-        let reason = self.close_reason.take().unwrap_or_else(|| "the connection is closed".to_owned());
+        let reason =
+            self.close_reason.take().unwrap_or_else(|| crate::Error::closed(crate::conn::CloseReason::Local, None));
         let _ = self.closed.send(Some(reason));
     }
 
@@ -257,6 +262,14 @@ impl<T: Transport> Driver<T> {
 
     pub(super) fn transport_closed(&mut self) {
         self.conn.handle_transport_closed();
+    }
+
+    /// The transport ended with `error` (none: a write that took nothing, which means the
+    /// same). Kept for the close's reason, unless an error came first.
+    pub(super) fn transport_failed(&mut self, error: Option<std::io::Error>) {
+        let error = error.unwrap_or_else(|| std::io::ErrorKind::WriteZero.into());
+        self.transport_error.get_or_insert(error);
+        self.transport_closed();
     }
 
     /// Writes what the transport takes of `wbuf` at once, without waiting (or flushing: the
@@ -291,31 +304,29 @@ impl<T: Transport> Driver<T> {
 /// records, WebSocket messages) sends it only when flushed, and the last write of a burst is
 /// followed by no other that would push it out. `unflushed` says whether anything was written
 /// since the last flush; it keeps the turn's select polling the flush until it is done.
-/// `Ready(false)`: the transport is closed or failed.
+/// An error: the transport failed (a write that took nothing, `WriteZero`, means it closed).
 fn write_flush<W: tokio::io::AsyncWrite + Unpin>(
     writer: &mut W,
     cx: &mut std::task::Context<'_>,
     wbuf: &mut BytesMut,
     unflushed: &mut bool,
-) -> Poll<bool> {
+) -> Poll<std::io::Result<()>> {
     if !wbuf.is_empty() {
         match write_some(writer, cx, wbuf) {
             Poll::Ready(Ok(n)) if n > 0 => *unflushed = true,
-            Poll::Ready(_) => return Poll::Ready(false),
+            Poll::Ready(Ok(_)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
             Poll::Pending => return Poll::Pending,
         }
         if !wbuf.is_empty() {
-            return Poll::Ready(true);
+            return Poll::Ready(Ok(()));
         }
     }
-    match std::pin::Pin::new(writer).poll_flush(cx) {
-        Poll::Ready(Ok(())) => {
-            *unflushed = false;
-            Poll::Ready(true)
-        }
-        Poll::Ready(Err(_)) => Poll::Ready(false),
-        Poll::Pending => Poll::Pending,
+    let flushed = std::pin::Pin::new(writer).poll_flush(cx);
+    if let Poll::Ready(Ok(())) = flushed {
+        *unflushed = false;
     }
+    flushed
 }
 
 /// Writes what it can of `wbuf` and takes that off its front. Not `write_buf`: the write

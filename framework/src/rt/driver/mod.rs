@@ -53,7 +53,7 @@ use super::inbox::{self, Inbox, Taken, WeakSender};
 use super::routing::{Resolve, RouteCache};
 use super::shutdown::ShutdownHub;
 use super::transport::Transport;
-use crate::conn::{Connection, Side};
+use crate::conn::Connection;
 use crate::frame::length::LengthDelimited;
 use crate::payload::CancelSignal;
 use crate::{Handler, Payload, Status};
@@ -115,9 +115,12 @@ pub(crate) struct Driver<T: Transport> {
     handles: Handles,
     /// For tasks the driver spawns; weak, so that it does not keep the connection alive.
     weak: WeakSender,
-    closed: watch::Sender<Option<String>>,
+    closed: watch::Sender<Option<crate::Error>>,
     /// Why the connection closed; published on `closed` once the last frame is written.
-    close_reason: Option<String>,
+    close_reason: Option<crate::Error>,
+    /// The IO error the transport failed with, if it did: the connection learns only that the
+    /// transport ended, and this makes the close a transport error rather than the peer's.
+    transport_error: Option<std::io::Error>,
     handler: Arc<dyn Handler>,
     /// A server's routes, looked up once per distinct request metadata block (`RouteCache`)
     /// rather than by `handler` on every request.
@@ -139,6 +142,8 @@ pub(crate) struct Driver<T: Transport> {
     /// Permits for fire-and-forget handlers running as tasks (`Config::max_concurrent_fire_and_forget`).
     fire_and_forget: Arc<Semaphore>,
     grace_deadline: Option<Instant>,
+    /// A server connection's grace period once told to shut down (see [`ShutdownHub`]).
+    shutdown_grace: std::time::Duration,
     /// What the driver registers with its inbox and timer when others may poll it too (see
     /// [`Assist`]): then only the socket's read readiness gets the poller's own waker.
     task_waker: Option<Waker>,
@@ -162,12 +167,13 @@ impl<T: Transport> Driver<T> {
         if let Some(hub) = shutdown {
             hub.register(&inbox);
         }
+        let shutdown_grace = shutdown.map(ShutdownHub::grace).unwrap_or_default();
         let (closed, closed_rx) = watch::channel(None);
         let task_waker = drive.as_ref().map(|d| d.task_waker());
         let config = conn.config();
         let handles = Handles::new(inbox.clone(), config, closed_rx, drive);
-        if conn.side() == Side::Client {
-            let _ = handles.data_mime.set(config.data_mime.as_str().into());
+        if let Some(announced) = conn.announced_data_mime() {
+            let _ = handles.data_mime.set(announced.into());
         }
         let framing = LengthDelimited::new(config.max_frame_size);
         let fire_and_forget = Arc::new(Semaphore::new(config.max_concurrent_fire_and_forget));
@@ -182,6 +188,7 @@ impl<T: Transport> Driver<T> {
             weak: command_tx.downgrade(),
             closed,
             close_reason: None,
+            transport_error: None,
             handler,
             resolver,
             reap_later: Vec::new(),
@@ -195,6 +202,7 @@ impl<T: Transport> Driver<T> {
             orphaned: false,
             fire_and_forget,
             grace_deadline: None,
+            shutdown_grace,
             task_waker,
             _close: inbox::CloseOnDrop(inbox),
         };

@@ -16,7 +16,7 @@
 use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
 use weft::Config;
-use weft::conn::{CloseReason, Connection, Event, Kind, Side};
+use weft::conn::{ClientSettings, CloseReason, Connection, Event, Kind, ServerSettings, Side};
 use weft::frame::length::{self, LengthDelimited};
 use weft::frame::metadata::{COMPOSITE_METADATA_MIME, CompositeMetadata, MimeType, RoutingMetadata, well_known};
 use weft::frame::{
@@ -283,11 +283,10 @@ const TICKS: [u64; 8] = [0, 1, 99, 500, 1_000, 2_001, 10_000, 3_600_000];
 /// The same for a pair: mostly within the keepalive interval, so that their streams get going.
 const PAIR_TICKS: [u64; 8] = [0, 1, 10, 50, 100, 250, 499, 2_001];
 
-/// A configuration from one byte: small limits, so that programs reach them.
+/// A configuration from one byte: small limits, so that programs reach them. (The keepalive
+/// and setup deadlines, each side's own, are set in [`Observed::new`].)
 fn config(b: u8) -> Config {
-    let mut c = Config::default()
-        .keepalive(Duration::from_millis(500), Duration::from_millis(2_000))
-        .setup_timeout(Duration::from_millis(1_000));
+    let mut c = Config::default();
     if b & 1 != 0 {
         c = c.fragment_size(Some(64));
     }
@@ -326,8 +325,14 @@ impl Observed {
     fn new(side: Side, cfg: u8, now: Instant) -> Observed {
         let config = config(cfg);
         let conn = match side {
-            Side::Client => Connection::client(config, now),
-            Side::Server => Connection::server(config, now),
+            Side::Client => Connection::client(
+                config,
+                ClientSettings::default().keepalive(Duration::from_millis(500), Duration::from_millis(2_000)),
+                now,
+            ),
+            Side::Server => {
+                Connection::server(config, ServerSettings::default().setup_timeout(Duration::from_millis(1_000)), now)
+            }
         };
         let fragment_size = (cfg & 1 != 0).then_some(64);
         Observed {

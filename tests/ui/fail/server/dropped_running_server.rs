@@ -2,7 +2,7 @@
 // (here denied) says so, on the statement that drops it.
 #![deny(unused_must_use)]
 
-async fn start(server: weft::Server) -> std::io::Result<()> {
+async fn start(server: weft::Server) -> Result<(), weft::Error> {
     server.bind("127.0.0.1:0").await?;
     Ok(())
 }
