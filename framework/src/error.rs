@@ -79,6 +79,10 @@ pub enum ErrorKind {
     /// The transport under the connection failed (reset by the peer, a broken pipe).
     /// [`source`](std::error::Error::source) is the IO error.
     Transport,
+    /// A TLS configuration could not be made: a certificate, key or root that does not load,
+    /// or a key that does not match its certificate. (A TLS handshake that fails is a
+    /// [`Connect`](ErrorKind::Connect) error, naming why.)
+    Tls,
 }
 
 impl Error {
@@ -90,6 +94,13 @@ impl Error {
     /// Connecting to `target` failed with `error`.
     pub(crate) fn connect(target: impl fmt::Display, error: std::io::Error) -> Error {
         Error { kind: ErrorKind::Connect, target: Some(target.to_string()), source: Some(Arc::new(error)) }
+    }
+
+    /// A TLS configuration failed, for `why`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(why: impl Into<String>) -> Error {
+        let error = std::io::Error::new(std::io::ErrorKind::InvalidInput, why.into());
+        Error { kind: ErrorKind::Tls, target: None, source: Some(Arc::new(error)) }
     }
 
     /// Binding a listener failed with `error`.
@@ -142,6 +153,7 @@ impl fmt::Display for Error {
             }
             ErrorKind::Closed(reason) => write!(f, "{reason}")?,
             ErrorKind::Transport => f.write_str("the connection's transport failed")?,
+            ErrorKind::Tls => f.write_str("TLS")?,
         }
         // The IO error is also `source()`, but most programs print only the top error, and
         // "cannot connect to 127.0.0.1:1" without "connection refused" does not say what to do.

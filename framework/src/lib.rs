@@ -171,6 +171,8 @@ pub use rt::responses::{Response, Responses};
 pub use rt::server::{AcceptError, RunningServer, Server, ServerBuilder};
 pub use rt::service::Service;
 pub use rt::stream::PayloadStream;
+#[cfg(feature = "tls")]
+pub use rt::tls::{ClientTls, ServerTls};
 pub use rt::transport::{Io, Transport};
 #[cfg(feature = "websocket")]
 pub use rt::websocket::{WebSocket, WebSocketReader, WebSocketWriter};

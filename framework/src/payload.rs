@@ -171,6 +171,21 @@ impl Call {
         self.peer.as_ref()
     }
 
+    /// Responder side: the address of the peer that sent this call, when its connection came
+    /// over TCP (plain, TLS or WebSocket); `None` in memory, over a transport of your own
+    /// ([`Server::serve_connection`](crate::Server::serve_connection)), or on the requester
+    /// side.
+    pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.peer.as_ref()?.peer_info().addr
+    }
+
+    /// Responder side: the certificate chain the peer presented in its TLS handshake (DER,
+    /// its own certificate first), on a server that asks for one (mutual TLS: see
+    /// `ServerTls::with_client_auth`, feature `tls`); `None` otherwise.
+    pub fn peer_certificates(&self) -> Option<&[Bytes]> {
+        self.peer.as_ref()?.peer_info().certificates.as_deref()
+    }
+
     /// A served call: `route` was found in `metadata`, a composite block that
     /// `CompositeMetadata::decode_route` accepted.
     pub(crate) fn received(route: Arc<str>, metadata: Bytes, cancel: CancelSignal, peer: crate::Client) -> Call {
@@ -295,7 +310,8 @@ mod tests {
     fn received(block: Bytes) -> Call {
         let (inbox, sender) = crate::rt::inbox::Inbox::new();
         let (_, closed) = tokio::sync::watch::channel(None);
-        let handles = crate::rt::handles::Handles::new(inbox, &crate::Config::default(), closed, None);
+        let handles =
+            crate::rt::handles::Handles::new(inbox, &crate::Config::default(), closed, None, Default::default());
         let peer = crate::Client::from_parts(sender, handles);
         Call::received("a.B/C".into(), block, CancelSignal::default(), peer)
     }

@@ -356,7 +356,10 @@ mod raw {
 
     #[test]
     fn every_transport_is_tested() {
-        assert!(matches!(lab::TRANSPORTS, [Transport::Tcp, Transport::Memory, Transport::WebSocket]));
+        assert!(matches!(
+            lab::TRANSPORTS,
+            [Transport::Tcp, Transport::Memory, Transport::WebSocket, Transport::Tls, Transport::WebSocketTls]
+        ));
     }
 }
 

@@ -156,9 +156,14 @@ pub(crate) enum Transport {
     Memory,
     /// RSocket over WebSocket, on TCP.
     WebSocket,
+    /// RSocket over TLS, on TCP.
+    Tls,
+    /// RSocket over WebSocket over TLS (`wss://`).
+    WebSocketTls,
 }
 
-pub(crate) const TRANSPORTS: [Transport; 3] = [Transport::Tcp, Transport::Memory, Transport::WebSocket];
+pub(crate) const TRANSPORTS: [Transport; 5] =
+    [Transport::Tcp, Transport::Memory, Transport::WebSocket, Transport::Tls, Transport::WebSocketTls];
 
 /// A connected client and what keeps its server alive.
 pub(crate) struct Connected {
@@ -198,6 +203,21 @@ pub(crate) async fn connect_announcing(server: Server, transport: Transport, dat
             let running = server.bind_websocket("127.0.0.1:0", "/rsocket").await.expect("bind 127.0.0.1:0");
             let url = format!("ws://{}/rsocket", running.local_addr());
             let client = builder.connect_websocket(&url).await.expect("connect over WebSocket");
+            Connected { client, running: Some(running), _server: server }
+        }
+        Transport::Tls => {
+            let pki = crate::tls::Pki::shared();
+            let running = server.bind_tls("127.0.0.1:0", pki.server_tls()).await.expect("bind 127.0.0.1:0");
+            let addr = running.local_addr().to_string();
+            let client = builder.tls(pki.client_tls()).connect_tls(&addr).await.expect("connect over TLS");
+            Connected { client, running: Some(running), _server: server }
+        }
+        Transport::WebSocketTls => {
+            let pki = crate::tls::Pki::shared();
+            let running =
+                server.bind_websocket_tls("127.0.0.1:0", "/rsocket", pki.server_tls()).await.expect("bind 127.0.0.1:0");
+            let url = format!("wss://{}/rsocket", running.local_addr());
+            let client = builder.tls(pki.client_tls()).connect_websocket(&url).await.expect("connect over wss");
             Connected { client, running: Some(running), _server: server }
         }
     }

@@ -17,5 +17,6 @@ mod lab;
 mod no_messages;
 mod proto;
 mod public_api;
+mod tls;
 mod ui;
 mod websocket;

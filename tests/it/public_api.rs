@@ -30,7 +30,8 @@
 //! - Lines sorted by the item they belong to, then kind, then text: declaration order and the
 //!   file an item lives in are no change.
 //!
-//! The snapshots are of `weft` with its optional transports (`websocket`) and of
+//! The snapshots are of `weft` with its optional transports (`websocket`, `tls` with
+//! `tls-native-roots`) and of
 //! `weft-codegen` with `proto`, each beside its default features, on the machine's target
 //! (x86_64 Linux).
 
@@ -59,7 +60,7 @@ struct Snapshot {
 }
 
 const SNAPSHOTS: [Snapshot; 2] = [
-    Snapshot { package: "weft", features: "websocket", file: "framework/public-api.txt" },
+    Snapshot { package: "weft", features: "websocket,tls-native-roots", file: "framework/public-api.txt" },
     Snapshot { package: "weft-codegen", features: "proto", file: "codegen/public-api.txt" },
 ];
 

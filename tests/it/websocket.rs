@@ -136,7 +136,7 @@ async fn a_websocket_client_says_why_it_cannot_connect() {
         assert!(matches!(not_ws.unwrap_err().kind(), ErrorKind::Connect));
         for (url, why) in [
             ("http://127.0.0.1:1/rsocket", "not a WebSocket URL"),
-            ("wss://127.0.0.1:1/rsocket", "not supported yet"),
+            ("wss://127.0.0.1:1/rsocket", "needs TLS"),
             ("ws:///rsocket", "cannot connect"),
         ] {
             let error = weft::Client::connect_websocket(url).await.unwrap_err();

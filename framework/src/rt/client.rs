@@ -43,6 +43,11 @@ impl Client {
         Client { commands, handles }
     }
 
+    /// Who is at the other end of the connection, as far as its transport knows.
+    pub(crate) fn peer_info(&self) -> &super::handles::Peer {
+        &self.handles.peer
+    }
+
     /// Request/response: one request, one response.
     pub async fn request_response(&self, call: Call, data: Bytes) -> Result<Payload, Status> {
         let metadata = request_metadata(call)?;

@@ -108,6 +108,9 @@ pub struct ClientBuilder {
     router: Arc<Router>,
     config: Config,
     settings: ClientSettings,
+    /// For [`ClientBuilder::connect_tls`] and `wss://`.
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::ClientTls>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -171,6 +174,33 @@ impl ClientBuilder {
         self
     }
 
+    /// TLS for [`connect_tls`](ClientBuilder::connect_tls) and for `wss://` URLs of
+    /// [`connect_websocket`](ClientBuilder::connect_websocket): the roots the server's
+    /// certificate must chain to, and the client's own certificate for mutual TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: super::tls::ClientTls) -> ClientBuilder {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Connects over TLS (with [`tls`](ClientBuilder::tls)'s roots) to `addr`, written
+    /// `host:port`: the server's certificate must name `host`, a DNS name or an IP address
+    /// (`[::1]:port` for IPv6). Fails with [`ErrorKind::Connect`](crate::ErrorKind::Connect)
+    /// if no connection can be made or the handshake fails, saying why (a certificate not
+    /// trusted, expired, or for another name; a server that is not TLS).
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(&self, addr: &str) -> Result<Client, Error> {
+        let invalid =
+            |why: &str| Error::connect(addr, std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned()));
+        let tls = self.tls.as_ref().ok_or_else(|| invalid("no TLS configured: set it with ClientBuilder::tls"))?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| invalid("not host:port"))?;
+        let port: u16 = port.parse().map_err(|_| invalid("the port is not a number"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let stream = connect_tcp((host, port)).await?;
+        let stream = tls.connect(host, stream).await.map_err(|e| Error::connect(addr, e))?;
+        self.connect_over(stream).await
+    }
+
     /// Connects over TCP to `addr` (the first of its addresses that takes the connection).
     /// Fails with [`ErrorKind::Connect`](crate::ErrorKind::Connect) if none does.
     pub async fn connect(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
@@ -188,15 +218,30 @@ impl ClientBuilder {
         let invalid = |why: &str| cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
         let uri: tokio_tungstenite::tungstenite::http::Uri =
             url.parse().map_err(|_| invalid("not a URL (ws://host:port/path)"))?;
-        let default_port = match uri.scheme_str() {
-            Some("ws") => 80,
-            Some("wss") => return Err(invalid("wss:// (TLS) is not supported yet; use ws://")),
-            _ => return Err(invalid("not a WebSocket URL (ws://host:port/path)")),
+        let secure = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err(invalid("not a WebSocket URL (ws://host:port/path, or wss://)")),
         };
         let host = uri.host().ok_or_else(|| invalid("the URL names no host"))?;
         // An IPv6 literal comes bracketed in a URL, and unbracketed to `connect`.
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let stream = connect_tcp((host, uri.port_u16().unwrap_or(default_port))).await?;
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        if secure {
+            #[cfg(feature = "tls")]
+            {
+                let tls =
+                    self.tls.as_ref().ok_or_else(|| invalid("wss:// needs TLS: set it with ClientBuilder::tls"))?;
+                let stream = connect_tcp((host, port)).await?;
+                let stream = tls.connect(host, stream).await.map_err(cannot)?;
+                let transport =
+                    super::websocket::WebSocket::connect(stream, url, &self.config).await.map_err(cannot)?;
+                return self.connect_over(transport).await;
+            }
+            #[cfg(not(feature = "tls"))]
+            return Err(invalid("wss:// needs Weft's `tls` feature"));
+        }
+        let stream = connect_tcp((host, port)).await?;
         let transport = super::websocket::WebSocket::connect(stream, url, &self.config).await.map_err(cannot)?;
         self.connect_over(transport).await
     }
@@ -229,7 +274,7 @@ impl ClientBuilder {
         let resolver: Arc<dyn Resolve> = self.router.clone();
         let handler: Arc<dyn Handler> = self.router.clone();
         let (driver, commands, handles) =
-            Driver::new(conn, transport, handler, Some(resolver), None, Some(assist.clone()));
+            Driver::new(conn, transport, handler, Some(resolver), None, Some(assist.clone()), Default::default());
         assist.start(driver.run());
         Client::from_parts(commands, handles)
     }

@@ -30,6 +30,7 @@ impl Handles {
         config: &crate::Config,
         closed: watch::Receiver<Option<crate::Error>>,
         assist: Option<Arc<Assist>>,
+        peer: Peer,
     ) -> Handles {
         Handles(Arc::new(HandlesInner {
             inbox,
@@ -40,6 +41,7 @@ impl Handles {
             assist,
             unary_waiting: std::sync::atomic::AtomicUsize::new(0),
             data_mime: OnceLock::new(),
+            peer,
         }))
     }
 }
@@ -68,6 +70,19 @@ pub(crate) struct HandlesInner {
     /// when the driver is made on a client, when the peer's SETUP is accepted on a server
     /// (before any request, so before any handle a handler is given could read it).
     pub(crate) data_mime: OnceLock<Box<str>>,
+    /// Who is at the other end, as far as the transport knows.
+    pub(crate) peer: Peer,
+}
+
+/// Who is at the other end of a connection, as far as its transport knows: handlers read it
+/// through their call ([`Call::remote_addr`](crate::Call::remote_addr),
+/// [`Call::peer_certificates`](crate::Call::peer_certificates)).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Peer {
+    /// The peer's address, over TCP (plain, TLS or WebSocket).
+    pub(crate) addr: Option<std::net::SocketAddr>,
+    /// The certificate chain the peer presented in the TLS handshake (DER, its own first).
+    pub(crate) certificates: Option<Arc<[bytes::Bytes]>>,
 }
 
 impl HandlesInner {

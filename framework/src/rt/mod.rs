@@ -38,6 +38,8 @@ pub(crate) mod shutdown;
 pub(crate) mod slot;
 pub(crate) mod stream;
 pub(crate) mod sync;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod unwind;
 #[cfg(feature = "websocket")]

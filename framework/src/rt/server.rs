@@ -3,6 +3,7 @@
 
 use super::driver::Driver;
 use super::handler::Handler;
+use super::handles::Peer;
 use super::routing::{Resolve, Router};
 use super::service::Service;
 use super::shutdown::ShutdownHub;
@@ -212,6 +213,37 @@ impl Server {
         Ok(self.start(listener, local_addr, WebSocketUpgrade { path: path.into() }))
     }
 
+    /// Binds a TCP listener and serves RSocket over TLS on it, as [`bind`](Server::bind) serves
+    /// plain TCP: each connection's TLS handshake runs in its own task, bounded by the setup
+    /// timeout. A client that does not start TLS (RSocket over plain TCP) is refused with
+    /// ERROR\[REJECTED_SETUP\] saying so; a handshake that fails (a client that does not trust
+    /// the certificate, or, with [`ServerTls::with_client_auth`](crate::ServerTls::with_client_auth),
+    /// one without an acceptable certificate of its own) ends that connection alone.
+    #[cfg(feature = "tls")]
+    pub async fn bind_tls(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs,
+        tls: super::tls::ServerTls,
+    ) -> Result<RunningServer, Error> {
+        let listener = TcpListener::bind(addr).await.map_err(Error::bind)?;
+        let local_addr = listener.local_addr().map_err(Error::bind)?;
+        Ok(self.start(listener, local_addr, TlsUpgrade { tls, then: Plain }))
+    }
+
+    /// [`bind_websocket`](Server::bind_websocket) over TLS: RSocket over WebSocket at `path`,
+    /// for `wss://` clients, the TLS handshake first as in [`bind_tls`](Server::bind_tls).
+    #[cfg(all(feature = "tls", feature = "websocket"))]
+    pub async fn bind_websocket_tls(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs,
+        path: &str,
+        tls: super::tls::ServerTls,
+    ) -> Result<RunningServer, Error> {
+        let listener = TcpListener::bind(addr).await.map_err(Error::bind)?;
+        let local_addr = listener.local_addr().map_err(Error::bind)?;
+        Ok(self.start(listener, local_addr, TlsUpgrade { tls, then: WebSocketUpgrade { path: path.into() } }))
+    }
+
     /// Serves what `listener` accepts, each connection made a transport by `upgrade`, in a
     /// background task.
     fn start<L: Listen, U: Upgrade<L::Stream>>(
@@ -254,7 +286,7 @@ impl Server {
 
     /// Serves one connection over `transport` until it closes.
     pub async fn serve_connection<T: Transport>(&self, transport: T) {
-        self.run_connection(transport, None).await
+        self.run_connection(transport, None, Peer::default()).await
     }
 
     /// Serves one in-memory connection and returns a client for it, with the default
@@ -286,15 +318,15 @@ impl Server {
     }
 
     async fn serve_owned<T: Transport>(self, transport: T) {
-        self.run_connection(transport, None).await
+        self.run_connection(transport, None, Peer::default()).await
     }
 
-    async fn run_connection<T: Transport>(&self, transport: T, shutdown: Option<&ShutdownHub>) {
+    async fn run_connection<T: Transport>(&self, transport: T, shutdown: Option<&ShutdownHub>, peer: Peer) {
         let now = tokio::time::Instant::now().into_std();
         let conn = Connection::server(self.inner.config.clone(), self.inner.settings.clone(), now);
         let handler: Arc<dyn Handler> = self.inner.router.clone();
         let resolver: Arc<dyn Resolve> = self.inner.router.clone();
-        let (driver, commands, _handles) = Driver::new(conn, transport, handler, Some(resolver), shutdown, None);
+        let (driver, commands, _handles) = Driver::new(conn, transport, handler, Some(resolver), shutdown, None, peer);
         // The server side's command sender stays alive with the connection: a server
         // connection ends when the peer or a shutdown ends it, not when handles go away.
         let _keep = commands;
@@ -307,24 +339,26 @@ trait Listen: Send + 'static {
     /// What it accepts.
     type Stream: Send + 'static;
 
-    fn accept(&self) -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send;
+    /// The next connection, and what is known of its peer.
+    fn accept(&self) -> impl std::future::Future<Output = std::io::Result<(Self::Stream, Peer)>> + Send;
 }
 
 impl Listen for TcpListener {
     type Stream = tokio::net::TcpStream;
 
-    async fn accept(&self) -> std::io::Result<tokio::net::TcpStream> {
-        let (stream, _peer) = TcpListener::accept(self).await?;
+    async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, Peer)> {
+        let (stream, addr) = TcpListener::accept(self).await?;
         // Small frames (a request, a REQUEST_N) must not wait for Nagle's timer, whatever
         // the transport made of the stream (see `Transport for TcpStream`).
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        Ok((stream, Peer { addr: Some(addr), ..Peer::default() }))
     }
 }
 
 /// What makes an accepted stream an RSocket transport: nothing for TCP; a handshake for a
-/// WebSocket (and, later, TLS). It runs in the connection's own task, bounded by the setup
-/// timeout, so that a slow or silent peer holds up no other.
+/// WebSocket or TLS (or both, one inside the other). It runs in the connection's own task,
+/// bounded by the setup timeout, so that a slow or silent peer holds up no other, and adds
+/// what it learns of the peer (a TLS certificate) to `peer`.
 trait Upgrade<S>: Clone + Send + Sync + 'static {
     /// The transport it makes.
     type Transport: Transport;
@@ -333,6 +367,7 @@ trait Upgrade<S>: Clone + Send + Sync + 'static {
         &self,
         stream: S,
         config: &Config,
+        peer: &mut Peer,
     ) -> impl std::future::Future<Output = std::io::Result<Self::Transport>> + Send;
 }
 
@@ -343,7 +378,7 @@ struct Plain;
 impl<S: Transport> Upgrade<S> for Plain {
     type Transport = S;
 
-    async fn upgrade(&self, stream: S, _config: &Config) -> std::io::Result<S> {
+    async fn upgrade(&self, stream: S, _config: &Config, _peer: &mut Peer) -> std::io::Result<S> {
         Ok(stream)
     }
 }
@@ -362,8 +397,45 @@ where
 {
     type Transport = super::websocket::WebSocket<S>;
 
-    async fn upgrade(&self, stream: S, config: &Config) -> std::io::Result<Self::Transport> {
+    async fn upgrade(&self, stream: S, config: &Config, _peer: &mut Peer) -> std::io::Result<Self::Transport> {
         super::websocket::WebSocket::accept(stream, Some(&self.path), config).await
+    }
+}
+
+/// The server's TLS handshake, then `then`'s upgrade of the TLS stream (none, or a
+/// WebSocket's).
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct TlsUpgrade<U> {
+    tls: super::tls::ServerTls,
+    then: U,
+}
+
+#[cfg(feature = "tls")]
+impl<U> Upgrade<tokio::net::TcpStream> for TlsUpgrade<U>
+where
+    U: Upgrade<super::tls::TlsStream<tokio::net::TcpStream>>,
+{
+    type Transport = U::Transport;
+
+    async fn upgrade(
+        &self,
+        stream: tokio::net::TcpStream,
+        config: &Config,
+        peer: &mut Peer,
+    ) -> std::io::Result<Self::Transport> {
+        // A TLS connection begins with a handshake record (content type 22). Anything else is
+        // a client that did not start TLS, most likely RSocket over plain TCP: it is told so
+        // in RSocket's own terms, rather than left to fail on a handshake it never began.
+        let mut first = [0u8; 1];
+        if stream.peek(&mut first).await? == 1 && first[0] != 0x16 {
+            let message = "this port serves RSocket over TLS: connect with TLS";
+            refuse_connection(stream, crate::frame::ErrorCode::REJECTED_SETUP, message).await;
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message));
+        }
+        let (stream, certificates) = self.tls.accept(stream).await?;
+        peer.certificates = certificates;
+        self.then.upgrade(stream, config, peer).await
     }
 }
 
@@ -381,7 +453,7 @@ async fn accept<L: Listen, U: Upgrade<L::Stream>>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
+                let (stream, mut peer) = match accepted {
                     Ok(accepted) => {
                         failures = 0;
                         accepted
@@ -408,7 +480,7 @@ async fn accept<L: Listen, U: Upgrade<L::Stream>>(
                 connections.spawn(async move {
                     let _live = live;
                     let (config, timeout) = (&server.inner.config, server.inner.settings.setup_timeout);
-                    let transport = match tokio::time::timeout(timeout, upgrade.upgrade(stream, config)).await {
+                    let transport = match tokio::time::timeout(timeout, upgrade.upgrade(stream, config, &mut peer)).await {
                         Ok(Ok(transport)) => transport,
                         // The peer was told why where it could be (see the upgrade), and
                         // nothing else is disturbed.
@@ -417,9 +489,10 @@ async fn accept<L: Listen, U: Upgrade<L::Stream>>(
                     // Counted first (this one included), so that a burst of connections
                     // cannot slip past the limit between two checks.
                     if hub.connections() > max {
-                        return refuse_connection(transport, max).await;
+                        let message = format!("the server serves at most {max} connections at once; try again later");
+                        return refuse_connection(transport, crate::frame::ErrorCode::REJECTED_SETUP, &message).await;
                     }
-                    server.run_connection(transport, Some(&hub)).await
+                    server.run_connection(transport, Some(&hub), peer).await
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -431,19 +504,18 @@ async fn accept<L: Listen, U: Upgrade<L::Stream>>(
     while connections.join_next().await.is_some() {}
 }
 
-/// Tells a connection beyond `ServerBuilder::max_connections` why it is refused, with
-/// ERROR\[REJECTED_SETUP\] on stream 0 ("The server rejected the setup, it can specify the
-/// reason in the payload"), and closes it. What the peer sent meanwhile (its SETUP) is read and
-/// dropped for a moment before the close, so that the close does not reset the connection
-/// ahead of the ERROR: a socket closed with unread data sends RST, and a peer's kernel may
-/// then drop what it had not yet handed to the peer.
-async fn refuse_connection<T: Transport>(transport: T, max: usize) {
+/// Tells a connection why it is refused with an ERROR on stream 0 (`code`: REJECTED_SETUP,
+/// "The server rejected the setup, it can specify the reason in the payload"), and closes it:
+/// one beyond `ServerBuilder::max_connections`, or one without TLS on a TLS port. What the
+/// peer sent meanwhile (its SETUP) is read and dropped for a moment before the close, so that
+/// the close does not reset the connection ahead of the ERROR: a socket closed with unread
+/// data sends RST, and a peer's kernel may then drop what it had not yet handed to the peer.
+async fn refuse_connection<T: Transport>(transport: T, code: crate::frame::ErrorCode, message: &str) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let message = format!("the server serves at most {max} connections at once; try again later");
     let error = crate::frame::Frame::Error(crate::frame::ErrorFrame {
         stream_id: 0,
-        code: crate::frame::ErrorCode::REJECTED_SETUP,
-        data: Bytes::from(message),
+        code,
+        data: Bytes::copy_from_slice(message.as_bytes()),
     });
     let mut out = bytes::BytesMut::new();
     crate::frame::length::encode_frame(&error, &mut out);

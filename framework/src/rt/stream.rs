@@ -35,7 +35,7 @@ pub(crate) fn inbound(handles: &Handles) -> (Inlet, PayloadStream) {
 pub(crate) fn from_items(items: impl IntoIterator<Item = Item>) -> PayloadStream {
     let (inbox, _) = super::inbox::Inbox::new();
     let (_, closed) = tokio::sync::watch::channel(None);
-    let (inlet, stream) = inbound(&Handles::new(inbox, &crate::Config::default(), closed, None));
+    let (inlet, stream) = inbound(&Handles::new(inbox, &crate::Config::default(), closed, None, Default::default()));
     for item in items {
         inlet.push(item);
     }

@@ -103,6 +103,18 @@ impl Context {
         self.call.peer()
     }
 
+    /// The caller's address, over TCP (plain, TLS or WebSocket). See [`Call::remote_addr`].
+    pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.call.remote_addr()
+    }
+
+    /// The certificate chain the caller presented in its TLS handshake (DER, its own
+    /// certificate first), on a server that asks for one (mutual TLS). See
+    /// [`Call::peer_certificates`].
+    pub fn peer_certificates(&self) -> Option<&[bytes::Bytes]> {
+        self.call.peer_certificates()
+    }
+
     /// The payload-level call.
     pub fn call(&self) -> &Call {
         &self.call

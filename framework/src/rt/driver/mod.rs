@@ -48,7 +48,7 @@ mod read;
 
 use super::assist::Assist;
 use super::command::Inbound;
-use super::handles::Handles;
+use super::handles::{Handles, Peer};
 use super::inbox::{self, Inbox, Taken, WeakSender};
 use super::routing::{Resolve, RouteCache};
 use super::shutdown::ShutdownHub;
@@ -161,6 +161,7 @@ impl<T: Transport> Driver<T> {
         resolver: Option<Arc<dyn Resolve>>,
         shutdown: Option<&ShutdownHub>,
         drive: Option<Arc<Assist>>,
+        peer: Peer,
     ) -> (Driver<T>, inbox::Sender, Handles) {
         let (reader, writer) = transport.split();
         let (inbox, command_tx) = Inbox::new();
@@ -171,7 +172,7 @@ impl<T: Transport> Driver<T> {
         let (closed, closed_rx) = watch::channel(None);
         let task_waker = drive.as_ref().map(|d| d.task_waker());
         let config = conn.config();
-        let handles = Handles::new(inbox.clone(), config, closed_rx, drive);
+        let handles = Handles::new(inbox.clone(), config, closed_rx, drive, peer);
         if let Some(announced) = conn.announced_data_mime() {
             let _ = handles.data_mime.set(announced.into());
         }
