@@ -358,7 +358,14 @@ mod raw {
     fn every_transport_is_tested() {
         assert!(matches!(
             lab::TRANSPORTS,
-            [Transport::Tcp, Transport::Memory, Transport::WebSocket, Transport::Tls, Transport::WebSocketTls]
+            [
+                Transport::Tcp,
+                Transport::Memory,
+                Transport::WebSocket,
+                Transport::Tls,
+                Transport::WebSocketTls,
+                Transport::Unix
+            ]
         ));
     }
 }

@@ -160,22 +160,39 @@ pub(crate) enum Transport {
     Tls,
     /// RSocket over WebSocket over TLS (`wss://`).
     WebSocketTls,
+    /// A Unix domain socket.
+    Unix,
 }
 
-pub(crate) const TRANSPORTS: [Transport; 5] =
-    [Transport::Tcp, Transport::Memory, Transport::WebSocket, Transport::Tls, Transport::WebSocketTls];
+pub(crate) const TRANSPORTS: [Transport; 6] =
+    [Transport::Tcp, Transport::Memory, Transport::WebSocket, Transport::Tls, Transport::WebSocketTls, Transport::Unix];
+
+/// A path for a Unix socket of this test process's own, new on every call.
+pub(crate) fn socket_path() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("weft-it-{}-{n}.sock", std::process::id()))
+}
 
 /// A connected client and what keeps its server alive.
 pub(crate) struct Connected {
     pub(crate) client: weft::Client,
-    pub(crate) running: Option<RunningServer>,
+    running: Option<Running>,
     _server: Server,
+}
+
+/// A running server, on an address or a Unix socket.
+enum Running {
+    Addr(RunningServer),
+    Unix(RunningServer<std::path::PathBuf>),
 }
 
 impl Connected {
     pub(crate) async fn shutdown(self) {
-        if let Some(running) = self.running {
-            running.shutdown().await;
+        match self.running {
+            Some(Running::Addr(running)) => running.shutdown().await,
+            Some(Running::Unix(running)) => running.shutdown().await,
+            None => {}
         }
     }
 }
@@ -193,7 +210,7 @@ pub(crate) async fn connect_announcing(server: Server, transport: Transport, dat
         Transport::Tcp => {
             let running = server.bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
             let client = builder.connect(running.local_addr()).await.expect("connect over TCP");
-            Connected { client, running: Some(running), _server: server }
+            Connected { client, running: Some(Running::Addr(running)), _server: server }
         }
         Transport::Memory => {
             let client = builder.connect_in_memory(&server).await.expect("connect in memory");
@@ -203,14 +220,19 @@ pub(crate) async fn connect_announcing(server: Server, transport: Transport, dat
             let running = server.bind_websocket("127.0.0.1:0", "/rsocket").await.expect("bind 127.0.0.1:0");
             let url = format!("ws://{}/rsocket", running.local_addr());
             let client = builder.connect_websocket(&url).await.expect("connect over WebSocket");
-            Connected { client, running: Some(running), _server: server }
+            Connected { client, running: Some(Running::Addr(running)), _server: server }
+        }
+        Transport::Unix => {
+            let running = server.bind_unix(socket_path()).await.expect("bind a Unix socket");
+            let client = builder.connect_unix(running.local_addr()).await.expect("connect over a Unix socket");
+            Connected { client, running: Some(Running::Unix(running)), _server: server }
         }
         Transport::Tls => {
             let pki = crate::tls::Pki::shared();
             let running = server.bind_tls("127.0.0.1:0", pki.server_tls()).await.expect("bind 127.0.0.1:0");
             let addr = running.local_addr().to_string();
             let client = builder.tls(pki.client_tls()).connect_tls(&addr).await.expect("connect over TLS");
-            Connected { client, running: Some(running), _server: server }
+            Connected { client, running: Some(Running::Addr(running)), _server: server }
         }
         Transport::WebSocketTls => {
             let pki = crate::tls::Pki::shared();
@@ -218,7 +240,7 @@ pub(crate) async fn connect_announcing(server: Server, transport: Transport, dat
                 server.bind_websocket_tls("127.0.0.1:0", "/rsocket", pki.server_tls()).await.expect("bind 127.0.0.1:0");
             let url = format!("wss://{}/rsocket", running.local_addr());
             let client = builder.tls(pki.client_tls()).connect_websocket(&url).await.expect("connect over wss");
-            Connected { client, running: Some(running), _server: server }
+            Connected { client, running: Some(Running::Addr(running)), _server: server }
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Weft's workspace-level tests, in one binary: generated clients against generated servers
-//! over TCP, in memory and over WebSocket (`e2e`), the errors of connections and listeners
+//! over every transport: TCP, in memory, WebSocket, TLS, WebSocket over TLS and Unix sockets
+//! (`e2e`), TLS's failures and identities (`tls`), Unix sockets and listeners of one's own
+//! (`listeners`), the errors of connections and listeners
 //! (`errors`), a client serving services the server calls back (`callback`), each side's own
 //! settings on its builder (`builders`), services generated from `.proto` files by `build.rs`
 //! against services written as traits (`proto`), request streams with no messages, from
@@ -14,6 +16,7 @@ mod data_mime;
 mod e2e;
 mod errors;
 mod lab;
+mod listeners;
 mod no_messages;
 mod proto;
 mod public_api;

@@ -246,6 +246,16 @@ impl ClientBuilder {
         self.connect_over(transport).await
     }
 
+    /// Connects to the Unix domain socket at `path` (see
+    /// [`Server::bind_unix`](crate::Server::bind_unix)). Fails with
+    /// [`ErrorKind::Connect`](crate::ErrorKind::Connect) if no connection can be made.
+    #[cfg(unix)]
+    pub async fn connect_unix(&self, path: impl AsRef<std::path::Path>) -> Result<Client, Error> {
+        let path = path.as_ref();
+        let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| Error::connect(path.display(), e))?;
+        self.connect_over(stream).await
+    }
+
     /// Starts the client side of a connection over `transport`, a connection already made
     /// (a TLS stream, a Unix socket, a test's pipe: see [`Transport`] and [`Io`](crate::Io)).
     /// SETUP is sent at once. Must be called within a tokio runtime: the connection's driver

@@ -244,14 +244,95 @@ impl Server {
         Ok(self.start(listener, local_addr, TlsUpgrade { tls, then: WebSocketUpgrade { path: path.into() } }))
     }
 
+    /// Binds a Unix domain socket at `path` and serves every connection it accepts, as
+    /// [`bind`](Server::bind) does over TCP; [`ClientBuilder::connect_unix`](crate::ClientBuilder::connect_unix)
+    /// connects to it. A socket file left at `path` by a server that is gone (nothing accepts
+    /// on it) is replaced; one that a live server accepts on is not (the bind fails, as a
+    /// TCP address in use does), nor is a file at `path` that is not a socket. The socket
+    /// file is removed when the server stops.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use weft::{Call, Client, Server};
+    ///
+    /// let path = std::env::temp_dir().join(format!("weft-doc-{}.sock", std::process::id()));
+    /// let running = Server::builder().build().bind_unix(&path).await?;
+    /// let client = Client::builder().connect_unix(&path).await?;
+    /// let answer = client.request_response(Call::new("no.Such/Method"), "hi".into()).await;
+    /// assert_eq!(answer.unwrap_err().code(), weft::Code::Unimplemented);
+    /// running.shutdown().await;
+    /// assert!(!path.exists(), "the socket file is gone");
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(unix)]
+    pub async fn bind_unix(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<RunningServer<std::path::PathBuf>, Error> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let path = path.as_ref().to_path_buf();
+        if let Ok(existing) = std::fs::symlink_metadata(&path) {
+            if !existing.file_type().is_socket() {
+                let why = format!("{} exists and is not a socket: not replacing it", path.display());
+                return Err(Error::bind(std::io::Error::new(std::io::ErrorKind::AlreadyExists, why)));
+            }
+            match tokio::net::UnixStream::connect(&path).await {
+                Ok(_) => {
+                    let why = format!("a server is listening on {} already", path.display());
+                    return Err(Error::bind(std::io::Error::new(std::io::ErrorKind::AddrInUse, why)));
+                }
+                // Nobody accepts on it: left by a server that is gone.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(&path).map_err(Error::bind)?;
+                }
+                Err(e) => return Err(Error::bind(e)),
+            }
+        }
+        let listener = tokio::net::UnixListener::bind(&path).map_err(Error::bind)?;
+        let made = std::fs::symlink_metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+        Ok(self.start(UnixListen { listener, path: path.clone(), made }, path, Plain))
+    }
+
+    /// Serves every connection `incoming` yields (a listener of your own: a transport per
+    /// connection, already through any handshake) until it ends, as
+    /// [`bind`](Server::bind) serves a TCP listener's: with the connection limit, graceful
+    /// shutdown and [`last_accept_error`](RunningServer::last_accept_error) for the errors it
+    /// yields (the server carries on after each, pausing as after a failed accept). Once
+    /// `incoming` ends, the connections open are served until they close or the server shuts
+    /// down.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use weft::{Call, Client, Server};
+    ///
+    /// // Two in-memory connections, as a listener of your own would accept them.
+    /// let (a, a_server) = tokio::io::duplex(64 * 1024);
+    /// let (b, b_server) = tokio::io::duplex(64 * 1024);
+    /// let incoming = futures_util::stream::iter([Ok(a_server), Ok(b_server)]);
+    /// let running = Server::builder().build().serve_incoming(incoming);
+    /// for end in [a, b] {
+    ///     let client = Client::builder().connect_over(end).await?;
+    ///     let answer = client.request_response(Call::new("no.Such/Method"), "hi".into()).await;
+    ///     assert_eq!(answer.unwrap_err().code(), weft::Code::Unimplemented);
+    /// }
+    /// running.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn serve_incoming<S, T>(&self, incoming: S) -> RunningServer<()>
+    where
+        S: futures_core::Stream<Item = std::io::Result<T>> + Send + Unpin + 'static,
+        T: Transport,
+    {
+        self.start(Incoming(incoming), (), Plain)
+    }
+
     /// Serves what `listener` accepts, each connection made a transport by `upgrade`, in a
     /// background task.
-    fn start<L: Listen, U: Upgrade<L::Stream>>(
-        &self,
-        listener: L,
-        local_addr: SocketAddr,
-        upgrade: U,
-    ) -> RunningServer {
+    fn start<L: Listen, U: Upgrade<L::Stream>, A>(&self, listener: L, local_addr: A, upgrade: U) -> RunningServer<A> {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let hub = Arc::new(ShutdownHub::new(self.inner.shutdown_grace));
         let accept_error = Arc::new(Mutex::new(None));
@@ -339,20 +420,75 @@ trait Listen: Send + 'static {
     /// What it accepts.
     type Stream: Send + 'static;
 
-    /// The next connection, and what is known of its peer.
-    fn accept(&self) -> impl std::future::Future<Output = std::io::Result<(Self::Stream, Peer)>> + Send;
+    /// The next connection, and what is known of its peer; `None` once there will be no more.
+    fn accept(&mut self) -> impl std::future::Future<Output = Option<std::io::Result<(Self::Stream, Peer)>>> + Send;
+
+    /// Called once the server stops accepting (a Unix socket's file is removed then).
+    fn close(self)
+    where
+        Self: Sized,
+    {
+    }
 }
 
 impl Listen for TcpListener {
     type Stream = tokio::net::TcpStream;
 
-    async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, Peer)> {
-        let (stream, addr) = TcpListener::accept(self).await?;
-        // Small frames (a request, a REQUEST_N) must not wait for Nagle's timer, whatever
-        // the transport made of the stream (see `Transport for TcpStream`).
-        let _ = stream.set_nodelay(true);
-        Ok((stream, Peer { addr: Some(addr), ..Peer::default() }))
+    async fn accept(&mut self) -> Option<std::io::Result<(tokio::net::TcpStream, Peer)>> {
+        Some(accept_tcp(self).await)
     }
+}
+
+/// A Unix socket listener, and the socket file it made (removed when the server stops, if it
+/// is still that file).
+#[cfg(unix)]
+struct UnixListen {
+    listener: tokio::net::UnixListener,
+    path: std::path::PathBuf,
+    /// The file's device and inode numbers, to know it is still the one this server made.
+    made: Option<(u64, u64)>,
+}
+
+#[cfg(unix)]
+impl Listen for UnixListen {
+    type Stream = tokio::net::UnixStream;
+
+    async fn accept(&mut self) -> Option<std::io::Result<(tokio::net::UnixStream, Peer)>> {
+        Some(self.listener.accept().await.map(|(stream, _addr)| (stream, Peer::default())))
+    }
+
+    fn close(self) {
+        use std::os::unix::fs::MetadataExt;
+        drop(self.listener);
+        let still_ours = std::fs::symlink_metadata(&self.path).ok().map(|m| (m.dev(), m.ino())) == self.made;
+        if still_ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Connections a user's own listener accepted, already transports.
+struct Incoming<S>(S);
+
+impl<S, T> Listen for Incoming<S>
+where
+    S: futures_core::Stream<Item = std::io::Result<T>> + Send + Unpin + 'static,
+    T: Transport,
+{
+    type Stream = T;
+
+    async fn accept(&mut self) -> Option<std::io::Result<(T, Peer)>> {
+        let next = futures_util::StreamExt::next(&mut self.0).await?;
+        Some(next.map(|transport| (transport, Peer::default())))
+    }
+}
+
+async fn accept_tcp(listener: &TcpListener) -> std::io::Result<(tokio::net::TcpStream, Peer)> {
+    let (stream, addr) = listener.accept().await?;
+    // Small frames (a request, a REQUEST_N) must not wait for Nagle's timer, whatever the
+    // transport made of the stream (see `Transport for TcpStream`).
+    let _ = stream.set_nodelay(true);
+    Ok((stream, Peer { addr: Some(addr), ..Peer::default() }))
 }
 
 /// What makes an accepted stream an RSocket transport: nothing for TCP; a handshake for a
@@ -441,7 +577,7 @@ where
 
 async fn accept<L: Listen, U: Upgrade<L::Stream>>(
     server: Server,
-    listener: L,
+    mut listener: L,
     upgrade: U,
     mut shutdown: watch::Receiver<bool>,
     hub: Arc<ShutdownHub>,
@@ -454,11 +590,14 @@ async fn accept<L: Listen, U: Upgrade<L::Stream>>(
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, mut peer) = match accepted {
-                    Ok(accepted) => {
+                    // A listener of the user's own that has ended: no more connections, but
+                    // those open are served on.
+                    None => break,
+                    Some(Ok(accepted)) => {
                         failures = 0;
                         accepted
                     }
-                    Err(error) => {
+                    Some(Err(error)) => {
                         // An accept error concerns one connection (reset before it was
                         // accepted), or the process (out of file descriptors): the listener
                         // carries on, but the second kind fails again at once, and retrying
@@ -499,7 +638,7 @@ async fn accept<L: Listen, U: Upgrade<L::Stream>>(
             _ = shutdown.changed() => break,
         }
     }
-    drop(listener);
+    listener.close();
     // Each connection was told through the hub and drains within the grace period.
     while connections.join_next().await.is_some() {}
 }
@@ -534,9 +673,13 @@ async fn refuse_connection<T: Transport>(transport: T, code: crate::frame::Error
 /// [`RunningServer::shutdown`] does, without waiting: keep it for as long as the server should
 /// serve, or hand it to [`serve_until`](RunningServer::serve_until).
 #[derive(Debug)]
+///
+/// `A` is what it listens on: a [`SocketAddr`] for TCP (plain, TLS or WebSocket), a
+/// [`PathBuf`](std::path::PathBuf) for a Unix socket ([`Server::bind_unix`]), nothing for
+/// connections of a listener of your own ([`Server::serve_incoming`]).
 #[must_use = "dropping a RunningServer stops the server at once: keep it, or await `serve_until` or `shutdown` on it"]
-pub struct RunningServer {
-    local_addr: SocketAddr,
+pub struct RunningServer<A = SocketAddr> {
+    local_addr: A,
     /// Stops the accept loop.
     shutdown: watch::Sender<bool>,
     /// Tells the connections.
@@ -560,12 +703,14 @@ pub struct AcceptError {
     pub in_a_row: u32,
 }
 
-impl RunningServer {
+impl<A: Clone> RunningServer<A> {
     /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    pub fn local_addr(&self) -> A {
+        self.local_addr.clone()
     }
+}
 
+impl<A> RunningServer<A> {
     /// How many connections it serves now: accepted, and not yet closed (by the peer, a
     /// transport error, a protocol error, or a shutdown). A connection that closed is no
     /// longer counted once its task has ended and released what it held, so this returning
@@ -646,7 +791,7 @@ impl RunningServer {
     }
 }
 
-impl Drop for RunningServer {
+impl<A> Drop for RunningServer<A> {
     fn drop(&mut self) {
         self.stop();
     }
