@@ -15,6 +15,8 @@ pub struct ClientSettings {
     pub(crate) keepalive_interval: Duration,
     pub(crate) max_lifetime: Duration,
     pub(crate) data_mime: String,
+    /// SETUP's metadata (composite), if any: the client's credentials.
+    pub(crate) setup_metadata: Option<bytes::Bytes>,
 }
 
 impl Default for ClientSettings {
@@ -23,6 +25,7 @@ impl Default for ClientSettings {
             keepalive_interval: Duration::from_secs(20),
             max_lifetime: Duration::from_secs(90),
             data_mime: DEFAULT_DATA_MIME.to_owned(),
+            setup_metadata: None,
         }
     }
 }
@@ -38,6 +41,14 @@ impl ClientSettings {
     /// See [`ClientBuilder::data_mime`](crate::ClientBuilder::data_mime).
     pub fn data_mime(mut self, mime: impl Into<String>) -> Self {
         self.data_mime = mime.into();
+        self
+    }
+
+    /// SETUP's metadata: a composite-metadata block (see
+    /// [`CompositeMetadata`](crate::CompositeMetadata)), such as the one
+    /// [`ClientBuilder::credentials`](crate::ClientBuilder::credentials) makes.
+    pub fn setup_metadata(mut self, composite: bytes::Bytes) -> Self {
+        self.setup_metadata = Some(composite);
         self
     }
 }

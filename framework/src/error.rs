@@ -133,6 +133,15 @@ impl Error {
         let code = match &self.kind {
             // Not worth retrying as it is: the server will not take a SETUP like this one.
             ErrorKind::SetupRejected { code, .. } if *code != ErrorCode::REJECTED_SETUP => Code::FailedPrecondition,
+            // A server that refused the client's credentials (its authenticate hook) says so
+            // with the status's code in the message: the caller learns it was not let in.
+            ErrorKind::SetupRejected { message, .. } => {
+                let status = Status::from_wire(message);
+                if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied) {
+                    return status;
+                }
+                Code::Unavailable
+            }
             _ => Code::Unavailable,
         };
         Status::new(code, self.to_string())

@@ -162,8 +162,10 @@ pub mod __private;
 
 pub use config::{Config, DEFAULT_DATA_MIME, MIN_FRAGMENT_SIZE};
 pub use error::{Error, ErrorKind};
+pub use frame::auth::{Credentials, CredentialsError};
 pub use frame::metadata::{AsMetadataKey, CompositeMetadata, IntoMetadataKey, MetadataEntry, MetadataError, MimeType};
 pub use payload::{BoxFuture, BoxStream, Call, Payload};
+pub use rt::auth::SetupInfo;
 pub use rt::client::Client;
 pub use rt::connect::ClientBuilder;
 pub use rt::handler::{Handler, unimplemented_route};

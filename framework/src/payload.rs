@@ -171,6 +171,12 @@ impl Call {
         self.peer.as_ref()
     }
 
+    /// Responder side: what the server's [`authenticate`](crate::ServerBuilder::authenticate)
+    /// hook made of the connection's SETUP (the caller's identity), if it is a `P`.
+    pub fn principal<P: std::any::Any + Send + Sync>(&self) -> Option<&P> {
+        self.peer.as_ref()?.principal()?.downcast_ref()
+    }
+
     /// Responder side: the address of the peer that sent this call, when its connection came
     /// over TCP (plain, TLS or WebSocket); `None` in memory, over a transport of your own
     /// ([`Server::serve_connection`](crate::Server::serve_connection)), or on the requester

@@ -1,7 +1,7 @@
 //! Weft's workspace-level tests, in one binary: generated clients against generated servers
 //! over every transport: TCP, in memory, WebSocket, TLS, WebSocket over TLS and Unix sockets
 //! (`e2e`), TLS's failures and identities (`tls`), Unix sockets and listeners of one's own
-//! (`listeners`), the errors of connections and listeners
+//! (`listeners`), authentication in SETUP and per request (`auth`), the errors of connections and listeners
 //! (`errors`), a client serving services the server calls back (`callback`), each side's own
 //! settings on its builder (`builders`), services generated from `.proto` files by `build.rs`
 //! against services written as traits (`proto`), request streams with no messages, from
@@ -10,6 +10,7 @@
 //! compile-fail cases (`ui`), and the public API of `weft` and `weft-codegen` against their
 //! snapshots (`public_api`).
 
+mod auth;
 mod builders;
 mod callback;
 mod data_mime;

@@ -353,7 +353,7 @@ impl Connection {
             lease: false,
             metadata_mime: COMPOSITE_METADATA_MIME.to_owned(),
             data_mime: settings.data_mime,
-            payload: frame::Payload::default(),
+            payload: frame::Payload { metadata: settings.setup_metadata, data: bytes::Bytes::new() },
         };
         conn.transmit.push_back(Frame::Setup(setup));
         conn.state = State::Open;

@@ -25,6 +25,7 @@
 
 use bytes::{BufMut, Bytes};
 
+pub mod auth;
 mod codec;
 pub(crate) mod direct;
 mod error;

@@ -43,6 +43,11 @@ impl Client {
         Client { commands, handles }
     }
 
+    /// What the server's authenticate hook made of this connection's SETUP.
+    pub(crate) fn principal(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        self.handles.principal.get().map(|p| &**p)
+    }
+
     /// Who is at the other end of the connection, as far as its transport knows.
     pub(crate) fn peer_info(&self) -> &super::handles::Peer {
         &self.handles.peer

@@ -174,6 +174,24 @@ impl ClientBuilder {
         self
     }
 
+    /// Presents `credentials` in SETUP (RSocket's Authentication extension, in SETUP's
+    /// composite metadata), for the server's
+    /// [`authenticate`](crate::ServerBuilder::authenticate) hook: they hold for the whole
+    /// connection. A server that rejects them closes the connection with REJECTED_SETUP, and
+    /// calls fail with the server's status (`UNAUTHENTICATED`, say) and reason. (One request's
+    /// own: [`Request::with_credentials`](crate::Request::with_credentials).)
+    ///
+    /// # Panics
+    /// If the credentials have no encoding (see [`Credentials::encode`](crate::Credentials::encode)).
+    pub fn credentials(mut self, credentials: crate::Credentials) -> ClientBuilder {
+        let mut setup = crate::CompositeMetadata::default();
+        setup
+            .push(crate::frame::auth::AUTHENTICATION_MIME, credentials.encode())
+            .unwrap_or_else(|e| panic!("credentials for SETUP: {e}"));
+        self.settings = self.settings.setup_metadata(setup.to_bytes());
+        self
+    }
+
     /// TLS for [`connect_tls`](ClientBuilder::connect_tls) and for `wss://` URLs of
     /// [`connect_websocket`](ClientBuilder::connect_websocket): the roots the server's
     /// certificate must chain to, and the client's own certificate for mutual TLS.

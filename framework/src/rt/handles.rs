@@ -41,6 +41,7 @@ impl Handles {
             assist,
             unary_waiting: std::sync::atomic::AtomicUsize::new(0),
             data_mime: OnceLock::new(),
+            principal: OnceLock::new(),
             peer,
         }))
     }
@@ -70,6 +71,9 @@ pub(crate) struct HandlesInner {
     /// when the driver is made on a client, when the peer's SETUP is accepted on a server
     /// (before any request, so before any handle a handler is given could read it).
     pub(crate) data_mime: OnceLock<Box<str>>,
+    /// What a server's authenticate hook made of the peer's SETUP: set when SETUP is
+    /// accepted, before any request is handled.
+    pub(crate) principal: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
     /// Who is at the other end, as far as the transport knows.
     pub(crate) peer: Peer,
 }

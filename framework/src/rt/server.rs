@@ -1,6 +1,7 @@
 //! A server: services registered by route ([`ServerBuilder`]), and the connections it serves,
 //! over a TCP listener of its own ([`Server::bind`]), any transport, or in memory.
 
+use super::auth::{Authenticate, SetupInfo};
 use super::driver::Driver;
 use super::handler::Handler;
 use super::handles::Peer;
@@ -37,6 +38,7 @@ pub struct ServerBuilder {
     settings: ServerSettings,
     shutdown_grace: Duration,
     max_connections: usize,
+    authenticate: Option<Arc<Authenticate>>,
 }
 
 impl Default for ServerBuilder {
@@ -47,6 +49,7 @@ impl Default for ServerBuilder {
             settings: ServerSettings::default(),
             shutdown_grace: Duration::from_secs(10),
             max_connections: 10_000,
+            authenticate: None,
         }
     }
 }
@@ -132,10 +135,55 @@ impl ServerBuilder {
         self
     }
 
+    /// Authenticates every connection: `hook` sees each client's SETUP ([`SetupInfo`]: its
+    /// credentials, metadata, data and MIME types, the client's address and TLS certificate)
+    /// before any of its requests is handled, and either accepts it with a principal (the
+    /// client's identity, which handlers read with
+    /// [`Context::principal`](crate::Context::principal)) or rejects it with a status. A
+    /// rejected client is sent ERROR\[REJECTED_SETUP\] with the status (its code and
+    /// message), its connection closes, and no handler runs; its calls fail with that status
+    /// (`UNAUTHENTICATED` and `PERMISSION_DENIED` keep their code, other codes become
+    /// `UNAVAILABLE`). A hook that panics rejects the connection.
+    ///
+    /// The hook runs on the connection's task and must not block: check what SETUP carries
+    /// (a password against a hash, a token's signature); a look-up elsewhere belongs in the
+    /// handlers, with the principal to go on.
+    ///
+    /// ```
+    /// use weft::{Call, Client, Credentials, Server, Status};
+    ///
+    /// struct User(String);
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = Server::builder()
+    ///     .authenticate(|setup| match setup.credentials() {
+    ///         Some(Credentials::Bearer(token)) if token == "let-me-in" => Ok(User("ada".into())),
+    ///         _ => Err(Status::unauthenticated("a bearer token is required")),
+    ///     })
+    ///     .build();
+    /// let running = server.bind("127.0.0.1:0").await?;
+    /// let stranger = Client::connect(running.local_addr()).await?;
+    /// let refused = stranger.request_response(Call::new("any.Route/Here"), "hi".into()).await;
+    /// assert_eq!(refused.unwrap_err().code(), weft::Code::Unauthenticated);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn authenticate<F, P>(mut self, hook: F) -> ServerBuilder
+    where
+        F: Fn(&SetupInfo<'_>) -> Result<P, crate::Status> + Send + Sync + 'static,
+        P: std::any::Any + Send + Sync,
+    {
+        self.authenticate = Some(Arc::new(move |setup: &SetupInfo<'_>| {
+            hook(setup).map(|principal| Arc::new(principal) as Arc<dyn std::any::Any + Send + Sync>)
+        }));
+        self
+    }
+
     /// Builds the server.
     pub fn build(self) -> Server {
-        let ServerBuilder { router, config, settings, shutdown_grace, max_connections } = self;
-        let inner = Inner { router: Arc::new(router), config, settings, shutdown_grace, max_connections };
+        let ServerBuilder { router, config, settings, shutdown_grace, max_connections, authenticate } = self;
+        let inner = Inner { router: Arc::new(router), config, settings, shutdown_grace, max_connections, authenticate };
         Server { inner: Arc::new(inner) }
     }
 }
@@ -148,6 +196,7 @@ struct Inner {
     settings: ServerSettings,
     shutdown_grace: Duration,
     max_connections: usize,
+    authenticate: Option<Arc<Authenticate>>,
 }
 
 /// A set of services ready to serve connections. Cheap to clone.
@@ -407,7 +456,9 @@ impl Server {
         let conn = Connection::server(self.inner.config.clone(), self.inner.settings.clone(), now);
         let handler: Arc<dyn Handler> = self.inner.router.clone();
         let resolver: Arc<dyn Resolve> = self.inner.router.clone();
-        let (driver, commands, _handles) = Driver::new(conn, transport, handler, Some(resolver), shutdown, None, peer);
+        let (mut driver, commands, _handles) =
+            Driver::new(conn, transport, handler, Some(resolver), shutdown, None, peer);
+        driver.authenticate = self.inner.authenticate.clone();
         // The server side's command sender stays alive with the connection: a server
         // connection ends when the peer or a shutdown ends it, not when handles go away.
         let _keep = commands;

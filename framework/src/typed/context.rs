@@ -103,6 +103,23 @@ impl Context {
         self.call.peer()
     }
 
+    /// The credentials this request presented itself (RSocket's Authentication extension, see
+    /// [`Request::with_credentials`](crate::Request::with_credentials)); `None` if it
+    /// presented none, or none that decode. The connection's own, from SETUP, are the
+    /// server's [`authenticate`](crate::ServerBuilder::authenticate) hook's to check; what it
+    /// made of them is [`principal`](Context::principal).
+    pub fn credentials(&self) -> Option<crate::Credentials> {
+        let content = self.metadata().get(crate::frame::auth::AUTHENTICATION_MIME)?;
+        crate::Credentials::decode(content).ok()
+    }
+
+    /// What the server's [`authenticate`](crate::ServerBuilder::authenticate) hook made of
+    /// the connection's SETUP, if it is a `P`: the caller's identity, for every request of
+    /// the connection. See [`Call::principal`].
+    pub fn principal<P: std::any::Any + Send + Sync>(&self) -> Option<&P> {
+        self.call.principal()
+    }
+
     /// The caller's address, over TCP (plain, TLS or WebSocket). See [`Call::remote_addr`].
     pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
         self.call.remote_addr()

@@ -66,6 +66,17 @@ impl<T> Request<T> {
         self
     }
 
+    /// Presents `credentials` with this request alone (RSocket's Authentication extension, an
+    /// entry of type `message/x.rsocket.authentication.v0`), whatever the connection
+    /// presented in SETUP; the handler reads them with
+    /// [`Context::credentials`](crate::Context::credentials).
+    ///
+    /// # Panics
+    /// If the credentials have no encoding (see [`Credentials::encode`](crate::Credentials::encode)).
+    pub fn with_credentials(self, credentials: crate::Credentials) -> Request<T> {
+        self.with_metadata(crate::frame::auth::AUTHENTICATION_MIME, credentials.encode())
+    }
+
     /// The metadata entries, in the order they will be sent.
     pub fn metadata(&self) -> &[MetadataEntry] {
         &self.metadata

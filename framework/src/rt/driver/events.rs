@@ -60,6 +60,15 @@ impl<T: Transport> Driver<T> {
                     let message =
                         format!("metadata MIME type must be {COMPOSITE_METADATA_MIME}, got {}", setup.metadata_mime);
                     self.conn.reject_setup(ErrorCode::UNSUPPORTED_SETUP, &message);
+                } else if let Some(hook) = &self.authenticate {
+                    // Before any request of the connection: a rejection drops those that came
+                    // with SETUP (`reject_setup` clears the events), so no handler runs.
+                    match crate::rt::auth::authenticate(&**hook, &setup, &self.handles.peer) {
+                        Ok(principal) => {
+                            let _ = self.handles.principal.set(principal);
+                        }
+                        Err(status) => self.conn.reject_setup(ErrorCode::REJECTED_SETUP, &status.to_wire()),
+                    }
                 }
                 // Read by the route table (a generated method answers only data it can
                 // decode) and by generated clients made over this connection's handles.

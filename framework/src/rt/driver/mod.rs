@@ -108,6 +108,8 @@ pub(crate) struct Driver<T: Transport> {
     writer: T::Writer,
     /// Written to since it was last flushed (see `write_flush` in `io`).
     unflushed: bool,
+    /// A server's authenticate hook, run on the client's SETUP.
+    pub(crate) authenticate: Option<Arc<super::auth::Authenticate>>,
     framing: LengthDelimited,
     inbox: Arc<Inbox>,
     /// What was last taken out of the inbox (kept for its allocations).
@@ -194,6 +196,7 @@ impl<T: Transport> Driver<T> {
             resolver,
             reap_later: Vec::new(),
             unflushed: false,
+            authenticate: None,
             runnable: Vec::new(),
             staged: Vec::new(),
             staged_id: 0,
