@@ -28,7 +28,7 @@
 mod interop;
 
 use interop::EchoServer;
-use interop::endpoint::parse_args;
+use interop::endpoint::{Listening, parse_args};
 use interop::service::EchoService;
 use std::time::Duration;
 use weft::Server;
@@ -66,19 +66,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build();
     // Every address is bound before any is announced, so that a runner waiting for
     // `listening` never talks to a server that then fails on its next address.
-    let mut running = Vec::new();
+    let mut listening = Vec::new();
     for endpoint in &endpoints {
-        let listening = endpoint
+        let serving = endpoint
             .serve(&server, &options)
             .await
             .map_err(|e| format!("cannot listen on {endpoint} ({}): {e}", endpoint.transport()))?;
-        running.push((endpoint.bound(&listening), listening));
+        listening.push(serving);
     }
-    for (bound, _) in &running {
-        println!("listening {bound}");
+    for serving in &listening {
+        println!("listening {}", serving.bound);
     }
     stop_signal().await?;
     // All at once: each waits out the same grace period.
-    futures_util::future::join_all(running.into_iter().map(|(_, listening)| listening.shutdown())).await;
+    futures_util::future::join_all(listening.into_iter().map(Listening::shutdown)).await;
     Ok(())
 }

@@ -90,12 +90,19 @@ impl Endpoint {
         Ok(Endpoint::Tcp(text.to_owned()))
     }
 
-    /// Serves `server` here, in the background, until the returned server is shut down.
-    pub(crate) async fn serve(&self, server: &Server, _options: &Options) -> Result<RunningServer, Error> {
-        match self {
-            Endpoint::Tcp(addr) => server.bind(addr.as_str()).await,
-            Endpoint::WebSocket { authority, path } => server.bind_websocket(authority.as_str(), path).await,
-        }
+    /// Serves `server` here, in the background, until the returned listener is shut down.
+    pub(crate) async fn serve(&self, server: &Server, _options: &Options) -> Result<Listening, Error> {
+        let running = match self {
+            Endpoint::Tcp(addr) => server.bind(addr.as_str()).await?,
+            Endpoint::WebSocket { authority, path } => server.bind_websocket(authority.as_str(), path).await?,
+        };
+        // With the address actually bound (the port chosen for `:0`), to print.
+        let authority = running.local_addr().to_string();
+        let bound = match self {
+            Endpoint::Tcp(_) => Endpoint::Tcp(authority),
+            Endpoint::WebSocket { path, .. } => Endpoint::WebSocket { authority, path: path.clone() },
+        };
+        Ok(Listening { bound, running })
     }
 
     /// Opens a connection here with `builder`'s settings.
@@ -106,22 +113,29 @@ impl Endpoint {
         }
     }
 
-    /// This endpoint with the address a listener was actually bound to (the port chosen for
-    /// `:0`), to print.
-    pub(crate) fn bound(&self, running: &RunningServer) -> Endpoint {
-        let authority = running.local_addr().to_string();
-        match self {
-            Endpoint::Tcp(_) => Endpoint::Tcp(authority),
-            Endpoint::WebSocket { path, .. } => Endpoint::WebSocket { authority, path: path.clone() },
-        }
-    }
-
     /// The transport's name, for messages.
     pub(crate) fn transport(&self) -> &'static str {
         match self {
             Endpoint::Tcp(_) => "tcp",
             Endpoint::WebSocket { .. } => "websocket",
         }
+    }
+}
+
+/// A server serving at an [`Endpoint`].
+#[derive(Debug)]
+pub(crate) struct Listening {
+    /// Where, with the port it was bound to.
+    pub(crate) bound: Endpoint,
+    /// A socket address for TCP and WebSocket alike; a Unix socket's listener (a
+    /// `RunningServer<PathBuf>`) will make this an enum of the two.
+    running: RunningServer,
+}
+
+impl Listening {
+    /// Stops serving here, as [`RunningServer::shutdown`] does.
+    pub(crate) async fn shutdown(self) {
+        self.running.shutdown().await;
     }
 }
 
