@@ -4,7 +4,11 @@
 //!
 //! ```text
 //! cargo run --release -p weft-examples --example interop_client -- 127.0.0.1:PORT
+//! cargo run --release -p weft-examples --example interop_client -- ws://127.0.0.1:PORT/rsocket
 //! ```
+//!
+//! The address is `HOST:PORT` (TCP) or `ws://HOST:PORT/PATH` (RSocket over WebSocket); every
+//! connection a check opens goes there, over that transport.
 //!
 //! Prints `PASS name` or `FAIL name: why` per check, with the same check names as the Python and
 //! JavaScript clients, then `N passed, N failed`, and exits non-zero on any failure. Every check
@@ -39,6 +43,7 @@ mod interop;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use interop::endpoint::{Endpoint, Options, parse_args};
 use interop::{DATA_MIME, EchoClient};
 use std::future::Future;
 use std::io::Write;
@@ -80,17 +85,24 @@ fn describe(status: &Status) -> String {
 /// Opens a connection announcing opaque-bytes data (what `EchoClient::new` requires, and what
 /// the Python and JS servers expect; `Client::connect` would announce protobuf), with
 /// Weft's default credit window or `window`.
-async fn connect(addr: &str, window: Option<u32>) -> Result<Client, String> {
+async fn connect(target: &Target, window: Option<u32>) -> Result<Client, String> {
     let mut config = Config::default();
     if let Some(window) = window {
         config = config.inbound_window(window);
     }
     let builder = Client::builder().config(config).data_mime(DATA_MIME);
-    match tokio::time::timeout(CONNECT_TIMEOUT, builder.connect(addr)).await {
+    let Target { endpoint, options } = target;
+    match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(&builder, options)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(error)) => fail(error.to_string()),
-        Err(_) => fail(format!("no connection to {addr} within {} s", CONNECT_TIMEOUT.as_secs())),
+        Err(_) => fail(format!("no connection to {endpoint} within {} s", CONNECT_TIMEOUT.as_secs())),
     }
+}
+
+/// Where every check connects: the address from the command line, and its transport's options.
+struct Target {
+    endpoint: Endpoint,
+    options: Options,
 }
 
 async fn expect_echo(client: &EchoClient, data: Bytes) -> Outcome {
@@ -132,7 +144,7 @@ async fn expect_counting(client: &EchoClient, n: u32) -> Outcome {
 
 /// The checks, in the order (and with the names) of the Python and JavaScript clients.
 struct Checks {
-    addr: String,
+    target: Target,
     /// The connection most checks share (Weft's default credit window).
     client: EchoClient,
 }
@@ -222,14 +234,14 @@ impl Checks {
         // Window 2: REQUEST_STREAM grants 2, then REQUEST_N(1) as each item is consumed, so
         // the server is at the edge of its credit all the way through 1000 items. An item
         // beyond the credit fails the stream in Weft's runtime ("beyond the credit granted").
-        let client = EchoClient::new(connect(&self.addr, Some(2)).await?);
+        let client = EchoClient::new(connect(&self.target, Some(2)).await?);
         expect_counting(&client, 1000).await
     }
 
     async fn stream_cancel(&self) -> Outcome {
         // Window 2 on a connection of its own: the server runs out of credit after a couple of
         // items, so the million-item stream is paused, not flooding, when CANCEL arrives.
-        let client = EchoClient::new(connect(&self.addr, Some(2)).await?);
+        let client = EchoClient::new(connect(&self.target, Some(2)).await?);
         let mut stream = client.server_stream(Bytes::from_static(b"1000000")).await.map_err(|s| describe(&s))?;
         let mut items = Vec::new();
         for _ in 0..3 {
@@ -252,7 +264,7 @@ impl Checks {
     async fn channel_echo(&self) -> Outcome {
         // Window 4: REQUEST_CHANNEL grants 4 echoes, then REQUEST_N(2) per 2 consumed. The 50
         // payloads leave as the server grants credit for them.
-        let client = EchoClient::new(connect(&self.addr, Some(4)).await?);
+        let client = EchoClient::new(connect(&self.target, Some(4)).await?);
         let sent: Vec<Bytes> = (0..50).map(|i| Bytes::from(format!("ch-{i}"))).collect();
         let stream = client.channel(futures_util::stream::iter(sent.clone())).await.map_err(|s| describe(&s))?;
         let (items, end) = collect(stream).await;
@@ -378,14 +390,14 @@ async fn run_check(name: &str, check: impl Future<Output = Outcome>) -> bool {
 
 #[tokio::main]
 async fn main() {
-    let addr = match std::env::args().nth(1) {
-        Some(addr) if std::env::args().len() == 2 => addr,
-        _ => {
-            eprintln!("usage: interop_client 127.0.0.1:PORT");
+    let target = match parse_args(std::env::args().skip(1), 1, 1) {
+        Ok((mut endpoints, options)) => Target { endpoint: endpoints.remove(0), options },
+        Err(why) => {
+            eprintln!("{why}\nusage: interop_client ADDRESS (127.0.0.1:PORT, ws://127.0.0.1:PORT/PATH)");
             std::process::exit(2);
         }
     };
-    let client = match connect(&addr, None).await {
+    let client = match connect(&target, None).await {
         Ok(client) => EchoClient::new(client),
         Err(why) => {
             println!("FAIL connect: {why}");
@@ -393,7 +405,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let checks = Checks { addr, client };
+    let checks = Checks { target, client };
     let (mut passed, mut failed) = (0, 0);
     macro_rules! run {
         ($($name:ident),* $(,)?) => {

@@ -1,13 +1,17 @@
 //! The Weft side of cross-language interop, server half: serves `echo.Echo` (the interop service
-//! table of tests/interop/README.md) over TCP, for the Python and JavaScript RSocket clients in
-//! tests/interop/ and for `interop_client`.
+//! table of tests/interop/README.md) over TCP and over WebSocket, for the Python and JavaScript
+//! RSocket clients in tests/interop/ and for `interop_client`.
 //!
 //! ```text
-//! cargo run --release -p weft-examples --example interop_server -- 127.0.0.1:PORT
+//! cargo run --release -p weft-examples --example interop_server -- ADDRESS...
+//! cargo run --release -p weft-examples --example interop_server -- 127.0.0.1:7878 ws://127.0.0.1:7879/rsocket
 //! ```
 //!
-//! Prints `listening 127.0.0.1:PORT` once bound and serves until SIGINT or SIGTERM (the interop
-//! runner stops it by PID), then shuts down gracefully.
+//! Each ADDRESS is `HOST:PORT` (TCP) or `ws://HOST:PORT/PATH` (RSocket over WebSocket: one frame
+//! per binary message); one server serves them all at once, with one fire counter. Prints
+//! `listening ADDRESS` for each once all are bound (`listening 127.0.0.1:PORT`,
+//! `listening ws://127.0.0.1:PORT/rsocket`, the port the one bound for `:0`) and serves until
+//! SIGINT or SIGTERM (the interop runner stops it by PID), then shuts down gracefully.
 //!
 //! What the peers do on the wire that this server copes with, without imitating it (the runtime
 //! does the work; nothing here is peer-specific):
@@ -23,141 +27,11 @@
 #[path = "interop/mod.rs"]
 mod interop;
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use interop::{Echo, EchoServer, MAX_CHANNEL_COUNT, MAX_STREAM_N};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use interop::EchoServer;
+use interop::endpoint::{Listening, parse_args};
+use interop::service::EchoService;
 use std::time::Duration;
-use weft::{Server, Status, Streaming};
-
-/// The interop service's implementation.
-#[derive(Default)]
-struct EchoService {
-    /// Fires counted per key, and their total (the answer to FireCount with an empty key).
-    fires: Mutex<FireCounts>,
-}
-
-#[derive(Default)]
-struct FireCounts {
-    by_key: HashMap<Bytes, u64>,
-    total: u64,
-}
-
-impl Echo for EchoService {
-    async fn unary(&self, data: Bytes) -> Result<Bytes, Status> {
-        Ok(data)
-    }
-
-    async fn error(&self, message: Bytes) -> Result<Bytes, Status> {
-        // Code::Unknown is written on the wire as the bare message (see weft::Status), so the
-        // ERROR[APPLICATION_ERROR] text is exactly the request data: what a peer that knows
-        // nothing of Weft's `CODE: message` convention must read back.
-        Err(Status::unknown(String::from_utf8_lossy(&message).into_owned()))
-    }
-
-    async fn server_stream(
-        &self,
-        n: Bytes,
-    ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
-        let n = parse_count(&n).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "ServerStream wants an ASCII decimal 0..={MAX_STREAM_N}, got {:?}",
-                String::from_utf8_lossy(&n)
-            ))
-        })?;
-        // Lazy: the runtime polls this only while the requester has granted credit, so a
-        // million-item stream costs nothing beyond what the peer asked for.
-        Ok(futures_util::stream::iter((0..n).map(|i| Ok(Bytes::from(i.to_string())))))
-    }
-
-    async fn channel(
-        &self,
-        msgs: Streaming<Bytes>,
-    ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
-        // Every inbound message (the one inside REQUEST_CHANNEL first) goes straight back; the
-        // response stream ends when the requester's does, so the channel completes after it.
-        // Credit both ways is the runtime's: inbound REQUEST_N follows consumption, outbound
-        // messages wait for the requester's credit.
-        Ok(msgs.map(|msg| msg))
-    }
-
-    async fn channel_count(
-        &self,
-        mut msgs: Streaming<Bytes>,
-    ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
-        let first = msgs.message().await?.unwrap_or_default();
-        let n = parse_count(&first).filter(|n| (1..=MAX_CHANNEL_COUNT).contains(n)).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "ChannelCount wants an ASCII decimal 1..={MAX_CHANNEL_COUNT} first, got {:?}",
-                String::from_utf8_lossy(&first)
-            ))
-        })?;
-        // The requester's half is counted to its end by a task of its own, so it goes on
-        // whatever credit this half has; the response ends only after it (ERROR on a count
-        // other than N), so a requester that sees COMPLETE knows both halves completed.
-        let requester_half = AbortOnDrop(tokio::spawn(async move {
-            let mut received = 1;
-            while msgs.message().await?.is_some() {
-                received += 1;
-            }
-            if received == n {
-                Ok(())
-            } else {
-                Err(Status::invalid_argument(format!("ChannelCount {n}: the requester sent {received} payloads")))
-            }
-        }));
-        let items = futures_util::stream::iter((0..n).map(|i| Ok(Bytes::from(i.to_string()))));
-        let end = futures_util::stream::once(async move {
-            let mut requester_half = requester_half;
-            match (&mut requester_half.0).await {
-                Ok(counted) => counted,
-                Err(e) => Err(Status::internal(format!("ChannelCount: the counting task failed: {e}"))),
-            }
-        })
-        .filter_map(|counted| std::future::ready(counted.err().map(Err)));
-        Ok(items.chain(end))
-    }
-
-    async fn fire(&self, key: Bytes) {
-        let mut fires = self.fires.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // A new key is kept as a copy: the request's bytes are a slice of the connection's read
-        // buffer, and keeping the slice would keep that whole buffer (64 KiB or more) for the
-        // life of the server, one for every connection that fired under a key of its own.
-        match fires.by_key.get_mut(&key) {
-            Some(count) => *count += 1,
-            None => {
-                fires.by_key.insert(Bytes::copy_from_slice(&key), 1);
-            }
-        }
-        fires.total += 1;
-    }
-
-    async fn fire_count(&self, key: Bytes) -> Result<Bytes, Status> {
-        let fires = self.fires.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = if key.is_empty() { fires.total } else { fires.by_key.get(&key).copied().unwrap_or(0) };
-        Ok(Bytes::from(count.to_string()))
-    }
-}
-
-/// A task that is aborted when this is dropped (a response stream that goes away, cancelled or
-/// with its connection, takes its helper with it).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// An ASCII decimal in 0..=MAX_STREAM_N, nothing else (no sign, no spaces, not empty).
-fn parse_count(data: &[u8]) -> Option<u64> {
-    if data.is_empty() || data.len() > 7 || !data.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n: u64 = std::str::from_utf8(data).ok()?.parse().ok()?;
-    (n <= MAX_STREAM_N).then_some(n)
-}
+use weft::Server;
 
 /// Resolves on SIGINT or SIGTERM.
 async fn stop_signal() -> std::io::Result<()> {
@@ -178,71 +52,33 @@ async fn stop_signal() -> std::io::Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = match std::env::args().nth(1) {
-        Some(addr) if std::env::args().len() == 2 => addr,
-        _ => return Err("usage: interop_server 127.0.0.1:PORT".into()),
+    let (endpoints, options) = match parse_args(std::env::args().skip(1), 1, usize::MAX) {
+        Ok(parsed) => parsed,
+        Err(why) => {
+            eprintln!("{why}\nusage: interop_server ADDRESS... (127.0.0.1:PORT, ws://127.0.0.1:PORT/PATH)");
+            std::process::exit(2);
+        }
     };
     // A client that leaves a stream open must not hold the runner's kill up for long.
     let server = Server::builder()
         .shutdown_grace(Duration::from_secs(1))
         .add_service(EchoServer::new(EchoService::default()))
         .build();
-    let running = server.bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    println!("listening {}", running.local_addr());
+    // Every address is bound before any is announced, so that a runner waiting for
+    // `listening` never talks to a server that then fails on its next address.
+    let mut listening = Vec::new();
+    for endpoint in &endpoints {
+        let serving = endpoint
+            .serve(&server, &options)
+            .await
+            .map_err(|e| format!("cannot listen on {endpoint} ({}): {e}", endpoint.transport()))?;
+        listening.push(serving);
+    }
+    for serving in &listening {
+        println!("listening {}", serving.bound);
+    }
     stop_signal().await?;
-    running.shutdown().await;
+    // All at once: each waits out the same grace period.
+    futures_util::future::join_all(listening.into_iter().map(Listening::shutdown)).await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{EchoService, parse_count};
-    use crate::interop::Echo;
-    use bytes::Bytes;
-    use futures_util::StreamExt;
-    use weft::{Code, Streaming};
-
-    /// What `channel_count` answers to `inbound`: its items, then how it ended.
-    async fn channel_count(inbound: &[&'static str]) -> (Vec<Bytes>, Result<(), Code>) {
-        let msgs =
-            Streaming::from_messages(inbound.iter().map(|m| Bytes::from_static(m.as_bytes())).collect::<Vec<_>>());
-        let mut out = match EchoService::default().channel_count(msgs).await {
-            Ok(out) => Box::pin(out),
-            Err(status) => return (Vec::new(), Err(status.code())),
-        };
-        let mut items = Vec::new();
-        while let Some(item) = out.next().await {
-            match item {
-                Ok(item) => items.push(item),
-                Err(status) => return (items, Err(status.code())),
-            }
-        }
-        (items, Ok(()))
-    }
-
-    #[tokio::test]
-    async fn channel_count_sends_n_and_completes_after_n_inbound() {
-        let (items, end) = channel_count(&["3", "a", "b"]).await;
-        assert_eq!(items, ["0", "1", "2"]);
-        assert_eq!(end, Ok(()));
-        assert_eq!(channel_count(&["1"]).await, (vec![Bytes::from_static(b"0")], Ok(())));
-    }
-
-    #[tokio::test]
-    async fn channel_count_fails_on_another_inbound_count_or_a_bad_n() {
-        assert_eq!(channel_count(&["3", "a"]).await.1, Err(Code::InvalidArgument));
-        assert_eq!(channel_count(&["2", "a", "b"]).await.1, Err(Code::InvalidArgument));
-        for bad in [&["0"][..], &["1001"], &["x"], &[]] {
-            assert_eq!(channel_count(bad).await, (Vec::new(), Err(Code::InvalidArgument)), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn counts_are_plain_ascii_decimals_up_to_a_million() {
-        assert_eq!(parse_count(b"0"), Some(0));
-        assert_eq!(parse_count(b"1000000"), Some(1_000_000));
-        for bad in [&b""[..], b"1000001", b"-1", b" 5", b"5 ", b"+5", b"x", b"99999999999999999999"] {
-            assert_eq!(parse_count(bad), None, "{bad:?}");
-        }
-    }
 }

@@ -2,9 +2,12 @@
 //! in tests/interop/README.md, over the raw-bytes codec so that payload data is the message
 //! bytes exactly (what the Python and JavaScript peers send and expect).
 
-// Each example uses one half of what the macro generates: the server never calls `EchoClient`,
-// the client never serves `EchoServer`.
+// Each example uses one half of what the macro generates (the server never calls `EchoClient`,
+// the client never serves `EchoServer`) and of the modules here (the client serves nothing).
 #![allow(dead_code)]
+
+pub(crate) mod endpoint;
+pub(crate) mod service;
 
 use bytes::Bytes;
 use futures_util::Stream;

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Cross-language interop: Weft against the Python (`rsocket`) and JavaScript (`rsocket-core`)
-# RSocket implementations, over 127.0.0.1. See tests/interop/README.md.
+# RSocket implementations, over 127.0.0.1, over TCP and over WebSocket (RSocket's WebSocket
+# transport: one frame per binary message). See tests/interop/README.md.
 #
 #   bash tests/interop/run.sh                        # {python,js} client x weft server,
 #                                                    # weft client x {python,js} server
 #   INTEROP_SELF_CHECK=1 bash tests/interop/run.sh   # python client x js server,
 #                                                    # js client x python server (no Weft)
 #   INTEROP_SELF_CHECK=also bash tests/interop/run.sh  # both of the above
+#   INTEROP_TRANSPORTS=websocket bash tests/interop/run.sh  # one transport only (default: both,
+#                                                    # "tcp websocket")
 #
-# Weft's peers: WEFT_INTEROP_SERVER / WEFT_INTEROP_CLIENT (executables taking 127.0.0.1:PORT);
+# Every pair runs once per transport. Weft's peers: WEFT_INTEROP_SERVER / WEFT_INTEROP_CLIENT
+# (executables taking 127.0.0.1:PORT or ws://127.0.0.1:PORT/rsocket);
 # when unset they are built with cargo (release) from the weft-examples interop examples.
 # Installs its own peers' libraries (pinned) into tests/interop/work/ (git-ignored).
 # Every process is bounded by `timeout`; servers are killed by PID on exit.
@@ -35,6 +39,15 @@ case "${1:-}" in
   *) echo "usage: $0 [--self-check]" >&2; exit 2 ;;
 esac
 SELF_CHECK="${INTEROP_SELF_CHECK:-0}"
+TRANSPORTS="${INTEROP_TRANSPORTS:-tcp websocket}"
+for transport in $TRANSPORTS; do
+  case "$transport" in
+    tcp | websocket) ;;
+    *) echo "interop: unknown transport '$transport' in INTEROP_TRANSPORTS (want tcp, websocket)" >&2; exit 2 ;;
+  esac
+done
+# The WebSocket endpoint's path on every server (RSocket over WebSocket has no standard one).
+WS_PATH=/rsocket
 
 mkdir -p "$WORK" "$LOGS"
 
@@ -144,7 +157,8 @@ finally:
 }
 
 # Known incompatibilities between the two third-party libraries, seen only in the self-check
-# pairs (never applied to a pair with Weft in it): "client-peer server-peer check|reason".
+# pairs (never applied to a pair with Weft in it), over every transport:
+# "client-peer server-peer check|reason".
 KNOWN_PEER_FAILURES=(
   "js python unary_empty|rsocket-py answers an empty request/response with a PAYLOAD with C but no N; rsocket-js resolves a request/response only on N, so the JS client never gets the empty answer"
 )
@@ -167,27 +181,57 @@ FAILURES=()
 KNOWN=()
 SKIPS=()
 
-# run_pair CLIENT_NAME SERVER_NAME -- client argv... -- server argv...
+# Pairs that cannot run over a transport because a library's side of it does not work, with
+# why (see tests/interop/README.md): "transport client-peer server-peer|reason". Such a pair is
+# reported as SKIP, not run. Empty: every library's WebSocket client and server works.
+UNSUPPORTED_PAIRS=()
+unsupported_reason() { # transport client server -> prints reason, or fails
+  local entry
+  for entry in "${UNSUPPORTED_PAIRS[@]+"${UNSUPPORTED_PAIRS[@]}"}"; do
+    if [ "${entry%%|*}" = "$1 $2 $3" ]; then
+      echo "${entry#*|}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# run_pair TRANSPORT CLIENT_NAME SERVER_NAME -- client argv... -- server argv...
+# Both get the address as their last argument: 127.0.0.1:PORT for tcp,
+# ws://127.0.0.1:PORT/rsocket for websocket.
 run_pair() {
-  local cname="$1" sname="$2"
-  shift 2
+  local transport="$1" cname="$2" sname="$3"
+  shift 3
   [ "$1" = "--" ] && shift
   local client=() server=()
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do client+=("$1"); shift; done
   shift
   server=("$@")
-  local pair="$cname client x $sname server"
-  local tag="${cname}-client_${sname}-server"
+  local pair="$cname client x $sname server over $transport"
+  local tag="${cname}-client_${sname}-server_${transport}"
   local server_log="$LOGS/$tag.server.log" client_log="$LOGS/$tag.client.log"
-  local port
+  local reason
+  if reason="$(unsupported_reason "$transport" "$cname" "$sname")"; then
+    echo
+    echo "==> $pair"
+    echo "  SKIP pair: $reason"
+    SKIPS+=("[$pair] all checks: $reason")
+    TOTAL_SKIP=$((TOTAL_SKIP + 1))
+    return
+  fi
+  local port address
   port="$(free_port)"
+  case "$transport" in
+    tcp) address="127.0.0.1:$port" ;;
+    websocket) address="ws://127.0.0.1:$port$WS_PATH" ;;
+  esac
   echo
-  echo "==> $pair (127.0.0.1:$port)"
+  echo "==> $pair ($address)"
 
   # Emptied here, not by the background job's redirection: that may happen after the readiness
   # loop below has already read the last run's `listening` line from this file.
   : >"$server_log"
-  timeout "$SERVER_TIMEOUT" "${server[@]}" "127.0.0.1:$port" >"$server_log" 2>&1 &
+  timeout "$SERVER_TIMEOUT" "${server[@]}" "$address" >"$server_log" 2>&1 &
   local spid=$!
   SERVER_PIDS+=("$spid")
 
@@ -212,9 +256,9 @@ run_pair() {
     return
   fi
 
-  timeout "$CLIENT_TIMEOUT" "${client[@]}" "127.0.0.1:$port" >"$client_log" 2>&1
+  timeout "$CLIENT_TIMEOUT" "${client[@]}" "$address" >"$client_log" 2>&1
   local rc=$?
-  local pass=0 fail=0 skip=0 known=0 final=0 line name reason
+  local pass=0 fail=0 skip=0 known=0 final=0 line name
   while IFS= read -r line; do
     case "$line" in
       "PASS "*)
@@ -263,20 +307,22 @@ run_pair() {
 }
 
 # ---- the matrix -------------------------------------------------------------------------
-if [ "$SELF_CHECK" != "1" ]; then
-  run_pair python weft -- "${PY_CLIENT[@]}" -- "${WEFT_SERVER[@]}"
-  run_pair js weft -- "${JS_CLIENT[@]}" -- "${WEFT_SERVER[@]}"
-  run_pair weft python -- "${WEFT_CLIENT[@]}" -- "${PY_SERVER[@]}"
-  run_pair weft js -- "${WEFT_CLIENT[@]}" -- "${JS_SERVER[@]}"
-fi
-if [ "$SELF_CHECK" != "0" ]; then
-  run_pair python js -- "${PY_CLIENT[@]}" -- "${JS_SERVER[@]}"
-  run_pair js python -- "${JS_CLIENT[@]}" -- "${PY_SERVER[@]}"
-fi
+for transport in $TRANSPORTS; do
+  if [ "$SELF_CHECK" != "1" ]; then
+    run_pair "$transport" python weft -- "${PY_CLIENT[@]}" -- "${WEFT_SERVER[@]}"
+    run_pair "$transport" js weft -- "${JS_CLIENT[@]}" -- "${WEFT_SERVER[@]}"
+    run_pair "$transport" weft python -- "${WEFT_CLIENT[@]}" -- "${PY_SERVER[@]}"
+    run_pair "$transport" weft js -- "${WEFT_CLIENT[@]}" -- "${JS_SERVER[@]}"
+  fi
+  if [ "$SELF_CHECK" != "0" ]; then
+    run_pair "$transport" python js -- "${PY_CLIENT[@]}" -- "${JS_SERVER[@]}"
+    run_pair "$transport" js python -- "${JS_CLIENT[@]}" -- "${PY_SERVER[@]}"
+  fi
+done
 
 # ---- summary ----------------------------------------------------------------------------
 echo
-echo "==> interop summary (python rsocket $PY_VERSION, js rsocket-core $JS_VERSION)"
+echo "==> interop summary (python rsocket $PY_VERSION, js rsocket-core $JS_VERSION; transports: $TRANSPORTS)"
 for entry in "${FAILURES[@]+"${FAILURES[@]}"}"; do echo "  FAIL $entry"; done
 for entry in "${KNOWN[@]+"${KNOWN[@]}"}"; do echo "  KNOWN $entry"; done
 for entry in "${SKIPS[@]+"${SKIPS[@]}"}"; do echo "  SKIP $entry"; done

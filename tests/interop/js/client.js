@@ -1,7 +1,9 @@
 'use strict';
-// Interop client on the JavaScript RSocket library (rsocket-core / rsocket-tcp-client 0.0.x).
+// Interop client on the JavaScript RSocket library (rsocket-core / rsocket-tcp-client /
+// rsocket-websocket-client 0.0.x).
 //
-//   node client.js 127.0.0.1:PORT
+//   node client.js 127.0.0.1:PORT                 # TCP
+//   node client.js ws://127.0.0.1:PORT/rsocket    # WebSocket (one frame per binary message)
 //
 // Runs the interop checks against any server implementing the interop service table
 // (tests/interop/README.md): prints `PASS name`, `FAIL name: why` or `SKIP name: why` per
@@ -18,6 +20,10 @@
 
 const {RSocketClient, FLAGS, FRAME_TYPES} = require('rsocket-core');
 const RSocketTcpClient = require('rsocket-tcp-client').default;
+const RSocketWebSocketClient = require('rsocket-websocket-client').default;
+// Node 20 has no global WebSocket: the library takes a constructor (`wsCreator`), and `ws`
+// (which rsocket-websocket-server uses too) provides the browser's API.
+const WebSocket = require('ws');
 const {Flowable} = require('rsocket-flowable');
 const {
   BufferEncoders,
@@ -399,7 +405,15 @@ function tap(transport) {
   return transport;
 }
 
-function connect(host, port) {
+// The library's client transport for the address.
+function clientTransport(address) {
+  if (address.transport === 'tcp') {
+    return new RSocketTcpClient({host: address.host, port: address.port}, BufferEncoders);
+  }
+  return new RSocketWebSocketClient({url: address.url, wsCreator: url => new WebSocket(url)}, BufferEncoders);
+}
+
+function connect(address) {
   const client = new RSocketClient({
     setup: {
       dataMimeType: SETUP_DATA_MIME,
@@ -407,7 +421,7 @@ function connect(host, port) {
       keepAlive: 5000,
       lifetime: 60000,
     },
-    transport: tap(new RSocketTcpClient({host, port}, BufferEncoders)),
+    transport: tap(clientTransport(address)),
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no connection within 10 s')), 10000);
@@ -425,14 +439,14 @@ function connect(host, port) {
 }
 
 async function main() {
-  const {host, port} = parseAddress(process.argv[2]);
+  const address = parseAddress(process.argv[2]);
   let passed = 0;
   let failed = 0;
   let conn;
   try {
-    conn = await connect(host, port);
+    conn = await connect(address);
   } catch (error) {
-    console.log(`FAIL connect: ${host}:${port}: ${error.message}`);
+    console.log(`FAIL connect: ${address.text}: ${error.message}`);
     console.log('0 passed, 1 failed');
     process.exit(1);
   }

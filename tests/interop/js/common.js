@@ -36,13 +36,19 @@ function routeOf(metadata) {
   return null;
 }
 
+// The address argument: `HOST:PORT` (TCP) or `ws://HOST:PORT/PATH` (RSocket over WebSocket,
+// one frame per binary message). Exits with a usage line on anything else.
 function parseAddress(arg) {
-  const m = /^([0-9.]+):([0-9]+)$/.exec(arg || '');
-  if (!m) {
-    console.error('usage: node ' + process.argv[1] + ' 127.0.0.1:PORT');
-    process.exit(2);
+  let m = /^([0-9.]+):([0-9]+)$/.exec(arg || '');
+  if (m) {
+    return {transport: 'tcp', host: m[1], port: Number(m[2]), text: arg};
   }
-  return {host: m[1], port: Number(m[2])};
+  m = /^ws:\/\/([0-9.]+):([0-9]+)(\/[^?#]*)?$/.exec(arg || '');
+  if (m) {
+    return {transport: 'websocket', host: m[1], port: Number(m[2]), path: m[3] || '/', url: arg, text: arg};
+  }
+  console.error('usage: node ' + process.argv[1] + ' 127.0.0.1:PORT | ws://127.0.0.1:PORT/PATH');
+  process.exit(2);
 }
 
 const toBuffer = data => (data == null ? Buffer.alloc(0) : Buffer.from(data));

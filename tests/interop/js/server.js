@@ -1,9 +1,11 @@
 'use strict';
-// Interop server on the JavaScript RSocket library (rsocket-core / rsocket-tcp-server 0.0.x).
+// Interop server on the JavaScript RSocket library (rsocket-core / rsocket-tcp-server /
+// rsocket-websocket-server 0.0.x).
 //
-//   node server.js 127.0.0.1:PORT
+//   node server.js 127.0.0.1:PORT                 # TCP
+//   node server.js ws://127.0.0.1:PORT/rsocket    # WebSocket (one frame per binary message)
 //
-// Serves the interop service table of tests/interop/README.md; prints `listening HOST:PORT`
+// Serves the interop service table of tests/interop/README.md; prints `listening ADDRESS`
 // once the port is bound, and serves until killed. Payload data is raw bytes (BufferEncoders).
 //
 // Library behaviours this server shows on the wire and does NOT hide (the Weft side must cope):
@@ -14,6 +16,8 @@
 const net = require('net');
 const {RSocketServer, FLAGS, FRAME_TYPES} = require('rsocket-core');
 const RSocketTCPServer = require('rsocket-tcp-server').default;
+const RSocketWebSocketServer = require('rsocket-websocket-server').default;
+const WebSocket = require('ws');
 const {Flowable, Single} = require('rsocket-flowable');
 const {BufferEncoders, SVC, routeOf, parseAddress, toBuffer} = require('./common');
 
@@ -380,27 +384,44 @@ function completeChannelFix(connection) {
   return wrapped;
 }
 
-function main() {
-  const {host, port} = parseAddress(process.argv[2]);
-  const tcp = new RSocketTCPServer(
-    {
-      host,
-      port,
-      serverFactory: onConnect => {
-        const server = net.createServer(onConnect);
-        server.on('listening', () => console.log(`listening ${host}:${port}`));
-        server.on('error', error => {
-          console.error(`server error: ${error.message}`);
-          process.exit(1);
-        });
-        return server;
+function listenFailed(error) {
+  console.error(`server error: ${error.message}`);
+  process.exit(1);
+}
+
+// The library's server transport for the address: RSocketTCPServer, or RSocketWebSocketServer
+// (a `ws` WebSocket.Server on HOST:PORT that accepts upgrades on PATH only).
+function serverTransport(address) {
+  if (address.transport === 'tcp') {
+    const {host, port} = address;
+    return new RSocketTCPServer(
+      {
+        host,
+        port,
+        serverFactory: onConnect => {
+          const server = net.createServer(onConnect);
+          server.on('listening', () => console.log(`listening ${address.text}`));
+          server.on('error', listenFailed);
+          return server;
+        },
       },
-    },
-    BufferEncoders,
-  );
+      BufferEncoders,
+    );
+  }
+  const {host, port, path} = address;
+  return new RSocketWebSocketServer({host, port, path}, BufferEncoders, options => {
+    const server = new WebSocket.Server(options);
+    server.on('listening', () => console.log(`listening ${address.text}`));
+    server.on('error', listenFailed);
+    return server;
+  });
+}
+
+function main() {
+  const inner = serverTransport(parseAddress(process.argv[2]));
   const transport = {
-    start: () => tcp.start().map(completeChannelFix),
-    stop: () => tcp.stop(),
+    start: () => inner.start().map(completeChannelFix),
+    stop: () => inner.stop(),
   };
   const server = new RSocketServer({
     getRequestHandler: () => handler,

@@ -1,9 +1,11 @@
 """Interop client on the Python RSocket library (`rsocket` 0.4.x).
 
 Runs the interop checks against any server implementing the interop service table
-(tests/interop/README.md):
+(tests/interop/README.md), over TCP or over WebSocket (one frame per binary message, with the
+library's aiohttp transport):
 
     python client.py 127.0.0.1:PORT
+    python client.py ws://127.0.0.1:PORT/rsocket
 
 Prints `PASS name`, `FAIL name: why` or `SKIP name: why` per check, then `N passed, N failed`,
 and exits non-zero on any failure. Every check is bounded in time.
@@ -16,6 +18,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import aiohttp
 from reactivestreams.publisher import Publisher
 from reactivestreams.subscriber import Subscriber
 from reactivestreams.subscription import Subscription
@@ -26,6 +29,7 @@ from rsocket.extensions.mimetypes import WellKnownMimeTypes
 from rsocket.helpers import single_transport_provider
 from rsocket.payload import Payload
 from rsocket.rsocket_client import RSocketClient
+from rsocket.transports.aiohttp_websocket import TransportAioHttpClient
 from rsocket.transports.tcp import TransportTCP
 
 CHECK_TIMEOUT = 20.0  # seconds per check
@@ -391,17 +395,35 @@ CHECK_NAMES = [
 ]
 
 
-async def main(address: str) -> int:
+async def open_transport(address: str, closers: list):
+    """The library's transport to `address`, connected (within 10 s); what must be closed
+    after the client goes into `closers`."""
+    if address.startswith('ws://'):
+        # Connected here rather than by TransportAioHttpClient(url), so that a failure to
+        # connect is reported (and bounded) like TCP's instead of surfacing inside the client.
+        session = aiohttp.ClientSession()
+        closers.append(session.close)
+        websocket = await asyncio.wait_for(session.ws_connect(address), 10)
+        closers.append(websocket.close)
+        return TransportAioHttpClient(websocket=websocket)
     host, port = address.rsplit(':', 1)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 10)
+    return TransportTCP(reader, writer)
+
+
+async def main(address: str) -> int:
     passed = failed = 0
+    closers = []
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 10)
-    except (OSError, asyncio.TimeoutError) as exception:
+        transport = await open_transport(address, closers)
+    except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exception:
         print('FAIL connect: %s: %s' % (address, exception or type(exception).__name__), flush=True)
         print('0 passed, 1 failed', flush=True)
+        for close in reversed(closers):
+            await close()
         return 1
     client = RSocketClient(
-        single_transport_provider(TransportTCP(reader, writer)),
+        single_transport_provider(transport),
         data_encoding=WellKnownMimeTypes.APPLICATION_OCTET_STREAM,
         metadata_encoding=WellKnownMimeTypes.MESSAGE_RSOCKET_COMPOSITE_METADATA,
         keep_alive_period=timedelta(seconds=5),
@@ -429,12 +451,14 @@ async def main(address: str) -> int:
                 continue
             print('PASS %s' % name, flush=True)
             passed += 1
+    for close in reversed(closers):
+        await close()
     print('%d passed, %d failed' % (passed, failed), flush=True)
     return 1 if failed else 0
 
 
 if __name__ == '__main__':
     if len(sys.argv) != 2:
-        sys.exit('usage: client.py 127.0.0.1:PORT')
+        sys.exit('usage: client.py 127.0.0.1:PORT | ws://127.0.0.1:PORT/PATH')
     logging.basicConfig(level=logging.CRITICAL)
     sys.exit(asyncio.run(main(sys.argv[1])))

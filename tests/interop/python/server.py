@@ -1,10 +1,12 @@
 """Interop server on the Python RSocket library (`rsocket` 0.4.x).
 
-Serves the interop service table of tests/interop/README.md over TCP:
+Serves the interop service table of tests/interop/README.md over TCP, or over WebSocket (one
+frame per binary message, with the library's aiohttp transport, on PATH only):
 
     python server.py 127.0.0.1:PORT
+    python server.py ws://127.0.0.1:PORT/rsocket
 
-prints `listening 127.0.0.1:PORT` once the port is bound, and serves until killed.
+prints `listening ADDRESS` once the port is bound, and serves until killed.
 
 Routing uses the library's own RequestRouter / RoutingRequestHandler (routing metadata inside
 composite metadata). Streams and channels are written as reactive-streams publishers that send
@@ -21,8 +23,10 @@ Library behaviours this server shows on the wire and does NOT hide (the Weft sid
 import asyncio
 import collections
 import logging
+import re
 import sys
 
+from aiohttp import web
 from reactivestreams.publisher import Publisher
 from reactivestreams.subscriber import Subscriber
 from reactivestreams.subscription import Subscription
@@ -31,6 +35,7 @@ from rsocket.payload import Payload
 from rsocket.routing.request_router import RequestRouter
 from rsocket.routing.routing_request_handler import RoutingRequestHandler
 from rsocket.rsocket_server import RSocketServer
+from rsocket.transports.aiohttp_websocket import websocket_handler_factory
 from rsocket.transports.tcp import TransportTCP
 
 # Items sent per event-loop turn by a stream producer before yielding, so a large stream with a
@@ -290,10 +295,36 @@ def make_router(fire_counts: collections.Counter) -> RequestRouter:
     return router
 
 
+async def serve_websocket(address: str, router):
+    """Serves RSocket over WebSocket at ws://HOST:PORT/PATH with the library's aiohttp handler
+    (an RSocketServer per WebSocket); any other path is answered 404 by aiohttp."""
+    match = re.fullmatch(r'ws://([0-9.]+):([0-9]+)(/[^?#]*)?', address)
+    if not match:
+        sys.exit('not an address: %s' % address)
+    host, port, path = match.group(1), int(match.group(2)), match.group(3) or '/'
+    app = web.Application()
+    app.add_routes([web.get(path, websocket_handler_factory(
+        handler_factory=lambda: RoutingRequestHandler(router),
+        data_encoding=WellKnownMimeTypes.APPLICATION_OCTET_STREAM,
+        metadata_encoding=WellKnownMimeTypes.MESSAGE_RSOCKET_COMPOSITE_METADATA,
+    ))])
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    print('listening %s' % address, flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
 async def main(address: str):
-    host, port = address.rsplit(':', 1)
     fire_counts = collections.Counter()
     router = make_router(fire_counts)
+    if address.startswith('ws://'):
+        await serve_websocket(address, router)
+        return
+    host, port = address.rsplit(':', 1)
     connections = set()
 
     def on_connection(reader, writer):
@@ -312,7 +343,7 @@ async def main(address: str):
 
 if __name__ == '__main__':
     if len(sys.argv) != 2:
-        sys.exit('usage: server.py 127.0.0.1:PORT')
+        sys.exit('usage: server.py 127.0.0.1:PORT | ws://127.0.0.1:PORT/PATH')
     # The library logs every application error with a traceback; keep the log readable.
     logging.basicConfig(level=logging.CRITICAL)
     try:
