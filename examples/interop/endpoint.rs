@@ -4,51 +4,91 @@
 //! | written | transport |
 //! |---|---|
 //! | `127.0.0.1:PORT` | TCP: each frame behind a 24-bit length (RSocket's TCP transport) |
+//! | `tls://127.0.0.1:PORT` | the same over TLS (`--cert`/`--key` to serve, `--ca` to connect) |
 //! | `ws://127.0.0.1:PORT/PATH` | WebSocket: one frame per binary message, no length |
+//! | `wss://127.0.0.1:PORT/PATH` | the same over TLS (`--cert`/`--key`, `--ca`) |
+//! | `unix:PATH` | a Unix domain socket, framed as TCP |
 //!
-//! Other transports join as a variant of [`Endpoint`], an arm in [`Endpoint::parse`] (by URL
-//! scheme or prefix, so the forms below never collide with `HOST:PORT`) and one in each of
-//! [`Endpoint::serve`] and [`Endpoint::connect`]; what a transport needs besides its address
-//! (a certificate and key for `wss://`) comes from [`Options`], filled from the command line
-//! by [`parse_args`]. Until then these are refused by name rather than taken for something else:
-//! `wss://HOST:PORT/PATH` (WebSocket over TLS) and `unix:PATH` (a Unix socket).
+//! A server's TLS certificate and key are PEM files (`--cert PATH --key PATH`, the
+//! certificate naming the host the clients dial); a client trusts the roots in `--ca PATH`.
+//! Another transport joins as a variant of [`Endpoint`], an arm in [`Endpoint::parse`] (by URL
+//! scheme or prefix, so no form collides with `HOST:PORT`) and one in each of
+//! [`Endpoint::serve`] and [`Endpoint::connect`].
 
 use std::fmt;
-use weft::{Client, ClientBuilder, Error, RunningServer, Server};
+use std::path::PathBuf;
+use weft::{Client, ClientBuilder, ClientTls, Error, RunningServer, Server, ServerTls};
 
 /// Where to serve or connect, and over which transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Endpoint {
-    /// `HOST:PORT` over TCP.
-    Tcp(String),
-    /// `ws://HOST:PORT/PATH`: RSocket over WebSocket.
+    /// `HOST:PORT` over TCP, or over TLS (`tls://HOST:PORT`).
+    Tcp {
+        /// `HOST:PORT`.
+        authority: String,
+        /// TLS over the TCP connection.
+        tls: bool,
+    },
+    /// `ws://HOST:PORT/PATH`: RSocket over WebSocket; `wss://` over TLS.
     WebSocket {
         /// `HOST:PORT`, what the TCP listener binds or the client dials.
         authority: String,
         /// The HTTP path of the WebSocket endpoint, `/` when the URL names none.
         path: String,
+        /// `wss://`: the WebSocket over TLS.
+        tls: bool,
     },
+    /// `unix:PATH`: a Unix domain socket.
+    Unix(PathBuf),
 }
 
-/// What a transport needs beyond its address, from the command line's options. Empty for now:
-/// `--cert PATH` and `--key PATH` (for `wss://`) go here.
+/// What a transport needs beyond its address, from the command line's options.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Options {}
+pub(crate) struct Options {
+    /// `--cert PATH`: the server's certificate chain (PEM), for `tls://` and `wss://`.
+    pub(crate) cert: Option<PathBuf>,
+    /// `--key PATH`: its private key (PEM).
+    pub(crate) key: Option<PathBuf>,
+    /// `--ca PATH`: the roots (PEM) a client trusts, for `tls://` and `wss://`.
+    pub(crate) ca: Option<PathBuf>,
+}
+
+impl Options {
+    fn read(path: &Option<PathBuf>, option: &str) -> Result<Vec<u8>, String> {
+        let path = path.as_ref().ok_or_else(|| format!("TLS needs {option} PATH"))?;
+        std::fs::read(path).map_err(|e| format!("{option} {}: {e}", path.display()))
+    }
+
+    fn server_tls(&self) -> Result<ServerTls, String> {
+        let (cert, key) = (Options::read(&self.cert, "--cert")?, Options::read(&self.key, "--key")?);
+        ServerTls::from_pem(&cert, &key).map_err(|e| e.to_string())
+    }
+
+    fn client_tls(&self) -> Result<ClientTls, String> {
+        ClientTls::from_roots_pem(&Options::read(&self.ca, "--ca")?).map_err(|e| e.to_string())
+    }
+}
 
 /// Reads a command line of options and addresses (in any order), at least `min` and at most
-/// `max` addresses. Options start with `--`; none is known yet, so any is refused by name.
+/// `max` addresses. Options start with `--` and take the next argument.
 pub(crate) fn parse_args(
     args: impl IntoIterator<Item = String>,
     min: usize,
     max: usize,
 ) -> Result<(Vec<Endpoint>, Options), String> {
-    let options = Options::default();
+    let mut options = Options::default();
     let mut endpoints = Vec::new();
-    for arg in args {
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
         if arg.starts_with("--") {
-            // `--cert PATH` / `--key PATH` for wss:// will be matched here (taking the next
-            // argument), and checked against the endpoints once all are read.
-            return Err(format!("unknown option {arg}"));
+            let slot = match arg.as_str() {
+                "--cert" => &mut options.cert,
+                "--key" => &mut options.key,
+                "--ca" => &mut options.ca,
+                _ => return Err(format!("unknown option {arg}")),
+            };
+            *slot = Some(args.next().ok_or_else(|| format!("{arg} needs a PATH"))?.into());
+            continue;
         }
         endpoints.push(Endpoint::parse(&arg)?);
     }
@@ -64,11 +104,12 @@ pub(crate) fn parse_args(
 }
 
 impl Endpoint {
-    /// Parses one address: `HOST:PORT` or `ws://HOST:PORT[/PATH]`.
+    /// Parses one address: `HOST:PORT`, `tls://HOST:PORT`, `ws[s]://HOST:PORT[/PATH]` or
+    /// `unix:PATH`.
     pub(crate) fn parse(text: &str) -> Result<Endpoint, String> {
         if let Some((scheme, rest)) = text.split_once("://") {
             return match scheme {
-                "ws" => {
+                "ws" | "wss" => {
                     let (authority, path) = match rest.find('/') {
                         Some(at) => rest.split_at(at),
                         None => (rest, "/"),
@@ -77,47 +118,86 @@ impl Endpoint {
                     if path.contains(['?', '#']) {
                         return Err(format!("{text}: a query or fragment has no meaning here"));
                     }
-                    Ok(Endpoint::WebSocket { authority: authority.to_owned(), path: path.to_owned() })
+                    Ok(Endpoint::WebSocket {
+                        authority: authority.to_owned(),
+                        path: path.to_owned(),
+                        tls: scheme == "wss",
+                    })
                 }
-                "wss" => Err(format!("{text}: wss:// (WebSocket over TLS) is not supported yet")),
-                other => Err(format!("{text}: unknown scheme {other}://; want HOST:PORT or ws://HOST:PORT/PATH")),
+                "tls" => {
+                    check_authority(text, rest)?;
+                    Ok(Endpoint::Tcp { authority: rest.to_owned(), tls: true })
+                }
+                other => Err(format!(
+                    "{text}: unknown scheme {other}://; want HOST:PORT, tls://HOST:PORT, ws[s]://HOST:PORT/PATH or unix:PATH"
+                )),
             };
         }
-        if text.starts_with("unix:") {
-            return Err(format!("{text}: unix: (Unix sockets) is not supported yet"));
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(format!("{text}: want unix:PATH"));
+            }
+            return Ok(Endpoint::Unix(path.into()));
         }
         check_authority(text, text)?;
-        Ok(Endpoint::Tcp(text.to_owned()))
+        Ok(Endpoint::Tcp { authority: text.to_owned(), tls: false })
     }
 
     /// Serves `server` here, in the background, until the returned listener is shut down.
-    pub(crate) async fn serve(&self, server: &Server, _options: &Options) -> Result<Listening, Error> {
+    pub(crate) async fn serve(&self, server: &Server, options: &Options) -> Result<Listening, String> {
+        let failed = |e: Error| format!("{self}: {e}");
         let running = match self {
-            Endpoint::Tcp(addr) => server.bind(addr.as_str()).await?,
-            Endpoint::WebSocket { authority, path } => server.bind_websocket(authority.as_str(), path).await?,
+            Endpoint::Tcp { authority, tls: false } => server.bind(authority.as_str()).await.map_err(failed)?,
+            Endpoint::Tcp { authority, tls: true } => {
+                server.bind_tls(authority.as_str(), options.server_tls()?).await.map_err(failed)?
+            }
+            Endpoint::WebSocket { authority, path, tls: false } => {
+                server.bind_websocket(authority.as_str(), path).await.map_err(failed)?
+            }
+            Endpoint::WebSocket { authority, path, tls: true } => {
+                server.bind_websocket_tls(authority.as_str(), path, options.server_tls()?).await.map_err(failed)?
+            }
+            Endpoint::Unix(path) => {
+                let running = server.bind_unix(path).await.map_err(failed)?;
+                return Ok(Listening { bound: self.clone(), running: Running::Unix(running) });
+            }
         };
         // With the address actually bound (the port chosen for `:0`), to print.
         let authority = running.local_addr().to_string();
         let bound = match self {
-            Endpoint::Tcp(_) => Endpoint::Tcp(authority),
-            Endpoint::WebSocket { path, .. } => Endpoint::WebSocket { authority, path: path.clone() },
+            Endpoint::Tcp { tls, .. } => Endpoint::Tcp { authority, tls: *tls },
+            Endpoint::WebSocket { path, tls, .. } => Endpoint::WebSocket { authority, path: path.clone(), tls: *tls },
+            Endpoint::Unix(_) => self.clone(),
         };
-        Ok(Listening { bound, running })
+        Ok(Listening { bound, running: Running::Addr(running) })
     }
 
     /// Opens a connection here with `builder`'s settings.
-    pub(crate) async fn connect(&self, builder: &ClientBuilder, _options: &Options) -> Result<Client, Error> {
+    pub(crate) async fn connect(&self, builder: &ClientBuilder, options: &Options) -> Result<Client, String> {
+        let failed = |e: Error| e.to_string();
         match self {
-            Endpoint::Tcp(addr) => builder.connect(addr.as_str()).await,
-            Endpoint::WebSocket { .. } => builder.connect_websocket(&self.to_string()).await,
+            Endpoint::Tcp { authority, tls: false } => builder.connect(authority.as_str()).await.map_err(failed),
+            Endpoint::Tcp { authority, tls: true } => {
+                builder.clone().tls(options.client_tls()?).connect_tls(authority).await.map_err(failed)
+            }
+            Endpoint::WebSocket { tls: false, .. } => {
+                builder.connect_websocket(&self.to_string()).await.map_err(failed)
+            }
+            Endpoint::WebSocket { tls: true, .. } => {
+                builder.clone().tls(options.client_tls()?).connect_websocket(&self.to_string()).await.map_err(failed)
+            }
+            Endpoint::Unix(path) => builder.connect_unix(path).await.map_err(failed),
         }
     }
 
     /// The transport's name, for messages.
     pub(crate) fn transport(&self) -> &'static str {
         match self {
-            Endpoint::Tcp(_) => "tcp",
-            Endpoint::WebSocket { .. } => "websocket",
+            Endpoint::Tcp { tls: false, .. } => "tcp",
+            Endpoint::Tcp { tls: true, .. } => "tls",
+            Endpoint::WebSocket { tls: false, .. } => "websocket",
+            Endpoint::WebSocket { tls: true, .. } => "websocket-tls",
+            Endpoint::Unix(_) => "unix",
         }
     }
 }
@@ -127,15 +207,23 @@ impl Endpoint {
 pub(crate) struct Listening {
     /// Where, with the port it was bound to.
     pub(crate) bound: Endpoint,
-    /// A socket address for TCP and WebSocket alike; a Unix socket's listener (a
-    /// `RunningServer<PathBuf>`) will make this an enum of the two.
-    running: RunningServer,
+    running: Running,
+}
+
+/// A running server, on an address or on a Unix socket.
+#[derive(Debug)]
+enum Running {
+    Addr(RunningServer),
+    Unix(RunningServer<PathBuf>),
 }
 
 impl Listening {
     /// Stops serving here, as [`RunningServer::shutdown`] does.
     pub(crate) async fn shutdown(self) {
-        self.running.shutdown().await;
+        match self.running {
+            Running::Addr(running) => running.shutdown().await,
+            Running::Unix(running) => running.shutdown().await,
+        }
     }
 }
 
@@ -151,8 +239,12 @@ fn check_authority(text: &str, authority: &str) -> Result<(), String> {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Tcp(addr) => f.write_str(addr),
-            Endpoint::WebSocket { authority, path } => write!(f, "ws://{authority}{path}"),
+            Endpoint::Tcp { authority, tls: false } => f.write_str(authority),
+            Endpoint::Tcp { authority, tls: true } => write!(f, "tls://{authority}"),
+            Endpoint::WebSocket { authority, path, tls } => {
+                write!(f, "{}://{authority}{path}", if *tls { "wss" } else { "ws" })
+            }
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
 }
@@ -167,12 +259,17 @@ mod tests {
 
     #[test]
     fn addresses_name_their_transport() {
-        assert_eq!(Endpoint::parse("127.0.0.1:7878"), Ok(Endpoint::Tcp("127.0.0.1:7878".into())));
-        assert_eq!(Endpoint::parse("[::1]:7878"), Ok(Endpoint::Tcp("[::1]:7878".into())));
+        let tcp = |a: &str| Endpoint::Tcp { authority: a.into(), tls: false };
+        assert_eq!(Endpoint::parse("127.0.0.1:7878"), Ok(tcp("127.0.0.1:7878")));
+        assert_eq!(Endpoint::parse("[::1]:7878"), Ok(tcp("[::1]:7878")));
         let ws = Endpoint::parse("ws://127.0.0.1:7878/rsocket").unwrap();
-        assert_eq!(ws, Endpoint::WebSocket { authority: "127.0.0.1:7878".into(), path: "/rsocket".into() });
+        assert_eq!(ws, Endpoint::WebSocket { authority: "127.0.0.1:7878".into(), path: "/rsocket".into(), tls: false });
         assert_eq!(ws.to_string(), "ws://127.0.0.1:7878/rsocket");
         assert_eq!(Endpoint::parse("ws://127.0.0.1:1").unwrap().to_string(), "ws://127.0.0.1:1/");
+        for text in ["wss://127.0.0.1:443/rsocket", "tls://127.0.0.1:7878", "unix:/tmp/weft.sock"] {
+            assert_eq!(Endpoint::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(Endpoint::parse("wss://127.0.0.1:1/r").unwrap().transport(), "websocket-tls");
     }
 
     #[test]
@@ -185,8 +282,8 @@ mod tests {
             ("ws://127.0.0.1/rsocket", "want HOST:PORT"),
             ("ws://127.0.0.1:80/a?b", "query"),
             ("http://127.0.0.1:80/", "unknown scheme"),
-            ("wss://127.0.0.1:443/rsocket", "not supported yet"),
-            ("unix:/tmp/weft.sock", "not supported yet"),
+            ("tls://127.0.0.1", "want HOST:PORT"),
+            ("unix:", "want unix:PATH"),
         ] {
             let error = Endpoint::parse(bad).unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");
@@ -199,6 +296,9 @@ mod tests {
         assert_eq!(endpoints.len(), 2);
         assert_eq!(parse_args(args(&[]), 1, usize::MAX).unwrap_err(), "want at least 1 address(es), got 0");
         assert!(parse_args(args(&["127.0.0.1:1", "127.0.0.1:2"]), 1, 1).unwrap_err().contains("want 1"));
-        assert!(parse_args(args(&["--cert", "c.pem"]), 1, 1).unwrap_err().contains("unknown option --cert"));
+        assert!(parse_args(args(&["--cart", "c.pem"]), 1, 1).unwrap_err().contains("unknown option --cart"));
+        assert!(parse_args(args(&["127.0.0.1:1", "--ca"]), 1, 1).unwrap_err().contains("--ca needs a PATH"));
+        let (_, options) = parse_args(args(&["--cert", "c.pem", "tls://127.0.0.1:1", "--key", "k.pem"]), 1, 1).unwrap();
+        assert_eq!((options.cert, options.key, options.ca), (Some("c.pem".into()), Some("k.pem".into()), None));
     }
 }
