@@ -186,7 +186,8 @@ pub use typed::{
 pub use weft_macros::service;
 
 /// The README's Rust examples, compiled as doc-tests so that what a new user copies from it
-/// builds.
-#[cfg(doctest)]
+/// builds. It shows the optional transports too, so it is compiled with them (as
+/// `cargo test --workspace` builds `weft`: the tests and examples enable them).
+#[cfg(all(doctest, feature = "websocket", feature = "tls"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

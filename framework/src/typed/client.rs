@@ -52,7 +52,7 @@ impl DataMimeCheck {
         DataMimeCheck(Some(Box::new(Status::failed_precondition(format!(
             "`{client_name}` sends `{codec}` data, but its connection announced `{announced}` in SETUP; \
              connect with `{client_name}::connect`, which announces `{codec}`, or make the `Client` with \
-             `Config::default().data_mime(\"{codec}\")`"
+             `Client::builder().data_mime(\"{codec}\")`"
         )))))
     }
 
