@@ -86,7 +86,9 @@ impl<T: Transport> Driver<T> {
                 tokio::task::yield_now().await;
                 continue;
             }
-            if !wbuf.is_empty() && !self.conn.is_closed() {
+            // (With nothing left to write after the turn's early writes, only the flush: left to
+            // the select, it would cost a turn of its own.)
+            if (!wbuf.is_empty() || self.unflushed) && !self.conn.is_closed() {
                 // A write that cannot go now is retried by the select, with a real waker.
                 let now = &mut std::task::Context::from_waker(Waker::noop());
                 if let Poll::Ready(Err(error)) = write_flush(&mut self.writer, now, &mut wbuf, &mut self.unflushed) {
