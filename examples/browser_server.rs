@@ -188,23 +188,6 @@ async fn serve_site(listener: TcpListener, site: Arc<Site>) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result,
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = match parse_args() {
@@ -235,7 +218,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("page {page}");
     tokio::select! {
         () = serve_site(listener, site) => {}
-        result = stop_signal() => result?,
+        result = interop::stop_signal() => result?,
     }
     rsocket.shutdown().await;
     Ok(())

@@ -33,23 +33,6 @@ use interop::service::EchoService;
 use std::time::Duration;
 use weft::Server;
 
-/// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result,
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (endpoints, options) = match parse_args(std::env::args().skip(1), 1, usize::MAX) {
@@ -77,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for serving in &listening {
         println!("listening {}", serving.bound);
     }
-    stop_signal().await?;
+    interop::stop_signal().await?;
     // All at once: each waits out the same grace period.
     futures_util::future::join_all(listening.into_iter().map(Listening::shutdown)).await;
     Ok(())

@@ -44,3 +44,21 @@ pub trait Echo {
     /// Data is a key: answers the ASCII decimal count of `Fire`s with that key (empty: total).
     async fn fire_count(&self, key: Bytes) -> Result<Bytes, Status>;
 }
+
+/// Resolves on SIGINT or SIGTERM.
+/// (The interop and browser servers stop on either: a runner kills by PID with SIGTERM.)
+pub(crate) async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

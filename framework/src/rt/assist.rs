@@ -435,8 +435,9 @@ mod tests {
         assert_eq!(Arc::strong_count(&alive), 1);
     }
 
-    #[test]
-    fn on_a_multi_thread_runtime_only_its_tasks_help() {
+    /// A one-worker multi-thread runtime, and a driver stand-in started on it, once its task
+    /// has polled it (on the worker).
+    fn started_on_one_worker() -> (tokio::runtime::Runtime, Arc<Assist>, Arc<Probe>) {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
         let (f, probe) = fake();
         let drive = runtime.block_on(async {
@@ -444,14 +445,19 @@ mod tests {
             drive.start(f);
             drive
         });
-        // The driver's task polls it once, on the worker.
         for _ in 0..100 {
             if probe.polls() == 1 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert_eq!(probe.polls(), 1);
+        assert_eq!(probe.polls(), 1, "the task's first poll");
+        (runtime, drive, probe)
+    }
+
+    #[test]
+    fn on_a_multi_thread_runtime_only_its_tasks_help() {
+        let (runtime, drive, probe) = started_on_one_worker();
         let reader = Waker::from(Arc::new(CountWake(AtomicUsize::new(0))));
         // `block_on`'s thread is not one of the runtime's tasks: it leaves the driver to the task.
         runtime.block_on(async { drive.help(&Context::from_waker(&reader)) });
@@ -467,20 +473,7 @@ mod tests {
 
     #[test]
     fn a_caller_on_block_on_thread_queues_and_polls_once_with_the_tasks_waker() {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
-        let (f, probe) = fake();
-        let drive = runtime.block_on(async {
-            let drive = Assist::new();
-            drive.start(f);
-            drive
-        });
-        for _ in 0..100 {
-            if probe.polls() == 1 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert_eq!(probe.polls(), 1, "the task's first poll");
+        let (runtime, drive, probe) = started_on_one_worker();
         let wakes = || drive.wake.wakes.load(Ordering::SeqCst);
         let before = wakes();
         runtime.block_on(async {

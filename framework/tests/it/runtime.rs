@@ -1075,6 +1075,8 @@ struct Recorded {
 struct RecordingWriter<W = tokio::io::WriteHalf<tokio::io::DuplexStream>> {
     inner: W,
     writes: Arc<std::sync::Mutex<Vec<usize>>>,
+    /// Which thread made each write, when a test asks.
+    threads: Option<Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>>,
 }
 
 /// A TCP connection that records the size of each of its writes.
@@ -1090,7 +1092,7 @@ impl weft::Transport for RecordedTcp {
     fn split(self) -> (Self::Reader, Self::Writer) {
         let _ = self.io.set_nodelay(true);
         let (reader, inner) = self.io.into_split();
-        (reader, RecordingWriter { inner, writes: self.writes })
+        (reader, RecordingWriter { inner, writes: self.writes, threads: None })
     }
 }
 
@@ -1100,7 +1102,7 @@ impl weft::Transport for Recorded {
 
     fn split(self) -> (Self::Reader, Self::Writer) {
         let (reader, inner) = tokio::io::split(self.io);
-        (reader, RecordingWriter { inner, writes: self.writes })
+        (reader, RecordingWriter { inner, writes: self.writes, threads: None })
     }
 }
 
@@ -1113,6 +1115,9 @@ impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for RecordingWriter
         let written = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
         if let std::task::Poll::Ready(Ok(n)) = written {
             self.writes.lock().unwrap().push(n);
+            if let Some(threads) = &self.threads {
+                threads.lock().unwrap().push(std::thread::current().id());
+            }
         }
         written
     }
@@ -1296,47 +1301,14 @@ struct ThreadRecordedTcp {
     threads: Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>,
 }
 
-struct ThreadRecordingWriter {
-    inner: tokio::net::tcp::OwnedWriteHalf,
-    threads: Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>,
-}
-
 impl weft::Transport for ThreadRecordedTcp {
     type Reader = tokio::net::tcp::OwnedReadHalf;
-    type Writer = ThreadRecordingWriter;
+    type Writer = RecordingWriter<tokio::net::tcp::OwnedWriteHalf>;
 
     fn split(self) -> (Self::Reader, Self::Writer) {
         let _ = self.io.set_nodelay(true);
         let (reader, inner) = self.io.into_split();
-        (reader, ThreadRecordingWriter { inner, threads: self.threads })
-    }
-}
-
-impl tokio::io::AsyncWrite for ThreadRecordingWriter {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let written = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(_)) = written {
-            self.threads.lock().unwrap().push(std::thread::current().id());
-        }
-        written
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        (reader, RecordingWriter { inner, writes: Arc::default(), threads: Some(self.threads) })
     }
 }
 
