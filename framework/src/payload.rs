@@ -1,6 +1,6 @@
 //! What requests and responses carry at the payload level.
 
-use crate::frame::metadata::{CompositeMetadata, IntoMetadataKey, MetadataEntry, MimeType};
+use crate::frame::metadata::{CompositeMetadata, IntoMetadataKey, MetadataEntry};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::future::Future;
@@ -226,8 +226,7 @@ impl Call {
         {
             return false;
         }
-        let is_named = |e: &MetadataEntry| matches!(&e.mime, MimeType::Custom(m) if m.eq_ignore_ascii_case(name));
-        self.metadata().entries.iter().any(is_named)
+        self.metadata().get(name).is_some()
     }
 
     /// The route (borrowed if it was named at compile time) and the metadata.
@@ -310,7 +309,7 @@ impl CancelSignal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::metadata::CompositeMetadata;
+    use crate::frame::metadata::{CompositeMetadata, MimeType};
 
     /// A call as a server receives it, with `block` as its metadata.
     fn received(block: Bytes) -> Call {

@@ -68,14 +68,7 @@ impl ServerTls {
     /// TLS with the certificate chain `cert_chain` (PEM, the server's certificate first) and
     /// its private key `key` (PEM: PKCS#8, PKCS#1 or SEC1). Clients present no certificate.
     pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<ServerTls, Error> {
-        let builder = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::tls(e.to_string()))?
-            .with_no_client_auth();
-        let config = builder
-            .with_single_cert(certificates(cert_chain, "the certificate chain")?, private_key(key)?)
-            .map_err(|e| Error::tls(format!("the certificate and key: {e}")))?;
-        Ok(ServerTls::from_config(Arc::new(config)))
+        ServerTls::with_verifier(cert_chain, key, None)
     }
 
     /// [`from_pem`](ServerTls::from_pem), and mutual TLS: every client must present a
@@ -86,10 +79,24 @@ impl ServerTls {
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
             .build()
             .map_err(|e| Error::tls(format!("the client roots: {e}")))?;
-        let config = rustls::ServerConfig::builder_with_provider(provider())
+        ServerTls::with_verifier(cert_chain, key, Some(verifier))
+    }
+
+    /// TLS with `cert_chain` and `key`, verifying client certificates with `client_auth` if
+    /// given.
+    fn with_verifier(
+        cert_chain: &[u8],
+        key: &[u8],
+        client_auth: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    ) -> Result<ServerTls, Error> {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::tls(e.to_string()))?
-            .with_client_cert_verifier(verifier)
+            .map_err(|e| Error::tls(e.to_string()))?;
+        let builder = match client_auth {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder
             .with_single_cert(certificates(cert_chain, "the certificate chain")?, private_key(key)?)
             .map_err(|e| Error::tls(format!("the certificate and key: {e}")))?;
         Ok(ServerTls::from_config(Arc::new(config)))
