@@ -197,8 +197,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    let listener = TcpListener::bind(args.http.as_str())
+        .await
+        .map_err(|e| format!("cannot serve the page on {}: {e}", args.http))?;
+    let site_addr = listener.local_addr()?;
+    let page = format!("http://{site_addr}/");
+    // Only this site's page may call the service from a browser: a page from anywhere else
+    // (which any browser would let open the WebSocket) is refused at the handshake.
+    let origins = [format!("http://{site_addr}"), format!("http://localhost:{}", site_addr.port())];
     let server = Server::builder()
         .shutdown_grace(Duration::from_secs(1))
+        .websocket_origins(origins)
         .add_service(EchoServer::new(EchoService::default()))
         .build();
     let rsocket = server
@@ -206,10 +215,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot serve RSocket over WebSocket on {}: {e}", args.ws))?;
     let url = format!("ws://{}{RSOCKET_PATH}", rsocket.local_addr());
-    let listener = TcpListener::bind(args.http.as_str())
-        .await
-        .map_err(|e| format!("cannot serve the page on {}: {e}", args.http))?;
-    let page = format!("http://{}/", listener.local_addr()?);
     if !args.bundle.is_file() {
         eprintln!("warning: no bundle at {} yet: run `bash examples/browser/build.sh`", args.bundle.display());
     }

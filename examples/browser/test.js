@@ -2,9 +2,11 @@
 // The browser example's end-to-end check, run by test.sh: opens the page browser_server serves
 // in the machine's headless Chromium (driven by playwright-core, which downloads nothing), waits
 // for the page's calls to finish, asserts each result, runs them again on the same connection,
-// and saves a screenshot.
+// and saves a screenshot. Then it opens the RSocket endpoint's WebSocket from the page, which
+// the server lets in, and from a page of another site, which it refuses (browser_server names
+// its own site in `websocket_origins`).
 //
-//   node test.js PAGE_URL OUTPUT_DIR
+//   node test.js PAGE_URL OUTPUT_DIR RSOCKET_URL
 //
 // Prints `PASS name` or `FAIL name: why` per check, then `N passed, N failed`; exits non-zero
 // on any failure. Every wait is bounded.
@@ -38,6 +40,17 @@ function check(name, ok, why) {
   }
 }
 
+// Opens a WebSocket to `url` from `page` (the browser sends the page's origin): 'open', or
+// 'refused' if the handshake failed, or 'timeout'.
+function openFrom(page, url) {
+  return page.evaluate(url => new Promise(resolve => {
+    const socket = new WebSocket(url);
+    const timer = setTimeout(() => resolve('timeout'), 5000);
+    socket.onopen = () => { clearTimeout(timer); socket.close(); resolve('open'); };
+    socket.onerror = () => { clearTimeout(timer); resolve('refused'); };
+  }), url);
+}
+
 // The rows as the page shows them: {id: {state, result}}.
 function readRows(page) {
   return page.evaluate(ids => {
@@ -60,9 +73,9 @@ async function checkRun(page, run) {
 }
 
 async function main() {
-  const [url, outDir] = process.argv.slice(2);
-  if (!url || !outDir) {
-    console.error('usage: node test.js PAGE_URL OUTPUT_DIR');
+  const [url, outDir, rsocketUrl] = process.argv.slice(2);
+  if (!url || !outDir || !rsocketUrl) {
+    console.error('usage: node test.js PAGE_URL OUTPUT_DIR RSOCKET_URL');
     process.exit(2);
   }
   const browser = await chromium.launch({
@@ -93,6 +106,16 @@ async function main() {
     await page.screenshot({path: shot, fullPage: true, timeout: 20000});
     console.log(`screenshot ${shot}`);
     check('no_page_errors', problems.length === 0, problems.join('; '));
+
+    const own = await openFrom(page, rsocketUrl);
+    check('own_origin_opens', own === 'open', `the page opening ${rsocketUrl}: ${own}`);
+    // A page of another site, made up here (the browser fetches nothing for it).
+    const foreign = await browser.newPage();
+    await foreign.route('http://foreign.test/**', route =>
+      route.fulfill({status: 200, contentType: 'text/html', body: '<!doctype html><title>foreign</title>'}));
+    await foreign.goto('http://foreign.test/', {timeout: 20000});
+    const other = await openFrom(foreign, rsocketUrl);
+    check('foreign_origin_refused', other === 'refused', `a page of http://foreign.test opening ${rsocketUrl}: ${other}`);
   } finally {
     await browser.close();
   }

@@ -95,12 +95,13 @@ if [ -z "$PAGE" ]; then
   cat "$SERVER_LOG" >&2
   fail "browser_server did not print its page URL within ${READY_TIMEOUT}s"
 fi
-echo "==> serving $PAGE and $(sed -n 's/^rsocket //p' "$SERVER_LOG")"
+RSOCKET_URL="$(sed -n 's/^rsocket //p' "$SERVER_LOG")"
+echo "==> serving $PAGE and $RSOCKET_URL"
 
 # ---- 4. the page in Chromium ----------------------------------------------------------------
 echo "==> driving the page in headless Chromium"
 NODE_PATH="$WORK/node_modules" CHROMIUM="$CHROMIUM" \
-  setsid timeout "$TEST_TIMEOUT" node "$HERE/test.js" "$PAGE" "$OUT" >"$OUT/test.log" 2>&1 &
+  setsid timeout "$TEST_TIMEOUT" node "$HERE/test.js" "$PAGE" "$OUT" "$RSOCKET_URL" >"$OUT/test.log" 2>&1 &
 DRIVER_PID=$!
 wait "$DRIVER_PID"
 rc=$?

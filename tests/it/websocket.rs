@@ -147,3 +147,85 @@ async fn a_websocket_client_says_why_it_cannot_connect() {
     })
     .await
 }
+
+/// A browser's handshake on `/rsocket`, as a raw request, with `origin` as its `Origin` header.
+fn browser_handshake(origin: &str) -> String {
+    format!(
+        "GET /rsocket HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn websocket_origins_refuse_other_pages_and_the_hook_sees_the_origin() {
+    use std::sync::{Arc, Mutex};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use weft::frame::metadata::{COMPOSITE_METADATA_MIME, CompositeMetadata};
+    use weft::frame::{Frame, Request, Setup, VERSION};
+
+    bounded(async {
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let record = seen.clone();
+        let server = Server::builder()
+            .websocket_origins(["https://Good.example"])
+            .authenticate(move |setup| {
+                record.lock().unwrap().push(setup.origin().map(str::to_owned));
+                Ok(())
+            })
+            .build();
+        let running = server.bind_websocket("127.0.0.1:0", "/rsocket").await.unwrap();
+
+        // A page from another site: refused before any frame, saying which origin.
+        let foreign = http_answer(&running, &browser_handshake("https://evil.example")).await;
+        assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+        assert!(foreign.contains("origin https://evil.example may not open a WebSocket"), "{foreign}");
+        // The same origin but for the port: another origin.
+        let other_port = http_answer(&running, &browser_handshake("https://good.example:8443")).await;
+        assert!(other_port.starts_with("HTTP/1.1 403"), "{other_port}");
+
+        // A page from the allowed site (origins compare without regard to case): in, and the
+        // authenticate hook is shown the origin.
+        let mut request = url(&running).into_client_request().unwrap();
+        request.headers_mut().insert("origin", "https://good.EXAMPLE".parse().unwrap());
+        let tcp = TcpStream::connect(running.local_addr()).await.unwrap();
+        let (mut page, _) = tokio_tungstenite::client_async(request, tcp).await.expect("an allowed origin");
+        let setup = Setup {
+            version: VERSION,
+            keepalive_interval: 10_000,
+            max_lifetime: 60_000,
+            resume_token: None,
+            lease: false,
+            metadata_mime: COMPOSITE_METADATA_MIME.into(),
+            data_mime: "application/octet-stream".into(),
+            payload: Default::default(),
+        };
+        let metadata = CompositeMetadata::with_route("no.Such/Method").unwrap().to_bytes();
+        let call = Request {
+            stream_id: 1,
+            follows: false,
+            payload: weft::frame::Payload { metadata: Some(metadata), data: "hi".into() },
+        };
+        for frame in [Frame::Setup(setup), Frame::RequestResponse(call)] {
+            let mut wire = Vec::new();
+            frame.encode(&mut wire);
+            page.send(Message::Binary(wire.into())).await.unwrap();
+        }
+        // Answered (an ERROR: nothing is served here), so SETUP went through the hook.
+        let answer = loop {
+            match page.next().await.expect("an answer").expect("a message") {
+                Message::Binary(frame) => break Frame::decode(frame).expect("a frame"),
+                _ => continue,
+            }
+        };
+        assert!(matches!(answer, Frame::Error(ref e) if e.stream_id == 1), "{answer:?}");
+        assert_eq!(*seen.lock().unwrap(), [Some("https://good.EXAMPLE".to_owned())]);
+
+        // A program (no `Origin`): not a page, not affected; the hook sees no origin.
+        let client = weft::Client::connect_websocket(&url(&running)).await.unwrap();
+        let refused = client.request_response(weft::Call::new("no.Such/Method"), "hi".into()).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unimplemented);
+        assert_eq!(seen.lock().unwrap().last(), Some(&None));
+        running.shutdown().await;
+    })
+    .await
+}

@@ -28,6 +28,7 @@ impl fmt::Debug for SetupInfo<'_> {
         f.debug_struct("SetupInfo")
             .field("data_mime", &self.setup.data_mime)
             .field("remote_addr", &self.peer.addr)
+            .field("origin", &self.peer.origin)
             .field("credentials", &self.credentials())
             .finish_non_exhaustive()
     }
@@ -81,6 +82,15 @@ impl<'a> SetupInfo<'a> {
     /// on a server that asks for one.
     pub fn peer_certificates(&self) -> Option<&[Bytes]> {
         self.peer.certificates.as_deref()
+    }
+
+    /// The origin of the web page that opened this connection (the `Origin` header of its
+    /// WebSocket handshake, as `https://app.example.com`), for a client in a browser; `None`
+    /// over other transports and from clients that are not browsers. See
+    /// [`ServerBuilder::websocket_origins`](crate::ServerBuilder::websocket_origins) to refuse
+    /// pages by origin before SETUP.
+    pub fn origin(&self) -> Option<&str> {
+        self.peer.origin.as_deref()
     }
 }
 

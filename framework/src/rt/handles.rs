@@ -87,6 +87,8 @@ pub(crate) struct Peer {
     pub(crate) addr: Option<std::net::SocketAddr>,
     /// The certificate chain the peer presented in the TLS handshake (DER, its own first).
     pub(crate) certificates: Option<Arc<[bytes::Bytes]>>,
+    /// The `Origin` of the WebSocket handshake, from a browser.
+    pub(crate) origin: Option<Arc<str>>,
 }
 
 impl HandlesInner {

@@ -39,6 +39,8 @@ pub struct ServerBuilder {
     shutdown_grace: Duration,
     max_connections: usize,
     authenticate: Option<Arc<Authenticate>>,
+    /// Lower-case; `None`: any origin.
+    websocket_origins: Option<Arc<[String]>>,
 }
 
 impl Default for ServerBuilder {
@@ -50,6 +52,7 @@ impl Default for ServerBuilder {
             shutdown_grace: Duration::from_secs(10),
             max_connections: 10_000,
             authenticate: None,
+            websocket_origins: None,
         }
     }
 }
@@ -180,10 +183,57 @@ impl ServerBuilder {
         self
     }
 
+    /// The web pages that may open a WebSocket to this server (see
+    /// [`Server::bind_websocket`]), by origin: `"https://app.example.com"`,
+    /// `"http://localhost:8080"` (scheme, host and any port, as browsers send it in the
+    /// handshake's `Origin` header; compared without regard to case). A handshake from a page
+    /// of any other origin is refused with `403 Forbidden`, before any RSocket frame is read.
+    ///
+    /// Without this setting, a page from any site may connect: a browser lets every page open
+    /// a WebSocket anywhere, and leaves it to the server to check where the page came from.
+    /// That matters when the browser's position grants something on its own: a server on
+    /// `localhost` or an intranet, or one that trusts the client's address or TLS certificate
+    /// rather than credentials in SETUP, which a foreign page would not have.
+    ///
+    /// Clients that are not browsers send no `Origin` and are not affected, so this is no
+    /// substitute for [`authenticate`](ServerBuilder::authenticate); the origin a browser sent
+    /// is there for that hook too, as [`SetupInfo::origin`].
+    ///
+    /// ```
+    /// let server = weft::Server::builder().websocket_origins(["https://app.example.com"]).build();
+    /// # drop(server);
+    /// ```
+    #[cfg(feature = "websocket")]
+    pub fn websocket_origins<I>(mut self, origins: I) -> ServerBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let origins = origins.into_iter().map(|origin| origin.into().to_ascii_lowercase()).collect();
+        self.websocket_origins = Some(origins);
+        self
+    }
+
     /// Builds the server.
     pub fn build(self) -> Server {
-        let ServerBuilder { router, config, settings, shutdown_grace, max_connections, authenticate } = self;
-        let inner = Inner { router: Arc::new(router), config, settings, shutdown_grace, max_connections, authenticate };
+        let ServerBuilder {
+            router,
+            config,
+            settings,
+            shutdown_grace,
+            max_connections,
+            authenticate,
+            websocket_origins,
+        } = self;
+        let inner = Inner {
+            router: Arc::new(router),
+            config,
+            settings,
+            shutdown_grace,
+            max_connections,
+            authenticate,
+            websocket_origins,
+        };
         Server { inner: Arc::new(inner) }
     }
 }
@@ -197,6 +247,9 @@ struct Inner {
     shutdown_grace: Duration,
     max_connections: usize,
     authenticate: Option<Arc<Authenticate>>,
+    /// See [`ServerBuilder::websocket_origins`].
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    websocket_origins: Option<Arc<[String]>>,
 }
 
 /// A set of services ready to serve connections. Cheap to clone.
@@ -259,7 +312,7 @@ impl Server {
     ) -> Result<RunningServer, Error> {
         let listener = TcpListener::bind(addr).await.map_err(Error::bind)?;
         let local_addr = listener.local_addr().map_err(Error::bind)?;
-        Ok(self.start(listener, local_addr, WebSocketUpgrade { path: path.into() }))
+        Ok(self.start(listener, local_addr, self.websocket_upgrade(path)))
     }
 
     /// Binds a TCP listener and serves RSocket over TLS on it, as [`bind`](Server::bind) serves
@@ -290,7 +343,7 @@ impl Server {
     ) -> Result<RunningServer, Error> {
         let listener = TcpListener::bind(addr).await.map_err(Error::bind)?;
         let local_addr = listener.local_addr().map_err(Error::bind)?;
-        Ok(self.start(listener, local_addr, TlsUpgrade { tls, then: WebSocketUpgrade { path: path.into() } }))
+        Ok(self.start(listener, local_addr, TlsUpgrade { tls, then: self.websocket_upgrade(path) }))
     }
 
     /// Binds a Unix domain socket at `path` and serves every connection it accepts, as
@@ -381,6 +434,12 @@ impl Server {
 
     /// Serves what `listener` accepts, each connection made a transport by `upgrade`, in a
     /// background task.
+    /// The WebSocket handshake on `path`, with this server's origin check.
+    #[cfg(feature = "websocket")]
+    fn websocket_upgrade(&self, path: &str) -> WebSocketUpgrade {
+        WebSocketUpgrade { path: path.into(), origins: self.inner.websocket_origins.clone() }
+    }
+
     fn start<L: Listen, U: Upgrade<L::Stream>, A>(&self, listener: L, local_addr: A, upgrade: U) -> RunningServer<A> {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let hub = Arc::new(ShutdownHub::new(self.inner.shutdown_grace));
@@ -575,6 +634,7 @@ impl<S: Transport> Upgrade<S> for Plain {
 #[derive(Clone)]
 struct WebSocketUpgrade {
     path: Arc<str>,
+    origins: Option<Arc<[String]>>,
 }
 
 #[cfg(feature = "websocket")]
@@ -584,8 +644,11 @@ where
 {
     type Transport = super::websocket::WebSocket<S>;
 
-    async fn upgrade(&self, stream: S, config: &Config, _peer: &mut Peer) -> std::io::Result<Self::Transport> {
-        super::websocket::WebSocket::accept(stream, Some(&self.path), config).await
+    async fn upgrade(&self, stream: S, config: &Config, peer: &mut Peer) -> std::io::Result<Self::Transport> {
+        let (socket, origin) =
+            super::websocket::WebSocket::accept_from(stream, Some(&self.path), self.origins.as_deref(), config).await?;
+        peer.origin = origin.map(Arc::from);
+        Ok(socket)
     }
 }
 

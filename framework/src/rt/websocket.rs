@@ -91,20 +91,54 @@ where
     /// `None`), with the limits of `config` (its largest frame). A request that is not a
     /// WebSocket handshake is answered `400 Bad Request`, one for another path `404 Not
     /// Found`, each saying why, and the error is returned.
-    pub async fn accept(mut stream: S, path: Option<&str>, config: &crate::Config) -> io::Result<WebSocket<S>> {
+    pub async fn accept(stream: S, path: Option<&str>, config: &crate::Config) -> io::Result<WebSocket<S>> {
+        Ok(Self::accept_from(stream, path, None, config).await?.0)
+    }
+
+    /// [`accept`](WebSocket::accept), also refusing with `403 Forbidden` a handshake whose
+    /// `Origin` is not one of `origins` (when given; lower-case), and returning the handshake's
+    /// `Origin`, if it had one.
+    pub(crate) async fn accept_from(
+        mut stream: S,
+        path: Option<&str>,
+        origins: Option<&[String]>,
+        config: &crate::Config,
+    ) -> io::Result<(WebSocket<S>, Option<String>)> {
         let limits = ws_config(config.max_frame_size);
+        let mut origin = None;
         // (The error type is tungstenite's, an HTTP response, as its callback takes it.)
         #[allow(clippy::result_large_err)]
-        let check = |request: &tungstenite::handshake::server::Request, response| match path {
-            Some(path) if request.uri().path() != path => {
-                let mut refusal = tungstenite::handshake::server::ErrorResponse::new(Some(format!(
+        let check = |request: &tungstenite::handshake::server::Request, response| {
+            use tungstenite::handshake::server::ErrorResponse;
+            use tungstenite::http::StatusCode;
+            let refuse = |status, why: String| {
+                let mut refusal = ErrorResponse::new(Some(why));
+                *refusal.status_mut() = status;
+                Err(refusal)
+            };
+            if let Some(path) = path
+                && request.uri().path() != path
+            {
+                let why = format!(
                     "no RSocket endpoint at {}: this server serves WebSocket on {path}\n",
                     request.uri().path()
-                )));
-                *refusal.status_mut() = tungstenite::http::StatusCode::NOT_FOUND;
-                Err(refusal)
+                );
+                return refuse(StatusCode::NOT_FOUND, why);
             }
-            _ => Ok(response),
+            // Only browsers send `Origin`, and they always do, naming the page's site: a
+            // handshake without one is a program's, which a browser page cannot pose as.
+            let sent =
+                request.headers().get("origin").map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+            if let (Some(origins), Some(sent)) = (origins, &sent)
+                && !origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(sent))
+            {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    format!("origin {sent} may not open a WebSocket to this server\n"),
+                );
+            }
+            origin = sent;
+            Ok(response)
         };
         // The handshake borrows the stream, so that a request that is no handshake at all
         // (which tungstenite refuses without answering) can still be answered; it leaves
@@ -128,7 +162,7 @@ where
             }
         }
         let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(limits)).await;
-        Ok(WebSocket { socket })
+        Ok((WebSocket { socket }, origin))
     }
 }
 
