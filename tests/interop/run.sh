@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Cross-language interop: Weft against the Python (`rsocket`) and JavaScript (`rsocket-core`)
-# RSocket implementations, over 127.0.0.1, over TCP and over WebSocket (RSocket's WebSocket
-# transport: one frame per binary message). See tests/interop/README.md.
+# RSocket implementations, on 127.0.0.1, over five transports: TCP, TLS, WebSocket (RSocket's
+# WebSocket transport: one frame per binary message), WebSocket over TLS and Unix sockets.
+# See tests/interop/README.md.
 #
 #   bash tests/interop/run.sh                        # {python,js} client x weft server,
 #                                                    # weft client x {python,js} server
 #   INTEROP_SELF_CHECK=1 bash tests/interop/run.sh   # python client x js server,
 #                                                    # js client x python server (no Weft)
 #   INTEROP_SELF_CHECK=also bash tests/interop/run.sh  # both of the above
-#   INTEROP_TRANSPORTS=websocket bash tests/interop/run.sh  # one transport only (default: both,
-#                                                    # "tcp websocket")
+#   INTEROP_TRANSPORTS="tls unix" bash tests/interop/run.sh  # some transports only (default:
+#                                                    # "tcp websocket tls websocket-tls unix")
 #
-# Every pair runs once per transport. Weft's peers: WEFT_INTEROP_SERVER / WEFT_INTEROP_CLIENT
-# (executables taking 127.0.0.1:PORT or ws://127.0.0.1:PORT/rsocket);
+# Every pair runs once per transport; no pair is skipped (UNSUPPORTED_PAIRS is empty). Every
+# client and server, Weft's and the peers', takes the same command line: the TLS options
+# (servers `--cert PEM --key PEM`, clients `--ca PEM`; a CA and a certificate for 127.0.0.1 are
+# made with openssl for the run) and then one address: 127.0.0.1:PORT, tls://127.0.0.1:PORT,
+# ws://127.0.0.1:PORT/rsocket, wss://127.0.0.1:PORT/rsocket or unix:PATH (in work/).
+# Weft's peers: WEFT_INTEROP_SERVER / WEFT_INTEROP_CLIENT (executables taking such a line);
 # when unset they are built with cargo (release) from the weft-examples interop examples.
 # Installs its own peers' libraries (pinned) into tests/interop/work/ (git-ignored).
 # Every process is bounded by `timeout`; servers are killed by PID on exit.
@@ -183,20 +188,12 @@ SKIPS=()
 
 # Pairs that cannot run over a transport because a library's side of it does not work, with
 # why (see tests/interop/README.md): "transport client-peer server-peer|reason". Such a pair is
-# reported as SKIP, not run. Every library's WebSocket client and server works; the Python and
-# JavaScript peers here are not wired for TLS or Unix sockets yet, so over those Weft's client
-# runs the checks against Weft's server.
+# reported as SKIP, not run. None today: both libraries' clients and servers work over every
+# transport here (TCP, TLS, WebSocket, WebSocket over TLS, Unix sockets).
 UNSUPPORTED_PAIRS=()
-for transport in tls websocket-tls unix; do
-  for peer in python js; do
-    reason="the $peer peer is not wired for $transport yet (tests/interop/README.md)"
-    UNSUPPORTED_PAIRS+=("$transport $peer weft|$reason" "$transport weft $peer|$reason"
-      "$transport python js|$reason" "$transport js python|$reason")
-  done
-done
 
 # A certificate authority and a server certificate for 127.0.0.1, made for this run (no key
-# is committed), for tls and websocket-tls.
+# is committed), for tls and websocket-tls: every server gets --cert/--key, every client --ca.
 PKI="$WORK/pki"
 make_pki() {
   mkdir -p "$PKI" && rm -f "$PKI"/*
@@ -228,8 +225,10 @@ unsupported_reason() { # transport client server -> prints reason, or fails
 }
 
 # run_pair TRANSPORT CLIENT_NAME SERVER_NAME -- client argv... -- server argv...
-# Both get the address as their last argument: 127.0.0.1:PORT for tcp,
-# ws://127.0.0.1:PORT/rsocket for websocket.
+# Both get the address as their last argument: 127.0.0.1:PORT (tcp), tls://127.0.0.1:PORT
+# (tls), ws://127.0.0.1:PORT/rsocket (websocket), wss://127.0.0.1:PORT/rsocket (websocket-tls)
+# or unix:tests/interop/work/interop-PORT.sock (unix; PORT only names the file), after the
+# TLS options every client and server takes alike (--ca; --cert and --key).
 run_pair() {
   local transport="$1" cname="$2" sname="$3"
   shift 3
@@ -259,9 +258,10 @@ run_pair() {
     websocket-tls) address="wss://127.0.0.1:$port$WS_PATH" ;;
     unix) address="unix:$WORK/interop-$port.sock" ;;
   esac
-  # Weft's binaries take TLS's files as options (before the address, which comes last).
-  if [ "$cname" = weft ]; then client+=(--ca "$PKI/ca.pem"); fi
-  if [ "$sname" = weft ]; then server+=(--cert "$PKI/server.pem" --key "$PKI/server.key"); fi
+  # Every peer takes TLS's files as options (before the address, which comes last); they
+  # matter only over tls and websocket-tls.
+  client+=(--ca "$PKI/ca.pem")
+  server+=(--cert "$PKI/server.pem" --key "$PKI/server.key")
   echo
   echo "==> $pair ($address)"
 
@@ -275,15 +275,17 @@ run_pair() {
   local waited=0 ready=0
   while [ "$waited" -lt $((READY_TIMEOUT * 5)) ]; do
     if ! kill -0 "$spid" 2>/dev/null; then break; fi
-    if grep -q '^listening' "$server_log" 2>/dev/null || port_open "$port"; then ready=1; break; fi
+    if grep -q '^listening' "$server_log" 2>/dev/null; then ready=1; break; fi
+    # Over a Unix socket the port only names the file: something else may listen on it.
+    if [ "$transport" != unix ] && port_open "$port"; then ready=1; break; fi
     sleep 0.2
     waited=$((waited + 1))
   done
   if [ "$ready" -ne 1 ]; then
-    local state="not accepting on 127.0.0.1:$port within ${READY_TIMEOUT}s"
+    local state="not accepting on $address within ${READY_TIMEOUT}s"
     if ! kill -0 "$spid" 2>/dev/null; then
       wait "$spid" 2>/dev/null
-      state="exited with status $? before accepting on 127.0.0.1:$port"
+      state="exited with status $? before accepting on $address"
     fi
     echo "FAIL [$pair] server_start: $sname server $state; its log:"
     sed 's/^/    | /' "$server_log"
@@ -350,10 +352,6 @@ for transport in $TRANSPORTS; do
     run_pair "$transport" js weft -- "${JS_CLIENT[@]}" -- "${WEFT_SERVER[@]}"
     run_pair "$transport" weft python -- "${WEFT_CLIENT[@]}" -- "${PY_SERVER[@]}"
     run_pair "$transport" weft js -- "${WEFT_CLIENT[@]}" -- "${JS_SERVER[@]}"
-    case "$transport" in
-      # Where the peers are not wired yet, Weft's own client and server run every check.
-      tls | websocket-tls | unix) run_pair "$transport" weft weft -- "${WEFT_CLIENT[@]}" -- "${WEFT_SERVER[@]}" ;;
-    esac
   fi
   if [ "$SELF_CHECK" != "0" ]; then
     run_pair "$transport" python js -- "${PY_CLIENT[@]}" -- "${JS_SERVER[@]}"

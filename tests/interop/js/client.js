@@ -2,8 +2,17 @@
 // Interop client on the JavaScript RSocket library (rsocket-core / rsocket-tcp-client /
 // rsocket-websocket-client 0.0.x).
 //
-//   node client.js 127.0.0.1:PORT                 # TCP
-//   node client.js ws://127.0.0.1:PORT/rsocket    # WebSocket (one frame per binary message)
+//   node client.js 127.0.0.1:PORT                              # TCP
+//   node client.js --ca ca.pem tls://127.0.0.1:PORT              # TLS
+//   node client.js ws://127.0.0.1:PORT/rsocket                 # WebSocket (a frame per message)
+//   node client.js --ca ca.pem wss://127.0.0.1:PORT/rsocket       # WebSocket over TLS
+//   node client.js unix:/path/to/socket                        # Unix socket, framed as TCP
+//
+// Addresses and options as Weft's interop_client (common.js). Over TLS it trusts only the
+// roots in --ca and checks the certificate names 127.0.0.1; a server it cannot verify is
+// `FAIL connect: ADDRESS: unable to verify the first certificate` (and no check runs). TCP and
+// Unix sockets use RSocketTcpClient, TLS the library's RSocketTcpConnection on a socket
+// connected here (see tlsConnection), WebSocket and WebSocket over TLS RSocketWebSocketClient.
 //
 // Runs the interop checks against any server implementing the interop service table
 // (tests/interop/README.md): prints `PASS name`, `FAIL name: why` or `SKIP name: why` per
@@ -19,7 +28,8 @@
 //   goes out as REQUEST_CHANNEL then a C-only PAYLOAD.
 
 const {RSocketClient, FLAGS, FRAME_TYPES} = require('rsocket-core');
-const RSocketTcpClient = require('rsocket-tcp-client').default;
+const tls = require('tls');
+const {default: RSocketTcpClient, RSocketTcpConnection} = require('rsocket-tcp-client');
 const RSocketWebSocketClient = require('rsocket-websocket-client').default;
 // Node 20 has no global WebSocket: the library takes a constructor (`wsCreator`), and `ws`
 // (which rsocket-websocket-server uses too) provides the browser's API.
@@ -31,7 +41,8 @@ const {
   SETUP_METADATA_MIME,
   SVC,
   routeMetadata,
-  parseAddress,
+  parseArgs,
+  readOption,
   toBuffer,
 } = require('./common');
 
@@ -405,15 +416,47 @@ function tap(transport) {
   return transport;
 }
 
-// The library's client transport for the address.
-function clientTransport(address) {
-  if (address.transport === 'tcp') {
-    return new RSocketTcpClient({host: address.host, port: address.port}, BufferEncoders);
+// The library's client transport for the address, resolved once it may carry SETUP:
+// RSocketTcpClient (TCP; a Unix socket is net.connect's `path`), RSocketTcpConnection on a TLS
+// socket (see tlsConnection), or RSocketWebSocketClient on a `ws` WebSocket (with --ca's roots
+// for wss://: `ws` opens only after the handshake, so a failed one is a failed connect).
+async function clientTransport(address, options) {
+  switch (address.transport) {
+    case 'tcp':
+      return new RSocketTcpClient({host: address.host, port: address.port}, BufferEncoders);
+    case 'unix':
+      return new RSocketTcpClient({path: address.path}, BufferEncoders);
+    case 'tls':
+      return tlsConnection(address, options);
+    default: {
+      const wsOptions = address.tls ? {ca: readOption(options, '--ca')} : {};
+      return new RSocketWebSocketClient({url: address.url, wsCreator: url => new WebSocket(url, wsOptions)}, BufferEncoders);
+    }
   }
-  return new RSocketWebSocketClient({url: address.url, wsCreator: url => new WebSocket(url)}, BufferEncoders);
 }
 
-function connect(address) {
+// Over TLS: a socket connected here, trusting only --ca (tls.connect checks the certificate
+// names 127.0.0.1), handed to the library's RSocketTcpConnection once its handshake is done.
+// The library's RSocketTlsClient (the same RSocketTcpConnection framing over tls.connect)
+// reports itself connected on the TCP `connect` event, before the handshake, so an unverified
+// server would show up as the first check's error and the rest as timeouts instead of as a
+// failed connect. The connection is open already: RSocketClient's connect() finds it CONNECTED
+// and its own connect() (which would throw "not supported") has nothing to do.
+function tlsConnection(address, options) {
+  const ca = readOption(options, '--ca');
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({host: address.host, port: address.port, ca});
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      socket.removeListener('error', reject);
+      const connection = new RSocketTcpConnection(socket, BufferEncoders);
+      connection.connect = () => {};
+      resolve(connection);
+    });
+  });
+}
+
+async function openClient(address, options) {
   const client = new RSocketClient({
     setup: {
       dataMimeType: SETUP_DATA_MIME,
@@ -421,30 +464,36 @@ function connect(address) {
       keepAlive: 5000,
       lifetime: 60000,
     },
-    transport: tap(clientTransport(address)),
+    transport: tap(await clientTransport(address, options)),
   });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no connection within 10 s')), 10000);
     client.connect().subscribe({
-      onComplete: socket => {
-        clearTimeout(timer);
-        resolve({client, socket});
-      },
-      onError: error => {
-        clearTimeout(timer);
-        reject(error);
-      },
+      onComplete: socket => resolve({client, socket}),
+      onError: reject,
     });
   });
 }
 
+// The client, connected (over TLS: verified) within 10 s.
+async function connect(address, options) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no connection within 10 s')), 10000);
+  });
+  try {
+    return await Promise.race([openClient(address, options), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function main() {
-  const address = parseAddress(process.argv[2]);
+  const {address, options} = parseArgs(process.argv.slice(2), ['--ca']);
   let passed = 0;
   let failed = 0;
   let conn;
   try {
-    conn = await connect(address);
+    conn = await connect(address, options);
   } catch (error) {
     console.log(`FAIL connect: ${address.text}: ${error.message}`);
     console.log('0 passed, 1 failed');

@@ -1,6 +1,8 @@
 'use strict';
-// Shared bits of the JavaScript interop peers (rsocket-core 0.0.x).
+// Shared bits of the JavaScript interop peers (rsocket-core 0.0.x): routing metadata and the
+// command line (addresses and TLS options as Weft's interop binaries take them).
 
+const fs = require('fs');
 const {
   BufferEncoders,
   MESSAGE_RSOCKET_COMPOSITE_METADATA,
@@ -36,19 +38,73 @@ function routeOf(metadata) {
   return null;
 }
 
-// The address argument: `HOST:PORT` (TCP) or `ws://HOST:PORT/PATH` (RSocket over WebSocket,
-// one frame per binary message). Exits with a usage line on anything else.
+const USAGE =
+  '[--cert PEM --key PEM | --ca PEM] 127.0.0.1:PORT | tls://127.0.0.1:PORT | ws[s]://127.0.0.1:PORT/PATH | unix:PATH';
+
+// One address, written as Weft's interop binaries take it (examples/interop/endpoint.rs):
+// `HOST:PORT` (TCP), `tls://HOST:PORT` (the same over TLS), `ws://HOST:PORT/PATH` (RSocket over
+// WebSocket, one frame per binary message), `wss://HOST:PORT/PATH` (the same over TLS) or
+// `unix:PATH` (a Unix domain socket, framed as TCP). `transport` uses run.sh's names. Null on
+// anything else.
 function parseAddress(arg) {
-  let m = /^([0-9.]+):([0-9]+)$/.exec(arg || '');
+  let m = /^(tls:\/\/)?([0-9.]+):([0-9]+)$/.exec(arg);
   if (m) {
-    return {transport: 'tcp', host: m[1], port: Number(m[2]), text: arg};
+    return {transport: m[1] ? 'tls' : 'tcp', tls: !!m[1], host: m[2], port: Number(m[3]), text: arg};
   }
-  m = /^ws:\/\/([0-9.]+):([0-9]+)(\/[^?#]*)?$/.exec(arg || '');
+  m = /^(wss?):\/\/([0-9.]+):([0-9]+)(\/[^?#]*)?$/.exec(arg);
   if (m) {
-    return {transport: 'websocket', host: m[1], port: Number(m[2]), path: m[3] || '/', url: arg, text: arg};
+    const tls = m[1] === 'wss';
+    const transport = tls ? 'websocket-tls' : 'websocket';
+    return {transport, tls, host: m[2], port: Number(m[3]), path: m[4] || '/', url: arg, text: arg};
   }
-  console.error('usage: node ' + process.argv[1] + ' 127.0.0.1:PORT | ws://127.0.0.1:PORT/PATH');
-  process.exit(2);
+  if (arg.startsWith('unix:') && arg.length > 'unix:'.length) {
+    return {transport: 'unix', tls: false, path: arg.slice('unix:'.length), text: arg};
+  }
+  return null;
+}
+
+// The command line: options (`--cert PEM --key PEM` for a server, `--ca PEM` for a client;
+// those in `allowed`, anywhere, each taking the next argument) and exactly one address.
+// Returns {address, options}; exits with a usage line on anything else. The options matter
+// only over tls:// and wss://.
+function parseArgs(argv, allowed) {
+  const options = {};
+  const addresses = [];
+  const usage = why => {
+    console.error(`${why}\nusage: node ${process.argv[1]} ${USAGE}`);
+    process.exit(2);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg.startsWith('--')) {
+      if (!allowed.includes(arg)) {
+        usage(`unknown option ${arg}`);
+      }
+      if (i + 1 >= argv.length) {
+        usage(`${arg} needs a PATH`);
+      }
+      options[arg] = argv[++i];
+      continue;
+    }
+    const address = parseAddress(arg);
+    if (!address) {
+      usage(`not an address: ${arg}`);
+    }
+    addresses.push(address);
+  }
+  if (addresses.length !== 1) {
+    usage(`want 1 address, got ${addresses.length}`);
+  }
+  return {address: addresses[0], options};
+}
+
+// The contents of the file given as `option` (a PEM); throws `TLS needs OPTION PATH` when the
+// option is missing, or the read error.
+function readOption(options, option) {
+  if (!options[option]) {
+    throw new Error(`TLS needs ${option} PATH`);
+  }
+  return fs.readFileSync(options[option]);
 }
 
 const toBuffer = data => (data == null ? Buffer.alloc(0) : Buffer.from(data));
@@ -60,6 +116,7 @@ module.exports = {
   SVC,
   routeMetadata,
   routeOf,
-  parseAddress,
+  parseArgs,
+  readOption,
   toBuffer,
 };

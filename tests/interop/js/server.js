@@ -2,24 +2,34 @@
 // Interop server on the JavaScript RSocket library (rsocket-core / rsocket-tcp-server /
 // rsocket-websocket-server 0.0.x).
 //
-//   node server.js 127.0.0.1:PORT                 # TCP
-//   node server.js ws://127.0.0.1:PORT/rsocket    # WebSocket (one frame per binary message)
+//   node server.js 127.0.0.1:PORT                                  # TCP
+//   node server.js --cert s.pem --key s.key tls://127.0.0.1:PORT      # TLS
+//   node server.js ws://127.0.0.1:PORT/rsocket         # WebSocket (one frame per message)
+//   node server.js --cert s.pem --key s.key wss://127.0.0.1:PORT/rsocket  # WebSocket over TLS
+//   node server.js unix:/path/to/socket       # Unix socket; replaces a socket file left there
 //
-// Serves the interop service table of tests/interop/README.md; prints `listening ADDRESS`
-// once the port is bound, and serves until killed. Payload data is raw bytes (BufferEncoders).
+// Addresses and options as Weft's interop_server (common.js). TCP, TLS and Unix sockets are
+// RSocketTCPServer (its `serverFactory` makes a net or tls server), WebSocket and WebSocket
+// over TLS RSocketWebSocketServer (on `ws`, over an https server for wss://); see
+// serverTransport. Serves the interop service table of tests/interop/README.md; prints
+// `listening ADDRESS` once bound, and serves until killed. Payload data is raw bytes
+// (BufferEncoders).
 //
 // Library behaviours this server shows on the wire and does NOT hide (the Weft side must cope):
 // - stream and channel completion is a separate C-only PAYLOAD (never C on the last item);
 // - as a channel responder, the library charges the payload inside REQUEST_CHANNEL to the first
 //   request(n) made on the inbound Flowable: request(32) goes out as REQUEST_N(31).
 
+const fs = require('fs');
+const https = require('https');
 const net = require('net');
+const tls = require('tls');
 const {RSocketServer, FLAGS, FRAME_TYPES} = require('rsocket-core');
 const RSocketTCPServer = require('rsocket-tcp-server').default;
 const RSocketWebSocketServer = require('rsocket-websocket-server').default;
 const WebSocket = require('ws');
 const {Flowable, Single} = require('rsocket-flowable');
-const {BufferEncoders, SVC, routeOf, parseAddress, toBuffer} = require('./common');
+const {BufferEncoders, SVC, routeOf, parseArgs, readOption, toBuffer} = require('./common');
 
 const MAX_REQUEST_N = 0x7fffffff;
 const STREAM_BATCH = 64; // items per event-loop turn for a stream producer
@@ -389,36 +399,72 @@ function listenFailed(error) {
   process.exit(1);
 }
 
-// The library's server transport for the address: RSocketTCPServer, or RSocketWebSocketServer
-// (a `ws` WebSocket.Server on HOST:PORT that accepts upgrades on PATH only).
-function serverTransport(address) {
-  if (address.transport === 'tcp') {
-    const {host, port} = address;
+// The library's server transport for the address:
+// - RSocketTCPServer for TCP, TLS and a Unix socket. Its public `serverFactory` option makes
+//   the listener: net.createServer, or tls.createServer with --cert/--key (whose connection
+//   callback gets each socket once its handshake is done). The library then calls
+//   `listen(port, host)`; for a Unix socket `port` is the socket's path and `host` undefined,
+//   which is net's `listen(path)`.
+// - RSocketWebSocketServer for ws:// and wss://: a `ws` WebSocket.Server accepting upgrades
+//   on PATH only, on its own HTTP listener (ws://) or on an https.Server with --cert/--key
+//   (wss://) listening on HOST:PORT.
+function serverTransport(address, options) {
+  let tlsFiles = null;
+  if (address.tls) {
+    try {
+      tlsFiles = {cert: readOption(options, '--cert'), key: readOption(options, '--key')};
+    } catch (error) {
+      listenFailed(error);
+    }
+  }
+  const listening = server => {
+    server.on('listening', () => console.log(`listening ${address.text}`));
+    server.on('error', listenFailed);
+    return server;
+  };
+  if (address.transport === 'tcp' || address.transport === 'tls' || address.transport === 'unix') {
+    let where = {host: address.host, port: address.port};
+    if (address.transport === 'unix') {
+      removeStaleSocket(address.path);
+      where = {port: address.path, host: undefined};
+    }
     return new RSocketTCPServer(
       {
-        host,
-        port,
-        serverFactory: onConnect => {
-          const server = net.createServer(onConnect);
-          server.on('listening', () => console.log(`listening ${address.text}`));
-          server.on('error', listenFailed);
-          return server;
-        },
+        ...where,
+        serverFactory: onConnect => listening(tlsFiles ? tls.createServer(tlsFiles, onConnect) : net.createServer(onConnect)),
       },
       BufferEncoders,
     );
   }
   const {host, port, path} = address;
-  return new RSocketWebSocketServer({host, port, path}, BufferEncoders, options => {
-    const server = new WebSocket.Server(options);
-    server.on('listening', () => console.log(`listening ${address.text}`));
-    server.on('error', listenFailed);
-    return server;
+  return new RSocketWebSocketServer({host, port, path}, BufferEncoders, wsOptions => {
+    if (!tlsFiles) {
+      return listening(new WebSocket.Server(wsOptions));
+    }
+    const server = https.createServer(tlsFiles);
+    // `server` takes the place of host and port; ws re-emits its `listening` and `error`.
+    const wss = listening(new WebSocket.Server({server, path}));
+    server.listen(port, host);
+    return wss;
   });
 }
 
+// A socket file left by an earlier run would make the bind fail (EADDRINUSE).
+function removeStaleSocket(path) {
+  try {
+    if (fs.statSync(path).isSocket()) {
+      fs.unlinkSync(path);
+    }
+  } catch (error) {
+    if (error.code !== 'ENOENT') {
+      listenFailed(error);
+    }
+  }
+}
+
 function main() {
-  const inner = serverTransport(parseAddress(process.argv[2]));
+  const {address, options} = parseArgs(process.argv.slice(2), ['--cert', '--key']);
+  const inner = serverTransport(address, options);
   const transport = {
     start: () => inner.start().map(completeChannelFix),
     stop: () => inner.stop(),

@@ -1,11 +1,18 @@
 """Interop client on the Python RSocket library (`rsocket` 0.4.x).
 
 Runs the interop checks against any server implementing the interop service table
-(tests/interop/README.md), over TCP or over WebSocket (one frame per binary message, with the
-library's aiohttp transport):
+(tests/interop/README.md), over TCP, TLS, WebSocket (one frame per binary message, with the
+library's aiohttp transport), WebSocket over TLS, or a Unix socket (addresses and options as
+Weft's interop_client; see endpoint.py):
 
     python client.py 127.0.0.1:PORT
+    python client.py --ca ca.pem tls://127.0.0.1:PORT
     python client.py ws://127.0.0.1:PORT/rsocket
+    python client.py --ca ca.pem wss://127.0.0.1:PORT/rsocket
+    python client.py unix:/path/to/socket
+
+Over TLS it trusts only the roots in --ca and checks the certificate names 127.0.0.1; a server
+it cannot verify is `FAIL connect: ADDRESS: [SSL: CERTIFICATE_VERIFY_FAILED] ...`.
 
 Prints `PASS name`, `FAIL name: why` or `SKIP name: why` per check, then `N passed, N failed`,
 and exits non-zero on any failure. Every check is bounded in time.
@@ -31,6 +38,8 @@ from rsocket.payload import Payload
 from rsocket.rsocket_client import RSocketClient
 from rsocket.transports.aiohttp_websocket import TransportAioHttpClient
 from rsocket.transports.tcp import TransportTCP
+
+from endpoint import Endpoint, MissingOption, client_tls, parse_args
 
 CHECK_TIMEOUT = 20.0  # seconds per check
 # Seconds for a stream whose requester granted exactly as much credit as it carries to end.
@@ -395,29 +404,39 @@ CHECK_NAMES = [
 ]
 
 
-async def open_transport(address: str, closers: list):
-    """The library's transport to `address`, connected (within 10 s); what must be closed
-    after the client goes into `closers`."""
-    if address.startswith('ws://'):
+async def open_transport(endpoint: Endpoint, options: dict, closers: list):
+    """The library's transport to `endpoint`, connected (within 10 s; over TLS, the handshake
+    done and the server's certificate verified); what must be closed after the client goes into
+    `closers`."""
+    ssl_context = client_tls(options) if endpoint.tls else None
+    if endpoint.transport.startswith('websocket'):
         # Connected here rather than by TransportAioHttpClient(url), so that a failure to
         # connect is reported (and bounded) like TCP's instead of surfacing inside the client.
         session = aiohttp.ClientSession()
         closers.append(session.close)
-        websocket = await asyncio.wait_for(session.ws_connect(address), 10)
+        tls = {'ssl': ssl_context} if ssl_context else {}
+        websocket = await asyncio.wait_for(session.ws_connect(endpoint.url, **tls), 10)
         closers.append(websocket.close)
         return TransportAioHttpClient(websocket=websocket)
-    host, port = address.rsplit(':', 1)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 10)
+    # The library's TCP transport only reads and writes asyncio's streams, so the same one
+    # carries TLS and Unix sockets.
+    if endpoint.transport == 'unix':
+        connecting = asyncio.open_unix_connection(endpoint.path)
+    else:
+        connecting = asyncio.open_connection(endpoint.host, endpoint.port, ssl=ssl_context)
+    reader, writer = await asyncio.wait_for(connecting, 10)
     return TransportTCP(reader, writer)
 
 
-async def main(address: str) -> int:
+async def main(endpoint: Endpoint, options: dict) -> int:
     passed = failed = 0
     closers = []
     try:
-        transport = await open_transport(address, closers)
-    except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exception:
-        print('FAIL connect: %s: %s' % (address, exception or type(exception).__name__), flush=True)
+        transport = await open_transport(endpoint, options, closers)
+    except (OSError, asyncio.TimeoutError, aiohttp.ClientError, MissingOption) as exception:
+        # ssl.SSLError (a failed handshake or verification) is an OSError.
+        why = str(exception) or type(exception).__name__
+        print('FAIL connect: %s: %s' % (endpoint.text, why), flush=True)
         print('0 passed, 1 failed', flush=True)
         for close in reversed(closers):
             await close()
@@ -458,7 +477,6 @@ async def main(address: str) -> int:
 
 
 if __name__ == '__main__':
-    if len(sys.argv) != 2:
-        sys.exit('usage: client.py 127.0.0.1:PORT | ws://127.0.0.1:PORT/PATH')
+    endpoint, options = parse_args('client.py', sys.argv[1:], ('--ca',))
     logging.basicConfig(level=logging.CRITICAL)
-    sys.exit(asyncio.run(main(sys.argv[1])))
+    sys.exit(asyncio.run(main(endpoint, options)))

@@ -1,12 +1,18 @@
 """Interop server on the Python RSocket library (`rsocket` 0.4.x).
 
-Serves the interop service table of tests/interop/README.md over TCP, or over WebSocket (one
-frame per binary message, with the library's aiohttp transport, on PATH only):
+Serves the interop service table of tests/interop/README.md over TCP, TLS, WebSocket (one
+frame per binary message, with the library's aiohttp transport, on PATH only), WebSocket over
+TLS, or a Unix socket (addresses and options as Weft's interop_server; see endpoint.py):
 
     python server.py 127.0.0.1:PORT
+    python server.py --cert server.pem --key server.key tls://127.0.0.1:PORT
     python server.py ws://127.0.0.1:PORT/rsocket
+    python server.py --cert server.pem --key server.key wss://127.0.0.1:PORT/rsocket
+    python server.py unix:/path/to/socket      # replaces a socket file left there
 
-prints `listening ADDRESS` once the port is bound, and serves until killed.
+TCP, TLS and the Unix socket all use the library's TransportTCP on asyncio's streams
+(`start_server(ssl=...)`, `start_unix_server`); WebSocket over TLS is the aiohttp site with an
+SSL context. Prints `listening ADDRESS` once bound, and serves until killed.
 
 Routing uses the library's own RequestRouter / RoutingRequestHandler (routing metadata inside
 composite metadata). Streams and channels are written as reactive-streams publishers that send
@@ -23,7 +29,9 @@ Library behaviours this server shows on the wire and does NOT hide (the Weft sid
 import asyncio
 import collections
 import logging
-import re
+import os
+import ssl
+import stat
 import sys
 
 from aiohttp import web
@@ -37,6 +45,8 @@ from rsocket.routing.routing_request_handler import RoutingRequestHandler
 from rsocket.rsocket_server import RSocketServer
 from rsocket.transports.aiohttp_websocket import websocket_handler_factory
 from rsocket.transports.tcp import TransportTCP
+
+from endpoint import Endpoint, MissingOption, parse_args, server_tls
 
 # Items sent per event-loop turn by a stream producer before yielding, so a large stream with a
 # large credit interleaves with other streams and with the socket writer.
@@ -295,39 +305,40 @@ def make_router(fire_counts: collections.Counter) -> RequestRouter:
     return router
 
 
-async def serve_websocket(address: str, router):
-    """Serves RSocket over WebSocket at ws://HOST:PORT/PATH with the library's aiohttp handler
-    (an RSocketServer per WebSocket); any other path is answered 404 by aiohttp."""
-    match = re.fullmatch(r'ws://([0-9.]+):([0-9]+)(/[^?#]*)?', address)
-    if not match:
-        sys.exit('not an address: %s' % address)
-    host, port, path = match.group(1), int(match.group(2)), match.group(3) or '/'
+async def serve_websocket(endpoint: Endpoint, router, ssl_context):
+    """Serves RSocket over WebSocket at ws[s]://HOST:PORT/PATH with the library's aiohttp
+    handler (an RSocketServer per WebSocket); any other path is answered 404 by aiohttp."""
     app = web.Application()
-    app.add_routes([web.get(path, websocket_handler_factory(
+    app.add_routes([web.get(endpoint.path, websocket_handler_factory(
         handler_factory=lambda: RoutingRequestHandler(router),
         data_encoding=WellKnownMimeTypes.APPLICATION_OCTET_STREAM,
         metadata_encoding=WellKnownMimeTypes.MESSAGE_RSOCKET_COMPOSITE_METADATA,
     ))])
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    print('listening %s' % address, flush=True)
+    await web.TCPSite(runner, endpoint.host, endpoint.port, ssl_context=ssl_context).start()
+    print('listening %s' % endpoint.text, flush=True)
     try:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
 
 
-async def main(address: str):
+async def main(endpoint: Endpoint, options: dict):
     fire_counts = collections.Counter()
     router = make_router(fire_counts)
-    if address.startswith('ws://'):
-        await serve_websocket(address, router)
+    try:
+        ssl_context = server_tls(options) if endpoint.tls else None
+    except (MissingOption, OSError, ssl.SSLError) as exception:
+        sys.exit('server error: %s: %s' % (endpoint.text, exception))
+    if endpoint.transport.startswith('websocket'):
+        await serve_websocket(endpoint, router, ssl_context)
         return
-    host, port = address.rsplit(':', 1)
     connections = set()
 
     def on_connection(reader, writer):
+        # The library's TCP transport only reads and writes the streams, so the same one
+        # carries TLS (asyncio's SSL transport under the streams) and Unix sockets.
         connections.add(RSocketServer(
             TransportTCP(reader, writer),
             handler_factory=lambda: RoutingRequestHandler(router),
@@ -335,18 +346,23 @@ async def main(address: str):
             metadata_encoding=WellKnownMimeTypes.MESSAGE_RSOCKET_COMPOSITE_METADATA,
         ))
 
-    server = await asyncio.start_server(on_connection, host, int(port))
-    print('listening %s:%s' % (host, port), flush=True)
+    if endpoint.transport == 'unix':
+        # A socket file left by an earlier run would make the bind fail.
+        if os.path.exists(endpoint.path) and stat.S_ISSOCK(os.stat(endpoint.path).st_mode):
+            os.unlink(endpoint.path)
+        server = await asyncio.start_unix_server(on_connection, endpoint.path)
+    else:
+        server = await asyncio.start_server(on_connection, endpoint.host, endpoint.port, ssl=ssl_context)
+    print('listening %s' % endpoint.text, flush=True)
     async with server:
         await server.serve_forever()
 
 
 if __name__ == '__main__':
-    if len(sys.argv) != 2:
-        sys.exit('usage: server.py 127.0.0.1:PORT | ws://127.0.0.1:PORT/PATH')
+    endpoint, options = parse_args('server.py', sys.argv[1:], ('--cert', '--key'))
     # The library logs every application error with a traceback; keep the log readable.
     logging.basicConfig(level=logging.CRITICAL)
     try:
-        asyncio.run(main(sys.argv[1]))
+        asyncio.run(main(endpoint, options))
     except KeyboardInterrupt:
         pass
