@@ -5,10 +5,24 @@
 //! ```text
 //! cargo run --release -p weft-examples --example interop_client -- 127.0.0.1:PORT
 //! cargo run --release -p weft-examples --example interop_client -- ws://127.0.0.1:PORT/rsocket
+//! cargo run --release -p weft-examples --example interop_client -- --proxy-idle-timeout 3 127.0.0.1:PORT
 //! ```
 //!
 //! The address is `HOST:PORT` (TCP) or `ws://HOST:PORT/PATH` (RSocket over WebSocket); every
 //! connection a check opens goes there, over that transport.
+//!
+//! With `--proxy-idle-timeout SECS` (the address then being a proxy's in front of the server,
+//! which closes a connection idle for SECS: tests/proxy/run.sh), four checks follow the others,
+//! each on a connection of its own:
+//! - `proxy_long_stream`: a request/stream of 1,000,000 items with the default credit window,
+//!   every item checked in order, then its completion;
+//! - `proxy_channel_count_long`: `ChannelCount` with 1,000 payloads each way;
+//! - `proxy_keepalive_idle`: a connection sending KEEPALIVE three times per SECS stays idle for
+//!   SECS + 2 s, then must still be open and answer a call: keepalive crossed the proxy;
+//! - `proxy_idle_control`, idle at the same time: a connection whose keepalive is slower than
+//!   that wait must be closed by the proxy (by the peer, not by this side's keepalive), after
+//!   no less than about SECS; else the proxy's timeout is not in effect and the keepalive
+//!   check shows nothing.
 //!
 //! Prints `PASS name` or `FAIL name: why` per check, with the same check names as the Python and
 //! JavaScript clients, then `N passed, N failed`, and exits non-zero on any failure. Every check
@@ -48,7 +62,8 @@ use interop::{DATA_MIME, EchoClient};
 use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
-use weft::{Call, Client, Code, Config, Payload, Status, Streaming};
+use weft::conn::CloseReason;
+use weft::{Call, Client, ClientBuilder, Code, Config, ErrorKind, Payload, Status, Streaming};
 
 /// Each check's time limit (the same as the Python and JavaScript clients').
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
@@ -57,6 +72,13 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 const EXACT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time limit for opening a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Items in the proxy checks' long request/stream (`echo.Echo/ServerStream`'s largest N).
+const LONG_STREAM_N: u32 = 1_000_000;
+/// Payloads each way in the proxy checks' long channel (`echo.Echo/ChannelCount`'s largest N).
+const LONG_CHANNEL_N: usize = 1_000;
+/// The time limit of each long proxy check: generous, as the stream crosses the proxy twice
+/// (in and out) on a shared 2-core machine; it only turns a stall into a failure.
+const LONG_TIMEOUT: Duration = Duration::from_secs(90);
 /// The routes' common prefix.
 const SVC: &str = "echo.Echo/";
 
@@ -90,7 +112,12 @@ async fn connect(target: &Target, window: Option<u32>) -> Result<Client, String>
     if let Some(window) = window {
         config = config.inbound_window(window);
     }
-    let builder = Client::builder().config(config).data_mime(DATA_MIME);
+    connect_with(target, Client::builder().config(config)).await
+}
+
+/// Opens a connection with `builder`'s settings, announcing opaque-bytes data.
+async fn connect_with(target: &Target, builder: ClientBuilder) -> Result<Client, String> {
+    let builder = builder.data_mime(DATA_MIME);
     let Target { endpoint, options } = target;
     match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(&builder, options)).await {
         Ok(Ok(client)) => Ok(client),
@@ -100,6 +127,7 @@ async fn connect(target: &Target, window: Option<u32>) -> Result<Client, String>
 }
 
 /// Where every check connects: the address from the command line, and its transport's options.
+#[derive(Clone)]
 struct Target {
     endpoint: Endpoint,
     options: Options,
@@ -125,21 +153,58 @@ async fn collect(mut stream: Streaming<Bytes>) -> (Vec<Bytes>, Result<(), Status
 }
 
 /// A request/stream to `echo.Echo/ServerStream` for `n` items must yield "0".."n-1", then
-/// complete.
+/// complete. Each item is checked as it arrives, none kept: `n` may be a million.
 async fn expect_counting(client: &EchoClient, n: u32) -> Outcome {
-    let stream = client.server_stream(Bytes::from(n.to_string())).await.map_err(|s| describe(&s))?;
-    let (items, end) = collect(stream).await;
-    if let Err(status) = end {
-        return fail(format!("ended with {} after {} items", describe(&status), items.len()));
+    let mut stream = client.server_stream(Bytes::from(n.to_string())).await.map_err(|s| describe(&s))?;
+    let mut count: u32 = 0;
+    loop {
+        match stream.message().await {
+            Ok(Some(item)) => {
+                if count >= n || item != count.to_string().as_bytes() {
+                    let want = if count >= n { "nothing more".to_owned() } else { format!("{count:?}") };
+                    return fail(format!("item {count} is {}, want {want} (of {n} items)", short(&item)));
+                }
+                count += 1;
+            }
+            Ok(None) if count == n => return Ok(()),
+            Ok(None) => return fail(format!("completed after {count} items, want {n}")),
+            Err(status) => return fail(format!("ended with {} after {count} items", describe(&status))),
+        }
     }
-    let want = |i: usize| i.to_string();
-    if let Some(bad) = (0..items.len().max(n as usize))
-        .find(|&i| i >= n as usize || items.get(i).map(|b| &b[..]) != Some(want(i).as_bytes()))
-    {
-        let got = items.get(bad).map_or_else(|| "nothing".to_owned(), |b| short(b));
-        return fail(format!("got {} items, want {n}; first difference at index {bad}: got {got}", items.len()));
-    }
-    Ok(())
+}
+
+/// A channel to `echo.Echo/ChannelCount` sending `n` payloads (the first the ASCII decimal `n`)
+/// must yield "0".."n-1", then complete, within `limit`: its COMPLETE says the responder
+/// counted all `n` payloads of this side too (else it ends in ERROR).
+async fn expect_channel_count(client: &EchoClient, n: usize, limit: Duration) -> Outcome {
+    let sent: Vec<Bytes> =
+        std::iter::once(Bytes::from(n.to_string())).chain((1..n).map(|i| Bytes::from(format!("count-{i}")))).collect();
+    let mut stream = client.channel_count(futures_util::stream::iter(sent)).await.map_err(|s| describe(&s))?;
+    let want: Vec<Bytes> = (0..n).map(|i| Bytes::from(i.to_string())).collect();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut items = Vec::new();
+    let end = loop {
+        match tokio::time::timeout_at(deadline, stream.message()).await {
+            Ok(Ok(Some(item))) => items.push(item),
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Err(status)) => break Err(status),
+            Err(_) => {
+                let order = if want.starts_with(&items) { "in order" } else { "NOT in order" };
+                return fail(format!(
+                    "{} of {n} items arrived ({order}), then no COMPLETE within {} s; the responder \
+                     grants exactly the {} payloads due after the first",
+                    items.len(),
+                    limit.as_secs(),
+                    n - 1
+                ));
+            }
+        }
+    };
+    expect(items == want, || {
+        let first: Vec<String> = items.iter().take(12).map(|b| short(b)).collect();
+        format!("want \"0\"..\"{}\", got {} items: {first:?}", n - 1, items.len())
+    })?;
+    end.map_err(|status| format!("all {n} items arrived, then {}", describe(&status)))
 }
 
 /// The checks, in the order (and with the names) of the Python and JavaScript clients.
@@ -291,36 +356,7 @@ impl Checks {
         // ChannelCount, 10 payloads each way: the responder grants exactly the 9 after the one
         // in REQUEST_CHANNEL (the Python and JS servers do, in two steps), and completes only
         // after this side has, with all 10 (else ERROR): its COMPLETE means both halves did.
-        const N: usize = 10;
-        let sent: Vec<Bytes> = std::iter::once(Bytes::from(N.to_string()))
-            .chain((1..N).map(|i| Bytes::from(format!("count-{i}"))))
-            .collect();
-        let mut stream = self.client.channel_count(futures_util::stream::iter(sent)).await.map_err(|s| describe(&s))?;
-        let want: Vec<Bytes> = (0..N).map(|i| Bytes::from(i.to_string())).collect();
-        let deadline = tokio::time::Instant::now() + EXACT_TIMEOUT;
-        let mut items = Vec::new();
-        let end = loop {
-            match tokio::time::timeout_at(deadline, stream.message()).await {
-                Ok(Ok(Some(item))) => items.push(item),
-                Ok(Ok(None)) => break Ok(()),
-                Ok(Err(status)) => break Err(status),
-                Err(_) => {
-                    let order = if want.starts_with(&items) { "in order" } else { "NOT in order" };
-                    return fail(format!(
-                        "{} of {N} items arrived ({order}), then no COMPLETE within {} s; the responder \
-                         grants exactly the {} payloads due after the first",
-                        items.len(),
-                        EXACT_TIMEOUT.as_secs(),
-                        N - 1
-                    ));
-                }
-            }
-        };
-        expect(items == want, || {
-            let first: Vec<String> = items.iter().take(12).map(|b| short(b)).collect();
-            format!("want \"0\"..\"{}\", got {} items: {first:?}", N - 1, items.len())
-        })?;
-        end.map_err(|status| format!("all {N} items arrived, then {}", describe(&status)))
+        expect_channel_count(&self.client, 10, EXACT_TIMEOUT).await
     }
 
     async fn fire_and_forget_count(&self) -> Outcome {
@@ -356,6 +392,122 @@ impl Checks {
     }
 }
 
+/// The checks for a proxy between this client and the server (`--proxy-idle-timeout SECS`):
+/// a long stream and a long channel through it, and keepalive across its idle timeout.
+struct ProxyChecks {
+    target: Target,
+    /// How long the proxy lets a connection sit with no bytes either way before closing it.
+    idle_timeout: Duration,
+}
+
+impl ProxyChecks {
+    /// How long the keepalive checks leave their connections idle: beyond the proxy's idle
+    /// timeout, by a margin for its timers' coarseness (nginx keeps a timer that would move by
+    /// less than 300 ms, and a busy machine runs timers late).
+    fn idle_wait(&self) -> Duration {
+        self.idle_timeout + Duration::from_secs(2)
+    }
+
+    /// The keepalive checks' time limit: the idle wait, then a call or two.
+    fn keepalive_limit(&self) -> Duration {
+        self.idle_wait() + CHECK_TIMEOUT
+    }
+
+    async fn proxy_long_stream(&self) -> Outcome {
+        // Default window, on a connection of its own: the runtime's credit refills carry the
+        // whole stream, and every item is checked in order as it arrives.
+        let client = EchoClient::new(connect_with(&self.target, Client::builder()).await?);
+        expect_counting(&client, LONG_STREAM_N).await
+    }
+
+    async fn proxy_channel_count_long(&self) -> Outcome {
+        let client = EchoClient::new(connect_with(&self.target, Client::builder()).await?);
+        expect_channel_count(&client, LONG_CHANNEL_N, LONG_TIMEOUT).await
+    }
+
+    /// A connection that sends KEEPALIVE well within the proxy's idle timeout, left idle
+    /// beyond that timeout: it must still be open, and answer a call, after the wait.
+    async fn proxy_keepalive_idle(&self) -> Outcome {
+        // Three KEEPALIVEs (each answered by the server) per proxy timeout: traffic both ways,
+        // which an idle timer counting either direction (nginx's) must see. The max lifetime
+        // outlasts several of them, so one delayed answer does not close the connection.
+        let interval = self.idle_timeout / 3;
+        let builder = Client::builder().keepalive(interval, self.idle_timeout * 3);
+        let client = EchoClient::new(connect_with(&self.target, builder).await?);
+        let wait = self.idle_wait();
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            error = client.inner().closed() => {
+                return fail(format!(
+                    "closed after {:.1} s of {:.1} s idle, keepalive every {} ms: {error}",
+                    started.elapsed().as_secs_f64(),
+                    wait.as_secs_f64(),
+                    interval.as_millis()
+                ));
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+        expect_echo(&client, Bytes::from_static(b"after idle")).await.map_err(|why| {
+            format!("after {:.1} s idle with keepalive every {} ms: {why}", wait.as_secs_f64(), interval.as_millis())
+        })
+    }
+
+    /// The control for `proxy_keepalive_idle`: a connection whose keepalive is slower than the
+    /// idle wait sends nothing during it, so the proxy must close it. Were the proxy's idle
+    /// timeout not in effect, `proxy_keepalive_idle` would pass without keepalive doing
+    /// anything; this fails instead.
+    async fn proxy_idle_control(&self) -> Outcome {
+        let wait = self.idle_wait();
+        // Neither side sends a KEEPALIVE or gives up on the other within the wait: whatever
+        // closes the connection is the proxy.
+        let builder = Client::builder().keepalive(wait * 10, wait * 20);
+        let client = EchoClient::new(connect_with(&self.target, builder).await?);
+        let started = tokio::time::Instant::now();
+        let closed = tokio::select! {
+            error = client.inner().closed() => Some(error),
+            () = tokio::time::sleep(wait) => None,
+        };
+        let Some(error) = closed else {
+            return match client.unary(Bytes::from_static(b"after idle")).await {
+                Err(status) => {
+                    println!(
+                        "proxy_idle_control: after {:.1} s idle, a call failed: {}",
+                        wait.as_secs_f64(),
+                        describe(&status)
+                    );
+                    Ok(())
+                }
+                Ok(_) => fail(format!(
+                    "a connection with no keepalive for {:.1} s still answers: the proxy's {} s \
+                     idle timeout is not in effect, so proxy_keepalive_idle shows nothing",
+                    wait.as_secs_f64(),
+                    self.idle_timeout.as_secs()
+                )),
+            };
+        };
+        let after = started.elapsed();
+        if let ErrorKind::Closed(reason @ (CloseReason::Local | CloseReason::KeepaliveTimeout(_))) = error.kind() {
+            return fail(format!("closed by this side, not the proxy, after {:.1} s: {reason}", after.as_secs_f64()));
+        }
+        // The proxy's timer started when the SETUP went through it, just before `started`
+        // (nginx's timers may fire up to 300 ms early): a close much earlier than its timeout
+        // is something else.
+        let earliest = self.idle_timeout.saturating_sub(Duration::from_secs(1));
+        expect(after >= earliest, || {
+            format!(
+                "closed after {:.1} s, before the proxy's {} s idle timeout: {error}",
+                after.as_secs_f64(),
+                self.idle_timeout.as_secs()
+            )
+        })?;
+        println!(
+            "proxy_idle_control: the proxy closed the idle connection after {:.1} s ({error})",
+            after.as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
 /// A request/stream or channel to an unknown route must end in ERROR before any item.
 async fn first_is_error(model: &str, route: &str, opened: Result<weft::PayloadStream, Status>) -> Outcome {
     let mut stream = match opened {
@@ -376,10 +528,19 @@ fn skip(name: &str, why: &str) {
 }
 
 async fn run_check(name: &str, check: impl Future<Output = Outcome>) -> bool {
-    let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+    report(name, within(CHECK_TIMEOUT, check).await)
+}
+
+/// `check`'s outcome, failed if it takes longer than `limit`.
+async fn within(limit: Duration, check: impl Future<Output = Outcome>) -> Outcome {
+    match tokio::time::timeout(limit, check).await {
         Ok(outcome) => outcome,
-        Err(_) => fail(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
-    };
+        Err(_) => fail(format!("no answer within {} s", limit.as_secs())),
+    }
+}
+
+/// Prints a check's `PASS` or `FAIL` line; true when it passed.
+fn report(name: &str, outcome: Outcome) -> bool {
     match &outcome {
         Ok(()) => println!("PASS {name}"),
         Err(why) => println!("FAIL {name}: {why}"),
@@ -388,15 +549,46 @@ async fn run_check(name: &str, check: impl Future<Output = Outcome>) -> bool {
     outcome.is_ok()
 }
 
+/// Takes `--proxy-idle-timeout SECS` (whole seconds, at least 1) out of the command line: the
+/// idle timeout of the proxy between here and the server, which turns the proxy checks on.
+/// The rest goes to [`parse_args`].
+fn proxy_option(args: impl IntoIterator<Item = String>) -> Result<(Option<Duration>, Vec<String>), String> {
+    let mut idle_timeout = None;
+    let mut rest = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg != "--proxy-idle-timeout" {
+            rest.push(arg);
+            continue;
+        }
+        let secs = args.next().ok_or("--proxy-idle-timeout needs SECS")?;
+        match secs.parse::<u64>() {
+            Ok(secs) if secs >= 1 => idle_timeout = Some(Duration::from_secs(secs)),
+            _ => return Err(format!("--proxy-idle-timeout wants whole seconds >= 1, got {secs:?}")),
+        }
+    }
+    Ok((idle_timeout, rest))
+}
+
 #[tokio::main]
 async fn main() {
-    let target = match parse_args(std::env::args().skip(1), 1, 1) {
-        Ok((mut endpoints, options)) => Target { endpoint: endpoints.remove(0), options },
+    const USAGE: &str = "usage: interop_client [--proxy-idle-timeout SECS] ADDRESS \
+                         (127.0.0.1:PORT, ws://127.0.0.1:PORT/PATH)";
+    let (proxy_idle_timeout, args) = match proxy_option(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
         Err(why) => {
-            eprintln!("{why}\nusage: interop_client ADDRESS (127.0.0.1:PORT, ws://127.0.0.1:PORT/PATH)");
+            eprintln!("{why}\n{USAGE}");
             std::process::exit(2);
         }
     };
+    let target = match parse_args(args, 1, 1) {
+        Ok((mut endpoints, options)) => Target { endpoint: endpoints.remove(0), options },
+        Err(why) => {
+            eprintln!("{why}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let proxy_checks = proxy_idle_timeout.map(|idle_timeout| ProxyChecks { target: target.clone(), idle_timeout });
     let client = match connect(&target, None).await {
         Ok(client) => EchoClient::new(client),
         Err(why) => {
@@ -434,11 +626,23 @@ async fn main() {
     run!(channel_echo, channel_single);
     skip("channel_exact_credit", NO_EXACT);
     run!(channel_count_exact, fire_and_forget_count);
-    println!("{passed} passed, {failed} failed");
     // Close cleanly (ERROR[CONNECTION_CLOSE] on stream 0) and give the driver a moment to write
-    // it, rather than letting the peer see the socket vanish at exit.
+    // it, rather than letting the peer see the socket vanish at exit (or a proxy time it out
+    // while the proxy checks run on connections of their own).
     checks.client.inner().close();
     let _ = tokio::time::timeout(Duration::from_secs(1), checks.client.inner().closed()).await;
+    let mut tally = |passed_check: bool| if passed_check { passed += 1 } else { failed += 1 };
+    if let Some(proxy) = &proxy_checks {
+        tally(report("proxy_long_stream", within(LONG_TIMEOUT, proxy.proxy_long_stream()).await));
+        tally(report("proxy_channel_count_long", within(LONG_TIMEOUT, proxy.proxy_channel_count_long()).await));
+        // Both keepalive checks idle at the same time: one wait, not two.
+        let limit = proxy.keepalive_limit();
+        let (kept, control) =
+            tokio::join!(within(limit, proxy.proxy_keepalive_idle()), within(limit, proxy.proxy_idle_control()));
+        tally(report("proxy_keepalive_idle", kept));
+        tally(report("proxy_idle_control", control));
+    }
+    println!("{passed} passed, {failed} failed");
     // `closed()` resolves when the connection decides to close, a moment before its driver has
     // flushed that last frame: wait that moment out before the process ends.
     tokio::time::sleep(Duration::from_millis(100)).await;
