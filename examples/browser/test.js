@@ -11,6 +11,7 @@
 // Prints `PASS name` or `FAIL name: why` per check, then `N passed, N failed`; exits non-zero
 // on any failure. Every wait is bounded.
 
+const http = require('http');
 const path = require('path');
 const {chromium} = require('playwright-core');
 
@@ -109,13 +110,22 @@ async function main() {
 
     const own = await openFrom(page, rsocketUrl);
     check('own_origin_opens', own === 'open', `the page opening ${rsocketUrl}: ${own}`);
-    // A page of another site, made up here (the browser fetches nothing for it).
-    const foreign = await browser.newPage();
-    await foreign.route('http://foreign.test/**', route =>
-      route.fulfill({status: 200, contentType: 'text/html', body: '<!doctype html><title>foreign</title>'}));
-    await foreign.goto('http://foreign.test/', {timeout: 20000});
-    const other = await openFrom(foreign, rsocketUrl);
-    check('foreign_origin_refused', other === 'refused', `a page of http://foreign.test opening ${rsocketUrl}: ${other}`);
+    // A page of another site: another origin, on 127.0.0.1 too (a public site's page could not
+    // reach a loopback address in Chromium anyway, whatever the server allowed).
+    const site = http.createServer((request, response) => {
+      response.writeHead(200, {'Content-Type': 'text/html'});
+      response.end('<!doctype html><title>another site</title>');
+    });
+    await new Promise((resolve, reject) => site.once('error', reject).listen(0, '127.0.0.1', resolve));
+    try {
+      const elsewhere = `http://127.0.0.1:${site.address().port}/`;
+      const foreign = await browser.newPage();
+      await foreign.goto(elsewhere, {timeout: 20000});
+      const other = await openFrom(foreign, rsocketUrl);
+      check('foreign_origin_refused', other === 'refused', `a page of ${elsewhere} opening ${rsocketUrl}: ${other}`);
+    } finally {
+      site.close();
+    }
   } finally {
     await browser.close();
   }
