@@ -168,6 +168,7 @@ pub use payload::{BoxFuture, BoxStream, Call, Payload};
 pub use rt::auth::SetupInfo;
 pub use rt::client::Client;
 pub use rt::connect::ClientBuilder;
+pub use rt::deadline::TIMEOUT_MIME;
 pub use rt::handler::{Handler, unimplemented_route};
 pub use rt::responses::{Response, Responses};
 pub use rt::server::{AcceptError, RunningServer, Server, ServerBuilder};

@@ -47,6 +47,9 @@ pub struct Call {
     /// Responder side only: nobody cancels a requester's own call head.
     cancel: Option<CancelSignal>,
     peer: Option<crate::Client>,
+    /// When the call must be over: set by the requester, or read from the request's
+    /// [`TIMEOUT_MIME`](crate::TIMEOUT_MIME) entry on arrival.
+    deadline: Option<tokio::time::Instant>,
 }
 
 /// A generated client method's route, with the request metadata of a call that carries no
@@ -103,7 +106,57 @@ impl Call {
     }
 
     fn requester(route: Route) -> Call {
-        Call { route, metadata: Metadata::Built(CompositeMetadata::default()), cancel: None, peer: None }
+        Call {
+            route,
+            metadata: Metadata::Built(CompositeMetadata::default()),
+            cancel: None,
+            peer: None,
+            deadline: None,
+        }
+    }
+
+    /// Gives the call `timeout` from now: see [`with_deadline`](Call::with_deadline).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft::Call;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let call = Call::new("greet.Greeter/SayHello").with_timeout(Duration::from_secs(2));
+    /// assert!(call.deadline().is_some());
+    /// # }
+    /// ```
+    pub fn with_timeout(self, timeout: std::time::Duration) -> Call {
+        self.with_deadline(tokio::time::Instant::now() + timeout)
+    }
+
+    /// Sets the call's deadline, in place of its client's default
+    /// ([`ClientBuilder::timeout`](crate::ClientBuilder::timeout)). When it passes, the call
+    /// fails with `DEADLINE_EXCEEDED` (a stream yields that error and ends) and is cancelled.
+    /// The time left travels with the request ([`TIMEOUT_MIME`](crate::TIMEOUT_MIME)), so a
+    /// Weft responder stops the handler at the deadline too. A call whose deadline has passed
+    /// before it is sent fails without sending anything.
+    ///
+    /// A handler that calls on passes its own call's deadline along with
+    /// `Call::new(route).with_deadline(deadline)` for `call.deadline()`, or
+    /// [`Request::within`](crate::Request::within) on a typed client.
+    pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Call {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// When the call must be over: on the requester's side, the deadline it was given; on
+    /// the responder's, the one the requester sent (its time left, counted from when the
+    /// request arrived), if it sent one.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
+    }
+
+    /// What is left of the call's [`deadline`](Call::deadline), if it has one (zero once it
+    /// has passed).
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        Some(self.deadline?.saturating_duration_since(tokio::time::Instant::now()))
     }
 
     /// Adds a composite metadata entry named by `key`: a [`MimeType`](crate::MimeType), or a
@@ -200,7 +253,13 @@ impl Call {
             metadata: Metadata::Received { block: metadata, entries: OnceLock::new() },
             cancel: Some(cancel),
             peer: Some(peer),
+            deadline: None,
         }
+    }
+
+    /// Sets the deadline of a received call (read from its request by the driver).
+    pub(crate) fn set_deadline(&mut self, deadline: Option<tokio::time::Instant>) {
+        self.deadline = deadline;
     }
 
     /// The request metadata written at compile time, if this is a generated client's call

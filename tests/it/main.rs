@@ -6,7 +6,8 @@
 //! settings on its builder (`builders`), services generated from `.proto` files by `build.rs`
 //! against services written as traits (`proto`), request streams with no messages, from
 //! generated and hand-made clients (`no_messages`), data MIME types announced and checked
-//! (`data_mime`), the WebSocket transport's refusals (`websocket`), the macro's compile-pass and
+//! (`data_mime`), deadlines in every interaction model and passed on by handlers (`deadlines`),
+//! the WebSocket transport's refusals and origin check (`websocket`), the macro's compile-pass and
 //! compile-fail cases (`ui`), and the public API of `weft` and `weft-codegen` against their
 //! snapshots (`public_api`).
 
@@ -14,6 +15,7 @@ mod auth;
 mod builders;
 mod callback;
 mod data_mime;
+mod deadlines;
 mod e2e;
 mod errors;
 mod lab;

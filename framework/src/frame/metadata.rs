@@ -777,6 +777,15 @@ impl CompositeMetadata {
             .find_map(|entry| RoutingMetadata::tags(&entry.content).next().and_then(Result::ok).map(str::to_owned))
     }
 
+    /// The content of the first entry of `bytes` (a request's block, read as
+    /// [`decode_route`](CompositeMetadata::decode_route) reads it) whose MIME type is written
+    /// out as `name` (compared without regard to case), without decoding the others.
+    pub(crate) fn find_named(bytes: &Bytes, name: &str) -> Option<Bytes> {
+        RawEntries::readable(bytes.clone())
+            .find(|entry| matches!(&entry.mime, RawMime::Name(n) if n.eq_ignore_ascii_case(name.as_bytes())))
+            .map(|entry| entry.content)
+    }
+
     /// The entries of a request's block as [`decode_route`](CompositeMetadata::decode_route)
     /// reads it: every entry it can read, those it cannot skipped.
     pub(crate) fn decode_lenient(bytes: Bytes) -> CompositeMetadata {

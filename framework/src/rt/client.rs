@@ -2,6 +2,7 @@
 //! model. (Its constructors, which start the connection, are in [`super::connect`].)
 
 use super::command::{Command, Control, Inbound, Opened};
+use super::deadline;
 use super::handles::Handles;
 use super::inbox;
 use super::reply;
@@ -11,7 +12,9 @@ use crate::{Call, Payload, PayloadStream, Responses, Status};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::fmt;
+use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// A handle for making requests on one connection. Cheap to clone; every clone shares the
 /// connection, and many calls run on it at once. The connection closes when the last clone
@@ -30,6 +33,8 @@ use tokio::sync::oneshot;
 pub struct Client {
     commands: inbox::Sender,
     handles: Handles,
+    /// The calls' default timeout (see [`Client::with_timeout`]).
+    timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Client {
@@ -40,7 +45,49 @@ impl fmt::Debug for Client {
 
 impl Client {
     pub(crate) fn from_parts(commands: inbox::Sender, handles: Handles) -> Client {
-        Client { commands, handles }
+        Client { commands, handles, timeout: None }
+    }
+
+    /// This client's connection, giving every call made through it `timeout` (from when the
+    /// call is made) unless the call sets its own deadline. A generated client built from it
+    /// (`GreeterClient::new(client.with_timeout(…))`) gives all its calls that timeout. See
+    /// [`ClientBuilder::timeout`](crate::ClientBuilder::timeout), which sets it for a new
+    /// connection, and [`Call::with_deadline`] for what a deadline does.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use weft::{Call, Code, Handler, Response, Server};
+    ///
+    /// /// Never answers.
+    /// struct Silent;
+    /// impl Handler for Silent {
+    ///     fn request_response(&self, _call: Call, _data: bytes::Bytes) -> Response {
+    ///         Response::new(std::future::pending())
+    ///     }
+    /// }
+    ///
+    /// let server = Server::builder().add_handler(&["slow.Slow/Wait"], Silent).build();
+    /// let client = server.connect_in_memory().await?.with_timeout(Duration::from_millis(50));
+    /// let late = client.request_response(Call::new("slow.Slow/Wait"), "hi".into()).await;
+    /// assert_eq!(late.unwrap_err().code(), Code::DeadlineExceeded);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        Client { timeout: Some(timeout), ..self.clone() }
+    }
+
+    /// The default timeout of this client's calls, if it has one.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The deadline of `call`: its own, or this client's default timeout from now.
+    #[inline]
+    fn deadline_of(&self, call: &Call) -> Option<Instant> {
+        call.deadline().or_else(|| Some(Instant::now() + self.timeout?))
     }
 
     /// What the server's authenticate hook made of this connection's SETUP.
@@ -55,6 +102,23 @@ impl Client {
 
     /// Request/response: one request, one response.
     pub async fn request_response(&self, call: Call, data: Bytes) -> Result<Payload, Status> {
+        if let Some(deadline) = self.deadline_of(&call) {
+            // Boxed: the call without a deadline, by far the most common, keeps its future small.
+            return Box::pin(self.request_response_by(deadline, call, data)).await;
+        }
+        self.respond(call, data).await
+    }
+
+    /// A request/response held to `deadline`: dropping the answer's slot at the deadline
+    /// cancels the stream.
+    async fn request_response_by(&self, deadline: Instant, call: Call, data: Bytes) -> Result<Payload, Status> {
+        let route = call.route().to_owned();
+        let call = timed(call, deadline, &route)?;
+        let answer = tokio::time::timeout_at(deadline, self.respond(call, data)).await;
+        answer.unwrap_or_else(|_| Err(deadline::exceeded(&route)))
+    }
+
+    async fn respond(&self, call: Call, data: Bytes) -> Result<Payload, Status> {
         let metadata = request_metadata(call)?;
         // The caller waits for the answer alone (not first for the stream id): one wake-up
         // per call. Dropping `reply` (the caller gave up) cancels the stream.
@@ -89,13 +153,24 @@ impl Client {
 
     /// Fire-and-forget: resolves once the request is queued for writing. No reply comes.
     pub async fn fire_and_forget(&self, call: Call, data: Bytes) -> Result<(), Status> {
+        let call = match self.deadline_of(&call) {
+            Some(deadline) => {
+                let route = call.route().to_owned();
+                timed(call, deadline, &route)?
+            }
+            None => call,
+        };
         self.open(Kind::FireAndForget, call, data, false, None, None).await.map(drop)
     }
 
     /// Request/stream: one request, a stream of responses.
     pub async fn request_stream(&self, call: Call, data: Bytes) -> Result<PayloadStream, Status> {
         let (inlet, mut stream) = super::stream::inbound(&self.handles);
+        let (call, deadline) = self.stream_deadline(call)?;
         stream.set_id(self.open(Kind::RequestStream, call, data, false, Some(Inbound::Many(inlet)), None).await?);
+        if let Some((deadline, route)) = deadline {
+            stream.set_deadline(deadline, route);
+        }
         Ok(stream)
     }
 
@@ -137,8 +212,24 @@ impl Client {
     ) -> Result<PayloadStream, Status> {
         let (inlet, mut stream) = super::stream::inbound(&self.handles);
         let inbound = Some(Inbound::Many(inlet));
+        let (call, deadline) = self.stream_deadline(call)?;
         stream.set_id(self.open(Kind::Channel, call, first, complete, inbound, Some(rest)).await?);
+        if let Some((deadline, route)) = deadline {
+            stream.set_deadline(deadline, route);
+        }
         Ok(stream)
+    }
+
+    /// A stream's call with its deadline's entry, and the deadline for its response stream to
+    /// keep (which ends it then).
+    fn stream_deadline(&self, call: Call) -> Result<(Call, Option<(Instant, String)>), Status> {
+        match self.deadline_of(&call) {
+            None => Ok((call, None)),
+            Some(deadline) => {
+                let route = call.route().to_owned();
+                Ok((timed(call, deadline, &route)?, Some((deadline, route))))
+            }
+        }
     }
 
     /// Closes the connection: in-flight calls fail with `UNAVAILABLE`.
@@ -199,6 +290,7 @@ impl Client {
         self.handles.closed_status()
     }
 
+    /// Opens a stream (or sends a fire-and-forget): the stream id.
     async fn open(
         &self,
         kind: Kind,
@@ -217,4 +309,12 @@ impl Client {
         }
         rx.await.unwrap_or_else(|_| Err(self.closed_status()))
     }
+}
+
+/// `call` with its time left until `deadline` in its metadata ([`crate::TIMEOUT_MIME`]); or, if
+/// none is left, the status it fails with, before anything is sent.
+fn timed(call: Call, deadline: Instant, route: &str) -> Result<Call, Status> {
+    let left = deadline::left(deadline).ok_or_else(|| deadline::exceeded(route))?;
+    let entry = crate::MimeType::Custom(crate::TIMEOUT_MIME.into());
+    Ok(call.with_metadata(entry, deadline::encode_timeout(left)))
 }

@@ -111,6 +111,8 @@ pub struct ClientBuilder {
     /// For [`ClientBuilder::connect_tls`] and `wss://`.
     #[cfg(feature = "tls")]
     tls: Option<super::tls::ClientTls>,
+    /// The calls' default timeout.
+    timeout: Option<Duration>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -145,6 +147,17 @@ impl ClientBuilder {
     /// The settings, common to both sides, of the connections it makes.
     pub fn config(mut self, config: Config) -> ClientBuilder {
         self.config = config;
+        self
+    }
+
+    /// Gives every call made through the client `timeout` (from when it is made) unless the
+    /// call sets its own deadline ([`Call::with_deadline`](crate::Call::with_deadline),
+    /// [`Request::with_timeout`](crate::Request::with_timeout)). A call still going at its
+    /// deadline fails with `DEADLINE_EXCEEDED`, and the server is told the deadline, so its
+    /// handler is stopped then too. Default: none. [`Client::with_timeout`] sets it on a
+    /// client made already, for the generated clients built from it.
+    pub fn timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -304,7 +317,11 @@ impl ClientBuilder {
         let (driver, commands, handles) =
             Driver::new(conn, transport, handler, Some(resolver), None, Some(assist.clone()), Default::default());
         assist.start(driver.run());
-        Client::from_parts(commands, handles)
+        let client = Client::from_parts(commands, handles);
+        match self.timeout {
+            Some(timeout) => client.with_timeout(timeout),
+            None => client,
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub(crate) mod budget;
 pub(crate) mod client;
 pub(crate) mod command;
 pub(crate) mod connect;
+pub(crate) mod deadline;
 pub(crate) mod driver;
 pub(crate) mod handler;
 pub(crate) mod handles;

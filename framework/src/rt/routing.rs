@@ -3,7 +3,8 @@
 //! [`MethodRoute`](crate::payload::MethodRoute)), how a responder reads it back (once per
 //! distinct metadata block a connection sends, see [`RouteCache`]), and the route table that
 //! finds what serves a route: the method of a generated service, or a hand-written handler
-//! (see [`MethodTable`](super::service::MethodTable)).
+//! (see [`MethodTable`](super::service::MethodTable)). (A block that begins with a routing
+//! entry seen before shares its route whatever follows.)
 //!
 //! A route travels as RSocket's routing extension inside composite metadata
 //! (`message/x.rsocket.routing.v0`, one tag of 1 to 255 bytes), the first entry of every
@@ -62,15 +63,18 @@ fn encode_request_metadata(route: &str, extra: &CompositeMetadata) -> Bytes {
 
 // ---- the responder's side: reading the route, finding its handler --------------------------
 
-/// The routes of the last few distinct request metadata blocks this connection received, and
-/// the handlers that serve them (for a generated service, the method itself).
+/// The routes of the last few distinct routing entries this connection received first in a
+/// request's metadata, and the handlers that serve them (for a generated service, the method
+/// itself).
 ///
-/// A requester sends the same metadata block (usually the routing entry alone) with every call
-/// to a method, and checking it (every entry, every tag, UTF-8), copying its route out and
-/// looking the route up cost more than the rest of dispatching the call. A block seen before is
-/// compared byte for byte with the copy kept here, and its route and handler shared. What a
-/// peer can do with it is bounded: a few blocks of at most [`RouteCache::MAX_BLOCK`] bytes per
-/// connection, each look-up at most that many comparisons.
+/// A requester sends the same routing entry first with every call to a method (usually alone,
+/// sometimes followed by entries of the call's own, such as its deadline), and checking it
+/// (every entry, every tag, UTF-8), copying its route out and looking the route up cost more
+/// than the rest of dispatching the call. A block that begins with a routing entry seen before
+/// is compared byte for byte with the copy kept here, and its route and handler shared; what
+/// follows that entry does not change the route, so it is read only when the call needs it.
+/// What a peer can do with it is bounded: a few entries of at most [`RouteCache::MAX_BLOCK`]
+/// bytes per connection, each look-up at most that many comparisons.
 #[derive(Default)]
 pub(crate) struct RouteCache {
     entries: [Option<KnownBlock>; RouteCache::ENTRIES],
@@ -94,20 +98,41 @@ impl RouteCache {
     /// method routes are much shorter, and a long block is rarely sent twice).
     const MAX_BLOCK: usize = 128;
 
-    pub(crate) fn get(&self, block: &[u8]) -> Option<Resolved> {
-        let known = self.entries.iter().flatten().find(|known| *known.block == *block)?;
-        Some((known.route.clone(), known.handler.clone()))
+    /// The route and handler of `block` if it begins with a routing entry kept here, and
+    /// whether more entries follow it.
+    #[inline]
+    pub(crate) fn get(&self, block: &[u8]) -> Option<(Resolved, bool)> {
+        let known = self.entries.iter().flatten().find(|known| block.starts_with(&known.block))?;
+        Some(((known.route.clone(), known.handler.clone()), block.len() > known.block.len()))
     }
 
     /// Remembers that `block` carries `route` (which `CompositeMetadata::decode_route` found
-    /// in it), served by `handler`; returns them.
-    pub(crate) fn put(&mut self, block: &[u8], route: Arc<str>, handler: Option<Arc<dyn Handler>>) -> Resolved {
-        if block.len() <= RouteCache::MAX_BLOCK {
-            let known = KnownBlock { block: block.into(), route: route.clone(), handler: handler.clone() };
+    /// in it), served by `handler`, if the route is that of the routing entry that begins it;
+    /// returns them.
+    pub(crate) fn put(&mut self, block: &Bytes, route: Arc<str>, handler: Option<Arc<dyn Handler>>) -> Resolved {
+        if let Some(len) = first_routing_entry(block)
+            && len <= RouteCache::MAX_BLOCK
+            // The route of the first routing entry the block's reader could read, which is this
+            // one unless its own first tag is broken.
+            && CompositeMetadata::decode_route(&block.slice(..len)).as_deref() == Some(&*route)
+        {
+            let known = KnownBlock { block: block[..len].into(), route: route.clone(), handler: handler.clone() };
             self.entries[self.next] = Some(known);
             self.next = (self.next + 1) % RouteCache::ENTRIES;
         }
         (route, handler)
+    }
+}
+
+/// The length of `block`'s first entry if it is a complete routing entry (under its
+/// well-known id, as every requester writes it).
+fn first_routing_entry(block: &[u8]) -> Option<usize> {
+    match *block {
+        [id, a, b, c, ..] if id == 0x80 | well_known::ROUTING => {
+            let len = 4 + u32::from_be_bytes([0, a, b, c]) as usize;
+            (len <= block.len()).then_some(len)
+        }
+        _ => None,
     }
 }
 
@@ -299,7 +324,7 @@ pub(crate) trait Resolve: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::metadata::MimeType;
+    use crate::frame::metadata::{MimeType, RoutingMetadata};
     use crate::payload::MethodRoute;
 
     #[test]
@@ -350,22 +375,50 @@ mod tests {
     }
 
     #[test]
-    fn the_route_cache_keeps_the_last_few_short_blocks_and_matches_them_exactly() {
+    fn the_route_cache_keeps_the_last_few_routing_entries_and_matches_blocks_that_begin_with_them() {
         let mut cache = RouteCache::default();
-        let block = |i: usize| format!("block {i}").into_bytes();
+        let block = |i: usize| CompositeMetadata::with_route(&format!("r.R/{i}")).unwrap().to_bytes();
+        let route_of = |cache: &RouteCache, block: &[u8]| cache.get(block).map(|((route, _), more)| (route, more));
+        let put = |cache: &mut RouteCache, i: usize| {
+            let route = format!("r.R/{i}");
+            assert_eq!(&*cache.put(&block(i), route.clone().into(), None).0, route);
+        };
         for i in 0..RouteCache::ENTRIES + 1 {
             assert!(cache.get(&block(i)).is_none());
-            assert_eq!(&*cache.put(&block(i), format!("r{i}").into(), None).0, format!("r{i}"));
+            put(&mut cache, i);
         }
         assert!(cache.get(&block(0)).is_none(), "the oldest made room");
         for i in 1..RouteCache::ENTRIES + 1 {
-            assert_eq!(cache.get(&block(i)).map(|(route, _)| route).as_deref(), Some(&*format!("r{i}")));
+            assert_eq!(route_of(&cache, &block(i)), Some((format!("r.R/{i}").into(), false)));
         }
-        assert!(cache.get(b"block").is_none(), "a prefix is another block");
-        assert!(cache.get(b"block 10").is_none(), "so is a longer one");
-        let long = vec![7u8; RouteCache::MAX_BLOCK + 1];
-        assert_eq!(&*cache.put(&long, "long".into(), None).0, "long");
+        // Entries after the routing entry leave the route as it is, and are reported.
+        let mut with_more = CompositeMetadata::with_route("r.R/1").unwrap();
+        with_more.push("x-user-id", "42").unwrap();
+        assert_eq!(route_of(&cache, &with_more.to_bytes()), Some(("r.R/1".into(), true)));
+        // A routing entry that differs only in its length is another one.
+        let mut longer = block(1).to_vec();
+        longer[3] += 1;
+        longer.push(b'x');
+        assert!(cache.get(&longer).is_none());
+        assert!(cache.get(&block(1)[..block(1).len() - 1]).is_none(), "nor is a cut one");
+
+        // Not kept: a block that does not begin with a routing entry, a long routing entry,
+        // and one whose route is not its own (its first tag is broken, so the route came
+        // from a later entry).
+        let mut other_first = CompositeMetadata::default();
+        other_first.push("x-user-id", "42").unwrap();
+        other_first
+            .push(MimeType::WellKnown(well_known::ROUTING), RoutingMetadata::new("r.R/9").unwrap().to_bytes())
+            .unwrap();
+        let other_first = other_first.to_bytes();
+        cache.put(&other_first, "r.R/9".into(), None);
+        assert!(cache.get(&other_first).is_none());
+        let long = CompositeMetadata::with_route(&"l".repeat(RouteCache::MAX_BLOCK)).unwrap().to_bytes();
+        cache.put(&long, "l".repeat(RouteCache::MAX_BLOCK).into(), None);
         assert!(cache.get(&long).is_none(), "too long to keep");
-        assert!(cache.get(&block(1)).is_some(), "and it pushed nothing out");
+        let broken = Bytes::from_static(b"\xfe\x00\x00\x02\x05a");
+        cache.put(&broken, "r.R/7".into(), None);
+        assert!(cache.get(&broken).is_none());
+        assert!(cache.get(&block(1)).is_some(), "and they pushed nothing out");
     }
 }

@@ -25,6 +25,7 @@ pub(crate) fn inbound(handles: &Handles) -> (Inlet, PayloadStream) {
         unacked_bytes: 0,
         closed: false,
         done: false,
+        expiry: None,
     };
     (inlet, stream)
 }
@@ -63,6 +64,14 @@ pub struct PayloadStream {
     /// The driver's end is gone: once `local` is empty, the stream is over.
     closed: bool,
     done: bool,
+    /// The call's deadline, on a requester's stream that has one.
+    expiry: Option<Box<Expiry>>,
+}
+
+/// A stream's deadline, and its route for the status.
+struct Expiry {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    route: String,
 }
 
 impl PayloadStream {
@@ -73,6 +82,26 @@ impl PayloadStream {
 
     pub(crate) fn set_id(&mut self, id: u32) {
         self.id = id;
+    }
+
+    /// Ends the stream at `deadline` with `DEADLINE_EXCEEDED`, cancelling it.
+    pub(crate) fn set_deadline(&mut self, deadline: tokio::time::Instant, route: String) {
+        self.expiry = Some(Box::new(Expiry { sleep: Box::pin(tokio::time::sleep_until(deadline)), route }));
+    }
+
+    /// The deadline's status if it has passed: the stream is then over, and cancelled.
+    #[cold]
+    fn poll_expiry(&mut self, cx: &mut Context<'_>) -> Option<Item> {
+        let expiry = self.expiry.as_mut()?;
+        std::future::Future::poll(expiry.sleep.as_mut(), cx).is_ready().then(|| {
+            let route = self.expiry.take().map(|expiry| expiry.route).unwrap_or_default();
+            self.done = true;
+            self.local.clear();
+            if self.id != 0 {
+                self.handles.inbox.control(Control::Cancel(self.id));
+            }
+            Err(super::deadline::exceeded(&route))
+        })
     }
 
     /// Refills `local` from the queue; false if nothing was there. Then, unless the queue is
@@ -113,9 +142,16 @@ impl PayloadStream {
     /// The item after `local` ran dry: refilled from the queue (running the driver first if it
     /// can), or the end.
     #[inline(never)]
-    fn poll_refill(&mut self, cx: &Context<'_>) -> Poll<Option<Item>> {
+    fn poll_refill(&mut self, cx: &mut Context<'_>) -> Poll<Option<Item>> {
         if self.done {
             return Poll::Ready(None);
+        }
+        // Looked at once a refill, not once a message: the messages already taken in are
+        // delivered first.
+        if self.expiry.is_some()
+            && let Some(expired) = self.poll_expiry(cx)
+        {
+            return Poll::Ready(Some(expired));
         }
         if !self.fill(cx) {
             if self.closed {

@@ -18,8 +18,12 @@ use futures_core::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-fn call_of(method: MethodRoute, metadata: Vec<MetadataEntry>) -> Call {
-    metadata.into_iter().fold(Call::for_method(method), |call, e| call.with_metadata(e.mime, e.content))
+fn call_of(method: MethodRoute, metadata: Vec<MetadataEntry>, deadline: Option<tokio::time::Instant>) -> Call {
+    let call = metadata.into_iter().fold(Call::for_method(method), |call, e| call.with_metadata(e.mime, e.content));
+    match deadline {
+        Some(deadline) => call.with_deadline(deadline),
+        None => call,
+    }
 }
 
 fn encode_status(route: &str, error: &CodecError) -> Status {
@@ -78,9 +82,10 @@ where
     Resp: Send + 'static,
 {
     let route = method.route();
+    let deadline = request.deadline();
     let (message, metadata) = request.into_parts();
     let data = encode_request::<C, Req>(route, message)?;
-    let response = client.request_response(call_of(method, metadata), data).await?;
+    let response = client.request_response(call_of(method, metadata, deadline), data).await?;
     decode_response::<C, Resp>(route, response.data)
 }
 
@@ -95,9 +100,10 @@ where
     Req: Send + 'static,
 {
     let route = method.route();
+    let deadline = request.deadline();
     let (message, metadata) = request.into_parts();
     let data = encode_request::<C, Req>(route, message)?;
-    client.fire_and_forget(call_of(method, metadata), data).await
+    client.fire_and_forget(call_of(method, metadata, deadline), data).await
 }
 
 /// Request/stream.
@@ -112,9 +118,10 @@ where
     Resp: Send + 'static,
 {
     let route = method.route();
+    let deadline = request.deadline();
     let (message, metadata) = request.into_parts();
     let data = encode_request::<C, Req>(route, message)?;
-    let responses = client.request_stream(call_of(method, metadata), data).await?;
+    let responses = client.request_stream(call_of(method, metadata, deadline), data).await?;
     Ok(Streaming::decoding(responses, <C as Codec<Resp>>::decode, Side::Client, route))
 }
 
@@ -137,10 +144,20 @@ where
     S: Stream<Item = Req> + Send + 'static,
 {
     let route = method.route();
+    let deadline = request.deadline();
     let (messages, metadata) = request.into_parts();
     let mut messages = Box::pin(messages);
-    let Some(first) = std::future::poll_fn(|cx| messages.as_mut().poll_next(cx)).await else {
-        let call = call_of(method, metadata).with_metadata(MimeType::Custom(NO_MESSAGES_MIME.into()), Bytes::new());
+    let first = std::future::poll_fn(|cx| messages.as_mut().poll_next(cx));
+    // The call's deadline bounds the wait for its first message too.
+    let first = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, first).await.map_err(|_| {
+            Status::deadline_exceeded(format!("the deadline of `{route}` passed before its first message"))
+        })?,
+        None => first.await,
+    };
+    let Some(first) = first else {
+        let call =
+            call_of(method, metadata, deadline).with_metadata(MimeType::Custom(NO_MESSAGES_MIME.into()), Bytes::new());
         let nothing_more = Responses::new(futures_util::stream::empty());
         let responses = client.open_channel(call, Bytes::new(), true, nothing_more).await?;
         return Ok(Streaming::decoding(responses, <C as Codec<Resp>>::decode, Side::Client, route));
@@ -154,7 +171,8 @@ where
         slot: slot.clone(),
         route,
     };
-    let responses = client.open_channel(call_of(method, metadata), first, false, Responses::encoded(rest)).await?;
+    let responses =
+        client.open_channel(call_of(method, metadata, deadline), first, false, Responses::encoded(rest)).await?;
     Ok(Streaming::decoding(responses, <C as Codec<Resp>>::decode, Side::Client, route).with_outbound_error(slot))
 }
 

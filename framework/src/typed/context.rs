@@ -95,6 +95,21 @@ impl Context {
         self.call.cancelled().await
     }
 
+    /// When the caller stops waiting, if it set a deadline: the time left it sent
+    /// ([`TIMEOUT_MIME`](crate::TIMEOUT_MIME)), counted from when the request arrived. At the
+    /// deadline the handler is stopped (its future or stream is dropped) and the caller gets
+    /// `DEADLINE_EXCEEDED`; work spawned from the handler should stop then too. A call on to
+    /// another service takes what is left with [`Request::within`](crate::Request::within).
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.call.deadline()
+    }
+
+    /// What is left of the [`deadline`](Context::deadline), if the caller set one (zero once it
+    /// has passed).
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        self.call.remaining()
+    }
+
     /// A client for calling back the peer that made this call, over the same connection:
     /// wrap it in the generated client of a service the peer serves (a client serves services
     /// with [`ClientBuilder::add_service`](crate::ClientBuilder::add_service)). `None` for a

@@ -33,6 +33,12 @@
 //! - **Data.** Each payload's data is one message, encoded by the service's [`Codec`]
 //!   (protobuf by default, `application/vnd.google.protobuf`, announced in SETUP).
 //! - **Errors.** An ERROR frame, written as [`Status`](crate::Status) describes.
+//! - **Deadlines.** A call with a deadline carries, after the route, a composite metadata entry
+//!   whose MIME type is [`TIMEOUT_MIME`](crate::TIMEOUT_MIME) (`application/x.weft.timeout`,
+//!   written out) and whose content is the time left when the request was sent, in whole
+//!   milliseconds rounded up, as 1 to 12 ASCII digits (`1500`). The responder counts it from
+//!   when the request arrives, and ends the call then with an ERROR whose status is
+//!   `DEADLINE_EXCEEDED`; an entry that is not such a number is answered `INVALID_ARGUMENT`.
 //! - **A request stream with no messages.** RSocket's REQUEST_CHANNEL carries a payload, so
 //!   a channel or client-streaming call whose request stream ends before its first message is
 //!   sent as a REQUEST_CHANNEL with the (C)omplete flag, empty data, and, after the route and

@@ -38,12 +38,72 @@ use bytes::Bytes;
 pub struct Request<T> {
     message: T,
     metadata: Vec<MetadataEntry>,
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl<T> Request<T> {
     /// A request carrying `message` and no metadata.
     pub fn new(message: T) -> Request<T> {
-        Request { message, metadata: Vec::new() }
+        Request { message, metadata: Vec::new(), deadline: None }
+    }
+
+    /// Gives the call `timeout` from now, in place of its client's default: at the deadline
+    /// the call fails with `DEADLINE_EXCEEDED` (a response stream yields it and ends), the
+    /// server's handler is stopped, and a deadline already past fails the call before it is
+    /// sent. See [`Call::with_deadline`](crate::Call::with_deadline).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft::Request;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let request = Request::new("message").with_timeout(Duration::from_millis(250));
+    /// assert!(request.deadline().is_some());
+    /// # }
+    /// ```
+    pub fn with_timeout(self, timeout: std::time::Duration) -> Request<T> {
+        self.with_deadline(tokio::time::Instant::now() + timeout)
+    }
+
+    /// Sets the call's deadline (see [`with_timeout`](Request::with_timeout)).
+    pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Request<T> {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Gives the call the deadline of the call `ctx` is handling, if it has one: a handler
+    /// that calls another service passes on what is left of its own time, no more.
+    ///
+    /// ```no_run
+    /// # use weft::{Context, Status};
+    /// # #[derive(Clone, PartialEq, prost::Message)] pub struct Order {}
+    /// # #[derive(Clone, PartialEq, prost::Message)] pub struct Receipt {}
+    /// # #[weft::service(package = "pay")]
+    /// # pub trait Payments { async fn charge(&self, order: Order) -> Result<Receipt, Status>; }
+    /// use weft::Request;
+    ///
+    /// struct Shop {
+    ///     payments: PaymentsClient,
+    /// }
+    ///
+    /// impl Shop {
+    ///     async fn checkout(&self, ctx: Context, order: Order) -> Result<Receipt, Status> {
+    ///         // The payment call ends when the checkout's caller stops waiting.
+    ///         self.payments.charge(Request::new(order).within(&ctx)).await
+    ///     }
+    /// }
+    /// ```
+    pub fn within(mut self, ctx: &crate::Context) -> Request<T> {
+        if let Some(deadline) = ctx.deadline() {
+            self.deadline = Some(deadline);
+        }
+        self
+    }
+
+    /// The call's deadline, if it was given one.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
     }
 
     /// Adds a composite metadata entry named by `key`: a literal such as `"x-user-id"`, or a
@@ -102,7 +162,8 @@ impl<T> Request<T> {
         self.message
     }
 
-    /// The message and the metadata.
+    /// The message and the metadata (the deadline, if any, is left behind: read it first with
+    /// [`deadline`](Request::deadline)).
     pub fn into_parts(self) -> (T, Vec<MetadataEntry>) {
         (self.message, self.metadata)
     }

@@ -8,10 +8,11 @@ use crate::frame::{HEADER_SIZE, length};
 use crate::payload::CancelSignal;
 use crate::rt::budget::Reserved;
 use crate::rt::command::{Command, Inbound};
+use crate::rt::deadline::{self, Deadlined};
 use crate::rt::inbox::WeakSender;
 use crate::rt::transport::Transport;
 use crate::rt::unwind;
-use crate::{Call, Client, Payload, Status};
+use crate::{Call, Client, Payload, Response, Responses, Status};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use std::task::Poll;
@@ -74,7 +75,7 @@ impl<T: Transport> Driver<T> {
         weak: &WeakSender,
         wbuf: &mut BytesMut,
     ) {
-        let (route, served) = match self.routes.get(&metadata) {
+        let ((route, served), more) = match self.routes.get(&metadata) {
             Some(known) => known,
             None => match CompositeMetadata::decode_route(&metadata) {
                 Some(route) => {
@@ -82,7 +83,7 @@ impl<T: Transport> Driver<T> {
                     // Requests come after SETUP, which set the data MIME type.
                     let announced = self.handles.data_mime.get().map_or("", |mime| &**mime);
                     let served = self.resolver.as_ref().and_then(|r| r.resolve(&route, announced));
-                    self.routes.put(&metadata, route, served)
+                    (self.routes.put(&metadata, route, served), true)
                 }
                 None => {
                     let status = Status::unimplemented("the request's metadata carries no readable route");
@@ -90,10 +91,23 @@ impl<T: Transport> Driver<T> {
                 }
             },
         };
+        // A deadline comes in an entry after the route: a block of the route alone has none.
+        let deadline = if more { self.deadline_of(&metadata) } else { Ok(None) };
+        let deadline = match deadline {
+            Ok(deadline) => deadline,
+            Err(status) => return self.refuse(id, kind, status),
+        };
+        if deadline.is_some_and(|deadline| deadline <= tokio::time::Instant::now()) {
+            // No time left: the handler is not started.
+            return self.refuse(id, kind, deadline::exceeded(&route));
+        }
         let Some(tx) = weak.upgrade() else { return };
         let cancel = self.spare_cancels.pop().unwrap_or_default();
         let peer = Client::from_parts(tx.clone(), self.handles.clone());
-        let call = Call::received(route, metadata, cancel.clone(), peer);
+        let mut call = Call::received(route, metadata, cancel.clone(), peer);
+        call.set_deadline(deadline);
+        // Kept for the statuses of calls that run out of time.
+        let route = deadline.map(|_| Arc::<str>::from(call.route()));
         // What serves the route, if it was resolved: for a generated service, the method
         // itself, so this is the request's only dispatch. Otherwise the connection's handler,
         // which dispatches by route itself.
@@ -106,6 +120,12 @@ impl<T: Transport> Driver<T> {
                 // call and nothing else.
                 let first = unwind::guard(|| {
                     let mut future = handler.fire_and_forget(call, data);
+                    if let Some(deadline) = deadline {
+                        // Dropped at the deadline, which stops the handler.
+                        future = Box::pin(async move {
+                            let _ = tokio::time::timeout_at(deadline, future).await;
+                        });
+                    }
                     poll_once(&mut future).is_none().then_some(future)
                 });
                 match first {
@@ -134,6 +154,9 @@ impl<T: Transport> Driver<T> {
                 let frame = start + length::PREFIX_SIZE;
                 let first = unwind::guard(|| {
                     let mut future = handler.request_response(call, data);
+                    if let (Some(deadline), Some(route)) = (deadline, route) {
+                        future = Response::encoded(Deadlined::new(future.0, deadline, route));
+                    }
                     let polled = poll_once_with(|cx| future.0.as_mut().poll_encode(cx, wbuf));
                     (future, polled)
                 });
@@ -184,7 +207,7 @@ impl<T: Transport> Driver<T> {
             }
             Kind::RequestStream => {
                 let stream = match unwind::guard(|| handler.request_stream(call, data)) {
-                    Ok(stream) => stream,
+                    Ok(stream) => until(stream, deadline, route),
                     Err(panicked) => return self.refuse(id, kind, panicked.status(HANDLER)),
                 };
                 Attached { producer: Some(self.producer(id, stream)), cancel: Some(cancel), ..Attached::default() }
@@ -194,7 +217,7 @@ impl<T: Transport> Driver<T> {
                 messages.set_id(id);
                 inlet.push(Ok(Payload { metadata: Bytes::new(), data }));
                 let stream = match unwind::guard(|| handler.request_channel(call, messages)) {
-                    Ok(stream) => stream,
+                    Ok(stream) => until(stream, deadline, route),
                     Err(panicked) => {
                         // The stream's reader (the handler's messages) went with the panic.
                         return self.refuse(id, kind, panicked.status(HANDLER));
@@ -211,6 +234,12 @@ impl<T: Transport> Driver<T> {
         if let Some(record) = self.conn.attachment(id) {
             *record = att;
         }
+    }
+
+    /// The deadline a request's metadata block sets (from now), if it carries one.
+    #[cold]
+    fn deadline_of(&self, metadata: &Bytes) -> Result<Option<tokio::time::Instant>, Status> {
+        Ok(deadline::read_timeout(metadata)?.map(|timeout| tokio::time::Instant::now() + timeout))
     }
 
     /// Keeps a call's cancel signal for the next call if nothing else holds it any more (the
@@ -247,6 +276,14 @@ fn poll_once_with<T>(poll: impl FnOnce(&mut std::task::Context<'_>) -> Poll<T>) 
     match poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
         Poll::Ready(value) => Some(value),
         Poll::Pending => None,
+    }
+}
+
+/// A responder's stream, held to the call's deadline if it has one.
+fn until(stream: Responses, deadline: Option<tokio::time::Instant>, route: Option<Arc<str>>) -> Responses {
+    match (deadline, route) {
+        (Some(deadline), Some(route)) => Responses::encoded(Deadlined::new(stream.0, deadline, route)),
+        _ => stream,
     }
 }
 
