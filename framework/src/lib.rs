@@ -169,6 +169,7 @@ pub use rt::auth::SetupInfo;
 pub use rt::client::Client;
 pub use rt::connect::ClientBuilder;
 pub use rt::deadline::TIMEOUT_MIME;
+pub use rt::endpoint::Reconnect;
 pub use rt::handler::{Handler, unimplemented_route};
 pub use rt::responses::{Response, Responses};
 pub use rt::server::{AcceptError, RunningServer, Server, ServerBuilder};

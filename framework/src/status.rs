@@ -135,11 +135,24 @@ impl fmt::Display for Code {
 /// // A message from a peer that knows nothing of Weft:
 /// assert_eq!(Status::from_wire("boom").code(), Code::Unknown);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Status {
     code: Code,
     message: String,
+    /// Known not to have been processed by the peer: refused before anything was sent, or
+    /// REJECTED by the responder (which guarantees it did not process the request). A
+    /// reconnecting client sends such a call again on its next connection. Not part of the
+    /// status's value: it does not cross the wire and equality ignores it.
+    unprocessed: bool,
 }
+
+impl PartialEq for Status {
+    fn eq(&self, other: &Status) -> bool {
+        self.code == other.code && self.message == other.message
+    }
+}
+
+impl Eq for Status {}
 
 macro_rules! constructors {
     ($($(#[$doc:meta])* $name:ident => $code:ident,)*) => {
@@ -155,7 +168,19 @@ macro_rules! constructors {
 impl Status {
     /// A status with `code` and `message`.
     pub fn new(code: Code, message: impl Into<String>) -> Status {
-        Status { code, message: message.into() }
+        Status { code, message: message.into(), unprocessed: false }
+    }
+
+    /// This status, marked as the failure of a request the peer did not process.
+    pub(crate) fn unprocessed(mut self) -> Status {
+        self.unprocessed = true;
+        self
+    }
+
+    /// Whether the request that failed with this status was certainly not processed by the
+    /// peer (so sending it again cannot do anything twice).
+    pub(crate) fn is_unprocessed(&self) -> bool {
+        self.unprocessed
     }
 
     constructors! {
@@ -247,7 +272,7 @@ impl From<std::io::Error> for Status {
 pub(crate) fn status_from_error(code: ErrorCode, message: &str) -> Status {
     match code {
         ErrorCode::APPLICATION_ERROR => Status::from_wire(message),
-        ErrorCode::REJECTED => Status::unavailable(message),
+        ErrorCode::REJECTED => Status::unavailable(message).unprocessed(),
         ErrorCode::CANCELED => Status::cancelled(message),
         ErrorCode::INVALID => Status::invalid_argument(message),
         other => Status::unknown(format!("{message} (error code 0x{:x})", other.0)),

@@ -6,7 +6,8 @@
 //! settings on its builder (`builders`), services generated from `.proto` files by `build.rs`
 //! against services written as traits (`proto`), request streams with no messages, from
 //! generated and hand-made clients (`no_messages`), data MIME types announced and checked
-//! (`data_mime`), deadlines in every interaction model and passed on by handlers (`deadlines`),
+//! (`data_mime`), deadlines in every interaction model and passed on by handlers (`deadlines`), a client
+//! that reconnects after its server restarts (`reconnect`),
 //! the WebSocket transport's refusals and origin check (`websocket`), the macro's compile-pass and
 //! compile-fail cases (`ui`), and the public API of `weft` and `weft-codegen` against their
 //! snapshots (`public_api`).
@@ -23,6 +24,7 @@ mod listeners;
 mod no_messages;
 mod proto;
 mod public_api;
+mod reconnect;
 mod tls;
 mod ui;
 mod websocket;

@@ -327,6 +327,7 @@ impl<A: Default> Connection<A> {
             if e.code == ErrorCode::CONNECTION_CLOSE {
                 // "Sender or Receiver of this frame MUST wait for outstanding streams to
                 // terminate before closing the connection. New requests MAY not be accepted."
+                self.peer_closing = true;
                 return self.drain(CloseReason::PeerClosed);
             }
             return self.terminate(CloseReason::PeerError { code: e.code, message: e.message().into_owned() });

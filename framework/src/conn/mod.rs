@@ -329,6 +329,8 @@ pub struct Connection<A = ()> {
     /// While draining: why the connection will close once its last stream ends (this side
     /// closed it, or the peer sent ERROR\[CONNECTION_CLOSE\]).
     drain_reason: Option<CloseReason>,
+    /// The peer sent ERROR\[CONNECTION_CLOSE\] (see [`Connection::peer_closed_gracefully`]).
+    peer_closing: bool,
     /// Over the unread limit: when a stream is shed unless a reader makes progress first.
     unread_deadline: Option<Instant>,
     /// A reader reported progress since `unread_deadline` was set.
@@ -402,6 +404,7 @@ impl Connection {
             deadline_epoch: self.deadline_epoch,
             peer_confirmed: self.peer_confirmed,
             drain_reason: self.drain_reason,
+            peer_closing: self.peer_closing,
             unread_deadline: self.unread_deadline,
             unread_progress: self.unread_progress,
             reassembly_deadline: self.reassembly_deadline,
@@ -431,6 +434,7 @@ impl Connection {
             deadline_epoch: 0,
             peer_confirmed: false,
             drain_reason: None,
+            peer_closing: false,
             reassembly_deadline: None,
             unread_deadline: None,
             unread_progress: false,
@@ -452,6 +456,21 @@ impl<A: Default> Connection<A> {
     /// Whether the connection has closed (the [`Event::Closed`] was queued).
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
+    }
+
+    /// Whether the connection is draining: it refuses new streams and closes once the open
+    /// ones end (either side closed it gracefully).
+    pub fn is_draining(&self) -> bool {
+        self.state == State::Draining
+    }
+
+    /// Whether the peer closed the connection gracefully: it sent ERROR\[CONNECTION_CLOSE\],
+    /// after which it "MUST wait for outstanding streams to terminate before closing the
+    /// connection" and refuses new ones. So when the transport then ends without an error,
+    /// the streams this side opened that are still open never reached a handler: the peer
+    /// would have waited for them, or REJECTED them.
+    pub fn peer_closed_gracefully(&self) -> bool {
+        self.peer_closing
     }
 
     /// Whether stream `id` is live.

@@ -3,6 +3,7 @@
 
 use super::command::{Command, Control, Inbound, Opened};
 use super::deadline;
+use super::endpoint::Endpoint;
 use super::handles::Handles;
 use super::inbox;
 use super::reply;
@@ -12,6 +13,7 @@ use crate::{Call, Payload, PayloadStream, Responses, Status};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -19,6 +21,10 @@ use tokio::time::Instant;
 /// A handle for making requests on one connection. Cheap to clone; every clone shares the
 /// connection, and many calls run on it at once. The connection closes when the last clone
 /// and the last stream obtained from it are dropped, or on [`Client::close`].
+///
+/// A client built with [`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect) is one
+/// that connects again when its connection drops (a server restart): each call runs on the
+/// connection current when it is made.
 ///
 /// ```
 /// # async fn demo() -> Result<(), weft::Status> {
@@ -35,6 +41,10 @@ pub struct Client {
     handles: Handles,
     /// The calls' default timeout (see [`Client::with_timeout`]).
     timeout: Option<Duration>,
+    /// A reconnecting client's endpoint, whose current connection its calls run on
+    /// (`commands` and `handles` are then its first connection's, for what is the same on
+    /// every connection: the data MIME type its builder announces).
+    endpoint: Option<Arc<Endpoint>>,
 }
 
 impl fmt::Debug for Client {
@@ -45,7 +55,56 @@ impl fmt::Debug for Client {
 
 impl Client {
     pub(crate) fn from_parts(commands: inbox::Sender, handles: Handles) -> Client {
-        Client { commands, handles, timeout: None }
+        Client { commands, handles, timeout: None, endpoint: None }
+    }
+
+    /// `first` (the first connection), as the handle on `endpoint`.
+    pub(crate) fn of_endpoint(first: Client, endpoint: Endpoint) -> Client {
+        Client { endpoint: Some(Arc::new(endpoint)), ..first }
+    }
+
+    /// Runs `attempt` (a call made on a plain client) on the endpoint's current connection,
+    /// with this client's deadline made the call's own (a connection has no default timeout).
+    /// A call that connection did not process because it is closing (refused before anything
+    /// was sent, or REJECTED by a server that had begun to close) runs again on the next
+    /// connection, [`Client::ATTEMPTS`] times at most: nothing of it reached a handler, and a server's
+    /// graceful close should cost its clients no failed call. Any other failure is the call's.
+    async fn through<R, F, A>(&self, endpoint: &Endpoint, mut call: Call, attempt: F) -> Result<R, Status>
+    where
+        // A future that owns what it uses (not an `AsyncFn`, whose borrowing future would
+        // make the call's future `Send` for one lifetime only, not for all).
+        F: Fn(Client, Call) -> A,
+        A: Future<Output = Result<R, Status>>,
+    {
+        let deadline = self.deadline_of(&call);
+        call.set_deadline(deadline);
+        let mut left = Self::ATTEMPTS;
+        loop {
+            let conn = endpoint.connection(deadline, call.route()).await?;
+            match attempt(conn.clone(), call.clone()).await {
+                Err(status) if status.is_unprocessed() && left > 1 && (conn.is_draining() || conn.is_closed()) => {
+                    left -= 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Whether the connection has begun to close gracefully (or can open no more streams):
+    /// it takes no new calls, and the open ones go on.
+    pub(crate) fn is_draining(&self) -> bool {
+        *self.handles.draining.borrow()
+    }
+
+    /// How many times a reconnecting client tries a call its connections did not process:
+    /// each try follows a connection's close, and more in a row is a server closing every
+    /// connection as it comes, which waiting for its next one (the backoff) deals with.
+    const ATTEMPTS: usize = 3;
+
+    /// Resolves once the connection has begun to drain ([`Client::is_draining`]).
+    pub(crate) async fn draining(&self) {
+        // The sender lives in the handles this client holds: `wait_for` cannot fail.
+        let _ = self.handles.draining.subscribe().wait_for(|draining| *draining).await;
     }
 
     /// This client's connection, giving every call made through it `timeout` (from when the
@@ -102,6 +161,13 @@ impl Client {
 
     /// Request/response: one request, one response.
     pub async fn request_response(&self, call: Call, data: Bytes) -> Result<Payload, Status> {
+        if let Some(endpoint) = &self.endpoint {
+            let attempt = |conn: Client, call| {
+                let data = data.clone();
+                async move { conn.request_response(call, data).await }
+            };
+            return Box::pin(self.through(endpoint, call, attempt)).await;
+        }
         if let Some(deadline) = self.deadline_of(&call) {
             // Boxed: the call without a deadline, by far the most common, keeps its future small.
             return Box::pin(self.request_response_by(deadline, call, data)).await;
@@ -146,13 +212,20 @@ impl Client {
             None => self.commands.send(command).await,
         };
         if sent.is_err() {
-            return Err(self.closed_status());
+            return Err(self.closed_status().unprocessed());
         }
         reply.await.unwrap_or_else(|| Err(self.closed_status()))
     }
 
     /// Fire-and-forget: resolves once the request is queued for writing. No reply comes.
     pub async fn fire_and_forget(&self, call: Call, data: Bytes) -> Result<(), Status> {
+        if let Some(endpoint) = &self.endpoint {
+            let attempt = |conn: Client, call| {
+                let data = data.clone();
+                async move { conn.fire_and_forget(call, data).await }
+            };
+            return Box::pin(self.through(endpoint, call, attempt)).await;
+        }
         let call = match self.deadline_of(&call) {
             Some(deadline) => {
                 let route = call.route().to_owned();
@@ -165,6 +238,13 @@ impl Client {
 
     /// Request/stream: one request, a stream of responses.
     pub async fn request_stream(&self, call: Call, data: Bytes) -> Result<PayloadStream, Status> {
+        if let Some(endpoint) = &self.endpoint {
+            let attempt = |conn: Client, call| {
+                let data = data.clone();
+                async move { conn.request_stream(call, data).await }
+            };
+            return Box::pin(self.through(endpoint, call, attempt)).await;
+        }
         let (inlet, mut stream) = super::stream::inbound(&self.handles);
         let (call, deadline) = self.stream_deadline(call)?;
         stream.set_id(self.open(Kind::RequestStream, call, data, false, Some(Inbound::Many(inlet)), None).await?);
@@ -210,6 +290,18 @@ impl Client {
         complete: bool,
         rest: Responses,
     ) -> Result<PayloadStream, Status> {
+        if let Some(endpoint) = &self.endpoint {
+            // Tried once (see `Client::through`): the messages after the first are the
+            // caller's stream, which the attempt consumes.
+            let mut call = call;
+            let deadline = self.deadline_of(&call);
+            call.set_deadline(deadline);
+            return Box::pin(async move {
+                let conn = endpoint.connection(deadline, call.route()).await?;
+                conn.open_channel(call, first, complete, rest).await
+            })
+            .await;
+        }
         let (inlet, mut stream) = super::stream::inbound(&self.handles);
         let inbound = Some(Inbound::Many(inlet));
         let (call, deadline) = self.stream_deadline(call)?;
@@ -232,13 +324,21 @@ impl Client {
         }
     }
 
-    /// Closes the connection: in-flight calls fail with `UNAVAILABLE`.
+    /// Closes the connection: in-flight calls fail with `UNAVAILABLE`. A reconnecting client
+    /// also makes no more connections: later calls fail with `UNAVAILABLE`.
     pub fn close(&self) {
+        if let Some(endpoint) = &self.endpoint {
+            return endpoint.close();
+        }
         self.handles.inbox.control(Control::Close { graceful: false });
     }
 
-    /// Whether the connection has closed.
+    /// Whether the connection has closed (a reconnecting client's: whether the client was
+    /// closed with [`Client::close`], rather than between connections).
     pub fn is_closed(&self) -> bool {
+        if let Some(endpoint) = &self.endpoint {
+            return endpoint.is_closed();
+        }
         // A driver that ended without saying why (it panicked) dropped the sender.
         self.handles.closed.borrow().is_some() || self.handles.closed.has_changed().is_err()
     }
@@ -247,7 +347,8 @@ impl Client {
     /// [`CloseReason`] (this side closed it, the peer did, or it was silent too long),
     /// [`ErrorKind::SetupRejected`] (the server refused the connection), or
     /// [`ErrorKind::Transport`] (the transport failed). Every call still open on the
-    /// connection has failed with this error as its [`Status`].
+    /// connection has failed with this error as its [`Status`]. A reconnecting client's
+    /// resolves only when the client is closed ([`Client::close`]), with `Closed(Local)`.
     ///
     /// ```
     /// use weft::conn::CloseReason;
@@ -267,6 +368,10 @@ impl Client {
     /// [`ErrorKind::Transport`]: crate::ErrorKind::Transport
     /// [`CloseReason`]: crate::conn::CloseReason
     pub async fn closed(&self) -> crate::Error {
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.closed().await;
+            return crate::Error::closed(crate::conn::CloseReason::Local, None);
+        }
         let mut rx = self.handles.closed.clone();
         loop {
             if let Some(reason) = rx.borrow_and_update().clone() {
@@ -305,7 +410,7 @@ impl Client {
         let command =
             Command::Open { kind, metadata, data, complete, inbound, outbound, opened: Opened::Reply(opened) };
         if self.commands.send(command).await.is_err() {
-            return Err(self.closed_status());
+            return Err(self.closed_status().unprocessed());
         }
         rx.await.unwrap_or_else(|_| Err(self.closed_status()))
     }

@@ -4,6 +4,7 @@
 
 use super::assist::Assist;
 use super::driver::Driver;
+use super::endpoint::{Endpoint, Reconnect, Target};
 use super::handler::Handler;
 use super::routing::{Resolve, Router};
 use super::server::Server;
@@ -113,6 +114,8 @@ pub struct ClientBuilder {
     tls: Option<super::tls::ClientTls>,
     /// The calls' default timeout.
     timeout: Option<Duration>,
+    /// Whether (and how) the clients it makes connect again.
+    reconnect: Option<Reconnect>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -159,6 +162,66 @@ impl ClientBuilder {
     pub fn timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// Makes the clients of [`connect`](ClientBuilder::connect),
+    /// [`connect_tls`](ClientBuilder::connect_tls),
+    /// [`connect_websocket`](ClientBuilder::connect_websocket) and
+    /// [`connect_unix`](ClientBuilder::connect_unix) reconnecting ones: when the connection
+    /// drops (the server restarted, the network failed), the next call makes a new one, SETUP
+    /// and credentials included, with `policy`'s backoff between failed attempts. Calls made
+    /// while there is no connection wait for one, up to their deadline (or fail at once, see
+    /// [`Reconnect::fail_fast`]). A server that closes gracefully (shutting down or
+    /// restarting) costs no call: calls in flight finish on the old connection, and calls it
+    /// did not take (it refused them while closing) go to the next. Calls in flight when a
+    /// connection drops fail with `UNAVAILABLE`, and nothing the server may have processed
+    /// is sent twice. The first connection is made by the
+    /// `connect*` call itself, which fails as it would without this. A TCP address is resolved
+    /// then, once. Generated clients are built from a reconnecting client as from any other.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use weft::{Call, Client, Reconnect, Server};
+    ///
+    /// let server = Server::builder().build();
+    /// let running = server.bind("127.0.0.1:0").await?;
+    /// let addr = running.local_addr();
+    /// let client = Client::builder()
+    ///     .reconnect(Reconnect::new().initial_backoff(Duration::from_millis(20)))
+    ///     .timeout(Duration::from_secs(5))
+    ///     .connect(addr)
+    ///     .await?;
+    ///
+    /// running.shutdown().await; // the server restarts, on the same port
+    /// let _running = server.bind(addr).await?;
+    /// // No such route, but the call reached the restarted server over a new connection.
+    /// let answer = client.request_response(Call::new("no.Such/Route"), "hi".into()).await;
+    /// assert_eq!(answer.unwrap_err().code(), weft::Code::Unimplemented);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reconnect(mut self, policy: Reconnect) -> ClientBuilder {
+        self.reconnect = Some(policy);
+        self
+    }
+
+    /// The builder an endpoint makes each of its connections with: this one, without
+    /// reconnection or a default timeout (the endpoint's client gives its calls their
+    /// deadlines).
+    pub(crate) fn for_endpoint(&self) -> ClientBuilder {
+        ClientBuilder { reconnect: None, timeout: None, ..self.clone() }
+    }
+
+    /// A reconnecting client connected to `target` (see [`ClientBuilder::reconnect`]).
+    async fn reconnecting(&self, policy: &Reconnect, target: Target) -> Result<Client, Error> {
+        let (endpoint, first) = Endpoint::start(self, policy.clone(), target).await?;
+        let client = Client::of_endpoint(first, endpoint);
+        Ok(match self.timeout {
+            Some(timeout) => client.with_timeout(timeout),
+            None => client,
+        })
     }
 
     /// Send KEEPALIVE every `interval`, and give up on a server that sends nothing for
@@ -221,6 +284,15 @@ impl ClientBuilder {
     /// trusted, expired, or for another name; a server that is not TLS).
     #[cfg(feature = "tls")]
     pub async fn connect_tls(&self, addr: &str) -> Result<Client, Error> {
+        if let Some(policy) = &self.reconnect {
+            return Box::pin(self.reconnecting(policy, Target::Tls(addr.to_owned()))).await;
+        }
+        self.dial_tls(addr).await
+    }
+
+    /// [`ClientBuilder::connect_tls`], once.
+    #[cfg(feature = "tls")]
+    pub(crate) async fn dial_tls(&self, addr: &str) -> Result<Client, Error> {
         let invalid =
             |why: &str| Error::connect(addr, std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned()));
         let tls = self.tls.as_ref().ok_or_else(|| invalid("no TLS configured: set it with ClientBuilder::tls"))?;
@@ -235,6 +307,15 @@ impl ClientBuilder {
     /// Connects over TCP to `addr` (the first of its addresses that takes the connection).
     /// Fails with [`ErrorKind::Connect`](crate::ErrorKind::Connect) if none does.
     pub async fn connect(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
+        if let Some(policy) = &self.reconnect {
+            let addrs = tokio::net::lookup_host(addr).await.map_err(|e| Error::connect("the address", e))?.collect();
+            return Box::pin(self.reconnecting(policy, Target::Tcp(addrs))).await;
+        }
+        self.dial_tcp(addr).await
+    }
+
+    /// [`ClientBuilder::connect`], once.
+    pub(crate) async fn dial_tcp(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
         let stream = connect_tcp(addr).await?;
         self.connect_over(stream).await
     }
@@ -245,6 +326,15 @@ impl ClientBuilder {
     /// if the URL is not one, no connection can be made, or the WebSocket handshake fails.
     #[cfg(feature = "websocket")]
     pub async fn connect_websocket(&self, url: &str) -> Result<Client, Error> {
+        if let Some(policy) = &self.reconnect {
+            return Box::pin(self.reconnecting(policy, Target::WebSocket(url.to_owned()))).await;
+        }
+        self.dial_websocket(url).await
+    }
+
+    /// [`ClientBuilder::connect_websocket`], once.
+    #[cfg(feature = "websocket")]
+    pub(crate) async fn dial_websocket(&self, url: &str) -> Result<Client, Error> {
         let cannot = |e: std::io::Error| Error::connect(url, e);
         let invalid = |why: &str| cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
         let uri: tokio_tungstenite::tungstenite::http::Uri =
@@ -283,6 +373,15 @@ impl ClientBuilder {
     #[cfg(unix)]
     pub async fn connect_unix(&self, path: impl AsRef<std::path::Path>) -> Result<Client, Error> {
         let path = path.as_ref();
+        if let Some(policy) = &self.reconnect {
+            return Box::pin(self.reconnecting(policy, Target::Unix(path.to_owned()))).await;
+        }
+        self.dial_unix(path).await
+    }
+
+    /// [`ClientBuilder::connect_unix`], once.
+    #[cfg(unix)]
+    pub(crate) async fn dial_unix(&self, path: &std::path::Path) -> Result<Client, Error> {
         let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| Error::connect(path.display(), e))?;
         self.connect_over(stream).await
     }

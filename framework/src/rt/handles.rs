@@ -43,6 +43,7 @@ impl Handles {
             data_mime: OnceLock::new(),
             principal: OnceLock::new(),
             peer,
+            draining: watch::Sender::new(false),
         }))
     }
 }
@@ -76,6 +77,9 @@ pub(crate) struct HandlesInner {
     pub(crate) principal: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
     /// Who is at the other end, as far as the transport knows.
     pub(crate) peer: Peer,
+    /// Flips to `true` when the connection begins to drain (it takes no new streams) or can
+    /// open no more: a reconnecting client's cue to make a new one.
+    pub(crate) draining: watch::Sender<bool>,
 }
 
 /// Who is at the other end of a connection, as far as its transport knows: handlers read it

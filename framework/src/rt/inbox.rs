@@ -176,7 +176,13 @@ impl Inbox {
     /// may outlive the connection (a handler's task holds its call's), and a waker keeps the
     /// finished task's memory allocated.
     pub(crate) fn close(&self) {
-        let dropped = {
+        drop(self.close_taking());
+    }
+
+    /// Closes the inbox as [`Inbox::close`] does, handing over the commands that were still
+    /// queued (for the driver to refuse them, rather than drop them unanswered).
+    pub(crate) fn close_taking(&self) -> VecDeque<Command> {
+        let (commands, waker) = {
             let mut state = self.lock();
             state.closed = true;
             state.controls.clear();
@@ -184,7 +190,8 @@ impl Inbox {
             (std::mem::take(&mut state.commands), state.waker.take())
         };
         self.room.close();
-        drop(dropped);
+        drop(waker);
+        commands
     }
 }
 

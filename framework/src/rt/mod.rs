@@ -27,6 +27,7 @@ pub(crate) mod command;
 pub(crate) mod connect;
 pub(crate) mod deadline;
 pub(crate) mod driver;
+pub(crate) mod endpoint;
 pub(crate) mod handler;
 pub(crate) mod handles;
 pub(crate) mod inbox;

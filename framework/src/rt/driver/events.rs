@@ -86,6 +86,9 @@ impl<T: Transport> Driver<T> {
                 self.reap(stream_id);
             }
             Event::Error { stream_id, code, message } => {
+                // A request REJECTED because the peer is closing: its caller, about to send
+                // it again elsewhere, must find this connection draining already.
+                self.tell_draining();
                 if let Some(att) = self.conn.release(stream_id) {
                     att.fail(crate::status::status_from_error(code, &message));
                 }
@@ -167,7 +170,17 @@ impl<T: Transport> Driver<T> {
 
     pub(super) fn fail_all(&mut self, reason: crate::conn::CloseReason) {
         let transport = self.transport_error.take();
-        let status = self.close_reason.get_or_insert_with(|| crate::Error::closed(reason, transport)).to_status();
+        // The peer closed gracefully and its transport ended cleanly: what this side asked
+        // that is still open, the peer never took (see `Connection::peer_closed_gracefully`).
+        let unprocessed =
+            reason == crate::conn::CloseReason::PeerClosed && transport.is_none() && self.conn.peer_closed_gracefully();
+        let mut status = self.close_reason.get_or_insert_with(|| crate::Error::closed(reason, transport)).to_status();
+        if unprocessed {
+            status = status.unprocessed();
+            // Before the callers learn it: each sends its call again only to a connection
+            // that is not this one.
+            self.handles.draining.send_replace(true);
+        }
         for att in self.conn.release_all() {
             att.fail(status.clone());
         }
@@ -210,6 +223,15 @@ impl<T: Transport> Driver<T> {
         }
     }
 
+    /// Tells the handles, once, that the connection has begun to drain: a reconnecting client
+    /// then takes its new calls to a new connection while this one's streams finish.
+    pub(super) fn tell_draining(&mut self) {
+        if !self.draining_told && self.conn.is_draining() {
+            self.draining_told = true;
+            self.handles.draining.send_replace(true);
+        }
+    }
+
     pub(super) fn handle_command(&mut self, command: Command, wbuf: &mut BytesMut) {
         match command {
             Command::Open { kind, metadata, data, complete, inbound, outbound, opened } => {
@@ -219,17 +241,7 @@ impl<T: Transport> Driver<T> {
                 length::seal(wbuf, start);
                 let id = match written {
                     Ok(id) => id,
-                    Err(e) => {
-                        let status = command_status(&e, &self.handles);
-                        match (opened, inbound) {
-                            (Opened::Reply(tx), _) => {
-                                let _ = tx.send(Err(status));
-                            }
-                            (Opened::Slot, Some(Inbound::Single(tx))) => tx.send(Err(status)),
-                            _ => {}
-                        }
-                        return;
-                    }
+                    Err(e) => return refuse(opened, inbound, command_status(&e, &self.handles)),
                 };
                 let gone = match opened {
                     Opened::Reply(tx) => tx.send(Ok(id)).is_err(),
@@ -264,11 +276,46 @@ impl<T: Transport> Driver<T> {
     }
 }
 
+/// Answers a request the connection did not open with `status`.
+fn refuse(opened: Opened, inbound: Option<Inbound>, status: Status) {
+    match (opened, inbound) {
+        (Opened::Reply(tx), _) => {
+            let _ = tx.send(Err(status));
+        }
+        (Opened::Slot, Some(Inbound::Single(tx))) => tx.send(Err(status)),
+        _ => {}
+    }
+}
+
+impl<T: Transport> Driver<T> {
+    /// Closes the inbox (later commands fail as they are sent) and refuses the commands that
+    /// came after the connection closed: never sent, they may go to the next connection.
+    pub(super) fn refuse_late_commands(&mut self) {
+        let status = match &self.close_reason {
+            Some(reason) => reason.to_status(),
+            None => Status::unavailable("the connection is closed"),
+        };
+        for command in self.inbox.close_taking() {
+            if let Command::Open { opened, inbound, .. } = command {
+                refuse(opened, inbound, status.clone().unprocessed());
+            }
+        }
+    }
+}
+
 fn command_status(e: &CommandError, handles: &Handles) -> Status {
     match e {
         // Not closed yet: closing (this side or the peer began a graceful close, which lets
         // open streams finish but takes no new ones).
-        CommandError::Closed => handles.closed_status_or("the connection is closing: it takes no new streams"),
+        CommandError::Closed => {
+            handles.closed_status_or("the connection is closing: it takes no new streams").unprocessed()
+        }
+        // The connection can open no more streams: as good as closing, for a reconnecting
+        // client, which then makes a new one.
+        CommandError::StreamIdsExhausted => {
+            handles.draining.send_replace(true);
+            Status::unavailable(e.to_string()).unprocessed()
+        }
         other => Status::unavailable(other.to_string()),
     }
 }

@@ -16,6 +16,9 @@ use tokio::time::Instant;
 const READ_CHUNK: usize = 64 * 1024;
 /// Below this much free room, the read buffer is grown by a chunk before the next read.
 const MIN_READ_ROOM: usize = 1024;
+/// How long a closed connection reads (and drops) what the peer still sends, waiting for it
+/// to close its side (see the end of `Driver::run`): a few round trips on any network.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl<T: Transport> Driver<T> {
     /// Runs the connection until it closes.
@@ -99,6 +102,7 @@ impl<T: Transport> Driver<T> {
             if self.conn.is_closed() {
                 break;
             }
+            self.tell_draining();
             // The peer's silence deadline moves with every frame it sends, and only later;
             // moving the alarm as often would cost a lock on most turns. An alarm set for an
             // earlier deadline is kept: when it fires, the connection checks the real deadlines
@@ -225,6 +229,7 @@ impl<T: Transport> Driver<T> {
         }
         // Flush what is left (the final ERROR, answers already produced) before closing.
         self.process(&weak, &mut wbuf);
+        self.refuse_late_commands();
         let flush = async {
             let _ = self.writer.write_all_buf(&mut wbuf).await;
             let _ = self.writer.shutdown().await;
@@ -235,6 +240,23 @@ impl<T: Transport> Driver<T> {
         let reason =
             self.close_reason.take().unwrap_or_else(|| crate::Error::closed(crate::conn::CloseReason::Local, None));
         let _ = self.closed.send(Some(reason));
+        // Closing a socket with unread input makes the kernel reset the connection, and a
+        // reset can destroy what the peer has not read yet: this side's last frames, and the
+        // clean end that tells a peer which closed gracefully that requests it sent meanwhile
+        // were never taken (see `Connection::peer_closed_gracefully`). So, having said all,
+        // read and drop what the peer still sends until it closes too (it does once it has
+        // read this side's end), for a bounded time.
+        if reading {
+            let linger = async {
+                loop {
+                    rbuf.clear();
+                    if !matches!(self.reader.read_buf(&mut rbuf).await, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER, linger).await;
+        }
     }
 
     /// Acts on what was taken out of the inbox: signals, then commands, then producers.

@@ -141,6 +141,8 @@ pub(crate) struct Driver<T: Transport> {
     routes: RouteCache,
     /// Every handle is gone: close once no stream is left.
     orphaned: bool,
+    /// The handles were told the connection is draining (see `Driver::tell_draining`).
+    draining_told: bool,
     /// Permits for fire-and-forget handlers running as tasks (`Config::max_concurrent_fire_and_forget`).
     fire_and_forget: Arc<Semaphore>,
     grace_deadline: Option<Instant>,
@@ -204,6 +206,7 @@ impl<T: Transport> Driver<T> {
             fires: Fires::default(),
             routes: RouteCache::default(),
             orphaned: false,
+            draining_told: false,
             fire_and_forget,
             grace_deadline: None,
             shutdown_grace,
