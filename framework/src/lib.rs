@@ -166,6 +166,7 @@ pub use frame::auth::{Credentials, CredentialsError};
 pub use frame::metadata::{AsMetadataKey, CompositeMetadata, IntoMetadataKey, MetadataEntry, MetadataError, MimeType};
 pub use payload::{BoxFuture, BoxStream, Call, Payload};
 pub use rt::auth::SetupInfo;
+pub use rt::balance::Change;
 pub use rt::client::Client;
 pub use rt::connect::ClientBuilder;
 pub use rt::deadline::TIMEOUT_MIME;

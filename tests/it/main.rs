@@ -7,12 +7,14 @@
 //! against services written as traits (`proto`), request streams with no messages, from
 //! generated and hand-made clients (`no_messages`), data MIME types announced and checked
 //! (`data_mime`), deadlines in every interaction model and passed on by handlers (`deadlines`), a client
-//! that reconnects after its server restarts (`reconnect`),
+//! that reconnects after its server restarts (`reconnect`), a client balancing over many servers,
+//! three of them processes (`balance`),
 //! the WebSocket transport's refusals and origin check (`websocket`), the macro's compile-pass and
 //! compile-fail cases (`ui`), and the public API of `weft` and `weft-codegen` against their
 //! snapshots (`public_api`).
 
 mod auth;
+mod balance;
 mod builders;
 mod callback;
 mod data_mime;

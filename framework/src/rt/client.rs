@@ -3,7 +3,7 @@
 
 use super::command::{Command, Control, Inbound, Opened};
 use super::deadline;
-use super::endpoint::Endpoint;
+use super::endpoint::Upstream;
 use super::handles::Handles;
 use super::inbox;
 use super::reply;
@@ -41,10 +41,10 @@ pub struct Client {
     handles: Handles,
     /// The calls' default timeout (see [`Client::with_timeout`]).
     timeout: Option<Duration>,
-    /// A reconnecting client's endpoint, whose current connection its calls run on
-    /// (`commands` and `handles` are then its first connection's, for what is the same on
-    /// every connection: the data MIME type its builder announces).
-    endpoint: Option<Arc<Endpoint>>,
+    /// A reconnecting or balancing client's endpoint (or endpoints), whose current
+    /// connection its calls run on (`commands` and `handles` are then its first connection's,
+    /// for what is the same on every connection: the data MIME type its builder announces).
+    endpoint: Option<Arc<Upstream>>,
 }
 
 impl fmt::Debug for Client {
@@ -59,8 +59,12 @@ impl Client {
     }
 
     /// `first` (the first connection), as the handle on `endpoint`.
-    pub(crate) fn of_endpoint(first: Client, endpoint: Endpoint) -> Client {
-        Client { endpoint: Some(Arc::new(endpoint)), ..first }
+    pub(crate) fn of_endpoint(first: Client, endpoint: Upstream) -> Client {
+        // Not `first`'s sender: holding one keeps a connection open, and the first
+        // connection must close when its endpoint lets it go (a balancer's server removed).
+        let (unused, commands) = inbox::Inbox::new();
+        unused.close();
+        Client { commands, endpoint: Some(Arc::new(endpoint)), ..first }
     }
 
     /// Runs `attempt` (a call made on a plain client) on the endpoint's current connection,
@@ -69,7 +73,7 @@ impl Client {
     /// was sent, or REJECTED by a server that had begun to close) runs again on the next
     /// connection, [`Client::ATTEMPTS`] times at most: nothing of it reached a handler, and a server's
     /// graceful close should cost its clients no failed call. Any other failure is the call's.
-    async fn through<R, F, A>(&self, endpoint: &Endpoint, mut call: Call, attempt: F) -> Result<R, Status>
+    async fn through<R, F, A>(&self, endpoint: &Upstream, mut call: Call, attempt: F) -> Result<R, Status>
     where
         // A future that owns what it uses (not an `AsyncFn`, whose borrowing future would
         // make the call's future `Send` for one lifetime only, not for all).
@@ -80,9 +84,9 @@ impl Client {
         call.set_deadline(deadline);
         let mut left = Self::ATTEMPTS;
         loop {
-            let conn = endpoint.connection(deadline, call.route()).await?;
+            let (conn, _in_flight) = endpoint.connection(deadline, call.route()).await?;
             match attempt(conn.clone(), call.clone()).await {
-                Err(status) if status.is_unprocessed() && left > 1 && (conn.is_draining() || conn.is_closed()) => {
+                Err(status) if status.is_unprocessed() && left > 1 && conn.refuses_calls() => {
                     left -= 1;
                 }
                 outcome => return outcome,
@@ -90,18 +94,18 @@ impl Client {
         }
     }
 
-    /// Whether the connection has begun to close gracefully (or can open no more streams):
-    /// it takes no new calls, and the open ones go on.
-    pub(crate) fn is_draining(&self) -> bool {
-        *self.handles.draining.borrow()
-    }
-
     /// How many times a reconnecting client tries a call its connections did not process:
     /// each try follows a connection's close, and more in a row is a server closing every
     /// connection as it comes, which waiting for its next one (the backoff) deals with.
     const ATTEMPTS: usize = 3;
 
-    /// Resolves once the connection has begun to drain ([`Client::is_draining`]).
+    /// Whether the connection takes no new calls (it is closed, closing or draining).
+    pub(crate) fn refuses_calls(&self) -> bool {
+        self.handles.refusing.load(std::sync::atomic::Ordering::Acquire) || self.is_closed()
+    }
+
+    /// Resolves once the connection has begun to close gracefully (or can open no more
+    /// streams): it takes no new calls, and the open ones go on.
     pub(crate) async fn draining(&self) {
         // The sender lives in the handles this client holds: `wait_for` cannot fail.
         let _ = self.handles.draining.subscribe().wait_for(|draining| *draining).await;
@@ -297,7 +301,7 @@ impl Client {
             let deadline = self.deadline_of(&call);
             call.set_deadline(deadline);
             return Box::pin(async move {
-                let conn = endpoint.connection(deadline, call.route()).await?;
+                let (conn, _in_flight) = endpoint.connection(deadline, call.route()).await?;
                 conn.open_channel(call, first, complete, rest).await
             })
             .await;

@@ -3,8 +3,9 @@
 //! [`Client::connect`], its shorthand.
 
 use super::assist::Assist;
+use super::balance::{Balancer, Change};
 use super::driver::Driver;
-use super::endpoint::{Endpoint, Reconnect, Target};
+use super::endpoint::{Endpoint, Reconnect, Target, Upstream};
 use super::handler::Handler;
 use super::routing::{Resolve, Router};
 use super::server::Server;
@@ -214,10 +215,90 @@ impl ClientBuilder {
         ClientBuilder { reconnect: None, timeout: None, ..self.clone() }
     }
 
+    /// A client that spreads its calls over the servers at `addrs` (each resolved once, to
+    /// every address it has), over TCP: see [`ClientBuilder::connect_discovered`] for how.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use weft::{Call, Client, Server};
+    ///
+    /// let (a, b) = (Server::builder().build(), Server::builder().build());
+    /// let (a, b) = (a.bind("127.0.0.1:0").await?, b.bind("127.0.0.1:0").await?);
+    /// let client = Client::builder().connect_balanced([a.local_addr(), b.local_addr()]).await?;
+    /// let answer = client.request_response(Call::new("no.Such/Route"), "hi".into()).await;
+    /// assert_eq!(answer.unwrap_err().code(), weft::Code::Unimplemented);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_balanced<A>(&self, addrs: impl IntoIterator<Item = A>) -> Result<Client, Error>
+    where
+        A: tokio::net::ToSocketAddrs,
+    {
+        let mut all = Vec::new();
+        for addr in addrs {
+            let resolved = tokio::net::lookup_host(addr).await.map_err(|e| Error::connect("a balanced server", e))?;
+            all.extend(resolved.map(Change::Insert));
+        }
+        let changes = futures_util::StreamExt::chain(futures_util::stream::iter(all), futures_util::stream::pending());
+        Box::pin(self.connect_discovered(changes)).await
+    }
+
+    /// A client that spreads its calls over the servers `name` (`host:port`) resolves to —
+    /// every A and AAAA record — resolving it again every `every`: servers that appear are
+    /// called, servers that disappear are left once their calls in flight end. A resolution
+    /// that fails changes nothing. See [`ClientBuilder::connect_discovered`].
+    pub async fn connect_dns(&self, name: &str, every: Duration) -> Result<Client, Error> {
+        Box::pin(self.connect_discovered(super::balance::dns(name.to_owned(), every))).await
+    }
+
+    /// A client that spreads its calls over a set of servers (TCP) that follows `changes`:
+    /// the user's service discovery. Each server gets a connection, made as soon as the server
+    /// joins and made again whenever it is lost, with the backoff of this builder's
+    /// [`reconnect`](ClientBuilder::reconnect) policy (or the default one) after failures. A
+    /// call goes to the less loaded (by calls in flight) of two servers drawn at random among
+    /// those connected: a server that cannot be reached, or that is closing, takes no calls
+    /// until it is connected again. A call that finds no server connected waits for one up to
+    /// its deadline (or fails at once, see [`Reconnect::fail_fast`]). Calls the servers did
+    /// not process (a server closing gracefully refused them) go to another, as on a
+    /// reconnecting client; nothing else is retried.
+    ///
+    /// This waits until one server is connected (failing if every server known has failed
+    /// to connect once, or if none is connected within the policy's connect timeout). The
+    /// client and its clones share the servers; closing it closes them all.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use weft::{Change, Client, Server};
+    ///
+    /// let running = Server::builder().build().bind("127.0.0.1:0").await?;
+    /// let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    /// tx.send(Change::Insert(running.local_addr()))?;
+    /// let changes = futures_util::stream::unfold(rx, |mut rx| async { Some((rx.recv().await?, rx)) });
+    /// let client = Client::builder().connect_discovered(changes).await?;
+    /// // Later: tx.send(Change::Insert(another))?; tx.send(Change::Remove(running.local_addr()))?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_discovered<S>(&self, changes: S) -> Result<Client, Error>
+    where
+        S: futures_core::Stream<Item = Change> + Send + 'static,
+    {
+        let policy = self.reconnect.clone().unwrap_or_default();
+        let (balancer, first) = Balancer::start(self, policy, changes).await?;
+        let client = Client::of_endpoint(first, Upstream::Many(balancer));
+        Ok(match self.timeout {
+            Some(timeout) => client.with_timeout(timeout),
+            None => client,
+        })
+    }
+
     /// A reconnecting client connected to `target` (see [`ClientBuilder::reconnect`]).
     async fn reconnecting(&self, policy: &Reconnect, target: Target) -> Result<Client, Error> {
         let (endpoint, first) = Endpoint::start(self, policy.clone(), target).await?;
-        let client = Client::of_endpoint(first, endpoint);
+        let client = Client::of_endpoint(first, Upstream::One(endpoint));
         Ok(match self.timeout {
             Some(timeout) => client.with_timeout(timeout),
             None => client,

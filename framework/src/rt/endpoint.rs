@@ -14,6 +14,7 @@
 //! next connection (see `Client::through`); any other failure is the call's: a call in flight
 //! when its connection drops fails with `UNAVAILABLE`, as on a plain `Client`.
 
+use super::balance::{Balancer, InFlight};
 use super::connect::ClientBuilder;
 use crate::{Client, Error, Status};
 use std::hash::BuildHasher;
@@ -114,6 +115,14 @@ impl Reconnect {
         self
     }
 
+    pub(crate) fn connect_timeout_of(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    pub(crate) fn fails_fast(&self) -> bool {
+        self.fail_fast
+    }
+
     /// The wait after the `failures`-th failed attempt in a row (1 for the first), jittered
     /// by `random` (uniform in [0, 1)).
     fn backoff(&self, failures: u32, random: f64) -> Duration {
@@ -162,18 +171,26 @@ struct Shared {
     /// of its own (the endpoint's `Client` gives its calls their deadlines).
     builder: ClientBuilder,
     target: Target,
+    /// Dials as soon as a connection is lost (a balancer's member), rather than when a call
+    /// needs one: a balancer picks among the members that are connected.
+    eager: bool,
+    /// Told of every change of state (a balancer's, whose calls wait for any member).
+    changed: Option<Arc<Notify>>,
 }
 
 impl Shared {
     /// Moves to `state`, unless the endpoint has closed.
     fn set(&self, state: State) {
-        self.state.send_if_modified(|now| {
+        let changed = self.state.send_if_modified(|now| {
             if matches!(now, State::Closed) {
                 return false;
             }
             *now = state;
             true
         });
+        if let (true, Some(notify)) = (changed, &self.changed) {
+            notify.notify_waiters();
+        }
     }
 
     async fn dial(&self) -> Result<Client, Error> {
@@ -252,11 +269,46 @@ impl Endpoint {
             policy,
             builder: builder.for_endpoint(),
             target,
+            eager: false,
+            changed: None,
         });
         let first = shared.dial().await?;
         shared.set(State::Connected(first.clone()));
-        tokio::spawn(supervise(shared.clone(), first.clone()));
+        tokio::spawn(supervise(shared.clone(), Some(first.clone())));
         Ok((Endpoint { shared }, first))
+    }
+
+    /// A balancer's member: connects to `target` in the background at once, and again as
+    /// soon as a connection is lost (with the backoff after failures), telling `changed` of
+    /// every change.
+    pub(crate) fn eager(builder: &ClientBuilder, policy: Reconnect, target: Target, changed: Arc<Notify>) -> Endpoint {
+        let shared = Arc::new(Shared {
+            state: watch::Sender::new(State::Connecting),
+            demand: Notify::new(),
+            policy,
+            builder: builder.for_endpoint(),
+            target,
+            eager: true,
+            changed: Some(changed),
+        });
+        tokio::spawn(supervise(shared.clone(), None));
+        Endpoint { shared }
+    }
+
+    /// The connection a call can start on now, if there is one.
+    pub(crate) fn ready(&self) -> Option<Client> {
+        match &*self.shared.state.borrow() {
+            State::Connected(conn) if usable(conn) => Some(conn.clone()),
+            _ => None,
+        }
+    }
+
+    /// Why the last attempt to connect failed, while the endpoint waits to try again.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        match &*self.shared.state.borrow() {
+            State::Failed(why) => Some(why.clone()),
+            _ => None,
+        }
     }
 
     /// A connection for a call with `deadline` on `route`: the current one, or the next one
@@ -316,18 +368,70 @@ impl Endpoint {
     }
 }
 
+/// What the calls of a reconnecting or balancing [`Client`] run through.
+pub(crate) enum Upstream {
+    /// One server, one connection at a time.
+    One(Endpoint),
+    /// Many servers (see [`Balancer`]).
+    Many(Balancer),
+}
+
+impl Upstream {
+    /// A connection for a call with `deadline` on `route`, and its hold on the server it
+    /// goes to (a balancer counts the call in flight there while the hold lives).
+    pub(crate) async fn connection(
+        &self,
+        deadline: Option<Instant>,
+        route: &str,
+    ) -> Result<(Client, InFlight), Status> {
+        match self {
+            Upstream::One(endpoint) => Ok((endpoint.connection(deadline, route).await?, InFlight::none())),
+            Upstream::Many(balancer) => balancer.connection(deadline, route).await,
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        match self {
+            Upstream::One(endpoint) => endpoint.close(),
+            Upstream::Many(balancer) => balancer.close(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Upstream::One(endpoint) => endpoint.is_closed(),
+            Upstream::Many(balancer) => balancer.is_closed(),
+        }
+    }
+
+    pub(crate) async fn closed(&self) {
+        match self {
+            Upstream::One(endpoint) => endpoint.closed().await,
+            Upstream::Many(balancer) => balancer.closed().await,
+        }
+    }
+}
+
 /// Whether a call can start on `conn`: it is neither closed nor closing.
 fn usable(conn: &Client) -> bool {
-    !conn.is_closed() && !conn.is_draining()
+    !conn.refuses_calls()
 }
 
 /// The supervisor: waits for the connection to close or begin closing (a server shutting
 /// down or draining closes it gracefully: its open calls finish on it), then makes the next
 /// one when a call needs it, until the endpoint closes.
-async fn supervise(shared: Arc<Shared>, mut conn: Client) {
+async fn supervise(shared: Arc<Shared>, mut first: Option<Client>) {
     let mut failures = 0u32;
     let random = std::collections::hash_map::RandomState::new();
     loop {
+        let conn = match first.take() {
+            Some(conn) => conn,
+            None => match connect(&shared, &mut failures, &random).await {
+                Some(conn) => conn,
+                None => return,
+            },
+        };
+        shared.set(State::Connected(conn.clone()));
         let up_since = Instant::now();
         let why = tokio::select! {
             why = conn.closed() => why,
@@ -357,33 +461,39 @@ async fn supervise(shared: Arc<Shared>, mut conn: Client) {
             }
             shared.set(State::Idle);
         }
-        conn = loop {
+    }
+}
+
+/// Makes the next connection: when a call needs one (or at once, if eager), again after each
+/// failure's backoff; `None` once the endpoint has closed.
+async fn connect(shared: &Shared, failures: &mut u32, random: &impl BuildHasher) -> Option<Client> {
+    loop {
+        if !shared.eager {
             tokio::select! {
                 () = shared.demand.notified() => {}
-                () = shared.closing() => return,
+                () = shared.closing() => return None,
             }
-            shared.set(State::Connecting);
-            let attempt = tokio::select! {
-                attempt = shared.dial() => attempt,
-                () = shared.closing() => return,
-            };
-            match attempt {
-                Ok(conn) => break conn,
-                Err(why) => {
-                    failures += 1;
-                    shared.set(State::Failed(why));
-                    let wait = shared.policy.backoff(failures, unit(random.hash_one(failures)));
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = shared.closing() => return,
-                    }
-                    // Calls that failed fast or waited during the backoff have left a permit;
-                    // with none, the supervisor idles until a call comes.
-                    shared.set(State::Idle);
-                }
-            }
+        }
+        shared.set(State::Connecting);
+        let attempt = tokio::select! {
+            attempt = shared.dial() => attempt,
+            () = shared.closing() => return None,
         };
-        shared.set(State::Connected(conn.clone()));
+        match attempt {
+            Ok(conn) => return Some(conn),
+            Err(why) => {
+                *failures += 1;
+                shared.set(State::Failed(why));
+                let wait = shared.policy.backoff(*failures, unit(random.hash_one(*failures)));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shared.closing() => return None,
+                }
+                // Calls that failed fast or waited during the backoff have left a permit;
+                // with none, the supervisor idles until a call comes.
+                shared.set(State::Idle);
+            }
+        }
     }
 }
 

@@ -44,6 +44,7 @@ impl Handles {
             principal: OnceLock::new(),
             peer,
             draining: watch::Sender::new(false),
+            refusing: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }
@@ -80,6 +81,18 @@ pub(crate) struct HandlesInner {
     /// Flips to `true` when the connection begins to drain (it takes no new streams) or can
     /// open no more: a reconnecting client's cue to make a new one.
     pub(crate) draining: watch::Sender<bool>,
+    /// Set once the connection takes no new streams, for whatever reason (draining, closed,
+    /// closing), before any call learns it from a refusal: a call the connection refused
+    /// then finds it refusing, and a reconnecting or balancing client sends the call
+    /// elsewhere. (`closed` is published later, once the last frame is written.)
+    pub(crate) refusing: std::sync::atomic::AtomicBool,
+}
+
+impl HandlesInner {
+    /// See [`HandlesInner::refusing`].
+    pub(crate) fn refuse(&self) {
+        self.refusing.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Who is at the other end of a connection, as far as its transport knows: handlers read it

@@ -21,6 +21,7 @@
 pub(crate) mod alarm;
 pub(crate) mod assist;
 pub(crate) mod auth;
+pub(crate) mod balance;
 pub(crate) mod budget;
 pub(crate) mod client;
 pub(crate) mod command;

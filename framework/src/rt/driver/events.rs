@@ -169,6 +169,7 @@ impl<T: Transport> Driver<T> {
     }
 
     pub(super) fn fail_all(&mut self, reason: crate::conn::CloseReason) {
+        self.handles.refuse();
         let transport = self.transport_error.take();
         // The peer closed gracefully and its transport ended cleanly: what this side asked
         // that is still open, the peer never took (see `Connection::peer_closed_gracefully`).
@@ -228,6 +229,7 @@ impl<T: Transport> Driver<T> {
     pub(super) fn tell_draining(&mut self) {
         if !self.draining_told && self.conn.is_draining() {
             self.draining_told = true;
+            self.handles.refuse();
             self.handles.draining.send_replace(true);
         }
     }
@@ -295,6 +297,7 @@ impl<T: Transport> Driver<T> {
             Some(reason) => reason.to_status(),
             None => Status::unavailable("the connection is closed"),
         };
+        self.handles.refuse();
         for command in self.inbox.close_taking() {
             if let Command::Open { opened, inbound, .. } = command {
                 refuse(opened, inbound, status.clone().unprocessed());
@@ -308,11 +311,13 @@ fn command_status(e: &CommandError, handles: &Handles) -> Status {
         // Not closed yet: closing (this side or the peer began a graceful close, which lets
         // open streams finish but takes no new ones).
         CommandError::Closed => {
+            handles.refuse();
             handles.closed_status_or("the connection is closing: it takes no new streams").unprocessed()
         }
         // The connection can open no more streams: as good as closing, for a reconnecting
         // client, which then makes a new one.
         CommandError::StreamIdsExhausted => {
+            handles.refuse();
             handles.draining.send_replace(true);
             Status::unavailable(e.to_string()).unprocessed()
         }
