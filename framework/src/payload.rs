@@ -50,6 +50,8 @@ pub struct Call {
     /// When the call must be over: set by the requester, or read from the request's
     /// [`TIMEOUT_MIME`](crate::TIMEOUT_MIME) entry on arrival.
     deadline: Option<tokio::time::Instant>,
+    /// Safe to send more than once (see [`Call::idempotent`]).
+    idempotent: bool,
 }
 
 /// A generated client method's route, with the request metadata of a call that carries no
@@ -61,12 +63,20 @@ pub struct Call {
 pub struct MethodRoute {
     route: &'static str,
     metadata: &'static [u8],
+    idempotent: bool,
 }
 
 impl MethodRoute {
     /// `route` (1 to 255 bytes) and its request metadata, as `weft-codegen` writes them.
     pub const fn new(route: &'static str, metadata: &'static [u8]) -> MethodRoute {
-        MethodRoute { route, metadata }
+        MethodRoute { route, metadata, idempotent: false }
+    }
+
+    /// This route, of a method marked idempotent (`#[weft(idempotent)]`, or
+    /// `option (weft.idempotent) = true;`): its calls may be retried (see
+    /// [`Call::idempotent`]).
+    pub const fn idempotent(self) -> MethodRoute {
+        MethodRoute { idempotent: true, ..self }
     }
 
     /// The route.
@@ -102,7 +112,8 @@ impl Call {
 
     /// [`Call::new`] for a method of a generated client.
     pub(crate) fn for_method(route: MethodRoute) -> Call {
-        Call::requester(Route::Static(route))
+        let idempotent = route.idempotent;
+        Call { idempotent, ..Call::requester(Route::Static(route)) }
     }
 
     fn requester(route: Route) -> Call {
@@ -112,7 +123,24 @@ impl Call {
             cancel: None,
             peer: None,
             deadline: None,
+            idempotent: false,
         }
+    }
+
+    /// Marks the call safe to send more than once: doing it twice has the effect of doing it
+    /// once (a read, a put of a whole value). A client with a retry policy
+    /// ([`ClientBuilder::retry`](crate::ClientBuilder::retry)) may then send it again when it
+    /// fails with `UNAVAILABLE`, and hedge it; a call not marked is never sent twice unless
+    /// the server certainly did not process it. Generated clients mark the calls of methods
+    /// marked idempotent (`#[weft(idempotent)]`, or `option (weft.idempotent) = true;`).
+    pub fn idempotent(mut self) -> Call {
+        self.idempotent = true;
+        self
+    }
+
+    /// Whether the call is marked idempotent ([`Call::idempotent`]).
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
     }
 
     /// Gives the call `timeout` from now: see [`with_deadline`](Call::with_deadline).
@@ -254,6 +282,7 @@ impl Call {
             cancel: Some(cancel),
             peer: Some(peer),
             deadline: None,
+            idempotent: false,
         }
     }
 
