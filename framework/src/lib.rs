@@ -173,6 +173,7 @@ pub use rt::deadline::TIMEOUT_MIME;
 pub use rt::endpoint::Reconnect;
 pub use rt::handler::{Handler, unimplemented_route};
 pub use rt::responses::{Response, Responses};
+pub use rt::retry::Retry;
 pub use rt::server::{AcceptError, RunningServer, Server, ServerBuilder};
 pub use rt::service::Service;
 pub use rt::stream::PayloadStream;

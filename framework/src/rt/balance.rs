@@ -143,6 +143,11 @@ fn load(member: &Member) -> usize {
     member.in_flight.load(Ordering::Relaxed)
 }
 
+/// A uniform draw from [0, 1) (see [`random_below`]).
+pub(crate) fn random_unit() -> f64 {
+    random_below(1 << 30) as f64 / (1u64 << 30) as f64
+}
+
 /// A uniform draw from `0..n` (`n` > 0), from a per-thread xorshift generator: the draws of
 /// a balancer need to be cheap and spread, not unpredictable.
 fn random_below(n: usize) -> usize {

@@ -73,7 +73,12 @@ impl Client {
     /// was sent, or REJECTED by a server that had begun to close) runs again on the next
     /// connection, [`Client::ATTEMPTS`] times at most: nothing of it reached a handler, and a server's
     /// graceful close should cost its clients no failed call. Any other failure is the call's.
-    async fn through<R, F, A>(&self, endpoint: &Upstream, mut call: Call, attempt: F) -> Result<R, Status>
+    ///
+    /// A call marked idempotent, on a client with a retry policy, is also sent again when it
+    /// fails with `UNAVAILABLE` (within the policy's attempts, budget and the call's deadline),
+    /// and, if `hedge` (a request/response) and the policy hedges, sent a second time when
+    /// its answer is late.
+    async fn through<R, F, A>(&self, endpoint: &Upstream, mut call: Call, hedge: bool, attempt: F) -> Result<R, Status>
     where
         // A future that owns what it uses (not an `AsyncFn`, whose borrowing future would
         // make the call's future `Send` for one lifetime only, not for all).
@@ -82,6 +87,49 @@ impl Client {
     {
         let deadline = self.deadline_of(&call);
         call.set_deadline(deadline);
+        let Some(retry) = endpoint.retry.as_ref().filter(|_| call.is_idempotent()) else {
+            return Self::unprocessed_again(endpoint, &call, deadline, &attempt).await;
+        };
+        retry.deposit();
+        let hedge_after = retry.policy.hedge_delay().filter(|_| hedge);
+        let mut retries = 0;
+        loop {
+            let once = Self::unprocessed_again(endpoint, &call, deadline, &attempt);
+            let outcome = match hedge_after {
+                Some(delay) => Self::hedged(endpoint, &call, deadline, &attempt, once, delay, retry).await,
+                None => once.await,
+            };
+            match outcome {
+                Err(status)
+                    if status.code() == crate::Code::Unavailable
+                        && retries + 1 < retry.policy.max_attempts_of()
+                        && !endpoint.is_closed()
+                        && retry.withdraw() =>
+                {
+                    retries += 1;
+                    let wait = retry.policy.wait(retries, super::balance::random_unit());
+                    if deadline.is_some_and(|deadline| Instant::now() + wait >= deadline) {
+                        return Err(status);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One attempt of a call through `endpoint`, made again on the next connection while the
+    /// connections refuse it unprocessed (see [`Client::through`]).
+    async fn unprocessed_again<R, F, A>(
+        endpoint: &Upstream,
+        call: &Call,
+        deadline: Option<Instant>,
+        attempt: &F,
+    ) -> Result<R, Status>
+    where
+        F: Fn(Client, Call) -> A,
+        A: Future<Output = Result<R, Status>>,
+    {
         let mut left = Self::ATTEMPTS;
         loop {
             let (conn, _in_flight) = endpoint.connection(deadline, call.route()).await?;
@@ -91,6 +139,38 @@ impl Client {
                 }
                 outcome => return outcome,
             }
+        }
+    }
+
+    /// `first`, and, if it has no outcome after `delay` and the budget allows, a second copy
+    /// of the call: the first success wins (the other is dropped, which cancels it), or the
+    /// last failure if both fail.
+    async fn hedged<R, F, A>(
+        endpoint: &Upstream,
+        call: &Call,
+        deadline: Option<Instant>,
+        attempt: &F,
+        first: impl Future<Output = Result<R, Status>>,
+        delay: Duration,
+        retry: &super::retry::Retrying,
+    ) -> Result<R, Status>
+    where
+        F: Fn(Client, Call) -> A,
+        A: Future<Output = Result<R, Status>>,
+    {
+        use futures_util::future::{Either, select};
+        let mut first = std::pin::pin!(first);
+        if let Ok(outcome) = tokio::time::timeout(delay, &mut first).await {
+            return outcome;
+        }
+        if !retry.withdraw() {
+            return first.await;
+        }
+        let second = std::pin::pin!(Self::unprocessed_again(endpoint, call, deadline, attempt));
+        match select(first, second).await {
+            Either::Left((Ok(answer), _)) | Either::Right((Ok(answer), _)) => Ok(answer),
+            Either::Left((Err(_), other)) => other.await,
+            Either::Right((Err(_), other)) => other.await,
         }
     }
 
@@ -170,7 +250,7 @@ impl Client {
                 let data = data.clone();
                 async move { conn.request_response(call, data).await }
             };
-            return Box::pin(self.through(endpoint, call, attempt)).await;
+            return Box::pin(self.through(endpoint, call, true, attempt)).await;
         }
         if let Some(deadline) = self.deadline_of(&call) {
             // Boxed: the call without a deadline, by far the most common, keeps its future small.
@@ -228,7 +308,7 @@ impl Client {
                 let data = data.clone();
                 async move { conn.fire_and_forget(call, data).await }
             };
-            return Box::pin(self.through(endpoint, call, attempt)).await;
+            return Box::pin(self.through(endpoint, call, false, attempt)).await;
         }
         let call = match self.deadline_of(&call) {
             Some(deadline) => {
@@ -247,7 +327,7 @@ impl Client {
                 let data = data.clone();
                 async move { conn.request_stream(call, data).await }
             };
-            return Box::pin(self.through(endpoint, call, attempt)).await;
+            return Box::pin(self.through(endpoint, call, false, attempt)).await;
         }
         let (inlet, mut stream) = super::stream::inbound(&self.handles);
         let (call, deadline) = self.stream_deadline(call)?;

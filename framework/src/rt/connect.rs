@@ -5,8 +5,9 @@
 use super::assist::Assist;
 use super::balance::{Balancer, Change};
 use super::driver::Driver;
-use super::endpoint::{Endpoint, Reconnect, Target, Upstream};
+use super::endpoint::{Endpoint, Reconnect, Servers, Target, Upstream};
 use super::handler::Handler;
+use super::retry::{Retry, Retrying};
 use super::routing::{Resolve, Router};
 use super::server::Server;
 use super::service::Service;
@@ -117,6 +118,8 @@ pub struct ClientBuilder {
     timeout: Option<Duration>,
     /// Whether (and how) the clients it makes connect again.
     reconnect: Option<Reconnect>,
+    /// Whether (and how) the clients it makes retry idempotent calls.
+    retry: Option<Retry>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -212,7 +215,7 @@ impl ClientBuilder {
     /// reconnection or a default timeout (the endpoint's client gives its calls their
     /// deadlines).
     pub(crate) fn for_endpoint(&self) -> ClientBuilder {
-        ClientBuilder { reconnect: None, timeout: None, ..self.clone() }
+        ClientBuilder { reconnect: None, retry: None, timeout: None, ..self.clone() }
     }
 
     /// A client that spreads its calls over the servers at `addrs` (each resolved once, to
@@ -288,17 +291,40 @@ impl ClientBuilder {
     {
         let policy = self.reconnect.clone().unwrap_or_default();
         let (balancer, first) = Balancer::start(self, policy, changes).await?;
-        let client = Client::of_endpoint(first, Upstream::Many(balancer));
+        let client = Client::of_endpoint(first, self.upstream(Servers::Many(balancer)));
         Ok(match self.timeout {
             Some(timeout) => client.with_timeout(timeout),
             None => client,
         })
     }
 
+    /// What the calls of a client of `servers` made by this builder run through.
+    fn upstream(&self, servers: Servers) -> Upstream {
+        Upstream { servers, retry: self.retry.clone().map(Retrying::new) }
+    }
+
+    /// The clients' reconnection policy: the one given, or the default one if only a retry
+    /// policy was (retrying needs a client that can reach another connection).
+    fn reconnection(&self) -> Option<Reconnect> {
+        self.reconnect.clone().or_else(|| self.retry.as_ref().map(|_| Reconnect::default()))
+    }
+
+    /// Retries the calls marked idempotent ([`Call::idempotent`](crate::Call::idempotent):
+    /// methods marked `#[weft(idempotent)]` or `option (weft.idempotent) = true;`) that fail
+    /// with `UNAVAILABLE`, and hedges them if `policy` says so; see [`Retry`]. Calls not
+    /// marked are never retried. Retrying needs a client that can reach another connection,
+    /// so a client made with a retry policy reconnects too (with the default [`Reconnect`]
+    /// policy, unless [`reconnect`](ClientBuilder::reconnect) gave one); balancing clients
+    /// retry on another server.
+    pub fn retry(mut self, policy: Retry) -> ClientBuilder {
+        self.retry = Some(policy);
+        self
+    }
+
     /// A reconnecting client connected to `target` (see [`ClientBuilder::reconnect`]).
     async fn reconnecting(&self, policy: &Reconnect, target: Target) -> Result<Client, Error> {
         let (endpoint, first) = Endpoint::start(self, policy.clone(), target).await?;
-        let client = Client::of_endpoint(first, Upstream::One(endpoint));
+        let client = Client::of_endpoint(first, self.upstream(Servers::One(endpoint)));
         Ok(match self.timeout {
             Some(timeout) => client.with_timeout(timeout),
             None => client,
@@ -365,7 +391,7 @@ impl ClientBuilder {
     /// trusted, expired, or for another name; a server that is not TLS).
     #[cfg(feature = "tls")]
     pub async fn connect_tls(&self, addr: &str) -> Result<Client, Error> {
-        if let Some(policy) = &self.reconnect {
+        if let Some(policy) = &self.reconnection() {
             return Box::pin(self.reconnecting(policy, Target::Tls(addr.to_owned()))).await;
         }
         self.dial_tls(addr).await
@@ -388,7 +414,7 @@ impl ClientBuilder {
     /// Connects over TCP to `addr` (the first of its addresses that takes the connection).
     /// Fails with [`ErrorKind::Connect`](crate::ErrorKind::Connect) if none does.
     pub async fn connect(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
-        if let Some(policy) = &self.reconnect {
+        if let Some(policy) = &self.reconnection() {
             let addrs = tokio::net::lookup_host(addr).await.map_err(|e| Error::connect("the address", e))?.collect();
             return Box::pin(self.reconnecting(policy, Target::Tcp(addrs))).await;
         }
@@ -407,7 +433,7 @@ impl ClientBuilder {
     /// if the URL is not one, no connection can be made, or the WebSocket handshake fails.
     #[cfg(feature = "websocket")]
     pub async fn connect_websocket(&self, url: &str) -> Result<Client, Error> {
-        if let Some(policy) = &self.reconnect {
+        if let Some(policy) = &self.reconnection() {
             return Box::pin(self.reconnecting(policy, Target::WebSocket(url.to_owned()))).await;
         }
         self.dial_websocket(url).await
@@ -454,7 +480,7 @@ impl ClientBuilder {
     #[cfg(unix)]
     pub async fn connect_unix(&self, path: impl AsRef<std::path::Path>) -> Result<Client, Error> {
         let path = path.as_ref();
-        if let Some(policy) = &self.reconnect {
+        if let Some(policy) = &self.reconnection() {
             return Box::pin(self.reconnecting(policy, Target::Unix(path.to_owned()))).await;
         }
         self.dial_unix(path).await

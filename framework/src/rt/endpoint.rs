@@ -16,6 +16,7 @@
 
 use super::balance::{Balancer, InFlight};
 use super::connect::ClientBuilder;
+use super::retry::Retrying;
 use crate::{Client, Error, Status};
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -368,8 +369,15 @@ impl Endpoint {
     }
 }
 
-/// What the calls of a reconnecting or balancing [`Client`] run through.
-pub(crate) enum Upstream {
+/// What the calls of a reconnecting or balancing [`Client`] run through: its server or
+/// servers, and how it retries idempotent calls.
+pub(crate) struct Upstream {
+    pub(crate) servers: Servers,
+    pub(crate) retry: Option<Retrying>,
+}
+
+/// See [`Upstream`].
+pub(crate) enum Servers {
     /// One server, one connection at a time.
     One(Endpoint),
     /// Many servers (see [`Balancer`]).
@@ -384,30 +392,30 @@ impl Upstream {
         deadline: Option<Instant>,
         route: &str,
     ) -> Result<(Client, InFlight), Status> {
-        match self {
-            Upstream::One(endpoint) => Ok((endpoint.connection(deadline, route).await?, InFlight::none())),
-            Upstream::Many(balancer) => balancer.connection(deadline, route).await,
+        match &self.servers {
+            Servers::One(endpoint) => Ok((endpoint.connection(deadline, route).await?, InFlight::none())),
+            Servers::Many(balancer) => balancer.connection(deadline, route).await,
         }
     }
 
     pub(crate) fn close(&self) {
-        match self {
-            Upstream::One(endpoint) => endpoint.close(),
-            Upstream::Many(balancer) => balancer.close(),
+        match &self.servers {
+            Servers::One(endpoint) => endpoint.close(),
+            Servers::Many(balancer) => balancer.close(),
         }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        match self {
-            Upstream::One(endpoint) => endpoint.is_closed(),
-            Upstream::Many(balancer) => balancer.is_closed(),
+        match &self.servers {
+            Servers::One(endpoint) => endpoint.is_closed(),
+            Servers::Many(balancer) => balancer.is_closed(),
         }
     }
 
     pub(crate) async fn closed(&self) {
-        match self {
-            Upstream::One(endpoint) => endpoint.closed().await,
-            Upstream::Many(balancer) => balancer.closed().await,
+        match &self.servers {
+            Servers::One(endpoint) => endpoint.closed().await,
+            Servers::Many(balancer) => balancer.closed().await,
         }
     }
 }

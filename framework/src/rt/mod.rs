@@ -35,6 +35,7 @@ pub(crate) mod inbox;
 pub(crate) mod queue;
 pub(crate) mod reply;
 pub(crate) mod responses;
+pub(crate) mod retry;
 pub(crate) mod routing;
 pub(crate) mod server;
 pub(crate) mod service;
