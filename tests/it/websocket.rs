@@ -229,3 +229,140 @@ async fn websocket_origins_refuse_other_pages_and_the_hook_sees_the_origin() {
     })
     .await
 }
+
+/// Weft's WebSocket transport on the server's side of a connection on 127.0.0.1, split into
+/// its halves, and a raw WebSocket peer as the client.
+async fn transport_pair()
+-> (weft::WebSocketReader<TcpStream>, weft::WebSocketWriter<TcpStream>, tokio_tungstenite::WebSocketStream<TcpStream>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = async {
+        let (tcp, _) = listener.accept().await.unwrap();
+        weft::WebSocket::accept(tcp, Some("/rsocket"), &Config::default()).await.expect("the server's handshake")
+    };
+    let client = async {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        tokio_tungstenite::client_async(format!("ws://{addr}/rsocket"), tcp).await.expect("handshake").0
+    };
+    let (transport, peer) = tokio::join!(server, client);
+    let (reader, writer) = weft::Transport::split(transport);
+    (reader, writer, peer)
+}
+
+/// `n` messages of 0 to 22 bytes, each different.
+fn burst(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| (0..i % 23).map(|j| (i * 7 + j) as u8).collect()).collect()
+}
+
+/// `messages` as a stream transport carries them: each behind its 24-bit length.
+fn prefixed(messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for message in messages {
+        wire.extend_from_slice(&(message.len() as u32).to_be_bytes()[1..]);
+        wire.extend_from_slice(message);
+    }
+    wire
+}
+
+/// Sends `messages` in one burst: queued one by one, flushed once.
+async fn send_burst(peer: &mut tokio_tungstenite::WebSocketStream<TcpStream>, messages: &[Vec<u8>]) {
+    for message in messages {
+        peer.feed(Message::binary(message.clone())).await.unwrap();
+    }
+    peer.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_websocket_read_hands_over_every_message_that_has_arrived() {
+    bounded(async {
+        let (mut reader, _writer, mut peer) = transport_pair().await;
+        let messages = burst(200);
+        send_burst(&mut peer, &messages).await;
+        peer.send(Message::Close(None)).await.unwrap();
+        // As a TCP read hands over everything that has arrived, so that the driver handles a
+        // burst in one turn (and answers it in one write): not a read per message.
+        let mut got = bytes::BytesMut::with_capacity(64 * 1024);
+        let mut reads = 0;
+        while reader.read_buf(&mut got).await.expect("a read") > 0 {
+            reads += 1;
+        }
+        assert_eq!(got[..], prefixed(&messages)[..]);
+        assert!(reads < 20, "{reads} reads for {} messages sent at once", messages.len());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_websocket_message_larger_than_the_read_is_kept_for_the_next() {
+    bounded(async {
+        let (mut reader, _writer, mut peer) = transport_pair().await;
+        let messages = burst(100);
+        send_burst(&mut peer, &messages).await;
+        peer.send(Message::Close(None)).await.unwrap();
+        // Reads of 5 bytes cut the lengths and the messages at every place.
+        let mut got = Vec::new();
+        let mut small = [0u8; 5];
+        loop {
+            let n = reader.read(&mut small).await.expect("a read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(got, prefixed(&messages));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_text_message_after_binary_ones_fails_the_read_after_them() {
+    bounded(async {
+        let (mut reader, mut writer, mut peer) = transport_pair().await;
+        let messages = burst(3);
+        for message in &messages {
+            peer.feed(Message::binary(message.clone())).await.unwrap();
+        }
+        peer.send(Message::text("hello")).await.unwrap();
+        // The messages before it are handed over, then the read fails.
+        let mut got = bytes::BytesMut::with_capacity(1024);
+        let error = loop {
+            match reader.read_buf(&mut got).await {
+                Ok(0) => panic!("the end of the stream, not a refusal"),
+                Ok(_) => {}
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(got[..], prefixed(&messages)[..]);
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("binary"), "{error}");
+        // And the writer closes with the reason.
+        writer.shutdown().await.unwrap();
+        let (code, reason) = close_of(&mut peer).await;
+        assert_eq!(code, CloseCode::Unsupported);
+        assert!(reason.contains("binary"), "{reason}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_websocket_write_of_many_frames_sends_each_as_a_message() {
+    bounded(async {
+        let (_reader, mut writer, mut peer) = transport_pair().await;
+        let messages = burst(100);
+        let wire = prefixed(&messages);
+        // Half in one write, the rest in writes of 7 bytes that cut frames anywhere; one flush.
+        let (one, rest) = wire.split_at(wire.len() / 2);
+        writer.write_all(one).await.unwrap();
+        for chunk in rest.chunks(7) {
+            writer.write_all(chunk).await.unwrap();
+        }
+        writer.flush().await.unwrap();
+        for (i, sent) in messages.iter().enumerate() {
+            match peer.next().await.expect("a message").expect("a message") {
+                Message::Binary(got) => assert_eq!(got[..], sent[..], "message {i}"),
+                other => panic!("message {i}: {other:?}"),
+            }
+        }
+    })
+    .await
+}

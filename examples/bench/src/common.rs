@@ -340,3 +340,75 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
     };
     Ok(rt)
 }
+
+/// The transport Weft's server and client speak in the transport comparison (`--transports`),
+/// chosen by the orchestrator through [`TRANSPORT_VAR`]. Raw and tonic speak TCP only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Transport {
+    /// Plain TCP: what every other table of the harness measures.
+    Tcp,
+    /// RSocket over WebSocket (`ws://127.0.0.1:PORT/rsocket`): one binary message per frame.
+    Ws,
+    /// TLS over TCP (rustls), with the orchestrator's certificate for 127.0.0.1.
+    Tls,
+    /// RSocket over WebSocket over TLS (`wss://127.0.0.1:PORT/rsocket`).
+    Wss,
+    /// A Unix domain socket at the path in [`UNIX_SOCKET_VAR`].
+    Unix,
+}
+
+/// The environment variable that tells `bench serve weft` and `bench client weft` their
+/// [`Transport`] (`tcp`, the default, `ws`, `tls`, `wss` or `unix`).
+pub const TRANSPORT_VAR: &str = "WEFT_BENCH_TRANSPORT";
+/// The server's certificate (PEM) over `tls` and `wss`; self-signed, so the client trusts it
+/// as its only root.
+pub const TLS_CERT_VAR: &str = "WEFT_BENCH_TLS_CERT";
+/// The server's private key (PEM) over `tls` and `wss`.
+pub const TLS_KEY_VAR: &str = "WEFT_BENCH_TLS_KEY";
+/// The socket's path over `unix`: the server binds it, the client connects to it.
+pub const UNIX_SOCKET_VAR: &str = "WEFT_BENCH_UNIX_SOCKET";
+
+impl Transport {
+    /// Every transport, in the order of the report's columns.
+    pub const ALL: [Transport; 5] = [Transport::Tcp, Transport::Ws, Transport::Tls, Transport::Wss, Transport::Unix];
+
+    /// The name `--transports` and [`TRANSPORT_VAR`] take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Ws => "ws",
+            Transport::Tls => "tls",
+            Transport::Wss => "wss",
+            Transport::Unix => "unix",
+        }
+    }
+
+    /// The transport `s` names.
+    pub fn parse(s: &str) -> Option<Transport> {
+        Transport::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// This process's transport, from [`TRANSPORT_VAR`].
+    pub fn from_env() -> Result<Transport> {
+        match std::env::var(TRANSPORT_VAR) {
+            Err(_) => Ok(Transport::Tcp),
+            Ok(v) => Transport::parse(&v).ok_or_else(|| format!("{TRANSPORT_VAR}: unknown transport `{v}`").into()),
+        }
+    }
+
+    /// Whether it runs over TLS (and needs [`TLS_CERT_VAR`]).
+    pub fn secure(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss)
+    }
+}
+
+/// The file an environment variable names, read whole.
+pub fn read_env_file(var: &str) -> Result<Vec<u8>> {
+    let path = std::env::var(var).map_err(|_| format!("{var} is not set"))?;
+    std::fs::read(&path).map_err(|e| format!("{var}: cannot read {path}: {e}").into())
+}
+
+/// The path an environment variable names.
+pub fn env_path(var: &str) -> Result<std::path::PathBuf> {
+    std::env::var_os(var).map(Into::into).ok_or_else(|| format!("{var} is not set").into())
+}

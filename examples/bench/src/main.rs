@@ -5,6 +5,8 @@
 //! ```text
 //! bench [--quick] [--runs N] [--only WORKLOAD,…] [--systems raw,tonic,weft]
 //!       [--flavours current,multi] [--placements split,shared,unpinned] [--out FILE]
+//! bench --transports tcp,ws,tls,wss,unix [--quick] [--runs N] [--only WORKLOAD,…]
+//!       [--flavours …] [--placements …] [--out FILE]   # Weft over each transport
 //! bench serve SYSTEM ADDR                 # a server; prints `PORT n`, answers `stats` on stdin
 //! bench client SYSTEM ADDR WORKLOAD k=v…  # a client; prints `MARK` lines, then one `RESULT` line
 //! ```
@@ -14,7 +16,8 @@
 //! includes it.
 //!
 //! `bench serve` and `bench client` run on the tokio runtime flavour `WEFT_BENCH_FLAVOUR` names
-//! (`current`, the default, or `multi`; see [`common::runtime`]).
+//! (`current`, the default, or `multi`; see [`common::runtime`]), and Weft's over the transport
+//! `WEFT_BENCH_TRANSPORT` names (`tcp`, the default; see [`transports`]).
 
 mod common;
 mod messages;
@@ -23,6 +26,7 @@ mod raw;
 mod runner;
 mod scaling;
 mod tonic_sys;
+mod transports;
 mod weft_sys;
 
 use common::{Result, Work};
@@ -60,8 +64,18 @@ fn loopback(addr: &str) -> Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Fails unless `system` speaks this process's transport: raw and tonic speak TCP alone.
+fn check_transport(system: &str) -> Result<()> {
+    let transport = common::Transport::from_env()?;
+    if transport != common::Transport::Tcp && system != "weft" {
+        return Err(format!("only weft runs over {}; {system} speaks tcp", transport.name()).into());
+    }
+    Ok(())
+}
+
 fn serve(system: &str, addr: &str) -> Result<()> {
     let addr = loopback(addr)?;
+    check_transport(system)?;
     common::raise_nofile();
     common::spawn_stats_thread();
     common::runtime()?.block_on(async move {
@@ -80,6 +94,7 @@ fn serve(system: &str, addr: &str) -> Result<()> {
 
 fn client(system: &str, addr: &str, work: &[String]) -> Result<()> {
     let addr = loopback(addr)?;
+    check_transport(system)?;
     let work = Work::from_args(work)?;
     common::raise_nofile();
     let rt = common::runtime()?;

@@ -1,9 +1,10 @@
 //! The orchestrator: runs every workload against every system, on each tokio runtime flavour,
 //! each run as a fresh server process and client process pinned with `taskset` (or not, in the
 //! `unpinned` placement), relays the client's marks to the server, and prints the tables of
-//! medians and the issues' targets.
+//! medians and the issues' targets. With `--transports` it runs the transport comparison
+//! instead (see [`crate::transports`]).
 
-use crate::common::{FLAVOUR_VAR, Flavour, Kind, Result, ServerStats, Work};
+use crate::common::{FLAVOUR_VAR, Flavour, Kind, Result, ServerStats, Transport, Work};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -12,8 +13,9 @@ use std::time::{Duration, Instant};
 
 const SYSTEMS: [&str; 3] = ["raw", "tonic", "weft"];
 
+/// Where the server and the client run: on which cores, if pinned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Placement {
+pub(crate) enum Placement {
     /// Server on core 0, client on core 1: like a deployment.
     Split,
     /// Both on core 0: the software cost alone, no cross-core wake-ups.
@@ -49,7 +51,7 @@ impl Placement {
 
     /// Whether this placement is measured on `flavour`: a current-thread process has one
     /// thread, which unpinned would only wander between the cores.
-    fn applies(self, flavour: Flavour) -> bool {
+    pub(crate) fn applies(self, flavour: Flavour) -> bool {
         self != Placement::Unpinned || flavour == Flavour::Multi
     }
 
@@ -60,16 +62,19 @@ impl Placement {
 }
 
 /// A runtime flavour and a placement: one column of cells of the tables.
-type Cell = (Flavour, Placement);
+pub(crate) type Cell = (Flavour, Placement);
 
-fn cell_name((flavour, placement): Cell) -> String {
+/// A cell as the tables name it: `current split`.
+pub(crate) fn cell_name((flavour, placement): Cell) -> String {
     format!("{} {}", flavour.name(), placement.name())
 }
 
 /// One workload as the orchestrator plans it.
-struct Plan {
-    work: Work,
-    sizes: Vec<usize>,
+pub(crate) struct Plan {
+    /// The workload (its size is replaced by each of `sizes`).
+    pub(crate) work: Work,
+    /// Payload sizes, in bytes.
+    pub(crate) sizes: Vec<usize>,
     systems: Vec<&'static str>,
     placements: Vec<Placement>,
     runs: usize,
@@ -79,7 +84,8 @@ fn work(kind: Kind, n: u64, warm: u64, secs: f64) -> Work {
     Work { kind, size: 16, n, warm, secs, inflight: 1, burst: 1, pause_ms: 0 }
 }
 
-fn plans(quick: bool, runs: usize) -> Vec<Plan> {
+/// Every workload of a normal run, with `--quick`'s counts and limits if `quick`.
+pub(crate) fn plans(quick: bool, runs: usize) -> Vec<Plan> {
     let both = Placement::ALL.to_vec();
     let sizes = vec![16, 1024];
     let q = |full: u64, small: u64| if quick { small } else { full };
@@ -149,6 +155,16 @@ pub(crate) struct Proc {
 impl Proc {
     /// Starts the harness with `args` on the runtime `flavour`, pinned to `core` (`None`: not).
     pub(crate) fn spawn(core: Option<&str>, flavour: Flavour, args: &[String]) -> Result<Proc> {
+        Proc::spawn_with(core, flavour, &[], args)
+    }
+
+    /// [`Proc::spawn`] with the environment variables `env` set as well (the transport's).
+    pub(crate) fn spawn_with(
+        core: Option<&str>,
+        flavour: Flavour,
+        env: &[(&str, String)],
+        args: &[String],
+    ) -> Result<Proc> {
         let exe = std::env::current_exe()?;
         let mut cmd = match core {
             Some(core) if have_taskset() => {
@@ -159,6 +175,7 @@ impl Proc {
             _ => Command::new(&exe),
         };
         cmd.env(FLAVOUR_VAR, flavour.name());
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         if let Some(core) = core
             && !have_taskset()
@@ -242,7 +259,7 @@ fn pin(pid: u32, core: usize) -> Result<()> {
 pub(crate) struct Res {
     pub(crate) ops: f64,
     pub(crate) secs: f64,
-    p50_us: f64,
+    pub(crate) p50_us: f64,
     p99_us: f64,
     pub(crate) client_cpu_us: f64,
     pub(crate) server_cpu_us: f64,
@@ -277,15 +294,27 @@ impl Res {
         if self.secs > 0.0 { self.ops / self.secs } else { 0.0 }
     }
 
-    fn per_op(&self, us: f64) -> f64 {
+    /// `us` microseconds per operation.
+    pub(crate) fn per_op(&self, us: f64) -> f64 {
         if self.ops > 0.0 { us / self.ops } else { 0.0 }
     }
 }
 
 /// One client run against one fresh server.
-fn run_one(system: &str, (flavour, placement): Cell, work: &Work) -> Result<Res> {
+fn run_one(system: &str, cell: Cell, work: &Work) -> Result<Res> {
+    run_one_with(system, cell, work, &[])
+}
+
+/// [`run_one`] with the environment variables `env` set in the server and the client.
+pub(crate) fn run_one_with(
+    system: &str,
+    (flavour, placement): Cell,
+    work: &Work,
+    env: &[(&str, String)],
+) -> Result<Res> {
     let (server_core, client_core) = placement.cores().unzip();
-    let mut server = Proc::spawn(server_core, flavour, &["serve".into(), system.into(), "127.0.0.1:0".into()])?;
+    let mut server =
+        Proc::spawn_with(server_core, flavour, env, &["serve".into(), system.into(), "127.0.0.1:0".into()])?;
     let port = loop {
         let line = server.line(Instant::now() + Duration::from_secs(20))?.ok_or("the server exited")?;
         if let Some(port) = line.strip_prefix("PORT ") {
@@ -294,7 +323,7 @@ fn run_one(system: &str, (flavour, placement): Cell, work: &Work) -> Result<Res>
     };
     let mut args = vec!["client".into(), system.into(), format!("127.0.0.1:{port}")];
     args.extend(work.to_args());
-    let mut client = Proc::spawn(client_core, flavour, &args)?;
+    let mut client = Proc::spawn_with(client_core, flavour, env, &args)?;
     // Generous, but bounded: the client's own deadline plus time to connect and tear down.
     let until = Instant::now() + Duration::from_secs_f64(work.secs * 2.0 + 60.0);
     let mut result = None;
@@ -339,7 +368,10 @@ struct Options {
     only: Option<Vec<Kind>>,
     systems: Vec<&'static str>,
     flavours: Vec<Flavour>,
-    placements: Vec<Placement>,
+    /// `None`: not given (every placement, or split alone for `--transports`).
+    placements: Option<Vec<Placement>>,
+    /// The transport comparison's transports, if asked for.
+    transports: Option<Vec<Transport>>,
     out: Option<String>,
 }
 
@@ -350,7 +382,8 @@ fn options(args: &[String]) -> Result<Options> {
         only: None,
         systems: SYSTEMS.to_vec(),
         flavours: Flavour::ALL.to_vec(),
-        placements: Placement::ALL.to_vec(),
+        placements: None,
+        transports: None,
         out: None,
     };
     let mut it = args.iter();
@@ -375,13 +408,22 @@ fn options(args: &[String]) -> Result<Options> {
             "--placements" => {
                 let list = it.next().ok_or("--placements split,shared,unpinned")?;
                 let ps = list.split(',').map(|p| Placement::parse(p).ok_or(format!("unknown placement `{p}`")));
-                o.placements = ps.collect::<std::result::Result<_, _>>()?;
+                o.placements = Some(ps.collect::<std::result::Result<_, _>>()?);
+            }
+            "--transports" => {
+                let list = it.next().ok_or("--transports tcp,ws,tls,wss,unix")?;
+                let ts = list.split(',').map(|t| Transport::parse(t).ok_or(format!("unknown transport `{t}`")));
+                o.transports = Some(ts.collect::<std::result::Result<_, _>>()?);
             }
             "--out" => o.out = Some(it.next().ok_or("--out FILE")?.clone()),
             "-h" | "--help" => {
                 println!(
                     "bench [--quick] [--runs N] [--only {}] [--systems raw,tonic,weft] \
-                     [--flavours current,multi] [--placements split,shared,unpinned] [--out FILE]",
+                     [--flavours current,multi] [--placements split,shared,unpinned] [--out FILE]\n\
+                     bench --transports tcp,ws,tls,wss,unix [--quick] [--runs N] \
+                     [--only unary-latency,unary-throughput,server-stream] [--flavours current,multi] \
+                     [--placements split,shared,unpinned] [--out FILE]   # Weft alone, over each transport \
+                     (default cells: current split, multi split)",
                     Kind::ALL.map(Kind::name).join(",")
                 );
                 std::process::exit(0);
@@ -395,10 +437,23 @@ fn options(args: &[String]) -> Result<Options> {
 pub fn main(args: &[String]) -> Result<()> {
     let opts = options(args)?;
     let runs = opts.runs.unwrap_or(if opts.quick { 1 } else { 3 });
+    if let Some(transports) = &opts.transports {
+        let placements = opts.placements.clone().unwrap_or(vec![Placement::Split]);
+        let report = crate::transports::run(&crate::transports::Options {
+            transports: transports.clone(),
+            quick: opts.quick,
+            runs,
+            only: opts.only.clone(),
+            flavours: opts.flavours.clone(),
+            placements,
+        })?;
+        return write_report(&report, opts.out, "bench-transports.md");
+    }
+    let placements = opts.placements.clone().unwrap_or(Placement::ALL.to_vec());
     let mut plans = plans(opts.quick, runs);
     for p in &mut plans {
         p.systems.retain(|s| opts.systems.contains(s));
-        p.placements.retain(|pl| opts.placements.contains(pl));
+        p.placements.retain(|pl| placements.contains(pl));
         if opts.only.as_ref().is_some_and(|only| !only.contains(&p.work.kind)) {
             p.systems.clear();
         }
@@ -467,13 +522,19 @@ pub fn main(args: &[String]) -> Result<()> {
         }
         report += &scaling;
     }
+    write_report(&report, opts.out, "bench-report.md")
+}
+
+/// The harness's target directory: `$CARGO_TARGET_DIR`, or `examples/bench/target`.
+pub(crate) fn target_dir() -> String {
+    std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into())
+}
+
+/// Prints `report` and writes it to `out`, by default to `default_name` in the target directory.
+fn write_report(report: &str, out: Option<String>, default_name: &str) -> Result<()> {
     println!("{report}");
-    let out = opts.out.unwrap_or_else(|| {
-        let dir =
-            std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
-        format!("{dir}/bench-report.md")
-    });
-    if std::fs::write(&out, &report).is_ok() {
+    let out = out.unwrap_or_else(|| format!("{}/{default_name}", target_dir()));
+    if std::fs::write(&out, report).is_ok() {
         eprintln!("report written to {out}");
     }
     Ok(())
@@ -541,6 +602,15 @@ pub(crate) fn shell(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// Which Weft was measured: the commit, and whether the runtime's sources differed from it.
+pub(crate) fn weft_revision() -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let rev = shell("git", &["-C", root, "rev-parse", "--short", "HEAD"]);
+    let dirty =
+        !shell("git", &["-C", root, "status", "--porcelain", "--", "framework", "macros", "codegen"]).is_empty();
+    if dirty { format!("{rev} with uncommitted changes to the runtime") } else { rev }
+}
+
 /// The median of metric `get` of each system over its runs: `(plan, size, cell, system)`.
 type Medians<'a> = dyn Fn(usize, usize, Cell, &'static str, fn(&Res) -> f64) -> f64 + 'a;
 
@@ -587,12 +657,7 @@ fn report(
     let med: &Medians = &med;
     let mut s = String::new();
     let model = shell("sh", &["-c", "lscpu | sed -n 's/^Model name: *//p'"]);
-    // Which Weft was measured: the commit, and whether the runtime's sources differed from it.
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let rev = shell("git", &["-C", root, "rev-parse", "--short", "HEAD"]);
-    let dirty =
-        !shell("git", &["-C", root, "status", "--porcelain", "--", "framework", "macros", "codegen"]).is_empty();
-    let rev = if dirty { format!("{rev} with uncommitted changes to the runtime") } else { rev };
+    let rev = weft_revision();
     s += &format!(
         "Run {} ({}) of Weft at {}, runtime flavours {}, {} run(s) per cell (medians), took {:.0} s. \
          Machine: {} CPU(s), {}; {}.\n\n",

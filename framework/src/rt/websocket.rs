@@ -6,7 +6,10 @@
 //! through the driver: its read half hands out each binary message behind the length it
 //! would have had on TCP, and its write half takes the driver's length-prefixed bytes apart
 //! and sends each frame as a message. That costs one copy of each frame on either side, next
-//! to the WebSocket's own framing and (from a client) masking.
+//! to the WebSocket's own framing and (from a client) masking. As over TCP, a read hands out
+//! every message that is ready (as many as the reader's buffer takes), and the frames of one
+//! write go out together when the writer is flushed: the driver's turn, with its one write,
+//! covers a burst of frames, not each one.
 //!
 //! What is not RSocket is refused with a WebSocket close the peer can read: a text message
 //! (close code 1003, "unsupported data"), a message larger than the connection's largest frame
@@ -176,8 +179,14 @@ where
     fn split(self) -> (Self::Reader, Self::Writer) {
         let (sink, messages) = self.socket.split();
         let refusal = Arc::new(Mutex::new(None));
-        let reader =
-            WebSocketReader { messages, head: [0; 3], head_at: 3, body: Bytes::new(), refusal: refusal.clone() };
+        let reader = WebSocketReader {
+            messages,
+            head: [0; 3],
+            head_at: 3,
+            body: Bytes::new(),
+            end: None,
+            refusal: refusal.clone(),
+        };
         let writer = WebSocketWriter { sink, pending: BytesMut::new(), refusal, refused: false };
         (reader, writer)
     }
@@ -195,6 +204,9 @@ pub struct WebSocketReader<S> {
     head_at: usize,
     /// What is left of the message in hand.
     body: Bytes,
+    /// How the messages ended, met by a read that had gathered messages before it: for the
+    /// next read to tell.
+    end: Option<io::Result<()>>,
     refusal: Refusal,
 }
 
@@ -217,8 +229,15 @@ impl<S> AsyncRead for WebSocketReader<S>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    /// Everything that is ready, as a read of TCP hands over everything that has arrived: the
+    /// rest of the message in hand, then every message tungstenite has ready (read ahead into
+    /// its buffer, or on the socket now), each behind its length, until the caller's buffer is
+    /// full or no message is ready. A message that does not fit is kept for the next read. How
+    /// the messages end (the peer's close, a refusal, an error), met after some of them, is
+    /// told by the next read, once they are handed over.
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let start = buf.filled().len();
         loop {
             if this.head_at < 3 || !this.body.is_empty() {
                 let head = (3 - this.head_at).min(buf.remaining());
@@ -227,34 +246,54 @@ where
                 let body = this.body.len().min(buf.remaining());
                 buf.put_slice(&this.body[..body]);
                 this.body.advance(body);
+            }
+            // (The caller's buffer bounds what one read gathers.)
+            if buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            match ready!(this.messages.poll_next_unpin(cx)) {
+            let got = buf.filled().len() > start;
+            // (Kept only behind messages, which are all out by now.)
+            if let Some(end) = this.end.take() {
+                return Poll::Ready(end);
+            }
+            let message = match this.messages.poll_next_unpin(cx) {
+                Poll::Ready(message) => message,
+                // What was gathered goes now; the stream wakes the caller when more comes.
+                Poll::Pending if got => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            };
+            let end = match message {
                 Some(Ok(Message::Binary(frame))) => {
                     // (tungstenite enforces the connection's limit; this one is the prefix's.)
                     if frame.len() > MAX_PREFIXED {
-                        return Poll::Ready(
-                            Err(this.refuse(CloseCode::Size, "a message larger than an RSocket frame")),
-                        );
+                        Err(this.refuse(CloseCode::Size, "a message larger than an RSocket frame"))
+                    } else {
+                        let len = frame.len() as u32;
+                        this.head = [(len >> 16) as u8, (len >> 8) as u8, len as u8];
+                        this.head_at = 0;
+                        this.body = frame;
+                        continue;
                     }
-                    let len = frame.len() as u32;
-                    this.head = [(len >> 16) as u8, (len >> 8) as u8, len as u8];
-                    this.head_at = 0;
-                    this.body = frame;
                 }
                 Some(Ok(Message::Text(_))) => {
                     let reason = "RSocket over WebSocket takes binary messages, one frame each; this was text";
-                    return Poll::Ready(Err(this.refuse(CloseCode::Unsupported, reason)));
+                    Err(this.refuse(CloseCode::Unsupported, reason))
                 }
                 // The peer closed (tungstenite answers its close): the end of the stream.
-                Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(())),
+                Some(Ok(Message::Close(_))) | None => Ok(()),
                 // Pings are answered by tungstenite; pongs and raw frames carry nothing here.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Err(tungstenite::Error::Capacity(error))) => {
-                    return Poll::Ready(Err(this.refuse(CloseCode::Size, &format!("message too big: {error}"))));
+                    Err(this.refuse(CloseCode::Size, &format!("message too big: {error}")))
                 }
-                Some(Err(error)) => return Poll::Ready(Err(ws_error(error))),
+                Some(Err(error)) => Err(ws_error(error)),
+            };
+            if !got {
+                return Poll::Ready(end);
             }
+            // The messages before it go first.
+            this.end = Some(end);
+            return Poll::Ready(Ok(()));
         }
     }
 }
