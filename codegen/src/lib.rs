@@ -45,8 +45,9 @@ use proc_macro2::TokenStream;
 pub fn expand_service(attr: TokenStream, item: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let args = parse::args(&cx, attr);
-    let service = match syn::parse2::<syn::ItemTrait>(item.clone()) {
-        Ok(trait_) => Some(validate::service(&cx, args, &trait_)),
+    let trait_ = syn::parse2::<syn::ItemTrait>(item.clone());
+    let service = match &trait_ {
+        Ok(trait_) => Some(validate::service(&cx, args, trait_)),
         Err(e) => {
             cx.syn_error(syn::Error::new(
                 e.span(),
@@ -62,8 +63,27 @@ pub fn expand_service(attr: TokenStream, item: TokenStream) -> TokenStream {
         (Ok(()), Some(service)) => emit::service(&service),
         (Err(errors), _) => {
             let errors = ctxt::to_compile_errors(errors);
+            let item = match trait_ {
+                Ok(trait_) => without_weft_attrs(trait_).unwrap_or(item),
+                Err(_) => item,
+            };
             quote::quote!(#item #errors)
         }
         (Ok(()), None) => unreachable!("no service and no error"),
     }
+}
+
+/// The trait as written, less the `#[weft(...)]` attributes on its methods, which only the macro
+/// understands (rustc would report each as an unknown attribute, on top of the macro's errors);
+/// `None` if there are none, so that the trait is echoed token for token.
+fn without_weft_attrs(mut trait_: syn::ItemTrait) -> Option<TokenStream> {
+    let mut found = false;
+    for item in &mut trait_.items {
+        if let syn::TraitItem::Fn(f) = item {
+            let before = f.attrs.len();
+            f.attrs.retain(|a| !parse::is_weft_attr(a));
+            found |= f.attrs.len() != before;
+        }
+    }
+    found.then(|| quote::ToTokens::into_token_stream(trait_))
 }

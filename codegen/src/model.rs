@@ -67,7 +67,8 @@ pub struct Method {
     /// Doc lines.
     pub docs: Vec<String>,
     /// Other attributes; `cfg` and `deprecated` are forwarded to everything generated for the
-    /// method, the rest stay on the trait method.
+    /// method, the rest stay on the trait method. (Weft's own `#[weft(...)]` is not among them:
+    /// the front-end reads it into fields such as [`Method::idempotent`].)
     pub attrs: Vec<Attribute>,
     /// The server trait method's parameter and return types as the front-end spelled them, if
     /// it did (the trait front-end does, so that the user's imports of `Status`, `Streaming`
@@ -75,6 +76,11 @@ pub struct Method {
     pub spelled: Option<Spelled>,
     /// A default body for the trait method, if the user wrote one.
     pub default_body: Option<Block>,
+    /// Whether the method is idempotent (`#[weft(idempotent)]`, `option (weft.idempotent) =
+    /// true;` or `option idempotency_level = IDEMPOTENT;`): its calls may be sent more than
+    /// once, so the client may retry and hedge them. Never set for a method that takes a stream
+    /// of requests ([`Model::streams_requests`]), which cannot be replayed.
+    pub idempotent: bool,
     /// Where the method was declared, for errors.
     pub span: Span,
 }

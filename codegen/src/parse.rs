@@ -1,10 +1,11 @@
-//! Parsing: the attribute's arguments and the annotated item, into syntax; no judgement yet.
+//! Parsing: the attribute's arguments, and the `#[weft(...)]` attributes on methods, into
+//! syntax; no judgement yet.
 
 use crate::ctxt::Ctxt;
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
-use syn::{LitStr, Path};
+use syn::{Attribute, LitStr, Path};
 
 /// The arguments of `#[service(...)]`, each with the span to blame if it turns out wrong.
 #[derive(Debug, Default)]
@@ -44,15 +45,7 @@ pub(crate) fn args(cx: &Ctxt, tokens: TokenStream) -> Args {
         } else {
             let key = quote::ToTokens::to_token_stream(&meta.path).to_string().replace(" ", "");
             cx.error_spanned_by(&meta.path, format!("unknown attribute `{key}`; `#[service]` takes {KEYS}"));
-            // Skip the value so that the keys after it are still checked.
-            if meta.input.peek(syn::Token![=]) {
-                meta.value()?.parse::<syn::Expr>()?;
-            } else if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                meta.parse_nested_meta(|inner| {
-                    inner.input.parse::<TokenStream>()?;
-                    Ok(())
-                })?;
-            }
+            skip_value(&meta)?;
         }
         Ok(())
     });
@@ -77,4 +70,70 @@ fn set<T>(cx: &Ctxt, meta: &ParseNestedMeta<'_>, slot: &mut Option<T>, value: T)
     } else {
         *slot = Some(value);
     }
+}
+
+/// What a method's `#[weft(...)]` attributes say, each key with the span to blame if it turns
+/// out wrong.
+#[derive(Debug, Default)]
+pub(crate) struct MethodArgs {
+    /// `#[weft(idempotent)]`: the span of `idempotent`.
+    pub(crate) idempotent: Option<Span>,
+}
+
+const METHOD_KEYS: &str = "`idempotent`";
+
+/// Whether an attribute is one of Weft's own on a method, `#[weft(...)]`, which the macro
+/// consumes rather than forwards.
+pub(crate) fn is_weft_attr(attr: &Attribute) -> bool {
+    attr.path().is_ident("weft")
+}
+
+/// Parses every `#[weft(...)]` among a method's attributes; an unknown, repeated or malformed
+/// key is an error and parsing goes on. The other attributes are not looked at.
+pub(crate) fn method_args(cx: &Ctxt, attrs: &[Attribute]) -> MethodArgs {
+    let mut args = MethodArgs::default();
+    for attr in attrs.iter().filter(|a| is_weft_attr(a)) {
+        if !matches!(attr.meta, syn::Meta::List(_)) {
+            cx.error_spanned_by(
+                attr,
+                format!("`#[weft]` on a method lists its keys in parentheses: write `#[weft(idempotent)]`; the keys are {METHOD_KEYS}"),
+            );
+            continue;
+        }
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("idempotent") {
+                if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
+                    cx.error_spanned_by(
+                        &meta.path,
+                        "`idempotent` takes no value: write `#[weft(idempotent)]`, or remove it if the method is not idempotent",
+                    );
+                    skip_value(&meta)?;
+                } else {
+                    set(cx, &meta, &mut args.idempotent, syn::spanned::Spanned::span(&meta.path));
+                }
+            } else {
+                let key = quote::ToTokens::to_token_stream(&meta.path).to_string().replace(" ", "");
+                cx.error_spanned_by(&meta.path, format!("unknown key `{key}`; `#[weft(…)]` on a method takes {METHOD_KEYS}"));
+                skip_value(&meta)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            cx.syn_error(syn::Error::new(e.span(), format!("{e}; `#[weft(…)]` on a method takes {METHOD_KEYS}")));
+        }
+    }
+    args
+}
+
+/// Skips a key's value (`= expr` or `(...)`), so that the keys after it are still checked.
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        meta.value()?.parse::<syn::Expr>()?;
+    } else if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+        meta.parse_nested_meta(|inner| {
+            inner.input.parse::<TokenStream>()?;
+            Ok(())
+        })?;
+    }
+    Ok(())
 }

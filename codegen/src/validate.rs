@@ -5,7 +5,7 @@
 
 use crate::ctxt::Ctxt;
 use crate::model::{self, Method, Model, Service, Spelled};
-use crate::parse::Args;
+use crate::parse::{self, Args};
 use proc_macro2::Span;
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
@@ -107,6 +107,7 @@ fn split_docs(attrs: &[syn::Attribute]) -> (Vec<String>, Vec<syn::Attribute>) {
 fn method(cx: &Ctxt, f: &TraitItemFn, names: WeftNames<'_>) -> Option<Method> {
     let sig = &f.sig;
     let errors_before = cx.error_count();
+    let weft = parse::method_args(cx, &f.attrs);
     qualifiers(cx, sig);
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         cx.error_spanned_by(
@@ -232,13 +233,28 @@ fn method(cx: &Ctxt, f: &TraitItemFn, names: WeftNames<'_>) -> Option<Method> {
         Returns::Stream(ty) => (Model::RequestStream, ty),
         Returns::Invalid => return None,
     };
+    if let Some(span) = weft.idempotent
+        && model.streams_requests()
+    {
+        cx.error_at(
+            span,
+            format!(
+                "a method that takes a stream of requests cannot be retried (the stream cannot be replayed), \
+                 and `{}` is a {} method: remove `#[weft(idempotent)]`; only request/response, fire-and-forget \
+                 and request/stream methods can be marked idempotent",
+                sig.ident,
+                model.describe()
+            ),
+        );
+    }
 
     let context_ty = sig.inputs.iter().nth(1).and_then(|arg| match arg {
         FnArg::Typed(t) if context_ident.is_some() => Some((*t.ty).clone()),
         _ => None,
     });
     let spelled = Spelled { context: context_ty, request: request_ty.clone(), output: spelled_output(&sig.output) };
-    let (docs, attrs) = split_docs(&f.attrs);
+    let (docs, mut attrs) = split_docs(&f.attrs);
+    attrs.retain(|a| !parse::is_weft_attr(a));
     let default_body = f.default.as_ref().map(|body| rebind_mut_params(sig, body));
     if cx.error_count() > errors_before {
         // Keep the model of a broken method out of the service; the errors say why.
@@ -256,6 +272,7 @@ fn method(cx: &Ctxt, f: &TraitItemFn, names: WeftNames<'_>) -> Option<Method> {
         attrs,
         spelled: Some(spelled),
         default_body,
+        idempotent: weft.idempotent.is_some(),
         span: sig.span(),
     })
 }

@@ -81,7 +81,8 @@ fn method(service: &Service, method: &Method) -> TokenStream {
     let docs = docs(&method.docs);
     let attrs = forwarded(&method.attrs);
     let route = service.route(method);
-    let call_doc = format!(" Calls `{route}` ({}).", method.model.describe());
+    let idempotent = if method.idempotent { " Idempotent: may be retried." } else { "" };
+    let call_doc = format!(" Calls `{route}` ({}).{idempotent}", method.model.describe());
     quote! {
         #docs
         #[doc = ""]
@@ -170,10 +171,12 @@ fn client_streaming(service: &Service, method: &Method) -> TokenStream {
 }
 
 /// The method's route for the call functions, with its request metadata written now (see
-/// `Service::request_metadata`): `MethodRoute::new("pkg.Svc/Method", b"…")`.
+/// `Service::request_metadata`): `MethodRoute::new("pkg.Svc/Method", b"…")`, and for an
+/// idempotent method `.idempotent()` after it, the mark the client reads to retry and hedge.
 fn method_route(service: &Service, method: &Method) -> TokenStream {
     let p = private(service);
     let route = service.route(method);
     let metadata = proc_macro2::Literal::byte_string(&service.request_metadata(method));
-    quote!(#p::MethodRoute::new(#route, #metadata))
+    let idempotent = method.idempotent.then(|| quote!(.idempotent()));
+    quote!(#p::MethodRoute::new(#route, #metadata) #idempotent)
 }

@@ -118,7 +118,9 @@ fn server_trait(service: &Service, parts: Parts) -> TokenStream {
 fn trait_method(service: &Service, method: &Method) -> TokenStream {
     let Method { ident, request_ident, attrs, .. } = method;
     let docs = docs(&method.docs);
-    let route_doc = format!(" Route `{}` ({}).", service.route(method), method.model.describe());
+    let idempotent =
+        if method.idempotent { " Idempotent: may be retried, so one call may run it more than once." } else { "" };
+    let route_doc = format!(" Route `{}` ({}).{idempotent}", service.route(method), method.model.describe());
     let (context, request, output) = match &method.spelled {
         Some(spelled) => {
             let context = spelled.context.as_ref().map(|ty| quote!(#ty));

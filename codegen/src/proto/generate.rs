@@ -5,18 +5,23 @@
 //! prost-build resolves every message to its Rust path (`Point`, `super::common::Id`,
 //! `::prost_types::Timestamp`, `()` for `google.protobuf.Empty`), so the model gets types that
 //! name what prost generated. What prost-build drops, extension options such as
-//! `(weft.fire_and_forget)`, is read beforehand from protox's descriptor pool.
+//! `(weft.fire_and_forget)` and `(weft.idempotent)`, is read beforehand from protox's descriptor
+//! pool; standard options such as `idempotency_level` come with the service.
 
 use crate::emit::{self, Parts};
 use crate::model::{self, Method, Model, Service};
 use proc_macro2::{Span, TokenStream};
+use prost_types::method_options::IdempotencyLevel;
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use syn::{Attribute, Ident, Path, Type};
 
 /// The fully qualified name of the fire-and-forget option.
 pub(crate) const FIRE_AND_FORGET_OPTION: &str = "weft.fire_and_forget";
+
+/// The fully qualified name of the idempotent option.
+pub(crate) const IDEMPOTENT_OPTION: &str = "weft.idempotent";
 
 /// What the generator needs to know besides the service prost-build hands it.
 #[derive(Debug)]
@@ -31,6 +36,8 @@ pub(crate) struct Settings {
     pub(crate) fire_and_forget: BTreeSet<String>,
     /// Methods (`pkg.Service.Method`) whose `.proto` sets `(weft.fire_and_forget) = true`.
     pub(crate) fire_and_forget_option: BTreeSet<String>,
+    /// Methods (`pkg.Service.Method`) whose `.proto` sets `(weft.idempotent)`, and to what.
+    pub(crate) idempotent_option: BTreeMap<String, bool>,
     /// The file each service (`pkg.Service`) is declared in.
     pub(crate) files: HashMap<String, String>,
 }
@@ -115,7 +122,8 @@ pub(crate) fn lower(settings: &Settings, service: &prost_build::Service) -> Resu
                 ),
             );
         }
-        let by_option = settings.fire_and_forget_option.contains(&format!("{full_name}.{}", m.proto_name));
+        let method_name = format!("{full_name}.{}", m.proto_name);
+        let by_option = settings.fire_and_forget_option.contains(&method_name);
         let fire_and_forget = by_option || settings.fire_and_forget.contains(&route);
         let model = match (m.client_streaming, m.server_streaming) {
             _ if fire_and_forget => Model::FireAndForget,
@@ -150,6 +158,30 @@ pub(crate) fn lower(settings: &Settings, service: &prost_build::Service) -> Resu
                 );
                 continue;
             }
+        }
+
+        // `(weft.idempotent)` if given, either way; otherwise gRPC's standard `idempotency_level`,
+        // which is what proto authors already write.
+        let level = m.options.idempotency_level();
+        let idempotent = match settings.idempotent_option.get(&method_name) {
+            Some(&yes) => yes,
+            None => matches!(level, IdempotencyLevel::Idempotent | IdempotencyLevel::NoSideEffects),
+        };
+        if idempotent && m.client_streaming {
+            let how = if settings.idempotent_option.contains_key(&method_name) {
+                "`option (weft.idempotent) = true`".to_owned()
+            } else {
+                format!("`option idempotency_level = {}`", level.as_str_name())
+            };
+            problem(
+                Some(&m.proto_name),
+                format!(
+                    "{how} marks it idempotent, but it takes a `stream` of requests, which cannot be replayed, so \
+                     its calls cannot be retried: drop the option; only a method that takes one message (no \
+                     `stream` before the request type) can be idempotent"
+                ),
+            );
+            continue;
         }
 
         // prost-build's snake_case name, already `r#match` for keywords and `self_` for the few
@@ -198,6 +230,7 @@ pub(crate) fn lower(settings: &Settings, service: &prost_build::Service) -> Resu
             attrs: method_attrs,
             spelled: None,
             default_body: None,
+            idempotent,
             span: Span::call_site(),
         });
     }

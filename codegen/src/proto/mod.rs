@@ -41,6 +41,7 @@
 //! | `rpc M(stream A) returns (B)` | client streaming | `m(stream of A) -> Result<B, Status>` | `m(ctx, Streaming<A>) -> Result<B, Status>` |
 //! | `rpc M(stream A) returns (stream B)` | channel | `m(stream of A) -> Result<Streaming<B>, Status>` | `m(ctx, Streaming<A>) -> Result<impl Stream<…B…>, Status>` |
 //! | `rpc M(A) returns (google.protobuf.Empty)` + `option (weft.fire_and_forget) = true;` | fire-and-forget | `m(A) -> Result<(), Status>` | `m(ctx, A)` |
+//! | any of the above but `stream A` + `option (weft.idempotent) = true;` or `option idempotency_level = IDEMPOTENT;` | the same, marked idempotent | the same; calls may be retried | the same |
 //!
 //! Client methods take the message or a `weft::Request` wrapping it (a stream: any
 //! `Stream<Item = A> + Send + 'static`), exactly as for a trait; see `#[weft::service]` for the
@@ -62,6 +63,13 @@
 //!   or from [`Builder::fire_and_forget`]. Only a method that takes one message (no `stream`)
 //!   and returns `google.protobuf.Empty` can be fire-and-forget; anything else is a build
 //!   error naming the file, service and method.
+//! - **Idempotent** methods come from `option (weft.idempotent) = true;` (from
+//!   `"weft/options.proto"`), or from gRPC's standard `option idempotency_level = IDEMPOTENT;`
+//!   or `NO_SIDE_EFFECTS`, which need no import; `option (weft.idempotent) = false;` overrides
+//!   `idempotency_level`. The generated client marks the method's route idempotent, so the
+//!   client may retry and hedge its calls, and the docs say so. A method that takes a `stream`
+//!   cannot be replayed, so marking it idempotent either way is a build error naming the file,
+//!   service and method.
 //! - **Docs**: a service's and each rpc's leading and trailing comments become their rustdoc,
 //!   followed by the route; `option deprecated = true;` on a service or method becomes
 //!   `#[deprecated]` on everything generated for it.
@@ -80,11 +88,12 @@ use crate::emit::Parts;
 use generate::{Generator, Outcome, Settings};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-/// `weft/options.proto`, which `.proto` files import for `(weft.fire_and_forget)`.
+/// `weft/options.proto`, which `.proto` files import for `(weft.fire_and_forget)` and
+/// `(weft.idempotent)`.
 pub const OPTIONS_PROTO: &str = include_str!("../../proto/weft/options.proto");
 
 /// The name `.proto` files import [`OPTIONS_PROTO`] by.
@@ -255,14 +264,24 @@ impl Builder {
         let pool = compiler.descriptor_pool();
         let mut files = HashMap::new();
         let mut fire_and_forget_option = BTreeSet::new();
-        let option = pool.get_extension_by_name(generate::FIRE_AND_FORGET_OPTION);
+        let mut idempotent_option = BTreeMap::new();
+        let fire_and_forget = pool.get_extension_by_name(generate::FIRE_AND_FORGET_OPTION);
+        let idempotent = pool.get_extension_by_name(generate::IDEMPOTENT_OPTION);
         for service in pool.services() {
             files.insert(service.full_name().to_owned(), service.parent_file().name().to_owned());
-            let Some(option) = &option else { continue };
             for method in service.methods() {
                 let options = method.options();
-                if options.has_extension(option) && options.get_extension(option).as_bool() == Some(true) {
+                if let Some(option) = &fire_and_forget
+                    && options.has_extension(option)
+                    && options.get_extension(option).as_bool() == Some(true)
+                {
                     fire_and_forget_option.insert(method.full_name().to_owned());
+                }
+                if let Some(option) = &idempotent
+                    && options.has_extension(option)
+                    && let Some(yes) = options.get_extension(option).as_bool()
+                {
+                    idempotent_option.insert(method.full_name().to_owned(), yes);
                 }
             }
         }
@@ -304,6 +323,7 @@ impl Builder {
             server_attrs,
             fire_and_forget: self.fire_and_forget.clone(),
             fire_and_forget_option,
+            idempotent_option,
             files,
         });
         let outcome = Rc::new(RefCell::new(Outcome::default()));

@@ -26,3 +26,23 @@ fn check(name: &str, actual: &str) {
         );
     }
 }
+
+/// The routes whose generated `MethodRoute` is marked idempotent, in `code` (tokens as a string,
+/// or formatted): `MethodRoute::new("route", b"…route")` followed by `.idempotent()`.
+fn idempotent_routes(code: &str) -> Vec<String> {
+    let code: String = code.split_whitespace().collect();
+    let mut routes = Vec::new();
+    for piece in code.split("MethodRoute::new(\"").skip(1) {
+        let route = &piece[..piece.find('"').expect("a route literal")];
+        // The metadata literal ends with the route: skip past it, the closing quote, an
+        // optional trailing comma and the parenthesis.
+        let after_literal = &piece[route.len() + 1..];
+        let end = after_literal.find(&format!("{route}\"")).expect("the route in the metadata") + route.len() + 1;
+        let rest = after_literal[end..].trim_start_matches(',');
+        let rest = rest.strip_prefix(')').expect("the end of MethodRoute::new");
+        if rest.starts_with(".idempotent()") {
+            routes.push(route.to_owned());
+        }
+    }
+    routes
+}

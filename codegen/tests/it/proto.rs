@@ -3,7 +3,7 @@
 //!
 //! Regenerate the snapshots with `WEFT_BLESS=1 cargo test -p weft-codegen --test it proto`.
 
-use super::check;
+use super::{check, idempotent_routes};
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {
@@ -238,4 +238,61 @@ fn messages_named_context_and_status_are_messages_and_weft_types_are_spelled_by_
     let trait_method = "fncheck(&self,ctx:::weft::__private::Context,request:Context,)\
                         ->impl::core::future::Future<Output=::core::result::Result<Status,::weft::__private::Status>,>";
     assert!(code.contains(trait_method), "{code}");
+}
+
+#[test]
+fn idempotent_by_weft_option_or_by_idempotency_level() {
+    let proto = service(
+        "  rpc ByOption(M) returns (M) { option (weft.idempotent) = true; }\n\
+         rpc ByLevel(M) returns (M) { option idempotency_level = IDEMPOTENT; }\n\
+         rpc NoSideEffects(M) returns (stream M) { option idempotency_level = NO_SIDE_EFFECTS; }\n\
+         rpc Fire(M) returns (google.protobuf.Empty) {\n\
+           option (weft.fire_and_forget) = true;\n\
+           option (weft.idempotent) = true;\n\
+         }\n\
+         rpc Overridden(M) returns (M) {\n\
+           option idempotency_level = IDEMPOTENT;\n\
+           option (weft.idempotent) = false;\n\
+         }\n\
+         rpc Unknown(M) returns (M) { option idempotency_level = IDEMPOTENCY_UNKNOWN; }\n\
+         rpc Plain(M) returns (M);\n\
+         rpc Upload(stream M) returns (M);\n\
+         rpc Chat(stream M) returns (stream M) { option (weft.idempotent) = false; }",
+    );
+    let out = compile("idempotent", &[("s.proto", &proto)], weft_codegen::configure()).unwrap();
+    let code = read(&out, "p.rs");
+    assert_eq!(idempotent_routes(&code), ["p.S/ByOption", "p.S/ByLevel", "p.S/NoSideEffects", "p.S/Fire"], "{code}");
+    assert_eq!(code.matches("MethodRoute::new(").count(), 9, "{code}");
+    assert!(code.contains("Calls `p.S/ByLevel` (request/response). Idempotent: may be retried."), "{code}");
+    assert!(code.contains("Route `p.S/Fire` (fire-and-forget). Idempotent: may be retried"), "{code}");
+
+    // `idempotency_level` is standard: it needs no import of weft/options.proto.
+    let standard = "syntax = \"proto3\";\npackage p;\nmessage M {}\n\
+                    service S {\n  rpc Get(M) returns (M) { option idempotency_level = IDEMPOTENT; }\n}\n";
+    let out = compile("idempotent-standard", &[("s.proto", standard)], weft_codegen::configure()).unwrap();
+    assert_eq!(idempotent_routes(&read(&out, "p.rs")), ["p.S/Get"]);
+}
+
+#[test]
+fn idempotent_on_a_method_that_takes_a_stream_is_an_error_naming_file_service_and_method() {
+    let proto = service(
+        "  rpc Fine(M) returns (M) { option (weft.idempotent) = true; }\n\
+         rpc Upload(stream M) returns (M) { option (weft.idempotent) = true; }\n\
+         rpc Chat(stream M) returns (stream M) { option idempotency_level = NO_SIDE_EFFECTS; }",
+    );
+    let e = error("idempotent-stream", &[("s.proto", &proto)], weft_codegen::configure());
+    assert!(e.contains("2 problems"), "{e}");
+    assert!(
+        e.contains(
+            "s.proto: service `p.S`, method `Upload`: `option (weft.idempotent) = true` marks it idempotent, \
+             but it takes a `stream` of requests, which cannot be replayed"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("s.proto: service `p.S`, method `Chat`: `option idempotency_level = NO_SIDE_EFFECTS` marks it"),
+        "{e}"
+    );
+    assert!(e.contains("drop the option"), "{e}");
+    assert!(!e.contains("`Fine`"), "{e}");
 }

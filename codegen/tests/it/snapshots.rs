@@ -3,7 +3,7 @@
 //!
 //! Regenerate the snapshots with `WEFT_BLESS=1 cargo test -p weft-codegen --test it snapshots`.
 
-use super::check;
+use super::{check, idempotent_routes};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -37,7 +37,8 @@ fn greeter() {
     check("greeter", &out);
 }
 
-/// Contexts, a default body, forwarded attributes, no package, a renamed runtime and a codec.
+/// Contexts, a default body, forwarded attributes, an idempotent method, no package, a renamed
+/// runtime and a codec.
 #[test]
 fn corners() {
     let out = expand(
@@ -46,6 +47,7 @@ fn corners() {
             #[cfg(feature = "corners")]
             pub(crate) trait CornerCases: Named {
                 async fn with_context(&self, ctx: Context, req: Ping) -> Result<Pong, Status>;
+                #[weft(idempotent)]
                 async fn defaulted(&self, mut req: Ping) -> Result<Pong, Status> {
                     req.n += 1;
                     Ok(Pong { n: req.n })
@@ -98,4 +100,54 @@ fn errors_keep_the_trait() {
     let out = weft_codegen::expand_service(quote!(), item.clone()).to_string();
     assert!(out.starts_with(&item.to_string()), "{out}");
     assert!(out.contains("compile_error"), "{out}");
+}
+
+/// `#[weft(idempotent)]` marks the generated route of that method, and only of that method, and
+/// is consumed: it appears nowhere in the output.
+#[test]
+fn idempotent_methods_have_idempotent_routes() {
+    let out = weft_codegen::expand_service(
+        quote!(package = "p"),
+        quote!(
+            pub trait S {
+                #[weft(idempotent)]
+                async fn get(&self, r: R) -> Result<R, Status>;
+                /// Documented.
+                #[weft(idempotent)]
+                #[deprecated]
+                async fn fire(&self, r: R);
+                #[weft(idempotent)]
+                async fn list(&self, r: R) -> Result<impl Stream<Item = Result<R, Status>>, Status>;
+                async fn put(&self, r: R) -> Result<R, Status>;
+                async fn chat(&self, r: Streaming<R>) -> Result<impl Stream<Item = Result<R, Status>>, Status>;
+                async fn upload(&self, r: Streaming<R>) -> Result<R, Status>;
+            }
+        ),
+    )
+    .to_string();
+    assert!(!out.contains("compile_error"), "{out}");
+    assert_eq!(idempotent_routes(&out), ["p.S/Get", "p.S/Fire", "p.S/List"], "{out}");
+    assert_eq!(out.matches("MethodRoute :: new").count(), 6, "{out}");
+    assert!(!out.contains("# [weft"), "{out}");
+    // Both the client method and the trait method say so in their docs.
+    assert_eq!(out.matches("Idempotent: may be retried").count(), 6, "{out}");
+    assert!(out.contains("Calls `p.S/Get` (request/response). Idempotent: may be retried."), "{out}");
+}
+
+/// On error the `#[weft(...)]` attributes are removed from the trait as written, so that rustc
+/// reports the macro's errors and not an unknown attribute as well.
+#[test]
+fn errors_keep_the_trait_without_weft_attributes() {
+    let out = weft_codegen::expand_service(
+        quote!(),
+        quote!(
+            pub trait S {
+                #[weft(idempotent)]
+                async fn chat(&self, r: Streaming<R>) -> Result<impl Stream<Item = Result<R, Status>>, Status>;
+            }
+        ),
+    )
+    .to_string();
+    assert!(out.contains("a method that takes a stream of requests cannot be retried"), "{out}");
+    assert!(!out.contains("# [weft"), "{out}");
 }

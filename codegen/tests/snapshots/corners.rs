@@ -12,7 +12,7 @@ pub(crate) trait CornerCases: ::core::marker::Send + ::core::marker::Sync + 'sta
         Output = Result<Pong, Status>,
     > + ::core::marker::Send;
     ///
-    /// Route `Corners/Defaulted` (request/response).
+    /// Route `Corners/Defaulted` (request/response). Idempotent: may be retried, so one call may run it more than once.
     fn defaulted(
         &self,
         req: Ping,
@@ -106,7 +106,7 @@ impl CornerCasesClient {
             .await
     }
     ///
-    /// Calls `Corners/Defaulted` (request/response).
+    /// Calls `Corners/Defaulted` (request/response). Idempotent: may be retried.
     pub(crate) async fn defaulted(
         &self,
         request: impl ::my_rpc::weft::__private::IntoRequest<Ping>,
@@ -118,9 +118,10 @@ impl CornerCasesClient {
         >(
                 self.data_mime.client(&self.client)?,
                 ::my_rpc::weft::__private::MethodRoute::new(
-                    "Corners/Defaulted",
-                    b"\xFE\0\0\x12\x11Corners/Defaulted",
-                ),
+                        "Corners/Defaulted",
+                        b"\xFE\0\0\x12\x11Corners/Defaulted",
+                    )
+                    .idempotent(),
                 ::my_rpc::weft::__private::IntoRequest::into_request(request),
             )
             .await

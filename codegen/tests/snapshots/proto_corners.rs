@@ -30,9 +30,10 @@ pub struct Self_ {
 ///
 /// Implement it and serve it with [`CornersServer`]; call it with [`CornersClient`]. Service `acme.corners.v1.Corners`.
 pub trait Corners: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// request/response with an imported message and a well-known type.
+    /// request/response with an imported message and a well-known type; idempotent by the
+    /// standard option.
     ///
-    /// Route `acme.corners.v1.Corners/Lookup` (request/response).
+    /// Route `acme.corners.v1.Corners/Lookup` (request/response). Idempotent: may be retried, so one call may run it more than once.
     fn lookup(
         &self,
         ctx: ::renamed::weft::__private::Context,
@@ -43,9 +44,9 @@ pub trait Corners: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::renamed::weft::__private::Status,
         >,
     > + ::core::marker::Send;
-    /// request/stream
+    /// request/stream, idempotent by Weft's option
     ///
-    /// Route `acme.corners.v1.Corners/Watch` (request/stream).
+    /// Route `acme.corners.v1.Corners/Watch` (request/stream). Idempotent: may be retried, so one call may run it more than once.
     fn watch(
         &self,
         ctx: ::renamed::weft::__private::Context,
@@ -214,9 +215,10 @@ impl CornersClient {
     pub fn inner(&self) -> &::renamed::weft::__private::Client {
         &self.client
     }
-    /// request/response with an imported message and a well-known type.
+    /// request/response with an imported message and a well-known type; idempotent by the
+    /// standard option.
     ///
-    /// Calls `acme.corners.v1.Corners/Lookup` (request/response).
+    /// Calls `acme.corners.v1.Corners/Lookup` (request/response). Idempotent: may be retried.
     pub async fn lookup(
         &self,
         request: impl ::renamed::weft::__private::IntoRequest<super::super::common::Id>,
@@ -231,16 +233,17 @@ impl CornersClient {
         >(
                 self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
-                    "acme.corners.v1.Corners/Lookup",
-                    b"\xFE\0\0\x1F\x1Eacme.corners.v1.Corners/Lookup",
-                ),
+                        "acme.corners.v1.Corners/Lookup",
+                        b"\xFE\0\0\x1F\x1Eacme.corners.v1.Corners/Lookup",
+                    )
+                    .idempotent(),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
     }
-    /// request/stream
+    /// request/stream, idempotent by Weft's option
     ///
-    /// Calls `acme.corners.v1.Corners/Watch` (request/stream).
+    /// Calls `acme.corners.v1.Corners/Watch` (request/stream). Idempotent: may be retried.
     pub async fn watch(
         &self,
         request: impl ::renamed::weft::__private::IntoRequest<super::super::common::Id>,
@@ -255,9 +258,10 @@ impl CornersClient {
         >(
                 self.data_mime.client(&self.client)?,
                 ::renamed::weft::__private::MethodRoute::new(
-                    "acme.corners.v1.Corners/Watch",
-                    b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Watch",
-                ),
+                        "acme.corners.v1.Corners/Watch",
+                        b"\xFE\0\0\x1E\x1Dacme.corners.v1.Corners/Watch",
+                    )
+                    .idempotent(),
                 ::renamed::weft::__private::IntoRequest::into_request(request),
             )
             .await
