@@ -25,9 +25,16 @@ struct Node {
 pub trait Flaky {
     /// The server's name.
     async fn name(&self, req: Bytes) -> Result<Bytes, Status>;
+    /// The same, marked idempotent: the generated client retries it.
+    #[weft(idempotent)]
+    async fn safe_name(&self, req: Bytes) -> Result<Bytes, Status>;
 }
 
 impl Flaky for Arc<Node> {
+    async fn safe_name(&self, req: Bytes) -> Result<Bytes, Status> {
+        self.name(req).await
+    }
+
     async fn name(&self, _req: Bytes) -> Result<Bytes, Status> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
@@ -95,6 +102,21 @@ async fn an_idempotent_call_is_retried_on_unavailable_and_another_never_is() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn a_generated_client_retries_the_methods_marked_idempotent_alone() {
+    let flaky = node("flaky", Duration::ZERO, 2, false);
+    let running = serve(&flaky).await;
+    let client = bounded(builder(Retry::new()).connect(running.local_addr())).await.unwrap();
+    let flaky_client = FlakyClient::new(client);
+    assert_eq!(&bounded(flaky_client.safe_name(Bytes::new())).await.unwrap()[..], b"flaky");
+    assert_eq!(calls(&flaky), 3, "`#[weft(idempotent)]`: retried through two failures");
+
+    flaky.failures.store(2, Ordering::SeqCst);
+    let status = bounded(flaky_client.name(Bytes::new())).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(calls(&flaky), 4, "not marked: sent once");
 }
 
 #[tokio::test]
