@@ -42,10 +42,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    // The health service (`weft.health.v1.Health`, protobuf messages: a client checking it
+    // announces `application/x-protobuf`), so that other languages can check it too.
+    let (health, health_service) = weft::health::service();
+    health.set_serving("echo.Echo");
     // A client that leaves a stream open must not hold the runner's kill up for long.
     let server = Server::builder()
         .shutdown_grace(Duration::from_secs(1))
         .add_service(EchoServer::new(EchoService::default()))
+        .add_service(health_service)
         .build();
     // Every address is bound before any is announced, so that a runner waiting for
     // `listening` never talks to a server that then fails on its next address.
@@ -61,6 +66,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("listening {}", serving.bound);
     }
     interop::stop_signal().await?;
+    // Watchers learn first that it goes.
+    health.set_all_not_serving();
     // All at once: each waits out the same grace period.
     futures_util::future::join_all(listening.into_iter().map(Listening::shutdown)).await;
     Ok(())

@@ -150,6 +150,8 @@ mod config;
 pub mod conn;
 mod error;
 pub mod frame;
+#[cfg(feature = "macros")]
+pub mod health;
 mod include;
 mod payload;
 mod rt;
