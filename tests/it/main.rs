@@ -8,7 +8,8 @@
 //! generated and hand-made clients (`no_messages`), data MIME types announced and checked
 //! (`data_mime`), deadlines in every interaction model and passed on by handlers (`deadlines`), a client
 //! that reconnects after its server restarts (`reconnect`), a client balancing over many servers,
-//! three of them processes (`balance`), the health service (`health`), retries and hedging of idempotent calls (`retry`),
+//! three of them processes (`balance`), the health service (`health`), the events a `tracing`
+//! subscriber is told (`observe`), retries and hedging of idempotent calls (`retry`),
 //! the WebSocket transport's refusals and origin check (`websocket`), the macro's compile-pass and
 //! compile-fail cases (`ui`), and the public API of `weft` and `weft-codegen` against their
 //! snapshots (`public_api`).
@@ -25,6 +26,7 @@ mod health;
 mod lab;
 mod listeners;
 mod no_messages;
+mod observe;
 mod proto;
 mod public_api;
 mod reconnect;

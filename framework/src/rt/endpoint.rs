@@ -488,11 +488,17 @@ async fn connect(shared: &Shared, failures: &mut u32, random: &impl BuildHasher)
             () = shared.closing() => return None,
         };
         match attempt {
-            Ok(conn) => return Some(conn),
+            Ok(conn) => {
+                if *failures > 0 {
+                    super::trace::reconnected(&shared.target_name());
+                }
+                return Some(conn);
+            }
             Err(why) => {
                 *failures += 1;
-                shared.set(State::Failed(why));
                 let wait = shared.policy.backoff(*failures, unit(random.hash_one(*failures)));
+                super::trace::connect_failed(&shared.target_name(), &why, *failures, wait);
+                shared.set(State::Failed(why));
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = shared.closing() => return None,

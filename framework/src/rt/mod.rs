@@ -45,6 +45,7 @@ pub(crate) mod stream;
 pub(crate) mod sync;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
+pub(crate) mod trace;
 pub(crate) mod transport;
 pub(crate) mod unwind;
 #[cfg(feature = "websocket")]

@@ -239,6 +239,7 @@ impl<T: Transport> Driver<T> {
         // final frame.
         let reason =
             self.close_reason.take().unwrap_or_else(|| crate::Error::closed(crate::conn::CloseReason::Local, None));
+        crate::rt::trace::connection_closed(&reason, self.conn.side(), self.handles.peer.addr);
         let _ = self.closed.send(Some(reason));
         // Closing a socket with unread input makes the kernel reset the connection, and a
         // reset can destroy what the peer has not read yet: this side's last frames, and the
