@@ -310,10 +310,7 @@ impl Flavour {
 
     /// This process's flavour, from [`FLAVOUR_VAR`].
     pub fn from_env() -> Result<Flavour> {
-        match std::env::var(FLAVOUR_VAR) {
-            Err(_) => Ok(Flavour::Current),
-            Ok(v) => Flavour::parse(&v).ok_or_else(|| format!("{FLAVOUR_VAR}: unknown flavour `{v}`").into()),
-        }
+        from_env(FLAVOUR_VAR, "flavour", Flavour::Current, Flavour::parse)
     }
 }
 
@@ -390,15 +387,66 @@ impl Transport {
 
     /// This process's transport, from [`TRANSPORT_VAR`].
     pub fn from_env() -> Result<Transport> {
-        match std::env::var(TRANSPORT_VAR) {
-            Err(_) => Ok(Transport::Tcp),
-            Ok(v) => Transport::parse(&v).ok_or_else(|| format!("{TRANSPORT_VAR}: unknown transport `{v}`").into()),
-        }
+        from_env(TRANSPORT_VAR, "transport", Transport::Tcp, Transport::parse)
     }
 
     /// Whether it runs over TLS (and needs [`TLS_CERT_VAR`]).
     pub fn secure(self) -> bool {
         matches!(self, Transport::Tls | Transport::Wss)
+    }
+}
+
+/// The kind of `Client` Weft's benchmark client makes (the client comparison, `--clients`),
+/// chosen by the orchestrator through [`CLIENT_VAR`]; over TCP only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ClientKind {
+    /// `Client::builder().connect(addr)`: one connection, what every other table measures.
+    Plain,
+    /// `.reconnect(Reconnect::new()).connect(addr)`: calls go through the endpoint that
+    /// holds the current connection.
+    Reconnect,
+    /// `.connect_balanced([addr])`: calls go through the balancer (one member here).
+    Balanced,
+    /// `.reconnect(Reconnect::new()).retry(Retry::new()).connect(addr)`: a reconnecting client
+    /// with a retry policy (the bench's calls are not idempotent: only the check runs).
+    Retry,
+}
+
+/// The environment variable that tells `bench client weft` its [`ClientKind`] (`plain`, the
+/// default, `reconnect`, `balanced` or `retry`).
+pub const CLIENT_VAR: &str = "WEFT_BENCH_CLIENT";
+
+impl ClientKind {
+    /// Every kind, in the order of the report's columns.
+    pub const ALL: [ClientKind; 4] =
+        [ClientKind::Plain, ClientKind::Reconnect, ClientKind::Balanced, ClientKind::Retry];
+
+    /// The name `--clients` and [`CLIENT_VAR`] take.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientKind::Plain => "plain",
+            ClientKind::Reconnect => "reconnect",
+            ClientKind::Balanced => "balanced",
+            ClientKind::Retry => "retry",
+        }
+    }
+
+    /// The kind `s` names.
+    pub fn parse(s: &str) -> Option<ClientKind> {
+        ClientKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// This process's kind of client, from [`CLIENT_VAR`].
+    pub fn from_env() -> Result<ClientKind> {
+        from_env(CLIENT_VAR, "client kind", ClientKind::Plain, ClientKind::parse)
+    }
+}
+
+/// The value of the environment variable `var` as `parse` reads it (`default` if unset).
+fn from_env<T>(var: &str, what: &str, default: T, parse: fn(&str) -> Option<T>) -> Result<T> {
+    match std::env::var(var) {
+        Err(_) => Ok(default),
+        Ok(v) => parse(&v).ok_or_else(|| format!("{var}: unknown {what} `{v}`").into()),
     }
 }
 

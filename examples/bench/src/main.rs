@@ -7,6 +7,8 @@
 //!       [--flavours current,multi] [--placements split,shared,unpinned] [--out FILE]
 //! bench --transports tcp,ws,tls,wss,unix [--quick] [--runs N] [--only WORKLOAD,…]
 //!       [--flavours …] [--placements …] [--out FILE]   # Weft over each transport
+//! bench --clients plain,reconnect,balanced,retry [--quick] [--runs N] [--only WORKLOAD,…]
+//!       [--flavours …] [--placements …] [--out FILE]   # each kind of Weft client
 //! bench serve SYSTEM ADDR                 # a server; prints `PORT n`, answers `stats` on stdin
 //! bench client SYSTEM ADDR WORKLOAD k=v…  # a client; prints `MARK` lines, then one `RESULT` line
 //! ```
@@ -17,7 +19,9 @@
 //!
 //! `bench serve` and `bench client` run on the tokio runtime flavour `WEFT_BENCH_FLAVOUR` names
 //! (`current`, the default, or `multi`; see [`common::runtime`]), and Weft's over the transport
-//! `WEFT_BENCH_TRANSPORT` names (`tcp`, the default; see [`transports`]).
+//! `WEFT_BENCH_TRANSPORT` names (`tcp`, the default; see [`transports`]), and Weft's client is
+//! of the kind `WEFT_BENCH_CLIENT` names (`plain`, the default, `reconnect`, `balanced` or
+//! `retry`; over TCP only; see [`transports`] too).
 
 mod common;
 mod messages;
@@ -64,11 +68,16 @@ fn loopback(addr: &str) -> Result<SocketAddr> {
     Ok(addr)
 }
 
-/// Fails unless `system` speaks this process's transport: raw and tonic speak TCP alone.
+/// Fails unless `system` speaks this process's transport and makes its kind of client: raw
+/// and tonic speak TCP alone, with their one kind of client.
 fn check_transport(system: &str) -> Result<()> {
     let transport = common::Transport::from_env()?;
     if transport != common::Transport::Tcp && system != "weft" {
         return Err(format!("only weft runs over {}; {system} speaks tcp", transport.name()).into());
+    }
+    let kind = common::ClientKind::from_env()?;
+    if kind != common::ClientKind::Plain && system != "weft" {
+        return Err(format!("only weft has a {} client", kind.name()).into());
     }
     Ok(())
 }

@@ -2,9 +2,10 @@
 //! each run as a fresh server process and client process pinned with `taskset` (or not, in the
 //! `unpinned` placement), relays the client's marks to the server, and prints the tables of
 //! medians and the issues' targets. With `--transports` it runs the transport comparison
-//! instead (see [`crate::transports`]).
+//! instead, with `--clients` the client comparison (see [`crate::transports`]).
 
-use crate::common::{FLAVOUR_VAR, Flavour, Kind, Result, ServerStats, Transport, Work};
+use crate::common::{ClientKind, FLAVOUR_VAR, Flavour, Kind, Result, ServerStats, Transport, Work};
+use crate::transports::Variant;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -368,10 +369,11 @@ struct Options {
     only: Option<Vec<Kind>>,
     systems: Vec<&'static str>,
     flavours: Vec<Flavour>,
-    /// `None`: not given (every placement, or split alone for `--transports`).
+    /// `None`: not given (every placement, or split alone for `--transports` and `--clients`).
     placements: Option<Vec<Placement>>,
-    /// The transport comparison's transports, if asked for.
-    transports: Option<Vec<Transport>>,
+    /// The transport comparison's transports, or the client comparison's kinds of client, if
+    /// asked for.
+    variants: Option<Vec<Variant>>,
     out: Option<String>,
 }
 
@@ -383,7 +385,7 @@ fn options(args: &[String]) -> Result<Options> {
         systems: SYSTEMS.to_vec(),
         flavours: Flavour::ALL.to_vec(),
         placements: None,
-        transports: None,
+        variants: None,
         out: None,
     };
     let mut it = args.iter();
@@ -410,10 +412,22 @@ fn options(args: &[String]) -> Result<Options> {
                 let ps = list.split(',').map(|p| Placement::parse(p).ok_or(format!("unknown placement `{p}`")));
                 o.placements = Some(ps.collect::<std::result::Result<_, _>>()?);
             }
+            "--transports" | "--clients" if o.variants.is_some() => {
+                return Err("--transports and --clients: one comparison at a time".into());
+            }
             "--transports" => {
                 let list = it.next().ok_or("--transports tcp,ws,tls,wss,unix")?;
-                let ts = list.split(',').map(|t| Transport::parse(t).ok_or(format!("unknown transport `{t}`")));
-                o.transports = Some(ts.collect::<std::result::Result<_, _>>()?);
+                let ts = list
+                    .split(',')
+                    .map(|t| Transport::parse(t).map(Variant::Transport).ok_or(format!("unknown transport `{t}`")));
+                o.variants = Some(ts.collect::<std::result::Result<_, _>>()?);
+            }
+            "--clients" => {
+                let list = it.next().ok_or("--clients plain,reconnect,balanced,retry")?;
+                let ks = list
+                    .split(',')
+                    .map(|k| ClientKind::parse(k).map(Variant::Client).ok_or(format!("unknown kind of client `{k}`")));
+                o.variants = Some(ks.collect::<std::result::Result<_, _>>()?);
             }
             "--out" => o.out = Some(it.next().ok_or("--out FILE")?.clone()),
             "-h" | "--help" => {
@@ -423,7 +437,11 @@ fn options(args: &[String]) -> Result<Options> {
                      bench --transports tcp,ws,tls,wss,unix [--quick] [--runs N] \
                      [--only unary-latency,unary-throughput,server-stream] [--flavours current,multi] \
                      [--placements split,shared,unpinned] [--out FILE]   # Weft alone, over each transport \
-                     (default cells: current split, multi split)",
+                     (default cells: current split, multi split)\n\
+                     bench --clients plain,reconnect,balanced,retry [--quick] [--runs N] \
+                     [--only unary-latency,unary-throughput] [--flavours current,multi] \
+                     [--placements split,shared,unpinned] [--out FILE]   # Weft alone, each kind of client \
+                     over TCP (default cells: current split, multi split)",
                     Kind::ALL.map(Kind::name).join(",")
                 );
                 std::process::exit(0);
@@ -437,17 +455,21 @@ fn options(args: &[String]) -> Result<Options> {
 pub fn main(args: &[String]) -> Result<()> {
     let opts = options(args)?;
     let runs = opts.runs.unwrap_or(if opts.quick { 1 } else { 3 });
-    if let Some(transports) = &opts.transports {
+    if let Some(variants) = &opts.variants {
         let placements = opts.placements.clone().unwrap_or(vec![Placement::Split]);
         let report = crate::transports::run(&crate::transports::Options {
-            transports: transports.clone(),
+            variants: variants.clone(),
             quick: opts.quick,
             runs,
             only: opts.only.clone(),
             flavours: opts.flavours.clone(),
             placements,
         })?;
-        return write_report(&report, opts.out, "bench-transports.md");
+        let name = match variants.first() {
+            Some(Variant::Client(_)) => "bench-clients.md",
+            _ => "bench-transports.md",
+        };
+        return write_report(&report, opts.out, name);
     }
     let placements = opts.placements.clone().unwrap_or(Placement::ALL.to_vec());
     let mut plans = plans(opts.quick, runs);

@@ -10,9 +10,15 @@
 //! [`TRANSPORT_VAR`]. For `tls` and `wss` a self-signed certificate for 127.0.0.1 and localhost
 //! is made here, at run time, with rcgen, into a directory of this run's under the target
 //! directory (removed at the end: no key outlives the run); the `unix` socket lives there too.
+//!
+//! The client comparison (issue 22, `bench --clients plain,reconnect,balanced,retry`) runs the
+//! same way, over TCP, one column per kind of Weft client (`bench client weft` reads it from
+//! [`CLIENT_VAR`]), on the two unary workloads: what the endpoint and balancer layer a call
+//! goes through costs against a plain `Client`.
 
 use crate::common::{
-    Flavour, Kind, Result, TLS_CERT_VAR, TLS_KEY_VAR, TRANSPORT_VAR, Transport, UNIX_SOCKET_VAR, Work,
+    CLIENT_VAR, ClientKind, Flavour, Kind, Result, TLS_CERT_VAR, TLS_KEY_VAR, TRANSPORT_VAR, Transport,
+    UNIX_SOCKET_VAR, Work,
 };
 use crate::orchestrate::{Cell, Placement, Res, cell_name, fmt, median, plans, ratio, run_one_with, shell};
 use std::collections::BTreeMap;
@@ -22,13 +28,14 @@ use std::time::Instant;
 
 /// What the orchestrator's options ask of the comparison.
 pub(crate) struct Options {
-    /// The transports, in the order of the report's columns (the first run's order too).
-    pub(crate) transports: Vec<Transport>,
+    /// The transports or the kinds of client (all of one sort), in the order of the report's
+    /// columns (the first run's order too).
+    pub(crate) variants: Vec<Variant>,
     /// `--quick`'s counts and limits.
     pub(crate) quick: bool,
     /// Runs per cell; the report shows their medians.
     pub(crate) runs: usize,
-    /// `--only`: some of the three workloads.
+    /// `--only`: some of the comparison's workloads.
     pub(crate) only: Option<Vec<Kind>>,
     /// Runtime flavours.
     pub(crate) flavours: Vec<Flavour>,
@@ -36,8 +43,56 @@ pub(crate) struct Options {
     pub(crate) placements: Vec<Placement>,
 }
 
-/// The workloads compared: what a transport adds to a call and to a streamed message.
-const KINDS: [Kind; 3] = [Kind::UnaryThroughput, Kind::UnaryLatency, Kind::ServerStream];
+/// What a column of a comparison changes: the transport, or the kind of client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Variant {
+    Transport(Transport),
+    Client(ClientKind),
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Transport(t) => t.name(),
+            Variant::Client(k) => k.name(),
+        }
+    }
+
+    /// The column the others are compared with: TCP, or the plain client.
+    fn baseline(self) -> Variant {
+        match self {
+            Variant::Transport(_) => Variant::Transport(Transport::Tcp),
+            Variant::Client(_) => Variant::Client(ClientKind::Plain),
+        }
+    }
+
+    /// The workloads compared: what a transport adds to a call and to a streamed message;
+    /// what a client's layer adds to a call.
+    fn kinds(self) -> &'static [Kind] {
+        match self {
+            Variant::Transport(_) => &[Kind::UnaryThroughput, Kind::UnaryLatency, Kind::ServerStream],
+            Variant::Client(_) => &[Kind::UnaryThroughput, Kind::UnaryLatency],
+        }
+    }
+
+    /// The option that asks for the comparison.
+    fn option(self) -> &'static str {
+        match self {
+            Variant::Transport(_) => "--transports",
+            Variant::Client(_) => "--clients",
+        }
+    }
+
+    /// The environment of a server and a client of this column (`scratch`: a transport's
+    /// files, made for a transport comparison).
+    fn env(self, scratch: Option<&Scratch>) -> Vec<(&'static str, String)> {
+        match (self, scratch) {
+            (Variant::Transport(t), Some(scratch)) => scratch.env(t),
+            (Variant::Transport(t), None) => vec![(TRANSPORT_VAR, t.name().to_owned())],
+            (Variant::Client(k), _) => vec![(CLIENT_VAR, k.name().to_owned())],
+        }
+    }
+}
 
 /// The run's certificate, key and Unix socket, in a directory of its own that is removed
 /// (key included) when this is dropped.
@@ -111,8 +166,8 @@ fn write_private(path: &PathBuf, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// (workload's name, size, cell, transport): the runs of one cell of the report.
-type Key = (&'static str, usize, Cell, Transport);
+/// (workload's name, size, cell, column): the runs of one cell of the report.
+type Key = (&'static str, usize, Cell, Variant);
 
 /// The 1-minute load average, as `/proc/loadavg` says.
 fn load() -> String {
@@ -124,17 +179,16 @@ fn load() -> String {
 
 /// Runs the comparison and returns its report (Markdown).
 pub(crate) fn run(o: &Options) -> Result<String> {
-    if o.transports.is_empty() {
-        return Err("--transports: no transport".into());
-    }
+    let first = *o.variants.first().ok_or("--transports or --clients: nothing to compare")?;
+    let (kinds, option) = (first.kinds(), first.option());
     let plans: Vec<_> = plans(o.quick, o.runs)
         .into_iter()
-        .filter(|p| KINDS.contains(&p.work.kind))
+        .filter(|p| kinds.contains(&p.work.kind))
         .filter(|p| o.only.as_ref().is_none_or(|only| only.contains(&p.work.kind)))
         .collect();
     if plans.is_empty() {
-        let names = KINDS.map(Kind::name).join(", ");
-        return Err(format!("--transports runs {names}: --only names none of them").into());
+        let names = kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ");
+        return Err(format!("{option} runs {names}: --only names none of them").into());
     }
     let cells: Vec<Cell> = o
         .flavours
@@ -142,9 +196,13 @@ pub(crate) fn run(o: &Options) -> Result<String> {
         .flat_map(|&f| o.placements.iter().filter(move |pl| pl.applies(f)).map(move |&pl| (f, pl)))
         .collect();
     if cells.is_empty() {
-        return Err("--transports: no cell (unpinned applies to the multi-thread runtime only)".into());
+        return Err(format!("{option}: no cell (unpinned applies to the multi-thread runtime only)").into());
     }
-    let scratch = Scratch::new(o.transports.iter().any(|t| t.secure()))?;
+    let secure = o.variants.iter().any(|v| matches!(v, Variant::Transport(t) if t.secure()));
+    let scratch = match first {
+        Variant::Transport(_) => Some(Scratch::new(secure)?),
+        Variant::Client(_) => None,
+    };
     if !crate::orchestrate::have_taskset() {
         eprintln!("taskset not found: pinning with sched_setaffinity instead");
     }
@@ -152,28 +210,28 @@ pub(crate) fn run(o: &Options) -> Result<String> {
     let started = Instant::now();
     let mut results: BTreeMap<Key, Vec<Res>> = BTreeMap::new();
     let mut failures = Vec::new();
-    let n = o.transports.len();
+    let n = o.variants.len();
     for plan in &plans {
         for &size in &plan.sizes {
             for run in 0..o.runs {
                 for &cell in &cells {
                     // Back to back in each cell, who goes first rotating each run, so that
-                    // drift on a shared machine hits every transport alike.
+                    // drift on a shared machine hits every column alike.
                     for i in 0..n {
-                        let transport = o.transports[(i + run) % n];
+                        let variant = o.variants[(i + run) % n];
                         let w = Work { size, ..plan.work.clone() };
                         let t = Instant::now();
                         eprint!(
-                            "[{:>5.0}s] {:<16} {:>4} B {:<14} run {}/{} {:<4} ",
+                            "[{:>5.0}s] {:<16} {:>4} B {:<14} run {}/{} {:<9} ",
                             started.elapsed().as_secs_f64(),
                             w.kind.name(),
                             size,
                             cell_name(cell),
                             run + 1,
                             o.runs,
-                            transport.name()
+                            variant.name()
                         );
-                        match run_one_with("weft", cell, &w, &scratch.env(transport)) {
+                        match run_one_with("weft", cell, &w, &variant.env(scratch.as_ref())) {
                             Ok(r) => {
                                 eprintln!(
                                     "{:>9.0} ops in {:.2}s  p50 {:.1}µs  ({:.1}s)",
@@ -182,7 +240,7 @@ pub(crate) fn run(o: &Options) -> Result<String> {
                                     r.p50_us,
                                     t.elapsed().as_secs_f64()
                                 );
-                                results.entry((w.kind.name(), size, cell, transport)).or_default().push(r);
+                                results.entry((w.kind.name(), size, cell, variant)).or_default().push(r);
                             }
                             Err(e) => {
                                 eprintln!("FAILED: {e}");
@@ -190,7 +248,7 @@ pub(crate) fn run(o: &Options) -> Result<String> {
                                     "{} {size} B {} {}: {e}",
                                     w.kind.name(),
                                     cell_name(cell),
-                                    transport.name()
+                                    variant.name()
                                 ));
                             }
                         }
@@ -252,7 +310,8 @@ fn title(kind: Kind) -> &'static str {
 }
 
 /// The report: a line on the run, then a table per workload, a row per size, cell and metric,
-/// a column per transport and one per transport's ratio to TCP; then any failed runs.
+/// a column per transport (or kind of client) and one per ratio to TCP (or to the plain
+/// client); then any failed runs.
 fn report(
     o: &Options,
     plans: &[(Kind, Vec<usize>)],
@@ -264,14 +323,21 @@ fn report(
     let med = |kind: Kind, size, cell, t, get: fn(&Res) -> f64| {
         results.get(&(kind.name(), size, cell, t)).map(|rs| median(rs.iter().map(get).collect())).unwrap_or(f64::NAN)
     };
-    let ts = &o.transports;
-    let others: Vec<Transport> = ts.iter().copied().filter(|&t| t != Transport::Tcp).collect();
+    let ts = &o.variants;
+    let base = ts[0].baseline();
+    let others: Vec<Variant> = ts.iter().copied().filter(|&t| t != base).collect();
+    let names = ts.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ");
+    let (what, each) = match base {
+        Variant::Transport(_) => (format!("Transport comparison (issue 21): Weft over {names}"), "transport"),
+        Variant::Client(_) => {
+            (format!("Client comparison (issue 22): Weft's {names} clients, over TCP"), "kind of client")
+        }
+    };
     let mut s = format!(
-        "Transport comparison (issue 21): Weft over {}. Run {} ({}) of Weft at {}, {} run(s) per cell \
+        "{what}. Run {} ({}) of Weft at {}, {} run(s) per cell \
          (medians), took {:.0} s; 1-minute load average {} before, {} after. Machine: {} CPU(s), {}; {}.\n\n\
-         Ratios are each transport's median over TCP's: below 1 for calls/s and msgs/s is slower, \
+         Ratios are each {each}'s median over {}'s: below 1 for calls/s and msgs/s is slower, \
          above 1 for µs is costlier.\n",
-        ts.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
         shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         if o.quick { "--quick" } else { "full" },
         crate::orchestrate::weft_revision(),
@@ -282,6 +348,7 @@ fn report(
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         shell("sh", &["-c", "lscpu | sed -n 's/^Model name: *//p'"]),
         shell("uname", &["-sr"]),
+        base.name(),
     );
     for (kind, sizes) in plans {
         s += &format!("\n{} (`{}`):\n\n| size | cell | metric |", title(*kind), kind.name());
@@ -289,7 +356,7 @@ fn report(
             s += &format!(" {} |", t.name());
         }
         for t in &others {
-            s += &format!(" {}/tcp |", t.name());
+            s += &format!(" {}/{} |", t.name(), base.name());
         }
         s += "\n|---|---|---|";
         s += &"---:|".repeat(ts.len() + others.len());
@@ -297,13 +364,13 @@ fn report(
         for &size in sizes {
             for &cell in cells {
                 for m in metrics(*kind) {
-                    let tcp = med(*kind, size, cell, Transport::Tcp, m.get);
+                    let baseline = med(*kind, size, cell, base, m.get);
                     s += &format!("| {size} B | {} | {} |", cell_name(cell), m.name);
                     for &t in ts {
                         s += &format!(" {} |", fmt(med(*kind, size, cell, t, m.get), m.decimals));
                     }
                     for &t in &others {
-                        s += &format!(" {} |", ratio(med(*kind, size, cell, t, m.get), tcp));
+                        s += &format!(" {} |", ratio(med(*kind, size, cell, t, m.get), baseline));
                     }
                     s += "\n";
                 }
