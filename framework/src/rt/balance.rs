@@ -273,6 +273,11 @@ impl Balancer {
         }
     }
 
+    /// A connected member's connection, if there is one now (see [`Balancer::connection`]).
+    pub(crate) fn ready(&self) -> Option<(Client, InFlight)> {
+        self.shared.pick()
+    }
+
     /// Closes every member's connection (their calls fail with `UNAVAILABLE`) and makes no
     /// more.
     pub(crate) fn close(&self) {

@@ -87,9 +87,28 @@ impl Client {
     {
         let deadline = self.deadline_of(&call);
         call.set_deadline(deadline);
-        let Some(retry) = endpoint.retry.as_ref().filter(|_| call.is_idempotent()) else {
-            return Self::unprocessed_again(endpoint, &call, deadline, &attempt).await;
-        };
+        match endpoint.retry.as_ref().filter(|_| call.is_idempotent()) {
+            None => Self::unprocessed_again(endpoint, &call, deadline, &attempt).await,
+            // Boxed apart: the loop, the hedge and their timers would otherwise make every
+            // call's future several times larger, retried or not (measured: 5.6 KB against
+            // 2 KB, a fifth of the throughput of a reconnecting client in copies).
+            Some(retry) => Box::pin(Self::retried(endpoint, call, deadline, hedge, attempt, retry)).await,
+        }
+    }
+
+    /// [`Client::through`] for a call a retry policy applies to.
+    async fn retried<R, F, A>(
+        endpoint: &Upstream,
+        call: Call,
+        deadline: Option<Instant>,
+        hedge: bool,
+        attempt: F,
+        retry: &super::retry::Retrying,
+    ) -> Result<R, Status>
+    where
+        F: Fn(Client, Call) -> A,
+        A: Future<Output = Result<R, Status>>,
+    {
         retry.deposit();
         let hedge_after = retry.policy.hedge_delay().filter(|_| hedge);
         let mut retries = 0;
@@ -132,9 +151,16 @@ impl Client {
     {
         let mut left = Self::ATTEMPTS;
         loop {
-            let (conn, _in_flight) = endpoint.connection(deadline, call.route()).await?;
-            match attempt(conn.clone(), call.clone()).await {
-                Err(status) if status.is_unprocessed() && left > 1 && conn.refuses_calls() => {
+            // A connection ready now is taken without a future of waiting for one.
+            let (conn, _in_flight) = match endpoint.ready() {
+                Some(ready) => ready,
+                None => endpoint.connection(deadline, call.route()).await?,
+            };
+            // The handles alone are kept to look at afterwards: the connection goes to the
+            // attempt, a clone of it would cost its sender count twice.
+            let handles = conn.handles.clone();
+            match attempt(conn, call.clone()).await {
+                Err(status) if status.is_unprocessed() && left > 1 && handles.refuses_calls() => {
                     left -= 1;
                 }
                 outcome => return outcome,
@@ -181,7 +207,7 @@ impl Client {
 
     /// Whether the connection takes no new calls (it is closed, closing or draining).
     pub(crate) fn refuses_calls(&self) -> bool {
-        self.handles.refusing.load(std::sync::atomic::Ordering::Acquire) || self.is_closed()
+        self.handles.refuses_calls()
     }
 
     /// Resolves once the connection has begun to close gracefully (or can open no more
@@ -423,8 +449,7 @@ impl Client {
         if let Some(endpoint) = &self.endpoint {
             return endpoint.is_closed();
         }
-        // A driver that ended without saying why (it panicked) dropped the sender.
-        self.handles.closed.borrow().is_some() || self.handles.closed.has_changed().is_err()
+        self.handles.is_closed()
     }
 
     /// Resolves when the connection has closed, with why: [`ErrorKind::Closed`] with the

@@ -385,6 +385,14 @@ pub(crate) enum Servers {
 }
 
 impl Upstream {
+    /// A connection a call can start on now, and its hold on its server, if there is one.
+    pub(crate) fn ready(&self) -> Option<(Client, InFlight)> {
+        match &self.servers {
+            Servers::One(endpoint) => endpoint.ready().map(|conn| (conn, InFlight::none())),
+            Servers::Many(balancer) => balancer.ready(),
+        }
+    }
+
     /// A connection for a call with `deadline` on `route`, and its hold on the server it
     /// goes to (a balancer counts the call in flight there while the hold lives).
     pub(crate) async fn connection(

@@ -93,6 +93,17 @@ impl HandlesInner {
     pub(crate) fn refuse(&self) {
         self.refusing.store(true, std::sync::atomic::Ordering::Release);
     }
+
+    /// Whether the connection takes no new streams (closed, closing or draining).
+    pub(crate) fn refuses_calls(&self) -> bool {
+        self.refusing.load(std::sync::atomic::Ordering::Acquire) || self.is_closed()
+    }
+
+    /// Whether the connection has closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        // A driver that ended without saying why (it panicked) dropped the sender.
+        self.closed.borrow().is_some() || self.closed.has_changed().is_err()
+    }
 }
 
 /// Who is at the other end of a connection, as far as its transport knows: handlers read it
