@@ -92,6 +92,7 @@ async fn a_refused_setup_is_told_on_both_sides() {
     let client_side = recorder.wait_for("side=\"client\"").await;
     assert_eq!(client_side.level, Level::WARN, "{client_side:?}");
     assert!(client_side.text.contains("no entry"), "{client_side:?}");
+    assert!(client_side.text.contains(&server.local_addr().to_string()), "names the server: {client_side:?}");
 }
 
 #[tokio::test]

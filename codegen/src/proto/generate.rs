@@ -38,6 +38,8 @@ pub(crate) struct Settings {
     pub(crate) fire_and_forget_option: BTreeSet<String>,
     /// Methods (`pkg.Service.Method`) whose `.proto` sets `(weft.idempotent)`, and to what.
     pub(crate) idempotent_option: BTreeMap<String, bool>,
+    /// Routes the builder declared idempotent.
+    pub(crate) idempotent: BTreeSet<String>,
     /// The file each service (`pkg.Service`) is declared in.
     pub(crate) files: HashMap<String, String>,
 }
@@ -162,13 +164,18 @@ pub(crate) fn lower(settings: &Settings, service: &prost_build::Service) -> Resu
 
         // `(weft.idempotent)` if given, either way; otherwise gRPC's standard `idempotency_level`,
         // which is what proto authors already write.
+        // The builder's word over both.
         let level = m.options.idempotency_level();
-        let idempotent = match settings.idempotent_option.get(&method_name) {
-            Some(&yes) => yes,
-            None => matches!(level, IdempotencyLevel::Idempotent | IdempotencyLevel::NoSideEffects),
-        };
+        let by_builder = settings.idempotent.contains(&route);
+        let idempotent = by_builder
+            || match settings.idempotent_option.get(&method_name) {
+                Some(&yes) => yes,
+                None => matches!(level, IdempotencyLevel::Idempotent | IdempotencyLevel::NoSideEffects),
+            };
         if idempotent && m.client_streaming {
-            let how = if settings.idempotent_option.contains_key(&method_name) {
+            let how = if by_builder {
+                format!("the builder's `idempotent(\"{route}\")`")
+            } else if settings.idempotent_option.contains_key(&method_name) {
                 "`option (weft.idempotent) = true`".to_owned()
             } else {
                 format!("`option idempotency_level = {}`", level.as_str_name())

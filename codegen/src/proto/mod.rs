@@ -66,7 +66,7 @@
 //! - **Idempotent** methods come from `option (weft.idempotent) = true;` (from
 //!   `"weft/options.proto"`), or from gRPC's standard `option idempotency_level = IDEMPOTENT;`
 //!   or `NO_SIDE_EFFECTS`, which need no import; `option (weft.idempotent) = false;` overrides
-//!   `idempotency_level`. The generated client marks the method's route idempotent, so the
+//!   `idempotency_level`, and [`Builder::idempotent`] (for files that are not yours) both. The generated client marks the method's route idempotent, so the
 //!   client may retry and hedge its calls, and the docs say so. A method that takes a `stream`
 //!   cannot be replayed, so marking it idempotent either way is a build error naming the file,
 //!   service and method.
@@ -111,6 +111,7 @@ pub fn configure() -> Builder {
         client_attrs: Vec::new(),
         server_attrs: Vec::new(),
         fire_and_forget: BTreeSet::new(),
+        idempotent: BTreeSet::new(),
         rerun_if_changed: None,
     }
 }
@@ -126,6 +127,7 @@ pub struct Builder {
     client_attrs: Vec<(String, String)>,
     server_attrs: Vec<(String, String)>,
     fire_and_forget: BTreeSet<String>,
+    idempotent: BTreeSet<String>,
     rerun_if_changed: Option<bool>,
 }
 
@@ -163,6 +165,15 @@ impl Builder {
     /// method, or a method that cannot be fire-and-forget, is a build error.
     pub fn fire_and_forget(mut self, route: impl Into<String>) -> Builder {
         self.fire_and_forget.insert(route.into());
+        self
+    }
+
+    /// Marks the method at `route` (`"routeguide.RouteGuide/GetFeature"`) idempotent, as
+    /// `option (weft.idempotent) = true;` would (over any option in the file): for `.proto`
+    /// files that are not yours to edit. A route that names no compiled method, or a method
+    /// that takes a stream of requests, is a build error.
+    pub fn idempotent(mut self, route: impl Into<String>) -> Builder {
+        self.idempotent.insert(route.into());
         self
     }
 
@@ -323,6 +334,7 @@ impl Builder {
             server_attrs,
             fire_and_forget: self.fire_and_forget.clone(),
             fire_and_forget_option,
+            idempotent: self.idempotent.clone(),
             idempotent_option,
             files,
         });
@@ -335,11 +347,12 @@ impl Builder {
         prost.compile_fds(compiler.file_descriptor_set()).map_err(|e| Error::io("cannot generate Rust code", e))?;
 
         let Outcome { mut problems, routes } = outcome.take();
-        for route in &self.fire_and_forget {
+        let named = [("fire_and_forget", &self.fire_and_forget), ("idempotent", &self.idempotent)];
+        for (method, route) in named.iter().flat_map(|(method, set)| set.iter().map(move |route| (method, route))) {
             if !routes.contains(route) {
                 let known: Vec<_> = routes.iter().map(|r| format!("`{r}`")).collect();
                 problems.push(format!(
-                    "`fire_and_forget(\"{route}\")` names no method of the compiled services; routes are \
+                    "`{method}(\"{route}\")` names no method of the compiled services; routes are \
                      `package.Service/Method` with the names as in the .proto: {}",
                     if known.is_empty() { "there are none".to_owned() } else { known.join(", ") }
                 ));

@@ -296,3 +296,21 @@ fn idempotent_on_a_method_that_takes_a_stream_is_an_error_naming_file_service_an
     assert!(e.contains("drop the option"), "{e}");
     assert!(!e.contains("`Fine`"), "{e}");
 }
+
+#[test]
+fn idempotent_from_the_builder_marks_a_method_and_is_checked() {
+    let proto = service(
+        "  rpc Get(M) returns (M);\n\
+         rpc Overridden(M) returns (M) { option (weft.idempotent) = false; }\n\
+         rpc Plain(M) returns (M);\n\
+         rpc Upload(stream M) returns (M);",
+    );
+    let builder = weft_codegen::configure().idempotent("p.S/Get").idempotent("p.S/Overridden");
+    let out = compile("idempotent-builder", &[("s.proto", &proto)], builder).unwrap();
+    assert_eq!(idempotent_routes(&read(&out, "p.rs")), ["p.S/Get", "p.S/Overridden"], "the builder's word wins");
+
+    let builder = weft_codegen::configure().idempotent("p.S/Upload").idempotent("p.S/Typo");
+    let e = error("idempotent-builder-bad", &[("s.proto", &proto)], builder);
+    assert!(e.contains("method `Upload`: the builder's `idempotent(\"p.S/Upload\")` marks it idempotent"), "{e}");
+    assert!(e.contains("`idempotent(\"p.S/Typo\")` names no method"), "{e}");
+}

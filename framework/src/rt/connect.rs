@@ -407,8 +407,9 @@ impl ClientBuilder {
         let port: u16 = port.parse().map_err(|_| invalid("the port is not a number"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let stream = connect_tcp((host, port)).await?;
+        let peer = stream.peer_addr().ok();
         let stream = tls.connect(host, stream).await.map_err(|e| Error::connect(addr, e))?;
-        self.connect_over(stream).await
+        Ok(self.start(stream, peer))
     }
 
     /// Connects over TCP to `addr` (the first of its addresses that takes the connection).
@@ -424,7 +425,8 @@ impl ClientBuilder {
     /// [`ClientBuilder::connect`], once.
     pub(crate) async fn dial_tcp(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Client, Error> {
         let stream = connect_tcp(addr).await?;
-        self.connect_over(stream).await
+        let peer = stream.peer_addr().ok();
+        Ok(self.start(stream, peer))
     }
 
     /// Connects to `url` (`ws://host:port/path`) over RSocket's WebSocket transport (one
@@ -461,17 +463,19 @@ impl ClientBuilder {
                 let tls =
                     self.tls.as_ref().ok_or_else(|| invalid("wss:// needs TLS: set it with ClientBuilder::tls"))?;
                 let stream = connect_tcp((host, port)).await?;
+                let peer = stream.peer_addr().ok();
                 let stream = tls.connect(host, stream).await.map_err(cannot)?;
                 let transport =
                     super::websocket::WebSocket::connect(stream, url, &self.config).await.map_err(cannot)?;
-                return self.connect_over(transport).await;
+                return Ok(self.start(transport, peer));
             }
             #[cfg(not(feature = "tls"))]
             return Err(invalid("wss:// needs Weft's `tls` feature"));
         }
         let stream = connect_tcp((host, port)).await?;
+        let peer = stream.peer_addr().ok();
         let transport = super::websocket::WebSocket::connect(stream, url, &self.config).await.map_err(cannot)?;
-        self.connect_over(transport).await
+        Ok(self.start(transport, peer))
     }
 
     /// Connects to the Unix domain socket at `path` (see
@@ -502,16 +506,18 @@ impl ClientBuilder {
     /// today: a transport that is already open has nothing left to fail at before SETUP is
     /// answered, and a refused SETUP is heard of from [`Client::closed`].
     pub async fn connect_over<T: Transport>(&self, transport: T) -> Result<Client, Error> {
-        Ok(self.start(transport))
+        Ok(self.start(transport, None))
     }
 
     /// Connects to `server` in memory: no sockets at all. [`Server::connect_in_memory`] is
     /// the shorthand with the default settings.
     pub async fn connect_in_memory(&self, server: &Server) -> Result<Client, Error> {
-        Ok(self.start(server.serve_in_memory()))
+        Ok(self.start(server.serve_in_memory(), None))
     }
 
-    fn start<T: Transport>(&self, transport: T) -> Client {
+    /// A client over `transport`, whose other end is at `addr` (over TCP: the server's address
+    /// in its handlers' calls and in its events).
+    fn start<T: Transport>(&self, transport: T, addr: Option<std::net::SocketAddr>) -> Client {
         let now = tokio::time::Instant::now().into_std();
         let conn = Connection::client(self.config.clone(), self.settings.clone(), now);
         let assist = Assist::new();
@@ -520,8 +526,15 @@ impl ClientBuilder {
         // the table as a handler (which answers UNIMPLEMENTED) for a route it does not serve.
         let resolver: Arc<dyn Resolve> = self.router.clone();
         let handler: Arc<dyn Handler> = self.router.clone();
-        let (driver, commands, handles) =
-            Driver::new(conn, transport, handler, Some(resolver), None, Some(assist.clone()), Default::default());
+        let (driver, commands, handles) = Driver::new(
+            conn,
+            transport,
+            handler,
+            Some(resolver),
+            None,
+            Some(assist.clone()),
+            super::handles::Peer { addr, ..Default::default() },
+        );
         assist.start(driver.run());
         let client = Client::from_parts(commands, handles);
         match self.timeout {
