@@ -77,6 +77,8 @@ pub trait Slow {
     ) -> Result<impl Stream<Item = Result<Bytes, Status>>, Status>;
     /// Never finishes.
     async fn fire(&self, ctx: Context, req: Bytes);
+    /// Streams `tick` for ever, a message always ready.
+    async fn flood(&self, ctx: Context, req: Bytes) -> Result<impl Stream<Item = Result<Bytes, Status>>, Status>;
     /// Calls `wait` on the next server with what is left of its own deadline; answers what
     /// `wait` answered.
     async fn relay(&self, ctx: Context, ms: Bytes) -> Result<Bytes, Status>;
@@ -105,6 +107,19 @@ impl Slow for Handlers {
             None => std::future::pending().await,
         }
         Ok(answer)
+    }
+
+    async fn flood(
+        &self,
+        ctx: Context,
+        _req: Bytes,
+    ) -> Result<impl Stream<Item = Result<Bytes, Status>> + Send + 'static, Status> {
+        self.seen.saw(&ctx);
+        let guard = self.seen.guard("flood");
+        Ok(futures_util::stream::repeat_with(move || {
+            let _ = &guard;
+            Ok(Bytes::from_static(b"tick"))
+        }))
     }
 
     async fn ticks(
@@ -209,6 +224,39 @@ async fn the_server_ends_a_call_at_the_deadline_it_was_sent() {
         let answer = client.request_response(Call::new("weft.test.deadlines.Slow/Wait"), "5".into()).await.unwrap();
         assert_eq!(answer.data, "none");
         assert_eq!(handlers.seen.last_deadline(), None);
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_out_of_credit_still_ends_at_its_deadline() {
+    bounded(async {
+        // The requester grants two messages and reads none: the server's stream has a third
+        // ready and held, and waits for credit that never comes. Its deadline ends it anyway
+        // (an ERROR needs no credit), and stops the handler.
+        let handlers = Handlers::default();
+        let server = Server::builder().add_service(SlowServer::new(handlers.clone())).build();
+        let config = weft::Config::default().inbound_window(2);
+        let builder = Client::builder().config(config).data_mime("application/octet-stream");
+        let client = builder.connect_in_memory(&server).await.unwrap();
+        let start = Instant::now();
+        let call = Call::new("weft.test.deadlines.Slow/Flood").with_metadata(TIMEOUT_MIME, "300");
+        let mut flood = client.request_stream(call, Bytes::new()).await.unwrap();
+        handlers.seen.until_dropped("flood").await;
+        assert_eq!(start.elapsed(), ms(300), "stopped at the deadline");
+        let mut ticks = 0;
+        let end = loop {
+            match flood.next().await.expect("the stream ends with an error") {
+                Ok(tick) => {
+                    assert_eq!(tick.data, "tick");
+                    ticks += 1;
+                }
+                Err(status) => break status,
+            }
+        };
+        assert_eq!(end.code(), Code::DeadlineExceeded, "{end}");
+        assert_eq!(ticks, 2, "what was granted, and not the message held back");
+        assert!(flood.next().await.is_none());
     })
     .await
 }

@@ -156,6 +156,13 @@ impl Encode for Deadlined<dyn Encode> {
         }
         this.inner.as_mut().poll_encode(cx, out)
     }
+
+    fn poll_cut(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Status> {
+        match self.get_mut().poll_expired(cx) {
+            Some(status) => Poll::Ready(status),
+            None => Poll::Pending,
+        }
+    }
 }
 
 #[cfg(test)]

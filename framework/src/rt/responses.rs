@@ -134,6 +134,13 @@ pub(crate) trait Encode: Stream<Item = Result<Payload, Status>> + Send {
         cx: &mut Context<'_>,
         out: &mut BytesMut,
     ) -> Poll<Option<Result<bool, Status>>>;
+
+    /// Whether the stream must end now, with this status, although the driver holds off
+    /// polling it (a message of it already waits for the peer's credit): a deadline that
+    /// passed. Never, by default.
+    fn poll_cut(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Status> {
+        Poll::Pending
+    }
 }
 
 pin_project_lite::pin_project! {

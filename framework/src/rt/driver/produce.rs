@@ -129,6 +129,15 @@ impl<T: Transport> Driver<T> {
     fn producer_turn(&mut self, id: u32, producer: &mut Producer, mut credit: u64, wbuf: &mut BytesMut) -> Option<End> {
         if credit == 0 && producer.ahead.is_some() {
             // Nothing can go until the peer grants more; its REQUEST_N makes this runnable.
+            // But a deadline that passes meanwhile ends the stream now (an ERROR needs no
+            // credit): its timer wakes this producer, and is looked at without a poll for
+            // another message.
+            producer.flag.clear();
+            let mut cx = std::task::Context::from_waker(&producer.waker);
+            if let Poll::Ready(status) = producer.stream.0.as_mut().poll_cut(&mut cx) {
+                producer.ahead = None;
+                return Some(End::Error(status));
+            }
             producer.wants_credit = true;
             return None;
         }
