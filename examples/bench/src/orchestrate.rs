@@ -66,6 +66,52 @@ impl Placement {
 pub(crate) type Cell = (Flavour, Placement);
 
 /// A cell as the tables name it: `current split`.
+/// One measurement of a comparison run: what it is, for the progress line on stderr.
+pub(crate) struct Step<'a> {
+    pub(crate) started: Instant,
+    pub(crate) work: &'a Work,
+    pub(crate) cell: Cell,
+    pub(crate) run: usize,
+    pub(crate) runs: usize,
+    /// What runs: a system, a transport, a kind of client.
+    pub(crate) label: &'a str,
+}
+
+impl Step<'_> {
+    /// Runs `go`, telling its progress and outcome on stderr: its result, or `None` with the
+    /// failure added to `failures`.
+    pub(crate) fn measure(&self, failures: &mut Vec<String>, go: impl FnOnce() -> Result<Res>) -> Option<Res> {
+        let (w, t) = (self.work, Instant::now());
+        eprint!(
+            "[{:>5.0}s] {:<16} {:>4} B {:<16} run {}/{} {:<9} ",
+            self.started.elapsed().as_secs_f64(),
+            w.kind.name(),
+            w.size,
+            cell_name(self.cell),
+            self.run + 1,
+            self.runs,
+            self.label
+        );
+        match go() {
+            Ok(r) => {
+                eprintln!(
+                    "{:>9.0} ops in {:.2}s  p50 {:.1}µs  ({:.1}s)",
+                    r.ops,
+                    r.secs,
+                    r.p50_us,
+                    t.elapsed().as_secs_f64()
+                );
+                Some(r)
+            }
+            Err(e) => {
+                eprintln!("FAILED: {e}");
+                failures.push(format!("{} {} B {} {}: {e}", w.kind.name(), w.size, cell_name(self.cell), self.label));
+                None
+            }
+        }
+    }
+}
+
 pub(crate) fn cell_name((flavour, placement): Cell) -> String {
     format!("{} {}", flavour.name(), placement.name())
 }
@@ -499,32 +545,9 @@ pub fn main(args: &[String]) -> Result<()> {
                     for i in 0..n {
                         let system = plan.systems[(i + run) % n];
                         let w = Work { size, ..plan.work.clone() };
-                        let t = Instant::now();
-                        eprint!(
-                            "[{:>5.0}s] {:<16} {:>4} B {:<16} run {}/{} {:<5} ",
-                            started.elapsed().as_secs_f64(),
-                            w.kind.name(),
-                            size,
-                            cell_name(cell),
-                            run + 1,
-                            plan.runs,
-                            system
-                        );
-                        match run_one(system, cell, &w) {
-                            Ok(r) => {
-                                eprintln!(
-                                    "{:>9.0} ops in {:.2}s  p50 {:.1}µs  ({:.1}s)",
-                                    r.ops,
-                                    r.secs,
-                                    r.p50_us,
-                                    t.elapsed().as_secs_f64()
-                                );
-                                results.entry((pi, size, cell, system)).or_default().push(r);
-                            }
-                            Err(e) => {
-                                eprintln!("FAILED: {e}");
-                                failures.push(format!("{} {size} B {} {system}: {e}", w.kind.name(), cell_name(cell)));
-                            }
+                        let step = Step { started, work: &w, cell, run, runs: plan.runs, label: system };
+                        if let Some(r) = step.measure(&mut failures, || run_one(system, cell, &w)) {
+                            results.entry((pi, size, cell, system)).or_default().push(r);
                         }
                     }
                 }

@@ -20,7 +20,7 @@ use crate::common::{
     CLIENT_VAR, ClientKind, Flavour, Kind, Result, TLS_CERT_VAR, TLS_KEY_VAR, TRANSPORT_VAR, Transport,
     UNIX_SOCKET_VAR, Work,
 };
-use crate::orchestrate::{Cell, Placement, Res, cell_name, fmt, median, plans, ratio, run_one_with, shell};
+use crate::orchestrate::{Cell, Placement, Res, Step, cell_name, fmt, median, plans, ratio, run_one_with, shell};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -220,37 +220,10 @@ pub(crate) fn run(o: &Options) -> Result<String> {
                     for i in 0..n {
                         let variant = o.variants[(i + run) % n];
                         let w = Work { size, ..plan.work.clone() };
-                        let t = Instant::now();
-                        eprint!(
-                            "[{:>5.0}s] {:<16} {:>4} B {:<14} run {}/{} {:<9} ",
-                            started.elapsed().as_secs_f64(),
-                            w.kind.name(),
-                            size,
-                            cell_name(cell),
-                            run + 1,
-                            o.runs,
-                            variant.name()
-                        );
-                        match run_one_with("weft", cell, &w, &variant.env(scratch.as_ref())) {
-                            Ok(r) => {
-                                eprintln!(
-                                    "{:>9.0} ops in {:.2}s  p50 {:.1}µs  ({:.1}s)",
-                                    r.ops,
-                                    r.secs,
-                                    r.p50_us,
-                                    t.elapsed().as_secs_f64()
-                                );
-                                results.entry((w.kind.name(), size, cell, variant)).or_default().push(r);
-                            }
-                            Err(e) => {
-                                eprintln!("FAILED: {e}");
-                                failures.push(format!(
-                                    "{} {size} B {} {}: {e}",
-                                    w.kind.name(),
-                                    cell_name(cell),
-                                    variant.name()
-                                ));
-                            }
+                        let step = Step { started, work: &w, cell, run, runs: o.runs, label: variant.name() };
+                        let go = || run_one_with("weft", cell, &w, &variant.env(scratch.as_ref()));
+                        if let Some(r) = step.measure(&mut failures, go) {
+                            results.entry((w.kind.name(), size, cell, variant)).or_default().push(r);
                         }
                     }
                 }
