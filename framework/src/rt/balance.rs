@@ -343,3 +343,16 @@ pub(crate) fn dns(name: String, every: Duration) -> impl Stream<Item = Change> +
     })
     .flatten()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_are_in_range() {
+        for n in [1, 2, 3, 1000] {
+            assert!((0..100).all(|_| random_below(n) < n), "{n}");
+        }
+        assert!((0..100).map(|_| random_unit()).all(|u| (0.0..1.0).contains(&u)));
+    }
+}

@@ -18,7 +18,6 @@ use super::balance::{Balancer, InFlight};
 use super::connect::ClientBuilder;
 use super::retry::Retrying;
 use crate::{Client, Error, Status};
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -225,6 +224,26 @@ impl Shared {
             #[cfg(unix)]
             Target::Unix(path) => path.display().to_string(),
         }
+    }
+
+    /// The backoff after the `failures`-th failure in a row, jittered.
+    fn wait_after(&self, failures: u32) -> Duration {
+        self.policy.backoff(failures, super::balance::random_unit())
+    }
+
+    /// Waits out a backoff of `wait` after a failure, `why` shown meanwhile to the calls that
+    /// fail fast, then idles (the next call's demand starts the next attempt); `false` if the
+    /// endpoint closed meanwhile.
+    async fn back_off(&self, why: Error, wait: Duration) -> bool {
+        self.set(State::Failed(why));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = self.closing() => return false,
+        }
+        // Calls that failed fast or waited during the backoff have left a permit; with none,
+        // the supervisor idles until a call comes.
+        self.set(State::Idle);
+        true
     }
 
     /// Resolves once the endpoint has closed.
@@ -438,11 +457,10 @@ fn usable(conn: &Client) -> bool {
 /// one when a call needs it, until the endpoint closes.
 async fn supervise(shared: Arc<Shared>, mut first: Option<Client>) {
     let mut failures = 0u32;
-    let random = std::collections::hash_map::RandomState::new();
     loop {
         let conn = match first.take() {
             Some(conn) => conn,
-            None => match connect(&shared, &mut failures, &random).await {
+            None => match connect(&shared, &mut failures).await {
                 Some(conn) => conn,
                 None => return,
             },
@@ -467,22 +485,15 @@ async fn supervise(shared: Arc<Shared>, mut first: Option<Client>) {
         }
         if failures == 0 {
             shared.set(State::Idle);
-        } else {
-            // Calls failing fast see why while the backoff lasts.
-            shared.set(State::Failed(why));
-            let wait = shared.policy.backoff(failures, unit(random.hash_one(failures)));
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = shared.closing() => return,
-            }
-            shared.set(State::Idle);
+        } else if !shared.back_off(why, shared.wait_after(failures)).await {
+            return;
         }
     }
 }
 
 /// Makes the next connection: when a call needs one (or at once, if eager), again after each
 /// failure's backoff; `None` once the endpoint has closed.
-async fn connect(shared: &Shared, failures: &mut u32, random: &impl BuildHasher) -> Option<Client> {
+async fn connect(shared: &Shared, failures: &mut u32) -> Option<Client> {
     loop {
         if !shared.eager {
             tokio::select! {
@@ -504,24 +515,14 @@ async fn connect(shared: &Shared, failures: &mut u32, random: &impl BuildHasher)
             }
             Err(why) => {
                 *failures += 1;
-                let wait = shared.policy.backoff(*failures, unit(random.hash_one(*failures)));
+                let wait = shared.wait_after(*failures);
                 super::trace::connect_failed(&shared.target_name(), &why, *failures, wait);
-                shared.set(State::Failed(why));
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = shared.closing() => return None,
+                if !shared.back_off(why, wait).await {
+                    return None;
                 }
-                // Calls that failed fast or waited during the backoff have left a permit;
-                // with none, the supervisor idles until a call comes.
-                shared.set(State::Idle);
             }
         }
     }
-}
-
-/// A `u64` as a fraction in [0, 1).
-fn unit(bits: u64) -> f64 {
-    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -547,11 +548,5 @@ mod tests {
         assert_eq!(steady.backoff(1, 0.9), Duration::from_millis(10));
         assert_eq!(Reconnect::new().multiplier(0.5).multiplier, 1.0);
         assert_eq!(Reconnect::new().jitter(7.0).jitter, 1.0);
-    }
-
-    #[test]
-    fn unit_is_in_range() {
-        assert_eq!(unit(0), 0.0);
-        assert!(unit(u64::MAX) < 1.0);
     }
 }

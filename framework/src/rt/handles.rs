@@ -94,6 +94,13 @@ impl HandlesInner {
         self.refusing.store(true, std::sync::atomic::Ordering::Release);
     }
 
+    /// The connection has begun to drain, or can open no more streams: it refuses calls, and
+    /// a reconnecting client makes a new one (see [`HandlesInner::draining`]).
+    pub(crate) fn begin_draining(&self) {
+        self.refuse();
+        self.draining.send_replace(true);
+    }
+
     /// Whether the connection takes no new streams (closed, closing or draining).
     pub(crate) fn refuses_calls(&self) -> bool {
         self.refusing.load(std::sync::atomic::Ordering::Acquire) || self.is_closed()

@@ -180,7 +180,7 @@ impl<T: Transport> Driver<T> {
             status = status.unprocessed();
             // Before the callers learn it: each sends its call again only to a connection
             // that is not this one.
-            self.handles.draining.send_replace(true);
+            self.handles.begin_draining();
         }
         for att in self.conn.release_all() {
             att.fail(status.clone());
@@ -229,8 +229,22 @@ impl<T: Transport> Driver<T> {
     pub(super) fn tell_draining(&mut self) {
         if !self.draining_told && self.conn.is_draining() {
             self.draining_told = true;
-            self.handles.refuse();
-            self.handles.draining.send_replace(true);
+            self.handles.begin_draining();
+        }
+    }
+
+    /// Closes the inbox (later commands fail as they are sent) and refuses the commands that
+    /// came after the connection closed: never sent, they may go to the next connection.
+    pub(super) fn refuse_late_commands(&mut self) {
+        let status = match &self.close_reason {
+            Some(reason) => reason.to_status(),
+            None => Status::unavailable("the connection is closed"),
+        };
+        self.handles.refuse();
+        for command in self.inbox.close_taking() {
+            if let Command::Open { opened, inbound, .. } = command {
+                refuse(opened, inbound, status.clone().unprocessed());
+            }
         }
     }
 
@@ -289,23 +303,6 @@ fn refuse(opened: Opened, inbound: Option<Inbound>, status: Status) {
     }
 }
 
-impl<T: Transport> Driver<T> {
-    /// Closes the inbox (later commands fail as they are sent) and refuses the commands that
-    /// came after the connection closed: never sent, they may go to the next connection.
-    pub(super) fn refuse_late_commands(&mut self) {
-        let status = match &self.close_reason {
-            Some(reason) => reason.to_status(),
-            None => Status::unavailable("the connection is closed"),
-        };
-        self.handles.refuse();
-        for command in self.inbox.close_taking() {
-            if let Command::Open { opened, inbound, .. } = command {
-                refuse(opened, inbound, status.clone().unprocessed());
-            }
-        }
-    }
-}
-
 fn command_status(e: &CommandError, handles: &Handles) -> Status {
     match e {
         // Not closed yet: closing (this side or the peer began a graceful close, which lets
@@ -317,8 +314,7 @@ fn command_status(e: &CommandError, handles: &Handles) -> Status {
         // The connection can open no more streams: as good as closing, for a reconnecting
         // client, which then makes a new one.
         CommandError::StreamIdsExhausted => {
-            handles.refuse();
-            handles.draining.send_replace(true);
+            handles.begin_draining();
             Status::unavailable(e.to_string()).unprocessed()
         }
         other => Status::unavailable(other.to_string()),
